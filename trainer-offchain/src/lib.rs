@@ -1,0 +1,1 @@
+//! trainchain-trainer library.
