@@ -1,0 +1,9 @@
+# Shared environment for the scripts: sourced, not run.
+# The target dir is shared with CI on this machine so compiled dependencies are reused.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/trainchain-target}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO_ROOT
+export PATH="$HOME/.cargo/bin:$PATH"
+BIN_DIR="$CARGO_TARGET_DIR/debug"
+export BIN_DIR
+log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }

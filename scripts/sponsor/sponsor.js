@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+// trainchain sponsor client: the way a sponsor uses polkadot.js.
+//
+//   node sponsor.js create-job --model mlp:64-32-10 --rounds 5 --reward 1000 [options]
+//   node sponsor.js show --job 0
+//   node sponsor.js watch --job 0 [--until-ended]
+//   node sponsor.js cancel --job 0
+//
+// Common options: --node ws://127.0.0.1:9944, --suri //Alice (or env SPONSOR_SURI), --json.
+// Amounts are in TRAIN (12 decimals) unless --planck is given.
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { execFileSync } from 'node:child_process';
+
+const USAGE = `usage: sponsor.js <create-job|show|watch|cancel> [options]
+  create-job  --model SPEC --rounds N --reward AMOUNT [--model-commitment 0x..] [--dataset-commitment 0x..]
+              [--dataset NAME] [--min N] [--max N] [--round-length BLOCKS] [--commit-window BLOCKS]
+              [--bond AMOUNT] [--max-samples N] [--max-failed-rounds N] [--lr 0.05] [--batch 32]
+              [--local-steps N] [--trainer PATH]
+  show        --job ID
+  watch       --job ID [--until-ended] [--timeout SECONDS]
+  cancel      --job ID
+common: --node URL (default ws://127.0.0.1:9944)  --suri SURI (default //Alice, or $SPONSOR_SURI)  --json  --planck`;
+
+function parseArgs(argv) {
+  const [cmd, ...rest] = argv;
+  const opts = {};
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (!a.startsWith('--')) fail(`unexpected argument '${a}'`);
+    const key = a.slice(2);
+    const next = rest[i + 1];
+    if (next === undefined || next.startsWith('--')) opts[key] = true;
+    else { opts[key] = next; i++; }
+  }
+  return { cmd, opts };
+}
+
+function fail(msg) {
+  console.error(`error: ${msg}`);
+  process.exit(1);
+}
+
+const { cmd, opts } = parseArgs(process.argv.slice(2));
+if (!cmd || cmd === '--help' || cmd === 'help') { console.log(USAGE); process.exit(cmd ? 0 : 2); }
+const JSON_OUT = !!opts.json;
+const out = (obj, text) => console.log(JSON_OUT ? JSON.stringify(obj) : text);
+
+const DECIMALS = 12n;
+function toPlanck(v) {
+  if (opts.planck) return BigInt(v);
+  const [whole, frac = ''] = String(v).split('.');
+  if (!/^\d+$/.test(whole) || !/^\d*$/.test(frac) || frac.length > Number(DECIMALS)) fail(`bad amount '${v}'`);
+  return BigInt(whole) * 10n ** DECIMALS + BigInt(frac.padEnd(Number(DECIMALS), '0') || '0');
+}
+function fmt(planck) {
+  const p = BigInt(planck);
+  const whole = p / 10n ** DECIMALS;
+  const frac = (p % 10n ** DECIMALS).toString().padStart(Number(DECIMALS), '0').replace(/0+$/, '');
+  return frac ? `${whole}.${frac}` : `${whole}`;
+}
+function int(name, def) {
+  const v = opts[name] ?? def;
+  if (v === undefined) fail(`--${name} is required`);
+  if (!/^\d+$/.test(String(v))) fail(`--${name} must be a non-negative integer, got '${v}'`);
+  return Number(v);
+}
+function jobId() { return int('job'); }
+
+async function connect() {
+  const url = opts.node || process.env.TRAINCHAIN_NODE || 'ws://127.0.0.1:9944';
+  const provider = new WsProvider(url, false);
+  const timer = setTimeout(() => fail(`cannot reach a node at ${url}`), 15000);
+  provider.on('error', () => {});
+  await provider.connect();
+  const api = await ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true });
+  clearTimeout(timer);
+  if (!api.tx.trainingRewards) fail(`the chain at ${url} has no TrainingRewards pallet`);
+  return api;
+}
+
+async function signer() {
+  await cryptoWaitReady();
+  const suri = opts.suri || process.env.SPONSOR_SURI || '//Alice';
+  return new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri(suri);
+}
+
+// Submit, wait for inclusion in a block, and report a dispatch error by its pallet error name.
+function submit(api, tx, pair) {
+  return new Promise((resolve, reject) => {
+    tx.signAndSend(pair, ({ status, events, dispatchError }) => {
+      if (dispatchError) {
+        if (dispatchError.isModule) {
+          const d = api.registry.findMetaError(dispatchError.asModule);
+          reject(new Error(`${d.section}.${d.name}: ${d.docs.join(' ').trim()}`));
+        } else reject(new Error(dispatchError.toString()));
+        return;
+      }
+      if (status.isInBlock || status.isFinalized) resolve({ blockHash: status.isInBlock ? status.asInBlock : status.asFinalized, events });
+    }).catch(reject);
+  });
+}
+
+function modelCommitment(model) {
+  if (opts['model-commitment']) return opts['model-commitment'];
+  const trainer = opts.trainer || process.env.TRAINER_BIN || 'trainchain-trainer';
+  try {
+    const text = execFileSync(trainer, ['hash', '--model', model, '--json'], { encoding: 'utf8' });
+    const parsed = JSON.parse(text.trim().split('\n').pop());
+    const c = parsed.model_commitment || parsed.commitment;
+    if (!c) fail(`'${trainer} hash' printed no model_commitment`);
+    return c;
+  } catch (e) {
+    fail(`cannot compute the model commitment with '${trainer} hash --model ${model}' (${e.message.split('\n')[0]}); pass --model-commitment 0x...`);
+  }
+}
+
+async function createJob(api) {
+  const pair = await signer();
+  const model = opts.model || fail('--model is required (e.g. mlp:64-32-10)');
+  const rounds = int('rounds');
+  const reward = toPlanck(opts.reward ?? fail('--reward is required'));
+  const dataset = opts.dataset || 'digits';
+  const { blake2AsHex } = await import('@polkadot/util-crypto');
+  const spec = {
+    modelCommitment: modelCommitment(model),
+    datasetCommitment: opts['dataset-commitment'] || blake2AsHex(dataset, 256),
+    metadata: `model=${model};data=${dataset}`,
+    hyperparameters: {
+      learningRatePpm: Math.round(Number(opts.lr ?? 0.1) * 1e6),
+      batchSize: int('batch', 32),
+      localSteps: int('local-steps', 40),
+    },
+    minContributors: int('min', 2),
+    maxContributors: int('max', 8),
+    roundLength: int('round-length', 20),
+    commitWindow: int('commit-window', 10),
+    contributorBond: toPlanck(opts.bond ?? 10),
+    maxSamples: int('max-samples', 100000),
+    maxFailedRounds: int('max-failed-rounds', 3),
+  };
+  const { events } = await submit(api, api.tx.trainingRewards.createJob(spec, reward, rounds), pair);
+  const created = events.find(({ event }) => api.events.trainingRewards.JobCreated.is(event));
+  if (!created) fail('JobCreated event not found');
+  const { jobId, escrow } = created.event.data;
+  out({ event: 'job_created', jobId: jobId.toNumber(), sponsor: pair.address, escrow: escrow.toString(), modelCommitment: spec.modelCommitment, metadata: spec.metadata },
+    `created job ${jobId} (sponsor ${pair.address}, escrow ${fmt(escrow.toString())} TRAIN, model ${model} ${spec.modelCommitment})`);
+}
+
+async function show(api) {
+  const job = await api.rpc.provider.send('training_job', [jobId(), null]);
+  if (!job) fail(`unknown job ${jobId()}`);
+  const rounds = await api.rpc.provider.send('training_rounds', [jobId(), null]);
+  const contributors = await api.rpc.provider.send('training_contributors', [jobId(), null]);
+  if (JSON_OUT) { console.log(JSON.stringify({ job, rounds, contributors })); return; }
+  console.log(`job ${job.jobId}: ${job.phase}, round ${job.currentRound}, ${job.finalizedRounds}/${job.rounds} finalised, ${job.contributors} contributors`);
+  console.log(`  escrow: deposited ${fmt(job.escrow.deposited)} held ${fmt(job.escrow.held)} paid ${fmt(job.escrow.paidContributors)} + ${fmt(job.escrow.paidSubmitters)} refunded ${fmt(job.escrow.refunded)}`);
+  for (const r of rounds) {
+    console.log(`  round ${r.round}: ${r.outcome}${r.modelHash ? ` model ${r.modelHash}` : ''}${r.metric != null ? ` metric ${(r.metric / 1e4).toFixed(2)}%` : ''}`);
+    for (const p of r.payouts) console.log(`    ${p.who} ${p.samples} samples -> ${fmt(p.amount)} TRAIN`);
+  }
+}
+
+async function watch(api) {
+  const id = jobId();
+  const until = !!opts['until-ended'];
+  const timeoutMs = Number(opts.timeout ?? 0) * 1000;
+  const started = Date.now();
+  return new Promise(async (resolve) => {
+    const unsub = await api.query.system.events((records) => {
+      for (const { event } of records) {
+        if (event.section !== 'trainingRewards') continue;
+        const data = event.data.toJSON();
+        const named = {};
+        event.meta.fields.forEach((f, i) => { named[f.name.toString()] = Array.isArray(data) ? data[i] : data; });
+        if (named.jobId !== undefined && Number(named.jobId) !== id) continue;
+        out({ event: event.method, ...named }, `${event.method} ${JSON.stringify(named)}`);
+        if (until && ['JobCompleted', 'JobFailed', 'JobCancelled'].includes(event.method)) { unsub(); resolve(); }
+      }
+      if (timeoutMs && Date.now() - started > timeoutMs) { unsub(); resolve(); }
+    });
+  });
+}
+
+async function cancel(api) {
+  const pair = await signer();
+  const { events } = await submit(api, api.tx.trainingRewards.cancelJob(jobId()), pair);
+  const ev = events.find(({ event }) => api.events.trainingRewards.JobCancelled.is(event));
+  const refunded = ev ? ev.event.data.refunded.toString() : '0';
+  out({ event: 'job_cancelled', jobId: jobId(), refunded }, `cancelled job ${jobId()}, refunded ${fmt(refunded)} TRAIN`);
+}
+
+const commands = { 'create-job': createJob, show, watch, cancel };
+if (!commands[cmd]) fail(`unknown command '${cmd}'\n${USAGE}`);
+const api = await connect();
+try {
+  await commands[cmd](api);
+} catch (e) {
+  fail(e.message);
+} finally {
+  await api.disconnect();
+}
