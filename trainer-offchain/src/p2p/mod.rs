@@ -1,0 +1,13 @@
+//! Peer-to-peer averaging: a libp2p swarm owned by one task ([`net`]), signed protocol
+//! messages ([`wire`]), the round protocol ([`round`]), counters ([`metrics`]) and the
+//! `peer` subcommand ([`cli`]).
+
+pub mod cli;
+pub mod metrics;
+pub mod net;
+pub mod round;
+pub mod wire;
+
+pub use metrics::Metrics;
+pub use net::{start as start_network, NetClient, NetConfig, NetEvent};
+pub use round::{Byzantine, LocalTrainer, LocalUpdate, Peer, PeerConfig, RoundReport, Scheme, StateSnapshot};

@@ -1,0 +1,213 @@
+//! Signed protocol messages.
+//!
+//! Every message is an [`Envelope`]: `(job, round, who, body bytes, sig)` where `sig` is the
+//! sender's sr25519 signature over `SCALE(P2P_DOMAIN, job, round, who, blake2_256(body))`.
+//! So a message is bound to its job and round (a replay in another round fails the round
+//! check, an altered round fails the signature) and to its sender's key (claiming another
+//! key fails the signature). The libp2p peer a key speaks through is bound by the signed
+//! `peer_id` in [`Body::Hello`] / [`Body::Ready`].
+
+use crate::signing::{verify, Keys, PublicKey, QuorumCertificate, SignatureBytes};
+use anyhow::{bail, Result};
+use codec::{Decode, Encode};
+use trainchain_primitives::{Hash32, IncludedShare, JobId, RoundIndex};
+
+/// Domain tag of peer-to-peer message signatures (distinct from the chain's payload tag).
+pub const P2P_DOMAIN: &[u8; 17] = b"trainchain/p2p/v1";
+
+/// One participant of a round attempt, as fixed by the proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Participant {
+    /// sr25519 key.
+    pub who: PublicKey,
+    /// libp2p peer id bytes.
+    pub peer_id: Vec<u8>,
+    /// Samples trained on.
+    pub samples: u64,
+    /// Merkle root of the compressed update.
+    pub root: Hash32,
+}
+
+/// Per-sender statistics of one chunk, reported by the chunk's owner.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct ChunkStat {
+    /// Sender.
+    pub who: PublicKey,
+    /// Sum of squares of the chunk's values (f64 bits).
+    pub sq_norm_bits: u64,
+    /// All values finite.
+    pub finite: bool,
+    /// Chunk received, decodable and matching the sender's root.
+    pub well_formed: bool,
+}
+
+/// Message bodies.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub enum Body {
+    /// Binds a key to a libp2p peer; `joining_round` is the first round the sender takes
+    /// part in.
+    Hello {
+        /// libp2p peer id bytes.
+        peer_id: Vec<u8>,
+        /// First round the sender will contribute to.
+        joining_round: RoundIndex,
+    },
+    /// "My update for this round is ready" (gossip).
+    Ready {
+        /// Attempt within the round.
+        attempt: u32,
+        /// libp2p peer id bytes.
+        peer_id: Vec<u8>,
+        /// Samples trained on.
+        samples: u64,
+        /// Number of values.
+        len: u32,
+        /// Compression tag.
+        compression: u8,
+        /// Merkle root of the compressed blocks.
+        root: Hash32,
+    },
+    /// The participant set of an attempt, sorted by key (gossip, from the proposer).
+    Proposal {
+        /// Attempt within the round.
+        attempt: u32,
+        /// Participants, sorted by key.
+        participants: Vec<Participant>,
+    },
+    /// Compressed blocks `[first_block, first_block + blocks.len())` of the sender's
+    /// update, with a Merkle range proof against its root.
+    Chunk {
+        /// Attempt.
+        attempt: u32,
+        /// First block index.
+        first_block: u32,
+        /// Encoded blocks.
+        blocks: Vec<Vec<u8>>,
+        /// Range proof.
+        proof: Vec<Hash32>,
+    },
+    /// Statistics of the chunk the sender owns, per participant.
+    Norms {
+        /// Attempt.
+        attempt: u32,
+        /// Chunk index (= owner's position).
+        chunk: u32,
+        /// One per participant, in participant order.
+        stats: Vec<ChunkStat>,
+    },
+    /// The aggregated values of the sender's chunk (encoded blocks).
+    Reduced {
+        /// Attempt.
+        attempt: u32,
+        /// Chunk index.
+        chunk: u32,
+        /// Encoded blocks of the aggregate.
+        blocks: Vec<Vec<u8>>,
+    },
+    /// The sender's signature over the round's aggregate payload.
+    SigShare {
+        /// Model hash signed.
+        model_hash: Hash32,
+        /// Included set signed.
+        included: Vec<IncludedShare<PublicKey>>,
+        /// Signature over `AggregatePayload::signing_bytes()`.
+        sig: SignatureBytes,
+    },
+    /// The completed certificate (gossip).
+    Certificate(QuorumCertificate),
+}
+
+impl Body {
+    /// Short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Hello { .. } => "hello",
+            Body::Ready { .. } => "ready",
+            Body::Proposal { .. } => "proposal",
+            Body::Chunk { .. } => "chunk",
+            Body::Norms { .. } => "norms",
+            Body::Reduced { .. } => "reduced",
+            Body::SigShare { .. } => "sigshare",
+            Body::Certificate(_) => "certificate",
+        }
+    }
+}
+
+/// A signed message.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Envelope {
+    /// Job.
+    pub job: JobId,
+    /// Round.
+    pub round: RoundIndex,
+    /// Sender key.
+    pub who: PublicKey,
+    /// SCALE-encoded [`Body`].
+    pub body: Vec<u8>,
+    /// Signature.
+    pub sig: SignatureBytes,
+}
+
+fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, body: &[u8]) -> Vec<u8> {
+    (P2P_DOMAIN, job, round, who, sp_crypto_hashing::blake2_256(body)).encode()
+}
+
+impl Envelope {
+    /// Sign a body.
+    pub fn seal(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Self {
+        let body = body.encode();
+        let who = keys.public();
+        let sig = keys.sign(&signed_bytes(job, round, &who, &body));
+        Self { job, round, who, body, sig }
+    }
+
+    /// Sign and encode.
+    pub fn seal_bytes(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Vec<u8> {
+        Self::seal(keys, job, round, body).encode()
+    }
+
+    /// Decode without checking anything.
+    pub fn decode_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut input = bytes;
+        let e = Envelope::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable envelope: {e}"))?;
+        if !input.is_empty() {
+            bail!("{} trailing bytes after envelope", input.len());
+        }
+        Ok(e)
+    }
+
+    /// Check the signature and decode the body.
+    pub fn open(&self) -> Result<Body> {
+        if !verify(&self.who, &signed_bytes(self.job, self.round, &self.who, &self.body), &self.sig) {
+            bail!("bad signature");
+        }
+        let mut input = &self.body[..];
+        let b = Body::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable body: {e}"))?;
+        if !input.is_empty() {
+            bail!("trailing bytes after body");
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn seal_open_and_tamper() {
+        let alice = Keys::from_suri("//Alice").unwrap();
+        let bob = Keys::from_suri("//Bob").unwrap();
+        let body = Body::Hello { peer_id: vec![1, 2], joining_round: 3 };
+        let e = Envelope::seal(&alice, 1, 2, &body);
+        assert_eq!(Envelope::decode_bytes(&e.encode()).unwrap().open().unwrap(), body);
+        let mut replay = e.clone();
+        replay.round = 3;
+        assert!(replay.open().is_err());
+        let mut claim = Envelope::seal(&bob, 1, 2, &body);
+        claim.who = alice.public();
+        assert!(claim.open().is_err());
+        assert!(Envelope::decode_bytes(b"garbage").is_err());
+    }
+}

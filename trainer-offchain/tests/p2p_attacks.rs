@@ -1,0 +1,154 @@
+//! Bad input and attacks against honest peers over real sockets: the honest peers keep
+//! going, their per-round model hashes equal those of a run without the attacker, and the
+//! events are counted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod p2p_common;
+use codec::Encode;
+use p2p_common::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use trainchain_trainer::p2p::{net, round::Byzantine, wire::{Body, Envelope}, NetEvent};
+use trainchain_trainer::signing::Keys;
+
+const HONEST: [&str; 3] = ["//Alice", "//Bob", "//Charlie"];
+const ROUNDS: u32 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nan_and_wrong_shape_updates_are_rejected() {
+    init_tracing();
+    let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
+
+    let mut handles = Vec::new();
+    let mut boot = Vec::new();
+    for (i, s) in HONEST.iter().enumerate() {
+        let (h, addr, _) = spawn_peer(peer_cfg(s, 5), boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, ROUNDS).await;
+        boot = vec![addr];
+        handles.push(h);
+        if i == 0 {
+            // Everybody bootstraps to Alice.
+        }
+    }
+    let boot0 = boot.clone();
+    let mut nan_cfg = peer_cfg("//Dave", 5);
+    nan_cfg.byzantine = Some(Byzantine::Nan);
+    let (hd, _, _) = spawn_peer(nan_cfg, boot0.clone(), Synth { idx: 3, len: LEN, wrong_len: false }, ROUNDS).await;
+    let (he, _, _) = spawn_peer(peer_cfg("//Eve", 5), boot0, Synth { idx: 4, len: LEN, wrong_len: true }, ROUNDS).await;
+    let mut honest = Vec::new();
+    for h in handles {
+        honest.push(h.await.unwrap());
+    }
+    let _ = hd.await;
+    let _ = he.await;
+    let got = agree(&honest);
+    assert_eq!(got, baseline, "attackers changed the result");
+    let dave = Keys::from_suri("//Dave").unwrap().public();
+    let eve = Keys::from_suri("//Eve").unwrap().public();
+    for r in &honest[0] {
+        let rejected: HashSet<_> = r.rejected.iter().map(|x| x.0).collect();
+        assert!(rejected.contains(&dave), "round {}: NaN sender not recorded: {:?}", r.round, r.rejected);
+        assert!(rejected.contains(&eve), "round {}: wrong-shape sender not recorded", r.round);
+        assert_eq!(r.included.len(), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_update_is_rejected_as_norm_outlier() {
+    init_tracing();
+    let baseline = agree(&honest_run(&HONEST, 2, |_| {}).await);
+    let mut handles = Vec::new();
+    let mut boot = Vec::new();
+    for (i, s) in HONEST.iter().enumerate() {
+        let (h, addr, _) = spawn_peer(peer_cfg(s, 4), boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, 2).await;
+        if boot.is_empty() {
+            boot = vec![addr];
+        }
+        handles.push(h);
+    }
+    let mut cfg = peer_cfg("//Dave", 4);
+    cfg.byzantine = Some(Byzantine::Scale(1000.0));
+    let (hd, _, _) = spawn_peer(cfg, boot, Synth { idx: 3, len: LEN, wrong_len: false }, 2).await;
+    let mut honest = Vec::new();
+    for h in handles {
+        honest.push(h.await.unwrap());
+    }
+    let _ = hd.await;
+    assert_eq!(agree(&honest), baseline);
+    assert!(honest[1][0].rejected.iter().any(|(_, why)| why.contains("norm")));
+}
+
+/// A raw attacker with its own swarm and key (Dave): garbage frames, an oversized frame,
+/// a message signed by Dave claiming Alice's key, Alice's genuine message re-sent from
+/// Dave's peer, replays of earlier rounds, and two different updates in one round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
+    init_tracing();
+    let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
+
+    let mut handles = Vec::new();
+    let mut clients = Vec::new();
+    let mut boot = Vec::new();
+    for (i, s) in HONEST.iter().enumerate() {
+        let (h, addr, c) = spawn_peer(peer_cfg(s, 3), boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, ROUNDS).await;
+        if boot.is_empty() {
+            boot = vec![addr];
+        }
+        handles.push(h);
+        clients.push(c);
+    }
+    let (atk, mut events) = net::start(net_cfg(boot)).await.unwrap();
+    let dave = Keys::from_suri("//Dave").unwrap();
+    let alice = Keys::from_suri("//Alice").unwrap();
+    atk.set_hello(Envelope::seal_bytes(&dave, 7, 0, &Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 }))
+        .unwrap();
+    let attacker = tokio::spawn(async move {
+        let mut done_rounds = HashSet::new();
+        let mut captured: HashMap<u32, Vec<u8>> = HashMap::new();
+        let stop = tokio::time::Instant::now() + Duration::from_secs(60);
+        while let Ok(Some(ev)) = tokio::time::timeout_at(stop, events.recv()).await {
+            let NetEvent::Message { from, data, gossip: true } = ev else { continue };
+            let Ok(env) = Envelope::decode_bytes(&data) else { continue };
+            let Ok(Body::Ready { .. }) = env.open() else { continue };
+            captured.entry(env.round).or_insert(data.clone());
+            if !done_rounds.insert(env.round) {
+                continue;
+            }
+            let r = env.round;
+            // Two different updates in one round.
+            for root in [[1u8; 32], [2u8; 32]] {
+                let body = Body::Ready { attempt: 0, peer_id: atk.local_peer_id().to_bytes(), samples: 10, len: LEN as u32, compression: 0, root };
+                atk.publish(Envelope::seal_bytes(&dave, 7, r, &body)).unwrap();
+            }
+            // Garbage and an oversized frame.
+            let _ = atk.send(from, b"\x00\x01garbage".to_vec()).await;
+            let _ = atk.send(from, vec![7u8; 2 << 20]).await;
+            // Signed by Dave, claiming to be Alice.
+            let body = Body::Ready { attempt: 0, peer_id: atk.local_peer_id().to_bytes(), samples: 10, len: LEN as u32, compression: 0, root: [3; 32] };
+            let mut forged = Envelope::seal(&dave, 7, r, &body);
+            forged.who = alice.public();
+            atk.publish(forged.encode()).unwrap();
+            let _ = atk.send(from, forged.encode()).await;
+            // A genuine message of another peer re-sent from our connection.
+            let _ = atk.send(from, data.clone()).await;
+            // Replay of the previous round.
+            if let Some(old) = r.checked_sub(1).and_then(|p| captured.get(&p)) {
+                let _ = atk.send(from, old.clone()).await;
+                atk.publish(old.clone()).unwrap();
+            }
+        }
+    });
+    let mut honest = Vec::new();
+    for h in handles {
+        honest.push(h.await.unwrap());
+    }
+    attacker.abort();
+    assert_eq!(agree(&honest), baseline, "attacker changed the result");
+    let total = |f: fn(&trainchain_trainer::p2p::Metrics) -> u64| clients.iter().map(|c| f(c.metrics())).sum::<u64>();
+    assert!(total(|m| m.malformed.load(Relaxed)) >= 1, "garbage not counted");
+    assert!(total(|m| m.oversized.load(Relaxed)) >= 1, "oversized not counted");
+    assert!(total(|m| m.messages_rejected.load(Relaxed)) >= 1, "forgery not counted");
+    assert!(total(|m| m.impersonations.load(Relaxed)) >= 1, "identity claim not counted");
+    assert!(total(|m| m.replays.load(Relaxed)) >= 1, "replay not counted");
+    assert!(total(|m| m.equivocations.load(Relaxed)) >= 1, "equivocation not counted");
+}
