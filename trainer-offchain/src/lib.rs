@@ -1,1 +1,43 @@
-//! trainchain-trainer library.
+//! trainchain-trainer library: the ML core of a trainchain contributor.
+//!
+//! # Public API for the p2p and chain code
+//!
+//! | what | item |
+//! | --- | --- |
+//! | model spec | [`model::ModelSpec`]: `parse("mlp:64-32-10@seed")`, `resolve("mlp", features, classes)`, `canonical_bytes()`, `commitment() -> Result<[u8; 32]>`, `initial_params()`, `num_params()` |
+//! | model | [`model::Model`]: `new(&spec)`, `from_flat(&spec, &[f32])`, `flat_params() -> Result<Vec<f32>>`, `set_flat_params(&[f32]) -> Result<()>`, `num_params()`, `forward(&Tensor)`, `try_clone()` |
+//! | updates | [`update::encode`]`(&[f32]) -> Vec<u8>`, [`update::decode`]`(&[u8]) -> Result<Vec<f32>>`, [`update::decode_expected`], [`update::validate`], [`update::hash`]`(&[f32]) -> [u8; 32]`, [`update::apply_update`]`(&mut Model, &[f32])`, [`update::weighted_average`] |
+//! | model state | [`update::encode_state`], [`update::decode_state`], [`update::state_hash`], [`update::model_state_hash`]`(&Model) -> Result<[u8; 32]>` |
+//! | training | [`train::local_round`]`(&mut Model, &Dataset, &TrainConfig, seed) -> Result<RoundOutput { update, loss, samples, steps }>`, [`train::fit`] |
+//! | evaluation | [`eval::evaluate`]`(&Model, &Dataset) -> Result<Metrics { loss, accuracy, samples }>` |
+//! | data | [`data::load_csv`], [`data::load_idx`], [`data::gaussian_blobs`], [`data::shard_iid`], [`data::shard_label_skew`] |
+//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors) |
+//! | simulation | [`fedavg::simulate`] |
+//!
+//! Formats (see the modules for details):
+//! * flat parameter order = declared order of [`model`] (`fc0.weight`, `fc0.bias`, ...),
+//!   dense weights stored `[in, out]`;
+//! * update bytes = `b"TCU1"` ‖ `u32 LE n` ‖ `n × f32 LE`; state bytes = `b"TCM1"` ‖ same;
+//! * `update_hash = blake2_256(update bytes)`, `model_hash = blake2_256(state bytes)`;
+//! * `model_commitment = blake2_256(spec canonical bytes ‖ state bytes of the initial model)`,
+//!   spec canonical bytes = `b"trainchain/model-spec/v1"` ‖ SCALE(arch) ‖ `u64 LE seed`.
+//!
+//! All fallible functions return [`error::TrainerError`]; bad input (files, labels, sizes,
+//! NaN/inf) is an error, never a panic.
+
+pub mod aggregate;
+pub mod checkpoint;
+pub mod compress;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod fedavg;
+pub mod model;
+pub mod p2p;
+pub mod rng;
+pub mod signing;
+pub mod train;
+pub mod update;
+
+pub use error::{Result, TrainerError};
+pub use model::{Model, ModelSpec};
