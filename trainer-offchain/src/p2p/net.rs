@@ -369,7 +369,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
     // Wait for the first listen address so callers can print it.
     let mut early = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while swarm.listeners().next().is_some() {
+    while !cfg.listen.is_empty() {
         match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
             Ok(SwarmEvent::NewListenAddr { address, .. }) => {
                 let _ = etx.send(NetEvent::Listening(address));

@@ -318,6 +318,13 @@ impl<T: LocalTrainer> Peer<T> {
         self.last_qc.as_ref()
     }
 
+    /// Move to another round: per-round state starts empty (messages for later rounds wait
+    /// in `future`).
+    fn set_round(&mut self, round: RoundIndex) {
+        self.round = round;
+        self.st = RoundState::default();
+    }
+
     fn metrics(&self) -> &Metrics {
         self.net.metrics()
     }
@@ -600,7 +607,7 @@ impl<T: LocalTrainer> Peer<T> {
                 );
                 Metrics::inc(&self.metrics().state_syncs);
                 self.model = params;
-                self.round = snap.next_round;
+                self.set_round(snap.next_round);
                 self.last_qc = snap.certificate;
                 self.ef.reset();
             }
@@ -651,7 +658,6 @@ impl<T: LocalTrainer> Peer<T> {
         let t0 = Instant::now();
         let sent0 = self.metrics().bytes_sent.load(Relaxed);
         let recv0 = self.metrics().bytes_received.load(Relaxed);
-        self.st = RoundState::default();
         let future = std::mem::take(&mut self.future);
         for (from, gossip, env) in future {
             self.ingest_envelope(from, gossip, env);
@@ -743,7 +749,7 @@ impl<T: LocalTrainer> Peer<T> {
         }
         let Some((attempt, _participants, (agg, accepted, rejected))) = outcome else {
             Metrics::inc(&self.metrics().rounds_failed);
-            self.round += 1;
+            self.set_round(round + 1);
             self.publish_state()?;
             bail!("round {round} failed after {} attempts", self.cfg.max_attempts);
         };
@@ -799,8 +805,8 @@ impl<T: LocalTrainer> Peer<T> {
             }
             None => None,
         };
-        self.round += 1;
         self.last_qc = certificate.clone().or_else(|| self.st.certificate.clone().filter(|q| q.round() == round));
+        self.set_round(round + 1);
         if self.last_qc.is_none() {
             // Serve our own signature as a (partial) certificate until the full one arrives.
             let mut qc = QuorumCertificate::new(payload.clone());
@@ -833,70 +839,74 @@ impl<T: LocalTrainer> Peer<T> {
         Ok(report)
     }
 
+    /// Keys not eligible this attempt (suspected, reported, equivocating).
+    fn excluded(&self, local_suspects: &BTreeSet<PublicKey>) -> BTreeSet<PublicKey> {
+        local_suspects
+            .iter()
+            .chain(self.st.suspects_reported.iter())
+            .chain(self.st.equivocators.iter())
+            .copied()
+            .filter(|k| *k != self.me)
+            .collect()
+    }
+
+    /// Who should propose: the lowest key among expected, eligible peers.
+    fn proposer(&self, local_suspects: &BTreeSet<PublicKey>) -> PublicKey {
+        let excluded = self.excluded(local_suspects);
+        self.expected().difference(&excluded).next().copied().unwrap_or(self.me)
+    }
+
+    fn ready_keys(&self, attempt: u32, local_suspects: &BTreeSet<PublicKey>) -> BTreeSet<PublicKey> {
+        let excluded = self.excluded(local_suspects);
+        self.st.readies.keys().filter(|(a, k)| *a == attempt && !excluded.contains(k)).map(|(_, k)| *k).collect()
+    }
+
     /// Wait for the attempt's proposal (or make it). `None`: we are not a participant.
     async fn agree(&mut self, attempt: u32, my_suspects: &BTreeSet<PublicKey>) -> Result<Option<Vec<Participant>>> {
         let timeout = self.cfg.round_timeout;
         let ready_deadline = Instant::now() + timeout;
         let mut local_suspects = my_suspects.clone();
+        // Round 0 also waits for the configured number of initial peers to be ready.
+        let initial = if self.round == 0 { self.cfg.initial_peers } else { 0 };
         loop {
-            // Who should propose: lowest key among expected-and-not-suspected peers.
-            let excluded: BTreeSet<PublicKey> = local_suspects
-                .iter()
-                .chain(self.st.suspects_reported.iter())
-                .chain(self.st.equivocators.iter())
-                .copied()
-                .filter(|k| *k != self.me)
-                .collect();
-            let candidates: BTreeSet<PublicKey> = self.expected().difference(&excluded).copied().collect();
-            let proposer = candidates.iter().next().copied().unwrap_or(self.me);
-            let ready_keys = |s: &Self| -> BTreeSet<PublicKey> {
-                s.st.readies.keys().filter(|(a, _)| *a == attempt).map(|(_, k)| *k).collect()
-            };
+            let proposer = self.proposer(&local_suspects);
             if proposer == self.me {
+                let ls = &local_suspects;
                 let all_ready = |s: &Self| {
-                    let r = ready_keys(s);
-                    s.expected().difference(&excluded).all(|k| r.contains(k))
+                    let r = s.ready_keys(attempt, ls);
+                    let ex = s.excluded(ls);
+                    r.len() >= initial && s.expected().difference(&ex).all(|k| r.contains(k))
                 };
                 self.wait_until(ready_deadline, |s| all_ready(s) || s.st.proposals.contains_key(&attempt)).await?;
                 if let Some(p) = self.take_proposal(attempt) {
                     return Ok(p);
                 }
-                let participants = self.build_proposal(attempt, &excluded);
+                let excluded = self.excluded(&local_suspects);
+                let mut participants = self.build_proposal(attempt, &excluded);
                 if participants.len() < self.cfg.min_peers {
                     tracing::warn!(have = participants.len(), min = self.cfg.min_peers, "not enough ready peers");
                     let more = Instant::now() + timeout;
                     let min = self.cfg.min_peers;
-                    self.wait_until(more, |s| ready_keys(s).len() >= min).await?;
-                    let participants = self.build_proposal(attempt, &excluded);
-                    if participants.len() < self.cfg.min_peers {
+                    self.wait_until(more, |s| s.ready_keys(attempt, ls).len() >= min).await?;
+                    participants = self.build_proposal(attempt, &excluded);
+                    if participants.len() < min {
                         bail!("round {}: only {} ready peers, need {}", self.round, participants.len(), min);
                     }
-                    return self.propose(attempt, participants).map(Some);
                 }
                 return self.propose(attempt, participants).map(Some);
             }
             // Wait for the proposer; if it stays silent past the deadline, suspect it.
-            let expected_proposer = proposer;
             let dl = ready_deadline.max(Instant::now()) + timeout / 2;
+            let ls = &local_suspects;
             let got = self
-                .wait_until(dl, |s| {
-                    s.st.proposals.contains_key(&attempt) || {
-                        let now_prop = s
-                            .expected()
-                            .difference(&excluded)
-                            .next()
-                            .copied()
-                            .unwrap_or(s.me);
-                        now_prop != expected_proposer
-                    }
-                })
+                .wait_until(dl, |s| s.st.proposals.contains_key(&attempt) || s.proposer(ls) != proposer)
                 .await?;
             if let Some(p) = self.take_proposal(attempt) {
                 return Ok(p);
             }
             if !got {
-                tracing::warn!(proposer = %short(&expected_proposer), "no proposal in time; suspecting the proposer");
-                local_suspects.insert(expected_proposer);
+                tracing::warn!(proposer = %short(&proposer), "no proposal in time; suspecting the proposer");
+                local_suspects.insert(proposer);
             }
         }
     }
@@ -961,7 +971,7 @@ impl<T: LocalTrainer> Peer<T> {
         }
         Metrics::inc(&self.metrics().state_syncs);
         self.model = params;
-        self.round = round + 1;
+        self.set_round(round + 1);
         self.last_qc = snap.certificate;
         self.ef.reset();
         self.publish_state()?;
