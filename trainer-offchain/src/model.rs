@@ -642,8 +642,8 @@ impl Model {
                     h = h
                         .conv2d(w.as_tensor(), 1, 1, 1, 1)?
                         .broadcast_add(&bias.as_tensor().reshape((1, k, 1, 1))?)?
-                        .relu()?
-                        .max_pool2d(2)?;
+                        .relu()?;
+                    h = max_pool2x2(&h)?;
                 }
                 let h = h.flatten_from(1)?;
                 let fc = self.vars.get(2 * n_conv..).unwrap_or_default();
@@ -660,6 +660,21 @@ impl Model {
         }
         Ok(Tensor::from_slice(data, (batch, f), &self.device)?)
     }
+}
+
+/// 2x2 max-pool with stride 2 (odd trailing rows/columns dropped), built from a reshape and
+/// two `max` reductions. candle 0.11's `max_pool2d` backward scales the gradient by the
+/// fraction of maxima in each window (÷4 for a unique max), which the finite-difference test
+/// caught; the reduction's backward routes the full gradient to the maximum, as it should.
+pub fn max_pool2x2(h: &Tensor) -> Result<Tensor> {
+    let (b, c, hh, ww) = h.dims4()?;
+    let (h2, w2) = (hh / 2, ww / 2);
+    let cropped = if hh % 2 == 1 || ww % 2 == 1 {
+        h.narrow(2, 0, h2 * 2)?.narrow(3, 0, w2 * 2)?
+    } else {
+        h.clone()
+    };
+    Ok(cropped.reshape((b, c, h2, 2, w2, 2))?.max(5)?.max(3)?)
 }
 
 /// Dtype of every parameter.
