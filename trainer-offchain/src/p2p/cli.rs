@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! trainchain-trainer peer --listen /ip4/127.0.0.1/tcp/30400 --suri //Alice \
-//!     --data testdata/digits_train.csv --shard 0/4 --test testdata/digits_test.csv \
+//!     --data testdata/digits-train.csv --shard 0/4 --test testdata/digits-test.csv \
 //!     --model mlp --rounds 5 --min-peers 3 --initial-peers 4 --aggregator mean --json
 //! ```
 

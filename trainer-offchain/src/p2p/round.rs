@@ -574,6 +574,11 @@ impl<T: LocalTrainer> Peer<T> {
         // Let identify/kad connect the rest.
         let settle = Instant::now() + Duration::from_millis(500);
         self.wait_until(settle, |_| false).await?;
+        self.resync().await
+    }
+
+    /// Adopt the most advanced verified state any connected peer serves, then announce.
+    pub async fn resync(&mut self) -> Result<()> {
         let peers: Vec<PeerId> = self.connected.iter().copied().collect();
         let mut best: Option<(StateSnapshot, Vec<f32>)> = None;
         for p in peers {
@@ -765,6 +770,7 @@ impl<T: LocalTrainer> Peer<T> {
         let sig = self.cfg.keys.sign_payload(&payload);
         let holder = included.first().map(|s| s.who);
         let mut certificate = None;
+        let mut cert_msg = None;
         let my_included = included.iter().any(|s| s.who == self.me);
         if holder == Some(self.me) {
             let mut qc = QuorumCertificate::new(payload.clone());
@@ -784,12 +790,27 @@ impl<T: LocalTrainer> Peer<T> {
             if !qc.is_complete() {
                 tracing::warn!(have = qc.signatures.len(), want = included.len(), "incomplete certificate");
             }
-            self.net.publish(self.seal(&Body::Certificate(qc.clone())))?;
+            cert_msg = Some(self.seal(&Body::Certificate(qc.clone())));
             certificate = Some(qc);
         } else if let Some(h) = holder {
             if my_included {
                 self.send_to(&h, &Body::SigShare { model_hash, included: included.clone(), sig });
             }
+        }
+        self.last_qc = certificate.clone().or_else(|| self.st.certificate.clone().filter(|q| q.round() == round));
+        self.set_round(round + 1);
+        if self.last_qc.is_none() {
+            // Serve our own signature as a (partial) certificate until the full one arrives.
+            let mut qc = QuorumCertificate::new(payload.clone());
+            if my_included {
+                qc.add(self.me, sig)?;
+            }
+            self.last_qc = Some(qc);
+        }
+        self.publish_state()?;
+        if let Some(m) = cert_msg {
+            // After the new state is served, so followers can fetch it right away.
+            self.net.publish(m)?;
         }
         let eval = match self.trainer.take() {
             Some(mut t) => {
@@ -805,17 +826,6 @@ impl<T: LocalTrainer> Peer<T> {
             }
             None => None,
         };
-        self.last_qc = certificate.clone().or_else(|| self.st.certificate.clone().filter(|q| q.round() == round));
-        self.set_round(round + 1);
-        if self.last_qc.is_none() {
-            // Serve our own signature as a (partial) certificate until the full one arrives.
-            let mut qc = QuorumCertificate::new(payload.clone());
-            if my_included {
-                qc.add(self.me, sig)?;
-            }
-            self.last_qc = Some(qc);
-        }
-        self.publish_state()?;
         Metrics::inc(&self.metrics().rounds_completed);
         let report = RoundReport {
             round,
@@ -961,14 +971,18 @@ impl<T: LocalTrainer> Peer<T> {
         tracing::info!(round, "not a participant this round; following the result");
         let dl = Instant::now() + self.cfg.round_timeout * 3;
         self.wait_until(dl, |s| s.st.certificate.as_ref().is_some_and(|q| q.round() == round)).await?;
-        let qc = self.st.certificate.clone().context("no certificate for the round")?;
-        let holder = qc.included().first().map(|s| s.who).context("empty certificate")?;
-        let peer = *self.bindings.get(&holder).context("unknown holder")?;
-        let bytes = self.net.fetch_state(peer).await?.context("holder has no state")?;
-        let (snap, params) = self.check_snapshot(&bytes)?;
-        if snap.next_round != round + 1 {
-            bail!("holder is at round {}, expected {}", snap.next_round, round + 1);
-        }
+        let fetched = match self.st.certificate.clone() {
+            Some(qc) => self.fetch_round_state(&qc, round).await,
+            None => Err(anyhow!("no certificate for round {round}")),
+        };
+        let (qc, snap, params) = match fetched {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("could not follow round {round}: {e:#}; resyncing from any peer");
+                self.resync().await?;
+                bail!("round {round}: not a participant; resynced to round {}", self.round);
+            }
+        };
         Metrics::inc(&self.metrics().state_syncs);
         self.model = params;
         self.set_round(round + 1);
@@ -996,6 +1010,34 @@ impl<T: LocalTrainer> Peer<T> {
         };
         log_report(&report);
         Ok(report)
+    }
+
+    /// Fetch the state certified by `qc` from an included peer (retrying briefly while the
+    /// peers publish it).
+    async fn fetch_round_state(
+        &mut self,
+        qc: &QuorumCertificate,
+        round: RoundIndex,
+    ) -> Result<(QuorumCertificate, StateSnapshot, Vec<f32>)> {
+        let dl = Instant::now() + self.cfg.round_timeout;
+        loop {
+            for s in qc.included() {
+                let Some(peer) = self.bindings.get(&s.who).copied() else { continue };
+                let Ok(Some(bytes)) = self.net.fetch_state(peer).await else { continue };
+                match self.check_snapshot(&bytes) {
+                    Ok((snap, params)) if snap.next_round == round + 1 && snap.model_hash == qc.model_hash() => {
+                        return Ok((qc.clone(), snap, params));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("rejected state: {e}"),
+                }
+            }
+            if Instant::now() >= dl {
+                bail!("no included peer served the certified state of round {round}");
+            }
+            let pause = Instant::now() + Duration::from_millis(200);
+            self.wait_until(pause, |_| false).await?;
+        }
     }
 
     /// Exchange updates of one attempt. `Ok(Err(missing))` when the attempt timed out.
