@@ -1048,7 +1048,8 @@ pub mod pallet {
 		}
 
 		fn check_evidence(job_id: JobId, round: RoundIndex, payload: &[u8]) -> DispatchResult {
-			let decoded = AggregatePayload::<T::AccountId>::decode_all(&mut &payload[..])
+			let mut input = payload;
+			let decoded = <AggregatePayload<T::AccountId> as codec::DecodeAll>::decode_all(&mut input)
 				.map_err(|_| Error::<T>::InvalidEvidence)?;
 			ensure!(
 				decoded.domain == *trainchain_primitives::AGGREGATE_DOMAIN &&

@@ -874,7 +874,10 @@ mod random_sequences {
 	}
 
 	proptest! {
-		#![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+		#![proptest_config(ProptestConfig {
+			cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+			..ProptestConfig::default()
+		})]
 		#[test]
 		fn accounting_invariant_holds_after_every_step(ops in proptest::collection::vec(op(), 1..40)) {
 			new_test_ext().execute_with(|| {

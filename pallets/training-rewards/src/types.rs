@@ -1,7 +1,10 @@
 //! Types stored by the pallet and passed to its calls.
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use frame_support::{pallet_prelude::*, BoundedVec};
+use core::fmt::Debug;
+use frame_support::{
+	pallet_prelude::*, BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound,
+};
 use scale_info::TypeInfo;
 use sp_core::H256;
 
@@ -22,10 +25,14 @@ pub struct Hyperparameters {
 
 /// What a sponsor registers: the model, the data, how to train and how rounds run.
 #[derive(
-	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
 )]
 #[scale_info(skip_type_params(MaxMetadata))]
-pub struct JobSpec<Balance, BlockNumber, MaxMetadata: Get<u32>> {
+pub struct JobSpec<
+	Balance: Clone + PartialEq + Eq + Debug,
+	BlockNumber: Clone + PartialEq + Eq + Debug,
+	MaxMetadata: Get<u32>,
+> {
 	/// blake2-256 of the model architecture and its initial weights.
 	pub model_commitment: H256,
 	/// blake2-256 commitment to the dataset (or its description).
@@ -131,9 +138,14 @@ pub struct BondLedger<Balance> {
 }
 
 /// A registered training job.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+#[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen)]
 #[scale_info(skip_type_params(MaxMetadata))]
-pub struct Job<AccountId, Balance, BlockNumber, MaxMetadata: Get<u32>> {
+pub struct Job<
+	AccountId: Clone + PartialEq + Eq + Debug,
+	Balance: Clone + PartialEq + Eq + Debug,
+	BlockNumber: Clone + PartialEq + Eq + Debug,
+	MaxMetadata: Get<u32>,
+> {
 	/// Who pays for the job.
 	pub sponsor: AccountId,
 	/// The registered specification.
@@ -203,10 +215,14 @@ pub struct SignedContribution<AccountId, Signature> {
 
 /// The quorum-signed result of a round.
 #[derive(
-	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
 )]
 #[scale_info(skip_type_params(MaxContributors))]
-pub struct Aggregate<AccountId, Signature, MaxContributors: Get<u32>> {
+pub struct Aggregate<
+	AccountId: Clone + PartialEq + Eq + Debug,
+	Signature: Clone + PartialEq + Eq + Debug,
+	MaxContributors: Get<u32>,
+> {
 	/// blake2-256 of the canonical encoding of the new model state.
 	pub model_hash: H256,
 	/// Optional validation metric (e.g. accuracy in parts per million).
@@ -236,9 +252,14 @@ pub struct Payout<AccountId, Balance> {
 }
 
 /// The stored result of a round (the last `HistoryDepth` rounds are kept).
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+#[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen)]
 #[scale_info(skip_type_params(MaxContributors))]
-pub struct RoundResult<AccountId, Balance, BlockNumber, MaxContributors: Get<u32>> {
+pub struct RoundResult<
+	AccountId: Clone + PartialEq + Eq + Debug,
+	Balance: Clone + PartialEq + Eq + Debug,
+	BlockNumber: Clone + PartialEq + Eq + Debug,
+	MaxContributors: Get<u32>,
+> {
 	/// Finalised or failed.
 	pub outcome: RoundOutcome,
 	/// Block the round closed in.
