@@ -76,7 +76,11 @@ pub struct RobustConfig {
 
 impl Default for RobustConfig {
     fn default() -> Self {
-        Self { aggregator: Aggregator::Mean, norm_factor: 10.0, clip_norm: None }
+        Self {
+            aggregator: Aggregator::Mean,
+            norm_factor: 10.0,
+            clip_norm: None,
+        }
     }
 }
 
@@ -99,7 +103,13 @@ impl Stat {
     /// Compute the statistics of a full update.
     pub fn of(who: PublicKey, samples: u64, update: &[f32], expected_len: usize) -> Self {
         let (sq_norm, finite) = partial_stat(update);
-        Self { who, samples, sq_norm, finite, well_formed: update.len() == expected_len }
+        Self {
+            who,
+            samples,
+            sq_norm,
+            finite,
+            well_formed: update.len() == expected_len,
+        }
     }
 }
 
@@ -137,7 +147,9 @@ impl fmt::Display for Rejection {
         match self {
             Rejection::Malformed => write!(f, "malformed (wrong length or commitment)"),
             Rejection::NonFinite => write!(f, "NaN/inf values"),
-            Rejection::NormOutlier { norm, median } => write!(f, "norm {norm:.4} > k x median {median:.4}"),
+            Rejection::NormOutlier { norm, median } => {
+                write!(f, "norm {norm:.4} > k x median {median:.4}")
+            }
         }
     }
 }
@@ -168,7 +180,9 @@ fn median_f64(v: &mut [f64]) -> f64 {
     match n {
         0 => 0.0,
         _ if n % 2 == 1 => v.get(n / 2).copied().unwrap_or(0.0),
-        _ => (v.get(n / 2 - 1).copied().unwrap_or(0.0) + v.get(n / 2).copied().unwrap_or(0.0)) / 2.0,
+        _ => {
+            (v.get(n / 2 - 1).copied().unwrap_or(0.0) + v.get(n / 2).copied().unwrap_or(0.0)) / 2.0
+        }
     }
 }
 
@@ -193,16 +207,25 @@ pub fn screen(stats: &[Stat], cfg: &RobustConfig) -> Screening {
     let median = median_f64(&mut norms);
     for s in valid {
         let norm = s.sq_norm.sqrt();
-        if cfg.norm_factor > 0.0 && stats.len() >= 3 && norm > cfg.norm_factor as f64 * median && norm > 0.0 {
+        if cfg.norm_factor > 0.0
+            && stats.len() >= 3
+            && norm > cfg.norm_factor as f64 * median
+            && norm > 0.0
+        {
             tracing::warn!(who = %short(&s.who), norm, median, "rejecting update: norm outlier");
-            out.rejected.push((s.who, Rejection::NormOutlier { norm, median }));
+            out.rejected
+                .push((s.who, Rejection::NormOutlier { norm, median }));
             continue;
         }
         let scale = match cfg.clip_norm {
             Some(c) if norm > c as f64 && norm > 0.0 => (c as f64 / norm) as f32,
             _ => 1.0,
         };
-        out.accepted.push(Accepted { who: s.who, samples: s.samples, scale });
+        out.accepted.push(Accepted {
+            who: s.who,
+            samples: s.samples,
+            scale,
+        });
     }
     for (who, why) in &out.rejected {
         tracing::warn!(who = %short(who), reason = %why, "update rejected");
@@ -213,9 +236,17 @@ pub fn screen(stats: &[Stat], cfg: &RobustConfig) -> Screening {
 /// Aggregate coordinate-wise. `columns[i]` is the (same-length) slice of accepted
 /// contribution `accepted[i]`. Order matters only through determinism: callers pass
 /// contributions sorted by public key.
-pub fn aggregate_columns(aggregator: Aggregator, accepted: &[Accepted], columns: &[&[f32]]) -> Result<Vec<f32>> {
+pub fn aggregate_columns(
+    aggregator: Aggregator,
+    accepted: &[Accepted],
+    columns: &[&[f32]],
+) -> Result<Vec<f32>> {
     if accepted.len() != columns.len() || accepted.is_empty() {
-        bail!("aggregate of {} accepted / {} columns", accepted.len(), columns.len());
+        bail!(
+            "aggregate of {} accepted / {} columns",
+            accepted.len(),
+            columns.len()
+        );
     }
     let len = columns.first().map(|c| c.len()).unwrap_or(0);
     if columns.iter().any(|c| c.len() != len) {
@@ -227,7 +258,10 @@ pub fn aggregate_columns(aggregator: Aggregator, accepted: &[Accepted], columns:
         Aggregator::Mean => {
             let total: f64 = accepted.iter().map(|a| a.samples as f64).sum();
             let weights: Vec<f64> = if total > 0.0 {
-                accepted.iter().map(|a| a.samples as f64 / total * a.scale as f64).collect()
+                accepted
+                    .iter()
+                    .map(|a| a.samples as f64 / total * a.scale as f64)
+                    .collect()
             } else {
                 accepted.iter().map(|a| a.scale as f64 / n as f64).collect()
             };
@@ -274,7 +308,10 @@ pub fn aggregate(
     expected_len: usize,
     cfg: &RobustConfig,
 ) -> Result<(Option<Vec<f32>>, Screening)> {
-    let stats: Vec<Stat> = contribs.iter().map(|(w, s, u)| Stat::of(*w, *s, u, expected_len)).collect();
+    let stats: Vec<Stat> = contribs
+        .iter()
+        .map(|(w, s, u)| Stat::of(*w, *s, u, expected_len))
+        .collect();
     let screening = screen(&stats, cfg);
     if screening.accepted.is_empty() {
         return Ok((None, screening));
@@ -324,7 +361,10 @@ mod tests {
         ];
         let (agg, s) = aggregate(&contribs, 2, &cfg).unwrap();
         let agg = agg.unwrap();
-        assert!((agg[0] - 1.0).abs() < 1e-6 && (agg[1] - 1.0333333).abs() < 1e-6, "{agg:?}");
+        assert!(
+            (agg[0] - 1.0).abs() < 1e-6 && (agg[1] - 1.0333333).abs() < 1e-6,
+            "{agg:?}"
+        );
         let rejected: Vec<PublicKey> = s.rejected.iter().map(|r| r.0).collect();
         assert_eq!(rejected.len(), 3);
         for w in [k(4), k(5), k(6)] {
@@ -335,9 +375,16 @@ mod tests {
     #[test]
     fn median_and_trimmed_resist_a_scaled_update() {
         let ups: Vec<[f32; 1]> = vec![[1.0], [2.0], [3.0], [400.0]];
-        let contribs: Vec<(PublicKey, u64, &[f32])> =
-            ups.iter().enumerate().map(|(i, u)| (k(i as u8), 1, &u[..])).collect();
-        let off = |aggregator| RobustConfig { aggregator, norm_factor: 0.0, clip_norm: None };
+        let contribs: Vec<(PublicKey, u64, &[f32])> = ups
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (k(i as u8), 1, &u[..]))
+            .collect();
+        let off = |aggregator| RobustConfig {
+            aggregator,
+            norm_factor: 0.0,
+            clip_norm: None,
+        };
         let (m, _) = aggregate(&contribs, 1, &off(Aggregator::Median)).unwrap();
         assert_eq!(m.unwrap(), vec![2.5]);
         let (t, _) = aggregate(&contribs, 1, &off(Aggregator::Trimmed { trim: 0.25 })).unwrap();
@@ -349,7 +396,10 @@ mod tests {
     #[test]
     fn clipping_scales_down() {
         let a = [3.0f32, 4.0];
-        let cfg = RobustConfig { clip_norm: Some(1.0), ..Default::default() };
+        let cfg = RobustConfig {
+            clip_norm: Some(1.0),
+            ..Default::default()
+        };
         let (agg, s) = aggregate(&[(k(1), 1, &a)], 2, &cfg).unwrap();
         assert_eq!(s.accepted[0].scale, 0.2);
         let agg = agg.unwrap();

@@ -56,7 +56,10 @@ impl FromStr for Compression {
                     bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION)");
                 };
                 let fraction: f32 = k.parse()?;
-                ensure!(fraction > 0.0 && fraction <= 1.0, "topk fraction must be in (0, 1]");
+                ensure!(
+                    fraction > 0.0 && fraction <= 1.0,
+                    "topk fraction must be in (0, 1]"
+                );
                 Compression::TopK { fraction }
             }
         })
@@ -83,14 +86,24 @@ impl Compression {
     pub fn encode_block(&self, xs: &[f32]) -> Vec<u8> {
         match *self {
             Compression::None => xs.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Compression::Fp16 => xs.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+            Compression::Fp16 => xs
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
             Compression::Int8 => {
-                let max = xs.iter().filter(|x| x.is_finite()).fold(0f32, |m, x| m.max(x.abs()));
+                let max = xs
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .fold(0f32, |m, x| m.max(x.abs()));
                 let scale = if max > 0.0 { max / 127.0 } else { 0.0 };
                 let mut out = Vec::with_capacity(4 + xs.len());
                 out.extend_from_slice(&scale.to_le_bytes());
                 for x in xs {
-                    let q = if scale > 0.0 && x.is_finite() { (x / scale).round().clamp(-127.0, 127.0) as i8 } else { 0 };
+                    let q = if scale > 0.0 && x.is_finite() {
+                        (x / scale).round().clamp(-127.0, 127.0) as i8
+                    } else {
+                        0
+                    };
                     out.push(q as u8);
                 }
                 // NaN/inf survive as a NaN scale so the receiver rejects the update.
@@ -100,10 +113,19 @@ impl Compression {
                 out
             }
             Compression::TopK { fraction } => {
-                let k = ((xs.len() as f64 * fraction as f64).ceil() as usize).clamp(1, xs.len().max(1));
+                let k =
+                    ((xs.len() as f64 * fraction as f64).ceil() as usize).clamp(1, xs.len().max(1));
                 let mut idx: Vec<u32> = (0..xs.len() as u32).collect();
-                let mag = |i: u32| xs.get(i as usize).map(|x| if x.is_nan() { f32::INFINITY } else { x.abs() });
-                idx.sort_by(|a, b| mag(*b).partial_cmp(&mag(*a)).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b)));
+                let mag = |i: u32| {
+                    xs.get(i as usize)
+                        .map(|x| if x.is_nan() { f32::INFINITY } else { x.abs() })
+                };
+                idx.sort_by(|a, b| {
+                    mag(*b)
+                        .partial_cmp(&mag(*a))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then(a.cmp(b))
+                });
                 idx.truncate(k.min(xs.len()));
                 idx.sort_unstable();
                 let wide = xs.len() > 1 << 16;
@@ -115,7 +137,9 @@ impl Compression {
                     } else {
                         out.extend_from_slice(&(i as u16).to_le_bytes());
                     }
-                    out.extend_from_slice(&xs.get(i as usize).copied().unwrap_or(0.0).to_le_bytes());
+                    out.extend_from_slice(
+                        &xs.get(i as usize).copied().unwrap_or(0.0).to_le_bytes(),
+                    );
                 }
                 out
             }
@@ -126,15 +150,33 @@ impl Compression {
     pub fn decode_block(&self, bytes: &[u8], len: usize) -> Result<Vec<f32>> {
         match *self {
             Compression::None => {
-                ensure!(bytes.len() == len * 4, "raw block: {} bytes for {len} values", bytes.len());
-                Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+                ensure!(
+                    bytes.len() == len * 4,
+                    "raw block: {} bytes for {len} values",
+                    bytes.len()
+                );
+                Ok(bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect())
             }
             Compression::Fp16 => {
-                ensure!(bytes.len() == len * 2, "fp16 block: {} bytes for {len} values", bytes.len());
-                Ok(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+                ensure!(
+                    bytes.len() == len * 2,
+                    "fp16 block: {} bytes for {len} values",
+                    bytes.len()
+                );
+                Ok(bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect())
             }
             Compression::Int8 => {
-                ensure!(bytes.len() == len + 4, "int8 block: {} bytes for {len} values", bytes.len());
+                ensure!(
+                    bytes.len() == len + 4,
+                    "int8 block: {} bytes for {len} values",
+                    bytes.len()
+                );
                 let (s, q) = bytes.split_at(4);
                 let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
                 Ok(q.iter().map(|b| (*b as i8) as f32 * scale).collect())
@@ -144,13 +186,24 @@ impl Compression {
                 let (n, rest) = bytes.split_at(4);
                 let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
                 let w = if len > 1 << 16 { 4 } else { 2 };
-                ensure!(n <= len && rest.len() == n * (w + 4), "topk block: {n} entries in {} bytes", rest.len());
+                ensure!(
+                    n <= len && rest.len() == n * (w + 4),
+                    "topk block: {n} entries in {} bytes",
+                    rest.len()
+                );
                 let mut out = vec![0f32; len];
                 let mut last: Option<usize> = None;
                 for e in rest.chunks_exact(w + 4) {
                     let (i, v) = e.split_at(w);
-                    let i = if w == 4 { u32::from_le_bytes([i[0], i[1], i[2], i[3]]) as usize } else { u16::from_le_bytes([i[0], i[1]]) as usize };
-                    ensure!(last.is_none_or(|l| i > l), "topk indices not strictly increasing");
+                    let i = if w == 4 {
+                        u32::from_le_bytes([i[0], i[1], i[2], i[3]]) as usize
+                    } else {
+                        u16::from_le_bytes([i[0], i[1]]) as usize
+                    };
+                    ensure!(
+                        last.is_none_or(|l| i > l),
+                        "topk indices not strictly increasing"
+                    );
                     last = Some(i);
                     let v = f32::from_le_bytes([v[0], v[1], v[2], v[3]]);
                     match out.get_mut(i) {
@@ -202,9 +255,15 @@ impl Compressed {
     pub fn new(compression: Compression, xs: &[f32]) -> Self {
         let nb = block_count(xs.len());
         let blocks = (0..nb)
-            .map(|i| compression.encode_block(xs.get(block_range(xs.len(), nb, i)).unwrap_or_default()))
+            .map(|i| {
+                compression.encode_block(xs.get(block_range(xs.len(), nb, i)).unwrap_or_default())
+            })
             .collect();
-        Self { compression, len: xs.len(), blocks }
+        Self {
+            compression,
+            len: xs.len(),
+            blocks,
+        }
     }
 
     /// Total encoded bytes.
@@ -229,9 +288,18 @@ impl Compressed {
 }
 
 /// Decode consecutive blocks starting at block `first` of an update of `len` values.
-pub fn decode_blocks(compression: Compression, len: usize, first: usize, blocks: &[Vec<u8>]) -> Result<Vec<f32>> {
+pub fn decode_blocks(
+    compression: Compression,
+    len: usize,
+    first: usize,
+    blocks: &[Vec<u8>],
+) -> Result<Vec<f32>> {
     let nb = block_count(len);
-    ensure!(first + blocks.len() <= nb, "block range {first}+{} beyond {nb}", blocks.len());
+    ensure!(
+        first + blocks.len() <= nb,
+        "block range {first}+{} beyond {nb}",
+        blocks.len()
+    );
     let mut out = Vec::new();
     for (j, b) in blocks.iter().enumerate() {
         let r = block_range(len, nb, first + j);
@@ -249,7 +317,11 @@ pub struct ErrorFeedback {
 impl ErrorFeedback {
     /// Compress `update + residual`; keep the new residual. Returns the compressed update
     /// and its decoded form (what the receivers will see).
-    pub fn compress(&mut self, compression: Compression, update: &[f32]) -> Result<(Compressed, Vec<f32>)> {
+    pub fn compress(
+        &mut self,
+        compression: Compression,
+        update: &[f32],
+    ) -> Result<(Compressed, Vec<f32>)> {
         let mut corrected = update.to_vec();
         if compression.is_lossy() && self.residual.len() == update.len() {
             for (c, r) in corrected.iter_mut().zip(&self.residual) {
@@ -325,7 +397,12 @@ pub fn range_proof(leaves: &[[u8; 32]], a: usize, b: usize) -> Vec<[u8; 32]> {
 }
 
 /// Root implied by leaves `[a, b)` (given as `range`) of a tree of `n` leaves plus `proof`.
-pub fn root_from_range(n: usize, a: usize, range: &[[u8; 32]], proof: &[[u8; 32]]) -> Result<[u8; 32]> {
+pub fn root_from_range(
+    n: usize,
+    a: usize,
+    range: &[[u8; 32]],
+    proof: &[[u8; 32]],
+) -> Result<[u8; 32]> {
     fn go(
         lo: usize,
         hi: usize,
@@ -335,17 +412,26 @@ pub fn root_from_range(n: usize, a: usize, range: &[[u8; 32]], proof: &[[u8; 32]
         proof: &mut std::slice::Iter<[u8; 32]>,
     ) -> Result<[u8; 32]> {
         if hi <= a || lo >= b {
-            return proof.next().copied().ok_or_else(|| anyhow::anyhow!("proof too short"));
+            return proof
+                .next()
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("proof too short"));
         }
         if hi - lo == 1 {
-            return range.get(lo - a).copied().ok_or_else(|| anyhow::anyhow!("range too short"));
+            return range
+                .get(lo - a)
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("range too short"));
         }
         let mid = lo + (hi - lo) / 2;
         let l = go(lo, mid, a, b, range, proof)?;
         let r = go(mid, hi, a, b, range, proof)?;
         Ok(node_hash(&l, &r))
     }
-    ensure!(n > 0 && !range.is_empty() && a + range.len() <= n, "bad range");
+    ensure!(
+        n > 0 && !range.is_empty() && a + range.len() <= n,
+        "bad range"
+    );
     let mut it = proof.iter();
     let root = go(0, n, a, a + range.len(), range, &mut it)?;
     ensure!(it.next().is_none(), "proof too long");
@@ -363,17 +449,28 @@ mod tests {
     use super::*;
 
     fn vec(n: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+        (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect()
     }
 
     #[test]
     fn round_trips_and_errors() {
         let xs = vec(5000);
-        for c in [Compression::None, Compression::Fp16, Compression::Int8, "topk:0.1".parse().unwrap()] {
+        for c in [
+            Compression::None,
+            Compression::Fp16,
+            Compression::Int8,
+            "topk:0.1".parse().unwrap(),
+        ] {
             let comp = Compressed::new(c, &xs);
             let back = comp.decode().unwrap();
             assert_eq!(back.len(), xs.len());
-            let err: f32 = xs.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let err: f32 = xs
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             match c {
                 Compression::None => assert_eq!(err, 0.0),
                 Compression::Fp16 => assert!(err < 1e-3),
@@ -406,11 +503,19 @@ mod tests {
                     let proof = range_proof(&leaves, b.start, b.end);
                     assert!(proof.len() <= 2 * 11);
                     assert!(leaves.len() <= BLOCKS);
-                    assert_eq!(root_from_range(leaves.len(), b.start, &leaves[b.clone()], &proof).unwrap(), root);
+                    assert_eq!(
+                        root_from_range(leaves.len(), b.start, &leaves[b.clone()], &proof).unwrap(),
+                        root
+                    );
                     let mut bad = leaves[b.clone()].to_vec();
                     bad[0][0] ^= 1;
-                    assert_ne!(root_from_range(leaves.len(), b.start, &bad, &proof).unwrap(), root);
-                    let dec = decode_blocks(comp.compression, len, b.start, &comp.blocks[b.clone()]).unwrap();
+                    assert_ne!(
+                        root_from_range(leaves.len(), b.start, &bad, &proof).unwrap(),
+                        root
+                    );
+                    let dec =
+                        decode_blocks(comp.compression, len, b.start, &comp.blocks[b.clone()])
+                            .unwrap();
                     assert_eq!(dec.len(), e.len());
                 }
                 assert_eq!(covered, len);
@@ -431,10 +536,20 @@ mod tests {
         }
         // After 20 rounds the transmitted total tracks 20·xs up to the bounded residual;
         // without error feedback 90% of the coordinates would never be sent (error ≈ 10).
-        let err: f32 = xs.iter().zip(&sent).map(|(x, s)| (20.0 * x - s).abs()).fold(0.0, f32::max);
+        let err: f32 = xs
+            .iter()
+            .zip(&sent)
+            .map(|(x, s)| (20.0 * x - s).abs())
+            .fold(0.0, f32::max);
         assert!(err < 3.0, "{err}");
-        let no_ef = Compressed::new("topk:0.1".parse().unwrap(), &xs).decode().unwrap();
-        let err0: f32 = xs.iter().zip(&no_ef).map(|(x, s)| (20.0 * x - 20.0 * s).abs()).fold(0.0, f32::max);
+        let no_ef = Compressed::new("topk:0.1".parse().unwrap(), &xs)
+            .decode()
+            .unwrap();
+        let err0: f32 = xs
+            .iter()
+            .zip(&no_ef)
+            .map(|(x, s)| (20.0 * x - 20.0 * s).abs())
+            .fold(0.0, f32::max);
         assert!(err0 > 8.0 && err < err0 / 3.0, "{err0} {err}");
     }
 }

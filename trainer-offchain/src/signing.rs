@@ -31,13 +31,15 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// From a secret URI such as `//Alice`, a mnemonic, or a `0x`-hex seed.
     pub fn from_suri(suri: &str) -> Result<Self> {
-        let pair = sr25519::Pair::from_string(suri, None).map_err(|e| anyhow!("bad secret URI: {e:?}"))?;
+        let pair =
+            sr25519::Pair::from_string(suri, None).map_err(|e| anyhow!("bad secret URI: {e:?}"))?;
         Ok(Self { pair })
     }
 
     /// From a key file whose content (trimmed) is a secret URI or `0x`-hex seed.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let s = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+        let s = std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file {}", path.display()))?;
         Self::from_suri(s.trim())
     }
 
@@ -82,7 +84,10 @@ pub struct QuorumCertificate {
 impl QuorumCertificate {
     /// An empty certificate for `payload`.
     pub fn new(payload: AggregatePayload<PublicKey>) -> Self {
-        Self { payload, signatures: Vec::new() }
+        Self {
+            payload,
+            signatures: Vec::new(),
+        }
     }
 
     /// Job id of the certified round.
@@ -118,13 +123,16 @@ impl QuorumCertificate {
             return Ok(false);
         }
         self.signatures.push((who, sig));
-        self.signatures.sort_by(|a, b| a.0.cmp(&b.0));
+        self.signatures.sort_by_key(|a| a.0);
         Ok(true)
     }
 
     /// Whether every included peer has signed.
     pub fn is_complete(&self) -> bool {
-        self.payload.included.iter().all(|s| self.signatures.iter().any(|(w, _)| *w == s.who))
+        self.payload
+            .included
+            .iter()
+            .all(|s| self.signatures.iter().any(|(w, _)| *w == s.who))
     }
 
     /// Check every signature; returns the number of valid signatures by included peers
@@ -152,7 +160,12 @@ impl QuorumCertificate {
         self.payload
             .included
             .iter()
-            .map(|s| self.signatures.iter().find(|(w, _)| *w == s.who).map(|(_, sig)| *sig))
+            .map(|s| {
+                self.signatures
+                    .iter()
+                    .find(|(w, _)| *w == s.who)
+                    .map(|(_, sig)| *sig)
+            })
             .collect()
     }
 }
@@ -167,12 +180,20 @@ mod tests {
         let alice = Keys::from_suri("//Alice").unwrap();
         let bob = Keys::from_suri("//Bob").unwrap();
         let included = vec![
-            IncludedShare { who: alice.public(), samples: 3 },
-            IncludedShare { who: bob.public(), samples: 4 },
+            IncludedShare {
+                who: alice.public(),
+                samples: 3,
+            },
+            IncludedShare {
+                who: bob.public(),
+                samples: 4,
+            },
         ];
         let payload = AggregatePayload::new([1; 32], 7, 2, [9; 32], included);
         let mut qc = QuorumCertificate::new(payload.clone());
-        assert!(qc.add(alice.public(), alice.sign_payload(&payload)).unwrap());
+        assert!(qc
+            .add(alice.public(), alice.sign_payload(&payload))
+            .unwrap());
         assert!(!qc.is_complete());
         // A signature over other bytes is rejected.
         assert!(qc.add(bob.public(), bob.sign(b"other")).is_err());
@@ -185,6 +206,8 @@ mod tests {
             "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
         );
         let charlie = Keys::from_suri("//Charlie").unwrap();
-        assert!(qc.add(charlie.public(), charlie.sign_payload(&payload)).is_err());
+        assert!(qc
+            .add(charlie.public(), charlie.sign_payload(&payload))
+            .is_err());
     }
 }

@@ -9,7 +9,12 @@ use p2p_common::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use trainchain_trainer::p2p::{net, round::Byzantine, wire::{Body, Envelope}, NetEvent};
+use trainchain_trainer::p2p::{
+    net,
+    round::Byzantine,
+    wire::{Body, Envelope},
+    NetEvent,
+};
 use trainchain_trainer::signing::Keys;
 
 const HONEST: [&str; 3] = ["//Alice", "//Bob", "//Charlie"];
@@ -23,7 +28,17 @@ async fn nan_and_wrong_shape_updates_are_rejected() {
     let mut handles = Vec::new();
     let mut boot = Vec::new();
     for (i, s) in HONEST.iter().enumerate() {
-        let (h, addr, _) = spawn_peer(peer_cfg(s, 5), boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, ROUNDS).await;
+        let (h, addr, _) = spawn_peer(
+            peer_cfg(s, 5),
+            boot.clone(),
+            Synth {
+                idx: i as u64,
+                len: LEN,
+                wrong_len: false,
+            },
+            ROUNDS,
+        )
+        .await;
         boot = vec![addr];
         handles.push(h);
         if i == 0 {
@@ -33,8 +48,28 @@ async fn nan_and_wrong_shape_updates_are_rejected() {
     let boot0 = boot.clone();
     let mut nan_cfg = peer_cfg("//Dave", 5);
     nan_cfg.byzantine = Some(Byzantine::Nan);
-    let (hd, _, _) = spawn_peer(nan_cfg, boot0.clone(), Synth { idx: 3, len: LEN, wrong_len: false }, ROUNDS).await;
-    let (he, _, _) = spawn_peer(peer_cfg("//Eve", 5), boot0, Synth { idx: 4, len: LEN, wrong_len: true }, ROUNDS).await;
+    let (hd, _, _) = spawn_peer(
+        nan_cfg,
+        boot0.clone(),
+        Synth {
+            idx: 3,
+            len: LEN,
+            wrong_len: false,
+        },
+        ROUNDS,
+    )
+    .await;
+    let (he, _, _) = spawn_peer(
+        peer_cfg("//Eve", 5),
+        boot0,
+        Synth {
+            idx: 4,
+            len: LEN,
+            wrong_len: true,
+        },
+        ROUNDS,
+    )
+    .await;
     let mut honest = Vec::new();
     for h in handles {
         honest.push(h.await.unwrap());
@@ -47,8 +82,17 @@ async fn nan_and_wrong_shape_updates_are_rejected() {
     let eve = Keys::from_suri("//Eve").unwrap().public();
     for r in &honest[0] {
         let rejected: HashSet<_> = r.rejected.iter().map(|x| x.0).collect();
-        assert!(rejected.contains(&dave), "round {}: NaN sender not recorded: {:?}", r.round, r.rejected);
-        assert!(rejected.contains(&eve), "round {}: wrong-shape sender not recorded", r.round);
+        assert!(
+            rejected.contains(&dave),
+            "round {}: NaN sender not recorded: {:?}",
+            r.round,
+            r.rejected
+        );
+        assert!(
+            rejected.contains(&eve),
+            "round {}: wrong-shape sender not recorded",
+            r.round
+        );
         assert_eq!(r.included.len(), 3);
     }
 }
@@ -60,7 +104,17 @@ async fn scaled_update_is_rejected_as_norm_outlier() {
     let mut handles = Vec::new();
     let mut boot = Vec::new();
     for (i, s) in HONEST.iter().enumerate() {
-        let (h, addr, _) = spawn_peer(peer_cfg(s, 4), boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, 2).await;
+        let (h, addr, _) = spawn_peer(
+            peer_cfg(s, 4),
+            boot.clone(),
+            Synth {
+                idx: i as u64,
+                len: LEN,
+                wrong_len: false,
+            },
+            2,
+        )
+        .await;
         if boot.is_empty() {
             boot = vec![addr];
         }
@@ -68,14 +122,27 @@ async fn scaled_update_is_rejected_as_norm_outlier() {
     }
     let mut cfg = peer_cfg("//Dave", 4);
     cfg.byzantine = Some(Byzantine::Scale(1000.0));
-    let (hd, _, _) = spawn_peer(cfg, boot, Synth { idx: 3, len: LEN, wrong_len: false }, 2).await;
+    let (hd, _, _) = spawn_peer(
+        cfg,
+        boot,
+        Synth {
+            idx: 3,
+            len: LEN,
+            wrong_len: false,
+        },
+        2,
+    )
+    .await;
     let mut honest = Vec::new();
     for h in handles {
         honest.push(h.await.unwrap());
     }
     let _ = hd.await;
     assert_eq!(agree(&honest), baseline);
-    assert!(honest[1][0].rejected.iter().any(|(_, why)| why.contains("norm")));
+    assert!(honest[1][0]
+        .rejected
+        .iter()
+        .any(|(_, why)| why.contains("norm")));
 }
 
 /// A raw attacker with its own swarm and key (Dave): garbage frames, an oversized frame,
@@ -90,7 +157,17 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
     let mut clients = Vec::new();
     let mut boot = Vec::new();
     for (i, s) in HONEST.iter().enumerate() {
-        let (h, addr, c) = spawn_peer(peer_cfg(s, 3), boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, ROUNDS).await;
+        let (h, addr, c) = spawn_peer(
+            peer_cfg(s, 3),
+            boot.clone(),
+            Synth {
+                idx: i as u64,
+                len: LEN,
+                wrong_len: false,
+            },
+            ROUNDS,
+        )
+        .await;
         if boot.is_empty() {
             boot = vec![addr];
         }
@@ -100,16 +177,35 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
     let (atk, mut events) = net::start(net_cfg(boot)).await.unwrap();
     let dave = Keys::from_suri("//Dave").unwrap();
     let alice = Keys::from_suri("//Alice").unwrap();
-    atk.set_hello(Envelope::seal_bytes(&dave, 7, 0, &Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 }))
-        .unwrap();
+    atk.set_hello(Envelope::seal_bytes(
+        &dave,
+        7,
+        0,
+        &Body::Hello {
+            peer_id: atk.local_peer_id().to_bytes(),
+            joining_round: 0,
+        },
+    ))
+    .unwrap();
     let attacker = tokio::spawn(async move {
         let mut done_rounds = HashSet::new();
         let mut captured: HashMap<u32, Vec<u8>> = HashMap::new();
         let stop = tokio::time::Instant::now() + Duration::from_secs(60);
         while let Ok(Some(ev)) = tokio::time::timeout_at(stop, events.recv()).await {
-            let NetEvent::Message { from, data, gossip: true } = ev else { continue };
-            let Ok(env) = Envelope::decode_bytes(&data) else { continue };
-            let Ok(Body::Ready { .. }) = env.open() else { continue };
+            let NetEvent::Message {
+                from,
+                data,
+                gossip: true,
+            } = ev
+            else {
+                continue;
+            };
+            let Ok(env) = Envelope::decode_bytes(&data) else {
+                continue;
+            };
+            let Ok(Body::Ready { .. }) = env.open() else {
+                continue;
+            };
             captured.entry(env.round).or_insert(data.clone());
             if !done_rounds.insert(env.round) {
                 continue;
@@ -117,14 +213,29 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
             let r = env.round;
             // Two different updates in one round.
             for root in [[1u8; 32], [2u8; 32]] {
-                let body = Body::Ready { attempt: 0, peer_id: atk.local_peer_id().to_bytes(), samples: 10, len: LEN as u32, compression: 0, root };
-                atk.publish(Envelope::seal_bytes(&dave, 7, r, &body)).unwrap();
+                let body = Body::Ready {
+                    attempt: 0,
+                    peer_id: atk.local_peer_id().to_bytes(),
+                    samples: 10,
+                    len: LEN as u32,
+                    compression: 0,
+                    root,
+                };
+                atk.publish(Envelope::seal_bytes(&dave, 7, r, &body))
+                    .unwrap();
             }
             // Garbage and an oversized frame.
             let _ = atk.send(from, b"\x00\x01garbage".to_vec()).await;
             let _ = atk.send(from, vec![7u8; 2 << 20]).await;
             // Signed by Dave, claiming to be Alice.
-            let body = Body::Ready { attempt: 0, peer_id: atk.local_peer_id().to_bytes(), samples: 10, len: LEN as u32, compression: 0, root: [3; 32] };
+            let body = Body::Ready {
+                attempt: 0,
+                peer_id: atk.local_peer_id().to_bytes(),
+                samples: 10,
+                len: LEN as u32,
+                compression: 0,
+                root: [3; 32],
+            };
             let mut forged = Envelope::seal(&dave, 7, r, &body);
             forged.who = alice.public();
             atk.publish(forged.encode()).unwrap();
@@ -144,11 +255,31 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
     }
     attacker.abort();
     assert_eq!(agree(&honest), baseline, "attacker changed the result");
-    let total = |f: fn(&trainchain_trainer::p2p::Metrics) -> u64| clients.iter().map(|c| f(c.metrics())).sum::<u64>();
-    assert!(total(|m| m.malformed.load(Relaxed)) >= 1, "garbage not counted");
-    assert!(total(|m| m.oversized.load(Relaxed)) >= 1, "oversized not counted");
-    assert!(total(|m| m.messages_rejected.load(Relaxed)) >= 1, "forgery not counted");
-    assert!(total(|m| m.impersonations.load(Relaxed)) >= 1, "identity claim not counted");
-    assert!(total(|m| m.replays.load(Relaxed)) >= 1, "replay not counted");
-    assert!(total(|m| m.equivocations.load(Relaxed)) >= 1, "equivocation not counted");
+    let total = |f: fn(&trainchain_trainer::p2p::Metrics) -> u64| {
+        clients.iter().map(|c| f(c.metrics())).sum::<u64>()
+    };
+    assert!(
+        total(|m| m.malformed.load(Relaxed)) >= 1,
+        "garbage not counted"
+    );
+    assert!(
+        total(|m| m.oversized.load(Relaxed)) >= 1,
+        "oversized not counted"
+    );
+    assert!(
+        total(|m| m.messages_rejected.load(Relaxed)) >= 1,
+        "forgery not counted"
+    );
+    assert!(
+        total(|m| m.impersonations.load(Relaxed)) >= 1,
+        "identity claim not counted"
+    );
+    assert!(
+        total(|m| m.replays.load(Relaxed)) >= 1,
+        "replay not counted"
+    );
+    assert!(
+        total(|m| m.equivocations.load(Relaxed)) >= 1,
+        "equivocation not counted"
+    );
 }

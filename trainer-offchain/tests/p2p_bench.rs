@@ -9,14 +9,21 @@ use std::time::Duration;
 use trainchain_trainer::p2p::Scheme;
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name).unwrap_or_else(|_| default.into()).split_whitespace().map(String::from).collect()
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn bench_allreduce() {
     init_tracing();
-    let rounds: u32 = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds: u32 = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];
     for n in env_list("BENCH_NS", "2 3 4") {
         let n: usize = n.parse().unwrap();
@@ -34,7 +41,11 @@ async fn bench_allreduce() {
                     let mut ncfg = net_cfg(boot.clone());
                     ncfg.max_message = 256 << 20;
                     ncfg.request_timeout = Duration::from_secs(300);
-                    let t = Synth { idx: i as u64, len: floats, wrong_len: false };
+                    let t = Synth {
+                        idx: i as u64,
+                        len: floats,
+                        wrong_len: false,
+                    };
                     let (h, addr, _) = spawn_peer_with(cfg, ncfg, t, floats, rounds + 1).await;
                     if boot.is_empty() {
                         boot.push(addr);
@@ -49,7 +60,11 @@ async fn bench_allreduce() {
                 let s = (floats * 4) as f64;
                 let ideal = 2.0 * s * (n as f64 - 1.0) / n as f64;
                 // Skip round 0 (connection set-up).
-                let sent: Vec<f64> = all.iter().flat_map(|r| r.iter().skip(1)).map(|r| r.bytes_sent as f64).collect();
+                let sent: Vec<f64> = all
+                    .iter()
+                    .flat_map(|r| r.iter().skip(1))
+                    .map(|r| r.bytes_sent as f64)
+                    .collect();
                 let ratio = sent.iter().sum::<f64>() / sent.len() as f64 / ideal;
                 let mut ms: Vec<u64> = (1..=rounds)
                     .map(|round| {
@@ -62,7 +77,10 @@ async fn bench_allreduce() {
                     .collect();
                 ms.sort();
                 let med = ms[ms.len() / 2];
-                println!("p2p-bench {n} {floats} {} {scheme} {ratio:.3} {med}", floats * 4);
+                println!(
+                    "p2p-bench {n} {floats} {} {scheme} {ratio:.3} {med}",
+                    floats * 4
+                );
             }
         }
     }

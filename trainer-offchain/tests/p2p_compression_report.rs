@@ -21,7 +21,10 @@ async fn compression_report() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
     let all = data::load_csv(dir.join("digits-train.csv"), CsvOptions::default()).unwrap();
     let test = data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap();
-    let rounds: u32 = std::env::var("REPORT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let rounds: u32 = std::env::var("REPORT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
     let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
     let shards = data::shard_iid(&all, 4, 42).unwrap();
@@ -34,8 +37,19 @@ async fn compression_report() {
             let mut cfg = peer_cfg(s, 4);
             cfg.compression = compression;
             cfg.round_timeout = Duration::from_secs(20);
-            let cfgt = TrainConfig { optimizer: OptimizerConfig::sgd(0.05, 0.9), ..Default::default() };
-            let t = ShardTrainer::new(&spec, shards[i].clone(), i as u64, Some(test.clone()), cfgt, 42).unwrap();
+            let cfgt = TrainConfig {
+                optimizer: OptimizerConfig::sgd(0.05, 0.9),
+                ..Default::default()
+            };
+            let t = ShardTrainer::new(
+                &spec,
+                shards[i].clone(),
+                i as u64,
+                Some(test.clone()),
+                cfgt,
+                42,
+            )
+            .unwrap();
             let (client, events) = net::start(net_cfg(boot.clone())).await.unwrap();
             if boot.is_empty() {
                 let a = client.listen_addrs().await.unwrap()[0].clone();
@@ -56,7 +70,11 @@ async fn compression_report() {
             all_reports.push(h.await.unwrap());
         }
         agree(&all_reports);
-        let sent: Vec<u64> = all_reports.iter().flat_map(|r| r.iter().skip(1)).map(|r| r.bytes_sent).collect();
+        let sent: Vec<u64> = all_reports
+            .iter()
+            .flat_map(|r| r.iter().skip(1))
+            .map(|r| r.bytes_sent)
+            .collect();
         let avg = sent.iter().sum::<u64>() / sent.len() as u64;
         let upd = all_reports[0].last().unwrap().update_bytes;
         let acc = all_reports[0].last().unwrap().eval.unwrap().1;

@@ -2,7 +2,12 @@
 //! shards. Identical model hashes every round, accuracy close to simulated FedAvg, a killed
 //! peer rejoining with the right model hash, and Byzantine peers contained by robust
 //! aggregation.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -19,7 +24,9 @@ const SURIS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
 const SEED: u64 = 42;
 
 fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
 }
 fn train_csv() -> PathBuf {
     testdata("digits-train.csv")
@@ -29,7 +36,11 @@ fn test_csv() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc {
@@ -48,10 +59,20 @@ impl Proc {
             .arg(train_csv())
             .arg("--test")
             .arg(test_csv())
-            .args(["--shard", &format!("{i}/4"), "--model", "mlp", "--seed", &SEED.to_string()])
+            .args([
+                "--shard",
+                &format!("{i}/4"),
+                "--model",
+                "mlp",
+                "--seed",
+                &SEED.to_string(),
+            ])
             .args(["--rounds", &rounds.to_string(), "--job-id", "3", "--json"])
             .args(extra)
-            .env("TRAINCHAIN_LOG", std::env::var("TRAINCHAIN_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "TRAINCHAIN_LOG",
+                std::env::var("TRAINCHAIN_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .args(["--threads", "1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -70,7 +91,11 @@ impl Proc {
                 }
             }
         });
-        Proc { child, lines: rx, seen: Vec::new() }
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Wait for a JSON line matching `f`.
@@ -100,7 +125,11 @@ impl Proc {
     }
 
     fn rounds(&self) -> Vec<Value> {
-        self.seen.iter().filter(|v| v["event"] == "round").cloned().collect()
+        self.seen
+            .iter()
+            .filter(|v| v["event"] == "round")
+            .cloned()
+            .collect()
     }
 }
 
@@ -112,7 +141,15 @@ impl Drop for Proc {
 }
 
 fn hashes(rounds: &[Value]) -> BTreeMap<u64, String> {
-    rounds.iter().map(|r| (r["round"].as_u64().unwrap(), r["model_hash"].as_str().unwrap().to_string())).collect()
+    rounds
+        .iter()
+        .map(|r| {
+            (
+                r["round"].as_u64().unwrap(),
+                r["model_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 fn start_four(rounds: u32, extra: impl Fn(usize) -> Vec<String>) -> Vec<Proc> {
@@ -132,18 +169,40 @@ fn simulated_accuracy(rounds: usize) -> f32 {
     let test = data::load_csv(test_csv(), CsvOptions::default()).unwrap();
     let shards = data::shard_iid(&all, 4, SEED).unwrap();
     let spec = ModelSpec::resolve("mlp", all.n_features(), all.num_classes()).unwrap();
-    let cfg = TrainConfig { optimizer: OptimizerConfig::sgd(0.05, 0.9), ..Default::default() };
-    let out = trainchain_trainer::fedavg::simulate(&spec, &shards, rounds, &cfg, SEED, Some(&test), &mut |_| {}).unwrap();
+    let cfg = TrainConfig {
+        optimizer: OptimizerConfig::sgd(0.05, 0.9),
+        ..Default::default()
+    };
+    let out = trainchain_trainer::fedavg::simulate(
+        &spec,
+        &shards,
+        rounds,
+        &cfg,
+        SEED,
+        Some(&test),
+        &mut |_| {},
+    )
+    .unwrap();
     out.rounds.last().unwrap().test.as_ref().unwrap().accuracy
 }
 
-const COMMON: [&str; 6] = ["--min-peers", "3", "--initial-peers", "4", "--round-timeout", "6"];
+const COMMON: [&str; 6] = [
+    "--min-peers",
+    "3",
+    "--initial-peers",
+    "4",
+    "--round-timeout",
+    "6",
+];
 
 #[test]
 fn four_processes_agree_every_round_and_match_fedavg() {
     let rounds = 4;
     let mut procs = start_four(rounds, |_| COMMON.iter().map(|s| s.to_string()).collect());
-    let results: Vec<Vec<Value>> = procs.iter_mut().map(|p| p.finish(Duration::from_secs(90))).collect();
+    let results: Vec<Vec<Value>> = procs
+        .iter_mut()
+        .map(|p| p.finish(Duration::from_secs(90)))
+        .collect();
     let h0 = hashes(&results[0]);
     assert_eq!(h0.len(), rounds as usize, "{:?}", results[0]);
     for r in &results {
@@ -158,7 +217,11 @@ fn four_processes_agree_every_round_and_match_fedavg() {
     assert!((acc - sim).abs() <= 0.01, "p2p {acc} vs simulated {sim}");
     // Exactly one complete certificate per round.
     for round in 0..rounds as u64 {
-        let holders = results.iter().flatten().filter(|x| x["round"] == round && x["certificate_complete"] == true).count();
+        let holders = results
+            .iter()
+            .flatten()
+            .filter(|x| x["round"] == round && x["certificate_complete"] == true)
+            .count();
         assert_eq!(holders, 1, "round {round}");
     }
 }
@@ -168,20 +231,30 @@ fn killed_peer_is_left_out_then_rejoins_with_the_right_model() {
     let rounds = 12;
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let args: Vec<&str> = COMMON.to_vec();
-    let mut procs: Vec<Proc> = (0..4).map(|i| Proc::spawn(i, ports[i], (i > 0).then_some(ports[0]), rounds, &args)).collect();
+    let mut procs: Vec<Proc> = (0..4)
+        .map(|i| Proc::spawn(i, ports[i], (i > 0).then_some(ports[0]), rounds, &args))
+        .collect();
     // Kill Dave as soon as round 1 is done: the others are already into round 2.
-    procs[3].wait_for(Duration::from_secs(60), |v| v["event"] == "round" && v["round"] == 1);
+    procs[3].wait_for(Duration::from_secs(60), |v| {
+        v["event"] == "round" && v["round"] == 1
+    });
     procs[3].child.kill().unwrap();
     let _ = procs[3].child.wait();
     // The others finish round 2 with 3 peers.
-    let r2 = procs[0].wait_for(Duration::from_secs(60), |v| v["event"] == "round" && v["round"] == 2);
+    let r2 = procs[0].wait_for(Duration::from_secs(60), |v| {
+        v["event"] == "round" && v["round"] == 2
+    });
     assert_eq!(r2["included"].as_array().unwrap().len(), 3, "{r2}");
     // Restart Dave: it fetches the state, checks the hash against the certificate, rejoins.
     let mut dave = Proc::spawn(3, free_port(), Some(ports[0]), rounds, &args);
     let joined = dave.wait_for(Duration::from_secs(30), |v| v["event"] == "joined");
     let join_round = joined["round"].as_u64().unwrap();
     assert!(join_round >= 3, "{joined}");
-    let others: Vec<Vec<Value>> = procs.iter_mut().take(3).map(|p| p.finish(Duration::from_secs(120))).collect();
+    let others: Vec<Vec<Value>> = procs
+        .iter_mut()
+        .take(3)
+        .map(|p| p.finish(Duration::from_secs(120)))
+        .collect();
     let dave_rounds = dave.finish(Duration::from_secs(60));
     let h0 = hashes(&others[0]);
     for o in &others {
@@ -194,7 +267,10 @@ fn killed_peer_is_left_out_then_rejoins_with_the_right_model() {
     }
     // Dave contributes again after rejoining.
     assert!(
-        others[0].iter().any(|x| x["round"].as_u64().unwrap() >= join_round && x["included"].as_array().unwrap().len() == 4),
+        others[0]
+            .iter()
+            .any(|x| x["round"].as_u64().unwrap() >= join_round
+                && x["included"].as_array().unwrap().len() == 4),
         "restarted peer never included again; dave: {:?}",
         dave.seen
     );
@@ -214,7 +290,10 @@ fn robust_aggregation_contains_a_byzantine_peer() {
             }
             v
         });
-        let results: Vec<Vec<Value>> = procs.iter_mut().map(|p| p.finish(Duration::from_secs(90))).collect();
+        let results: Vec<Vec<Value>> = procs
+            .iter_mut()
+            .map(|p| p.finish(Duration::from_secs(90)))
+            .collect();
         let h0 = hashes(&results[0]);
         for r in &results {
             assert_eq!(hashes(r), h0);

@@ -34,8 +34,16 @@ async fn peers_agree_and_schemes_give_identical_models() {
         assert!(qc.is_complete());
         assert_eq!(qc.verify().unwrap(), 3);
         assert_eq!(qc.included().len(), 3);
-        let lowest = SURIS.iter().map(|s| Keys::from_suri(s).unwrap().public()).min().unwrap();
-        assert_eq!(qc.included()[0].who, lowest, "included set sorted by key, holder is lowest");
+        let lowest = SURIS
+            .iter()
+            .map(|s| Keys::from_suri(s).unwrap().public())
+            .min()
+            .unwrap();
+        assert_eq!(
+            qc.included()[0].who,
+            lowest,
+            "included set sorted by key, holder is lowest"
+        );
         for (who, sig) in &qc.signatures {
             assert!(verify(who, &qc.payload.signing_bytes(), sig));
         }
@@ -45,7 +53,11 @@ async fn peers_agree_and_schemes_give_identical_models() {
     // Traffic: the chunked scheme sends about 2·S·(N−1)/N per peer, all-to-all S·(N−1).
     let s = (LEN * 4) as f64;
     let avg = |runs: &Vec<Vec<trainchain_trainer::p2p::RoundReport>>| {
-        let v: Vec<f64> = runs.iter().flat_map(|r| r.iter().skip(1)).map(|r| r.bytes_sent as f64).collect();
+        let v: Vec<f64> = runs
+            .iter()
+            .flat_map(|r| r.iter().skip(1))
+            .map(|r| r.bytes_sent as f64)
+            .collect();
         v.iter().sum::<f64>() / v.len() as f64
     };
     let ideal = 2.0 * s * 2.0 / 3.0;

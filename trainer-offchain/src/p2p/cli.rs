@@ -121,8 +121,22 @@ pub struct ShardTrainer {
 
 impl ShardTrainer {
     /// Build from a spec and data.
-    pub fn new(spec: &ModelSpec, shard: Dataset, shard_index: u64, test: Option<Dataset>, cfg: TrainConfig, seed: u64) -> Result<Self> {
-        Ok(Self { worker: Model::new(spec)?, shard, shard_index, test, cfg, seed })
+    pub fn new(
+        spec: &ModelSpec,
+        shard: Dataset,
+        shard_index: u64,
+        test: Option<Dataset>,
+        cfg: TrainConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        Ok(Self {
+            worker: Model::new(spec)?,
+            shard,
+            shard_index,
+            test,
+            cfg,
+            seed,
+        })
     }
 }
 
@@ -132,7 +146,11 @@ impl LocalTrainer for ShardTrainer {
         // Same shuffle seeds as `fedavg::simulate` (shard i, round r).
         let s = SplitMix64::derive(self.seed, &[round as u64, self.shard_index]).next_u64();
         let out = train::local_round(&mut self.worker, &self.shard, &self.cfg, s)?;
-        Ok(LocalUpdate { delta: out.update, samples: out.samples, train_loss: out.loss })
+        Ok(LocalUpdate {
+            delta: out.update,
+            samples: out.samples,
+            train_loss: out.loss,
+        })
     }
 
     fn evaluate(&mut self, model: &[f32]) -> Option<(f32, f32)> {
@@ -177,7 +195,10 @@ fn report_json(r: &RoundReport) -> serde_json::Value {
 
 /// Run the `peer` subcommand (builds its own tokio runtime).
 pub fn run(args: PeerArgs) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_async(args))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_async(args))
 }
 
 /// The `peer` subcommand inside an existing runtime.
@@ -189,7 +210,10 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
     };
     let (shard_i, shard_n) = parse_shard(&args.shard)?;
     let all = data::load_csv(&args.data, CsvOptions::default())?;
-    let shard = data::shard_iid(&all, shard_n, args.seed)?.into_iter().nth(shard_i).context("shard")?;
+    let shard = data::shard_iid(&all, shard_n, args.seed)?
+        .into_iter()
+        .nth(shard_i)
+        .context("shard")?;
     let test = match &args.test {
         Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
         None => None,
@@ -206,7 +230,8 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
     let genesis_hash = match &args.genesis_hash {
         Some(h) => {
             let v = hex::decode(h.trim_start_matches("0x"))?;
-            <[u8; 32]>::try_from(v.as_slice()).map_err(|_| anyhow::anyhow!("genesis hash must be 32 bytes"))?
+            <[u8; 32]>::try_from(v.as_slice())
+                .map_err(|_| anyhow::anyhow!("genesis hash must be 32 bytes"))?
         }
         None => [0; 32],
     };
@@ -215,7 +240,11 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
     pcfg.min_peers = args.min_peers;
     pcfg.initial_peers = args.initial_peers.unwrap_or(args.min_peers);
     pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
-    pcfg.robust = RobustConfig { aggregator: args.aggregator, norm_factor: args.norm_factor, clip_norm: args.clip_norm };
+    pcfg.robust = RobustConfig {
+        aggregator: args.aggregator,
+        norm_factor: args.norm_factor,
+        clip_norm: args.clip_norm,
+    };
     pcfg.compression = args.compression;
     pcfg.scheme = args.scheme;
     pcfg.byzantine = args.byzantine;
@@ -243,7 +272,10 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
     let mut peer = Peer::new(pcfg, client.clone(), events, trainer, initial);
     peer.sync(Duration::from_secs(10)).await?;
     if args.json {
-        println!("{}", serde_json::json!({"event": "joined", "round": peer.round(), "who": me}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "joined", "round": peer.round(), "who": me})
+        );
     }
     while peer.round() < args.rounds {
         match peer.run_round().await {
@@ -255,7 +287,10 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
             Err(e) => {
                 tracing::warn!("round failed: {e:#}");
                 if args.json {
-                    println!("{}", serde_json::json!({"event": "round_failed", "round": peer.round().saturating_sub(1), "error": format!("{e:#}")}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "round_failed", "round": peer.round().saturating_sub(1), "error": format!("{e:#}")})
+                    );
                 }
             }
         }
@@ -263,7 +298,10 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
     // Stay a little so slower peers can fetch signatures / state.
     tokio::time::sleep(Duration::from_secs(2)).await;
     if args.json {
-        println!("{}", serde_json::json!({"event": "done", "metrics": client.metrics().render()}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "done", "metrics": client.metrics().render()})
+        );
     }
     client.shutdown();
     Ok(())

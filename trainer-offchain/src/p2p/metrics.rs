@@ -50,7 +50,10 @@ impl Metrics {
 }
 
 /// Serve `GET /metrics` (any path) on `addr` until the process exits.
-pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<std::net::SocketAddr> {
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<std::net::SocketAddr> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;

@@ -10,4 +10,6 @@ pub mod wire;
 
 pub use metrics::Metrics;
 pub use net::{start as start_network, NetClient, NetConfig, NetEvent};
-pub use round::{Byzantine, LocalTrainer, LocalUpdate, Peer, PeerConfig, RoundReport, Scheme, StateSnapshot};
+pub use round::{
+    Byzantine, LocalTrainer, LocalUpdate, Peer, PeerConfig, RoundReport, Scheme, StateSnapshot,
+};

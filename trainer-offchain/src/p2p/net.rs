@@ -58,19 +58,28 @@ pub struct WireCodec {
 
 impl Default for WireCodec {
     fn default() -> Self {
-        Self { max: 64 << 20, metrics: Arc::new(Metrics::default()) }
+        Self {
+            max: 64 << 20,
+            metrics: Arc::new(Metrics::default()),
+        }
     }
 }
 
 impl WireCodec {
-    async fn read_frame<T: futures::AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<(u8, Vec<u8>)> {
+    async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
+        &self,
+        io: &mut T,
+    ) -> io::Result<(u8, Vec<u8>)> {
         let mut len = [0u8; 4];
         io.read_exact(&mut len).await?;
         let len = u32::from_be_bytes(len) as usize;
         if len > self.max.saturating_add(1) {
             self.metrics.oversized.fetch_add(1, Relaxed);
             tracing::warn!(len, max = self.max, "refusing oversized message");
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {}", self.max)));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes exceeds {}", self.max),
+            ));
         }
         if len == 0 {
             self.metrics.malformed.fetch_add(1, Relaxed);
@@ -78,13 +87,21 @@ impl WireCodec {
         }
         let mut buf = vec![0u8; len];
         io.read_exact(&mut buf).await?;
-        self.metrics.bytes_received.fetch_add(len as u64 + 4, Relaxed);
+        self.metrics
+            .bytes_received
+            .fetch_add(len as u64 + 4, Relaxed);
         let tag = buf.remove(0);
         Ok((tag, buf))
     }
 
-    async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(&self, io: &mut T, tag: u8, payload: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(payload.len() + 1).map_err(|_| io::Error::other("frame too large"))?;
+    async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
+        &self,
+        io: &mut T,
+        tag: u8,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let len =
+            u32::try_from(payload.len() + 1).map_err(|_| io::Error::other("frame too large"))?;
         io.write_all(&len.to_be_bytes()).await?;
         io.write_all(&[tag]).await?;
         io.write_all(payload).await?;
@@ -128,7 +145,12 @@ impl request_response::Codec for WireCodec {
         }
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Request) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
@@ -138,7 +160,12 @@ impl request_response::Codec for WireCodec {
         }
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Response) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()>
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
@@ -182,7 +209,9 @@ impl NetConfig {
     /// Defaults for a job: loopback TCP on an ephemeral port.
     pub fn for_job(job_id: u64) -> Self {
         Self {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
+            listen: vec!["/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .unwrap_or_else(|_| Multiaddr::empty())],
             bootstrap: Vec::new(),
             topic: format!("trainchain/job/{job_id}"),
             max_message: 256 << 20,
@@ -214,8 +243,15 @@ pub enum NetEvent {
 
 enum Command {
     Publish(Vec<u8>),
-    Send { peer: PeerId, data: Vec<u8>, reply: Option<oneshot::Sender<Result<()>>> },
-    FetchState { peer: PeerId, reply: oneshot::Sender<Result<Option<Vec<u8>>>> },
+    Send {
+        peer: PeerId,
+        data: Vec<u8>,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    FetchState {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
+    },
     SetState(Arc<Vec<u8>>),
     SetHello(Vec<u8>),
     Dial(Multiaddr),
@@ -255,13 +291,21 @@ impl NetClient {
     /// Send a message by request-response and wait for the acknowledgement.
     pub async fn send(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
         let (reply, rx) = oneshot::channel();
-        self.cmd(Command::Send { peer, data, reply: Some(reply) })?;
+        self.cmd(Command::Send {
+            peer,
+            data,
+            reply: Some(reply),
+        })?;
         rx.await.map_err(|_| anyhow!("network task stopped"))?
     }
 
     /// Send without waiting (failures are logged by the network task).
     pub fn send_nowait(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
-        self.cmd(Command::Send { peer, data, reply: None })
+        self.cmd(Command::Send {
+            peer,
+            data,
+            reply: None,
+        })
     }
 
     /// Ask `peer` for its model state (`None` if it has none to give).
@@ -315,7 +359,10 @@ enum Pending {
 /// event stream.
 pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver<NetEvent>)> {
     let metrics = Arc::new(Metrics::default());
-    let codec = WireCodec { max: cfg.max_message, metrics: metrics.clone() };
+    let codec = WireCodec {
+        max: cfg.max_message,
+        metrics: metrics.clone(),
+    };
     let keypair = libp2p::identity::Keypair::generate_ed25519();
     let local_peer_id = keypair.public().to_peer_id();
     let request_timeout = cfg.request_timeout;
@@ -335,14 +382,23 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
                 .max_transmit_size(256 * 1024)
                 .build()
                 .map_err(|e| anyhow!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
-                .map_err(|e| anyhow!("gossipsub: {e}"))?;
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_cfg,
+            )
+            .map_err(|e| anyhow!("gossipsub: {e}"))?;
             let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
             kad_cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(5)));
-            let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad_cfg,
+            );
             kad.set_mode(Some(kad::Mode::Server));
-            let identify =
-                identify::Behaviour::new(identify::Config::new("/trainchain/1.0.0".into(), key.public()));
+            let identify = identify::Behaviour::new(identify::Config::new(
+                "/trainchain/1.0.0".into(),
+                key.public(),
+            ));
             let rr = request_response::Behaviour::with_codec(
                 codec,
                 [(RR_PROTOCOL, ProtocolSupport::Full)],
@@ -350,14 +406,25 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
                     .with_request_timeout(request_timeout)
                     .with_max_concurrent_streams(256),
             );
-            Ok(Behaviour { identify, kad, gossipsub, rr })
+            Ok(Behaviour {
+                identify,
+                kad,
+                gossipsub,
+                rr,
+            })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     let topic = gossipsub::IdentTopic::new(cfg.topic.clone());
-    swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribe")?;
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .context("subscribe")?;
     for addr in &cfg.listen {
-        swarm.listen_on(addr.clone()).with_context(|| format!("listen on {addr}"))?;
+        swarm
+            .listen_on(addr.clone())
+            .with_context(|| format!("listen on {addr}"))?;
     }
     for addr in &cfg.bootstrap {
         if let Err(e) = swarm.dial(addr.clone()) {
@@ -390,7 +457,14 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
         bootstrap: cfg.bootstrap.clone(),
     };
     tokio::spawn(task.run(rx, early));
-    Ok((NetClient { tx, local_peer_id, metrics }, erx))
+    Ok((
+        NetClient {
+            tx,
+            local_peer_id,
+            metrics,
+        },
+        erx,
+    ))
 }
 
 struct NetTask {
@@ -405,7 +479,11 @@ struct NetTask {
 }
 
 impl NetTask {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, early: Vec<SwarmEvent<BehaviourEvent>>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        early: Vec<SwarmEvent<BehaviourEvent>>,
+    ) {
         for ev in early {
             self.on_swarm(ev);
         }
@@ -434,8 +512,17 @@ impl NetTask {
         let _ = self.events.send(ev);
     }
 
-    fn send_msg(&mut self, peer: PeerId, data: Vec<u8>, reply: Option<oneshot::Sender<Result<()>>>) {
-        let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::Msg(data));
+    fn send_msg(
+        &mut self,
+        peer: PeerId,
+        data: Vec<u8>,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    ) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .rr
+            .send_request(&peer, Request::Msg(data));
         self.pending.insert(id, Pending::Send(reply));
     }
 
@@ -444,7 +531,12 @@ impl NetTask {
             Command::Publish(data) => {
                 let peers = self.swarm.behaviour().gossipsub.all_peers().count() as u64;
                 let len = data.len() as u64;
-                match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), data)
+                {
                     Ok(_) => {
                         self.metrics.bytes_sent.fetch_add(len * peers, Relaxed);
                     }
@@ -453,7 +545,11 @@ impl NetTask {
             }
             Command::Send { peer, data, reply } => self.send_msg(peer, data, reply),
             Command::FetchState { peer, reply } => {
-                let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::GetState);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_request(&peer, Request::GetState);
                 self.pending.insert(id, Pending::State(reply));
             }
             Command::SetState(s) => self.state = Some(s),
@@ -480,7 +576,13 @@ impl NetTask {
     }
 
     fn respond(&mut self, channel: ResponseChannel<Response>, r: Response) {
-        if self.swarm.behaviour_mut().rr.send_response(channel, r).is_err() {
+        if self
+            .swarm
+            .behaviour_mut()
+            .rr
+            .send_response(channel, r)
+            .is_err()
+        {
             tracing::debug!("response channel closed");
         }
     }
@@ -491,9 +593,17 @@ impl NetTask {
                 tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "listening");
                 self.emit(NetEvent::Listening(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
                 if endpoint.is_dialer() {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, endpoint.get_remote_address().clone());
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, endpoint.get_remote_address().clone());
                 }
                 if num_established.get() == 1 {
                     tracing::debug!(%peer_id, "connected");
@@ -503,13 +613,19 @@ impl NetTask {
                     self.emit(NetEvent::Connected(peer_id));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    tracing::debug!(%peer_id, "disconnected");
-                    self.emit(NetEvent::Disconnected(peer_id));
-                }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::debug!(%peer_id, "disconnected");
+                self.emit(NetEvent::Disconnected(peer_id));
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
@@ -517,57 +633,74 @@ impl NetTask {
                     tracing::debug!("kad bootstrap: {e}");
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })) => {
-                if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() {
-                    let _ = self.swarm.dial(DialOpts::peer_id(peer).build());
-                }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, ..
+            })) if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() => {
+                let _ = self.swarm.dial(DialOpts::peer_id(peer).build());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message,
                 ..
             })) => {
-                self.metrics.bytes_received.fetch_add(message.data.len() as u64, Relaxed);
+                self.metrics
+                    .bytes_received
+                    .fetch_add(message.data.len() as u64, Relaxed);
                 let from = message.source.unwrap_or(propagation_source);
-                self.emit(NetEvent::Message { from, data: message.data, gossip: true });
+                self.emit(NetEvent::Message {
+                    from,
+                    data: message.data,
+                    gossip: true,
+                });
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(request_response::Event::Message { peer, message, .. })) => {
-                match message {
-                    request_response::Message::Request { request, channel, .. } => match request {
-                        Request::Msg(data) => {
-                            self.respond(channel, Response::Ack);
-                            self.emit(NetEvent::Message { from: peer, data, gossip: false });
-                        }
-                        Request::GetState => {
-                            let r = match &self.state {
-                                Some(s) => Response::State(s.as_ref().clone()),
-                                None => Response::Refused,
-                            };
-                            self.respond(channel, r);
-                        }
-                    },
-                    request_response::Message::Response { request_id, response } => {
-                        match (self.pending.remove(&request_id), response) {
-                            (Some(Pending::Send(Some(r))), _) => {
-                                let _ = r.send(Ok(()));
-                            }
-                            (Some(Pending::State(r)), Response::State(b)) => {
-                                let _ = r.send(Ok(Some(b)));
-                            }
-                            (Some(Pending::State(r)), _) => {
-                                let _ = r.send(Ok(None));
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(request_response::Event::OutboundFailure {
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(request_response::Event::Message {
                 peer,
-                request_id,
-                error,
+                message,
                 ..
-            })) => {
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => match request {
+                    Request::Msg(data) => {
+                        self.respond(channel, Response::Ack);
+                        self.emit(NetEvent::Message {
+                            from: peer,
+                            data,
+                            gossip: false,
+                        });
+                    }
+                    Request::GetState => {
+                        let r = match &self.state {
+                            Some(s) => Response::State(s.as_ref().clone()),
+                            None => Response::Refused,
+                        };
+                        self.respond(channel, r);
+                    }
+                },
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => match (self.pending.remove(&request_id), response) {
+                    (Some(Pending::Send(Some(r))), _) => {
+                        let _ = r.send(Ok(()));
+                    }
+                    (Some(Pending::State(r)), Response::State(b)) => {
+                        let _ = r.send(Ok(Some(b)));
+                    }
+                    (Some(Pending::State(r)), _) => {
+                        let _ = r.send(Ok(None));
+                    }
+                    _ => {}
+                },
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(
+                request_response::Event::OutboundFailure {
+                    peer,
+                    request_id,
+                    error,
+                    ..
+                },
+            )) => {
                 tracing::debug!(%peer, "request failed: {error}");
                 match self.pending.remove(&request_id) {
                     Some(Pending::Send(Some(r))) => {
@@ -579,7 +712,9 @@ impl NetTask {
                     _ => {}
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(request_response::Event::InboundFailure { peer, error, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(
+                request_response::Event::InboundFailure { peer, error, .. },
+            )) => {
                 tracing::warn!(%peer, "inbound request failed: {error}");
             }
             _ => {}

@@ -226,6 +226,9 @@ struct ReadyInfo {
     root: Hash32,
 }
 
+/// `(first_block, blocks, proof)` of a received chunk.
+type ChunkMsg = (u32, Vec<Vec<u8>>, Vec<Hash32>);
+
 #[derive(Default)]
 struct RoundState {
     readies: BTreeMap<(u32, PublicKey), ReadyInfo>,
@@ -233,7 +236,7 @@ struct RoundState {
     roots: HashMap<PublicKey, Hash32>,
     equivocators: BTreeSet<PublicKey>,
     proposals: HashMap<u32, (PublicKey, Vec<Participant>)>,
-    chunks: HashMap<(u32, PublicKey), (u32, Vec<Vec<u8>>, Vec<Hash32>)>,
+    chunks: HashMap<(u32, PublicKey), ChunkMsg>,
     norms: HashMap<(u32, u32), Vec<ChunkStat>>,
     reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
     sigshares: HashMap<PublicKey, (Hash32, Vec<IncludedShare<PublicKey>>, SignatureBytes)>,
@@ -342,14 +345,25 @@ impl<T: LocalTrainer> Peer<T> {
             next_round: self.round,
             params: f32s_to_u32s(&self.model),
             model_hash: self.model_hash(),
-            certificate: self.last_qc.clone().filter(|q| q.round().checked_add(1) == Some(self.round)),
+            certificate: self
+                .last_qc
+                .clone()
+                .filter(|q| q.round().checked_add(1) == Some(self.round)),
         };
         self.net.set_state(snap.encode())
     }
 
     fn hello(&self) -> Result<()> {
-        let body = Body::Hello { peer_id: peer_id_bytes(&self.net.local_peer_id()), joining_round: self.round };
-        self.net.set_hello(Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, &body))
+        let body = Body::Hello {
+            peer_id: peer_id_bytes(&self.net.local_peer_id()),
+            joining_round: self.round,
+        };
+        self.net.set_hello(Envelope::seal_bytes(
+            &self.cfg.keys,
+            self.cfg.job_id,
+            self.round,
+            &body,
+        ))
     }
 
     fn seal(&self, body: &Body) -> Vec<u8> {
@@ -408,18 +422,28 @@ impl<T: LocalTrainer> Peer<T> {
         }
         let body = match env.open() {
             Ok(b) => b,
-            Err(e) => return self.reject(&from, &env, &format!("{e} (forged or claimed identity)")),
+            Err(e) => {
+                return self.reject(&from, &env, &format!("{e} (forged or claimed identity)"))
+            }
         };
         if env.round < self.round && !matches!(body, Body::Hello { .. } | Body::Certificate(_)) {
             Metrics::inc(&self.metrics().replays);
-            return self.reject(&from, &env, "message from an earlier round (replay or late)");
+            return self.reject(
+                &from,
+                &env,
+                "message from an earlier round (replay or late)",
+            );
         }
         // Bind / check the sender's libp2p identity.
         match &body {
             Body::Hello { peer_id, .. } | Body::Ready { peer_id, .. } => {
                 if peer_id.as_slice() != peer_id_bytes(&from).as_slice() {
                     Metrics::inc(&self.metrics().impersonations);
-                    return self.reject(&from, &env, "signed peer id differs from the sending peer (replayed)");
+                    return self.reject(
+                        &from,
+                        &env,
+                        "signed peer id differs from the sending peer (replayed)",
+                    );
                 }
                 self.bindings.insert(env.who, from);
                 if let Body::Hello { joining_round, .. } = body {
@@ -430,7 +454,9 @@ impl<T: LocalTrainer> Peer<T> {
             }
             Body::Certificate(_) => {}
             _ => {
-                if self.bindings.get(&env.who) != Some(&from) && !(gossip && self.bindings.get(&env.who).is_none()) {
+                let bound = self.bindings.get(&env.who);
+                let ok = bound == Some(&from) || (gossip && bound.is_none());
+                if !ok {
                     Metrics::inc(&self.metrics().impersonations);
                     return self.reject(&from, &env, "sender is not the key's bound peer");
                 }
@@ -442,7 +468,11 @@ impl<T: LocalTrainer> Peer<T> {
                 return;
             }
             Metrics::inc(&self.metrics().replays);
-            return self.reject(&from, &env, "message from an earlier round (replay or late)");
+            return self.reject(
+                &from,
+                &env,
+                "message from an earlier round (replay or late)",
+            );
         }
         if env.round > self.round {
             if self.future.len() < 10_000 {
@@ -459,10 +489,15 @@ impl<T: LocalTrainer> Peer<T> {
         }
         match qc.verify() {
             Ok(n) if n > 0 => {
-                let newer = self.last_qc.as_ref().is_none_or(|q| q.round() < qc.round() || q.signatures.len() < n);
+                let newer = self
+                    .last_qc
+                    .as_ref()
+                    .is_none_or(|q| q.round() < qc.round() || q.signatures.len() < n);
                 if newer {
                     tracing::debug!(round = qc.round(), signatures = n, "certificate");
-                    if qc.round().checked_add(1) == Some(self.round) && qc.model_hash() == self.model_hash() {
+                    if qc.round().checked_add(1) == Some(self.round)
+                        && qc.model_hash() == self.model_hash()
+                    {
                         self.last_qc = Some(qc.clone());
                         let _ = self.publish_state();
                     } else if qc.round() >= self.round {
@@ -484,7 +519,14 @@ impl<T: LocalTrainer> Peer<T> {
         let st = &mut self.st;
         match body {
             Body::Hello { .. } => {}
-            Body::Ready { attempt, samples, len, compression, root, .. } => {
+            Body::Ready {
+                attempt,
+                samples,
+                len,
+                compression,
+                root,
+                ..
+            } => {
                 if let Some(prev) = st.roots.get(&who) {
                     if *prev != root {
                         if st.equivocators.insert(who) {
@@ -496,11 +538,25 @@ impl<T: LocalTrainer> Peer<T> {
                 } else {
                     st.roots.insert(who, root);
                 }
-                st.readies.insert((attempt, who), ReadyInfo { peer_id: from, samples, len, compression, root });
+                st.readies.insert(
+                    (attempt, who),
+                    ReadyInfo {
+                        peer_id: from,
+                        samples,
+                        len,
+                        compression,
+                        root,
+                    },
+                );
             }
-            Body::Proposal { attempt, participants } => {
+            Body::Proposal {
+                attempt,
+                participants,
+            } => {
                 let valid = participants.first().map(|p| p.who) == Some(who)
-                    && participants.windows(2).all(|w| w.first().map(|a| a.who) < w.get(1).map(|b| b.who));
+                    && participants
+                        .windows(2)
+                        .all(|w| w.first().map(|a| a.who) < w.get(1).map(|b| b.who));
                 if !valid {
                     Metrics::inc(&self.net.metrics().messages_rejected);
                     tracing::warn!(who = %short(&who), "invalid proposal");
@@ -511,16 +567,35 @@ impl<T: LocalTrainer> Peer<T> {
                     st.proposals.insert(attempt, (who, participants));
                 }
             }
-            Body::Chunk { attempt, first_block, blocks, proof } => {
-                st.chunks.entry((attempt, who)).or_insert((first_block, blocks, proof));
+            Body::Chunk {
+                attempt,
+                first_block,
+                blocks,
+                proof,
+            } => {
+                st.chunks
+                    .entry((attempt, who))
+                    .or_insert((first_block, blocks, proof));
             }
-            Body::Norms { attempt, chunk, stats } => {
+            Body::Norms {
+                attempt,
+                chunk,
+                stats,
+            } => {
                 st.norms.entry((attempt, chunk)).or_insert(stats);
             }
-            Body::Reduced { attempt, chunk, blocks } => {
+            Body::Reduced {
+                attempt,
+                chunk,
+                blocks,
+            } => {
                 st.reduced.entry((attempt, chunk)).or_insert(blocks);
             }
-            Body::SigShare { model_hash, included, sig } => {
+            Body::SigShare {
+                model_hash,
+                included,
+                sig,
+            } => {
                 st.sigshares.insert(who, (model_hash, included, sig));
             }
             Body::Certificate(qc) => self.on_certificate(qc),
@@ -528,7 +603,11 @@ impl<T: LocalTrainer> Peer<T> {
     }
 
     /// Process events until `cond` holds or `deadline` passes. Returns whether `cond` held.
-    async fn wait_until(&mut self, deadline: Instant, cond: impl Fn(&Self) -> bool) -> Result<bool> {
+    async fn wait_until(
+        &mut self,
+        deadline: Instant,
+        cond: impl Fn(&Self) -> bool,
+    ) -> Result<bool> {
         loop {
             if cond(self) {
                 return Ok(true);
@@ -559,7 +638,9 @@ impl<T: LocalTrainer> Peer<T> {
         let mut s: BTreeSet<PublicKey> = self
             .bindings
             .iter()
-            .filter(|(k, p)| self.connected.contains(p) && self.joining.get(*k).is_some_and(|j| *j <= self.round))
+            .filter(|(k, p)| {
+                self.connected.contains(p) && self.joining.get(*k).is_some_and(|j| *j <= self.round)
+            })
             .map(|(k, _)| *k)
             .collect();
         s.insert(self.me);
@@ -570,7 +651,8 @@ impl<T: LocalTrainer> Peer<T> {
     /// keep the initial model if none has one). Announces this peer afterwards.
     pub async fn sync(&mut self, wait_for_peers: Duration) -> Result<()> {
         let deadline = Instant::now() + wait_for_peers;
-        self.wait_until(deadline, |s| !s.connected.is_empty()).await?;
+        self.wait_until(deadline, |s| !s.connected.is_empty())
+            .await?;
         // Let identify/kad connect the rest.
         let settle = Instant::now() + Duration::from_millis(500);
         self.wait_until(settle, |_| false).await?;
@@ -592,7 +674,10 @@ impl<T: LocalTrainer> Peer<T> {
             };
             match self.check_snapshot(&bytes) {
                 Ok((snap, params)) => {
-                    if best.as_ref().is_none_or(|(b, _)| snap.next_round > b.next_round) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|(b, _)| snap.next_round > b.next_round)
+                    {
                         best = Some((snap, params));
                     }
                 }
@@ -623,12 +708,17 @@ impl<T: LocalTrainer> Peer<T> {
     }
 
     fn check_snapshot(&self, bytes: &[u8]) -> Result<(StateSnapshot, Vec<f32>)> {
-        let snap = StateSnapshot::decode(&mut &bytes[..]).map_err(|e| anyhow!("undecodable state: {e}"))?;
+        let snap = StateSnapshot::decode(&mut &bytes[..])
+            .map_err(|e| anyhow!("undecodable state: {e}"))?;
         if snap.job != self.cfg.job_id {
             bail!("state of another job");
         }
         if snap.params.len() != self.model.len() {
-            bail!("state has {} params, expected {}", snap.params.len(), self.model.len());
+            bail!(
+                "state has {} params, expected {}",
+                snap.params.len(),
+                self.model.len()
+            );
         }
         let params: Vec<f32> = snap.params.iter().map(|b| f32::from_bits(*b)).collect();
         let h = match &self.trainer {
@@ -636,7 +726,11 @@ impl<T: LocalTrainer> Peer<T> {
             None => crate::update::state_hash(&params),
         };
         if h != snap.model_hash {
-            bail!("model hash mismatch: computed {} vs claimed {}", hex::encode(h), hex::encode(snap.model_hash));
+            bail!(
+                "model hash mismatch: computed {} vs claimed {}",
+                hex::encode(h),
+                hex::encode(snap.model_hash)
+            );
         }
         if let Some(qc) = &snap.certificate {
             if qc.model_hash() != h || qc.round().checked_add(1) != Some(snap.next_round) {
@@ -650,7 +744,10 @@ impl<T: LocalTrainer> Peer<T> {
                 bail!("certificate without signatures");
             }
         } else if snap.next_round > 0 {
-            bail!("state of round {} comes without a certificate", snap.next_round);
+            bail!(
+                "state of round {} comes without a certificate",
+                snap.next_round
+            );
         }
         Ok((snap, params))
     }
@@ -673,7 +770,11 @@ impl<T: LocalTrainer> Peer<T> {
             let dl = Instant::now() + self.cfg.round_timeout * 3;
             let ok = self.wait_until(dl, |s| s.expected().len() >= need).await?;
             if !ok {
-                tracing::warn!(have = self.expected().len(), need, "starting round 0 without all initial peers");
+                tracing::warn!(
+                    have = self.expected().len(),
+                    need,
+                    "starting round 0 without all initial peers"
+                );
             }
         }
 
@@ -699,7 +800,11 @@ impl<T: LocalTrainer> Peer<T> {
         let compute_ms = elapsed_ms(tc);
         match self.cfg.byzantine {
             Some(Byzantine::Scale(f)) => local.delta.iter_mut().for_each(|x| *x *= f),
-            Some(Byzantine::Nan) => local.delta.iter_mut().step_by(7).for_each(|x| *x = f32::NAN),
+            Some(Byzantine::Nan) => local
+                .delta
+                .iter_mut()
+                .step_by(7)
+                .for_each(|x| *x = f32::NAN),
             None => {}
         }
         let (mine, _decoded) = self.ef.compress(self.cfg.compression, &local.delta)?;
@@ -756,7 +861,10 @@ impl<T: LocalTrainer> Peer<T> {
             Metrics::inc(&self.metrics().rounds_failed);
             self.set_round(round + 1);
             self.publish_state()?;
-            bail!("round {round} failed after {} attempts", self.cfg.max_attempts);
+            bail!(
+                "round {round} failed after {} attempts",
+                self.cfg.max_attempts
+            );
         };
 
         // 4. Apply, hash, sign, certify.
@@ -764,9 +872,20 @@ impl<T: LocalTrainer> Peer<T> {
             *m += a;
         }
         let model_hash = self.model_hash();
-        let included: Vec<IncludedShare<PublicKey>> =
-            accepted.iter().map(|a| IncludedShare { who: a.who, samples: a.samples }).collect();
-        let payload = AggregatePayload::new(self.cfg.genesis_hash, self.cfg.job_id, round, model_hash, included.clone());
+        let included: Vec<IncludedShare<PublicKey>> = accepted
+            .iter()
+            .map(|a| IncludedShare {
+                who: a.who,
+                samples: a.samples,
+            })
+            .collect();
+        let payload = AggregatePayload::new(
+            self.cfg.genesis_hash,
+            self.cfg.job_id,
+            round,
+            model_hash,
+            included.clone(),
+        );
         let sig = self.cfg.keys.sign_payload(&payload);
         let holder = included.first().map(|s| s.who);
         let mut certificate = None;
@@ -777,7 +896,11 @@ impl<T: LocalTrainer> Peer<T> {
             qc.add(self.me, sig)?;
             let dl = Instant::now() + self.cfg.round_timeout.min(Duration::from_secs(10));
             let want: Vec<PublicKey> = included.iter().map(|s| s.who).collect();
-            self.wait_until(dl, |s| want.iter().all(|w| *w == s.me || s.st.sigshares.contains_key(w))).await?;
+            self.wait_until(dl, |s| {
+                want.iter()
+                    .all(|w| *w == s.me || s.st.sigshares.contains_key(w))
+            })
+            .await?;
             for (who, (h, inc, sig)) in self.st.sigshares.clone() {
                 if h != model_hash || inc != included {
                     tracing::warn!(who = %short(&who), "signature over a different aggregate (diverged peer)");
@@ -788,16 +911,29 @@ impl<T: LocalTrainer> Peer<T> {
                 }
             }
             if !qc.is_complete() {
-                tracing::warn!(have = qc.signatures.len(), want = included.len(), "incomplete certificate");
+                tracing::warn!(
+                    have = qc.signatures.len(),
+                    want = included.len(),
+                    "incomplete certificate"
+                );
             }
             cert_msg = Some(self.seal(&Body::Certificate(qc.clone())));
             certificate = Some(qc);
         } else if let Some(h) = holder {
             if my_included {
-                self.send_to(&h, &Body::SigShare { model_hash, included: included.clone(), sig });
+                self.send_to(
+                    &h,
+                    &Body::SigShare {
+                        model_hash,
+                        included: included.clone(),
+                        sig,
+                    },
+                );
             }
         }
-        self.last_qc = certificate.clone().or_else(|| self.st.certificate.clone().filter(|q| q.round() == round));
+        self.last_qc = certificate
+            .clone()
+            .or_else(|| self.st.certificate.clone().filter(|q| q.round() == round));
         self.set_round(round + 1);
         if self.last_qc.is_none() {
             // Serve our own signature as a (partial) certificate until the full one arrives.
@@ -863,21 +999,42 @@ impl<T: LocalTrainer> Peer<T> {
     /// Who should propose: the lowest key among expected, eligible peers.
     fn proposer(&self, local_suspects: &BTreeSet<PublicKey>) -> PublicKey {
         let excluded = self.excluded(local_suspects);
-        self.expected().difference(&excluded).next().copied().unwrap_or(self.me)
+        self.expected()
+            .difference(&excluded)
+            .next()
+            .copied()
+            .unwrap_or(self.me)
     }
 
-    fn ready_keys(&self, attempt: u32, local_suspects: &BTreeSet<PublicKey>) -> BTreeSet<PublicKey> {
+    fn ready_keys(
+        &self,
+        attempt: u32,
+        local_suspects: &BTreeSet<PublicKey>,
+    ) -> BTreeSet<PublicKey> {
         let excluded = self.excluded(local_suspects);
-        self.st.readies.keys().filter(|(a, k)| *a == attempt && !excluded.contains(k)).map(|(_, k)| *k).collect()
+        self.st
+            .readies
+            .keys()
+            .filter(|(a, k)| *a == attempt && !excluded.contains(k))
+            .map(|(_, k)| *k)
+            .collect()
     }
 
     /// Wait for the attempt's proposal (or make it). `None`: we are not a participant.
-    async fn agree(&mut self, attempt: u32, my_suspects: &BTreeSet<PublicKey>) -> Result<Option<Vec<Participant>>> {
+    async fn agree(
+        &mut self,
+        attempt: u32,
+        my_suspects: &BTreeSet<PublicKey>,
+    ) -> Result<Option<Vec<Participant>>> {
         let timeout = self.cfg.round_timeout;
         let ready_deadline = Instant::now() + timeout;
         let mut local_suspects = my_suspects.clone();
         // Round 0 also waits for the configured number of initial peers to be ready.
-        let initial = if self.round == 0 { self.cfg.initial_peers } else { 0 };
+        let initial = if self.round == 0 {
+            self.cfg.initial_peers
+        } else {
+            0
+        };
         loop {
             let proposer = self.proposer(&local_suspects);
             if proposer == self.me {
@@ -887,20 +1044,33 @@ impl<T: LocalTrainer> Peer<T> {
                     let ex = s.excluded(ls);
                     r.len() >= initial && s.expected().difference(&ex).all(|k| r.contains(k))
                 };
-                self.wait_until(ready_deadline, |s| all_ready(s) || s.st.proposals.contains_key(&attempt)).await?;
+                self.wait_until(ready_deadline, |s| {
+                    all_ready(s) || s.st.proposals.contains_key(&attempt)
+                })
+                .await?;
                 if let Some(p) = self.take_proposal(attempt) {
                     return Ok(p);
                 }
                 let excluded = self.excluded(&local_suspects);
                 let mut participants = self.build_proposal(attempt, &excluded);
                 if participants.len() < self.cfg.min_peers {
-                    tracing::warn!(have = participants.len(), min = self.cfg.min_peers, "not enough ready peers");
+                    tracing::warn!(
+                        have = participants.len(),
+                        min = self.cfg.min_peers,
+                        "not enough ready peers"
+                    );
                     let more = Instant::now() + timeout;
                     let min = self.cfg.min_peers;
-                    self.wait_until(more, |s| s.ready_keys(attempt, ls).len() >= min).await?;
+                    self.wait_until(more, |s| s.ready_keys(attempt, ls).len() >= min)
+                        .await?;
                     participants = self.build_proposal(attempt, &excluded);
                     if participants.len() < min {
-                        bail!("round {}: only {} ready peers, need {}", self.round, participants.len(), min);
+                        bail!(
+                            "round {}: only {} ready peers, need {}",
+                            self.round,
+                            participants.len(),
+                            min
+                        );
                     }
                 }
                 return self.propose(attempt, participants).map(Some);
@@ -909,7 +1079,9 @@ impl<T: LocalTrainer> Peer<T> {
             let dl = ready_deadline.max(Instant::now()) + timeout / 2;
             let ls = &local_suspects;
             let got = self
-                .wait_until(dl, |s| s.st.proposals.contains_key(&attempt) || s.proposer(ls) != proposer)
+                .wait_until(dl, |s| {
+                    s.st.proposals.contains_key(&attempt) || s.proposer(ls) != proposer
+                })
                 .await?;
             if let Some(p) = self.take_proposal(attempt) {
                 return Ok(p);
@@ -944,7 +1116,11 @@ impl<T: LocalTrainer> Peer<T> {
             if *a != attempt || excluded.contains(who) {
                 continue;
             }
-            let reachable = *who == self.me || self.bindings.get(who).is_some_and(|p| self.connected.contains(p));
+            let reachable = *who == self.me
+                || self
+                    .bindings
+                    .get(who)
+                    .is_some_and(|p| self.connected.contains(p));
             if !reachable {
                 tracing::warn!(who = %short(who), "leaving out a ready peer that disconnected");
                 continue;
@@ -954,23 +1130,54 @@ impl<T: LocalTrainer> Peer<T> {
                 tracing::warn!(who = %short(who), len = r.len, compression = r.compression, "rejecting update of the wrong shape");
                 continue;
             }
-            out.push(Participant { who: *who, peer_id: peer_id_bytes(&r.peer_id), samples: r.samples, root: r.root });
+            out.push(Participant {
+                who: *who,
+                peer_id: peer_id_bytes(&r.peer_id),
+                samples: r.samples,
+                root: r.root,
+            });
         }
         out
     }
 
-    fn propose(&mut self, attempt: u32, participants: Vec<Participant>) -> Result<Vec<Participant>> {
-        tracing::info!(round = self.round, attempt, n = participants.len(), "proposing participant set");
-        self.net.publish(self.seal(&Body::Proposal { attempt, participants: participants.clone() }))?;
-        self.st.proposals.insert(attempt, (self.me, participants.clone()));
+    fn propose(
+        &mut self,
+        attempt: u32,
+        participants: Vec<Participant>,
+    ) -> Result<Vec<Participant>> {
+        tracing::info!(
+            round = self.round,
+            attempt,
+            n = participants.len(),
+            "proposing participant set"
+        );
+        self.net.publish(self.seal(&Body::Proposal {
+            attempt,
+            participants: participants.clone(),
+        }))?;
+        self.st
+            .proposals
+            .insert(attempt, (self.me, participants.clone()));
         Ok(participants)
     }
 
     /// Follow a round we are not part of: wait for its certificate, then fetch the state.
-    async fn observe(&mut self, round: RoundIndex, t0: Instant, sent0: u64, recv0: u64, compute_ms: u64) -> Result<RoundReport> {
+    async fn observe(
+        &mut self,
+        round: RoundIndex,
+        t0: Instant,
+        sent0: u64,
+        recv0: u64,
+        compute_ms: u64,
+    ) -> Result<RoundReport> {
         tracing::info!(round, "not a participant this round; following the result");
         let dl = Instant::now() + self.cfg.round_timeout * 3;
-        self.wait_until(dl, |s| s.st.certificate.as_ref().is_some_and(|q| q.round() == round)).await?;
+        self.wait_until(dl, |s| {
+            s.st.certificate
+                .as_ref()
+                .is_some_and(|q| q.round() == round)
+        })
+        .await?;
         let fetched = match self.st.certificate.clone() {
             Some(qc) => self.fetch_round_state(&qc, round).await,
             None => Err(anyhow!("no certificate for round {round}")),
@@ -980,7 +1187,10 @@ impl<T: LocalTrainer> Peer<T> {
             Err(e) => {
                 tracing::warn!("could not follow round {round}: {e:#}; resyncing from any peer");
                 self.resync().await?;
-                bail!("round {round}: not a participant; resynced to round {}", self.round);
+                bail!(
+                    "round {round}: not a participant; resynced to round {}",
+                    self.round
+                );
             }
         };
         Metrics::inc(&self.metrics().state_syncs);
@@ -1022,10 +1232,16 @@ impl<T: LocalTrainer> Peer<T> {
         let dl = Instant::now() + self.cfg.round_timeout;
         loop {
             for s in qc.included() {
-                let Some(peer) = self.bindings.get(&s.who).copied() else { continue };
-                let Ok(Some(bytes)) = self.net.fetch_state(peer).await else { continue };
+                let Some(peer) = self.bindings.get(&s.who).copied() else {
+                    continue;
+                };
+                let Ok(Some(bytes)) = self.net.fetch_state(peer).await else {
+                    continue;
+                };
                 match self.check_snapshot(&bytes) {
-                    Ok((snap, params)) if snap.next_round == round + 1 && snap.model_hash == qc.model_hash() => {
+                    Ok((snap, params))
+                        if snap.next_round == round + 1 && snap.model_hash == qc.model_hash() =>
+                    {
                         return Ok((qc.clone(), snap, params));
                     }
                     Ok(_) => {}
@@ -1047,38 +1263,76 @@ impl<T: LocalTrainer> Peer<T> {
         attempt: u32,
         parts: &[Participant],
         mine: &Compressed,
-    ) -> Result<std::result::Result<(Vec<f32>, Vec<Accepted>, Vec<(PublicKey, aggregate::Rejection)>), Vec<PublicKey>>> {
+    ) -> Result<
+        std::result::Result<
+            (
+                Vec<f32>,
+                Vec<Accepted>,
+                Vec<(PublicKey, aggregate::Rejection)>,
+            ),
+            Vec<PublicKey>,
+        >,
+    > {
         let n = parts.len();
         let len = self.model.len();
         let nb = compress::block_count(len);
         let me = self.me;
-        let my_idx = parts.iter().position(|p| p.who == me).context("not a participant")?;
+        let my_idx = parts
+            .iter()
+            .position(|p| p.who == me)
+            .context("not a participant")?;
         let deadline = Instant::now() + self.cfg.round_timeout;
         let comp = self.cfg.compression;
         let leaves = mine.leaf_hashes();
         match self.cfg.scheme {
             Scheme::AllToAll => {
-                let body = Body::Chunk { attempt, first_block: 0, blocks: mine.blocks.clone(), proof: Vec::new() };
+                let body = Body::Chunk {
+                    attempt,
+                    first_block: 0,
+                    blocks: mine.blocks.clone(),
+                    proof: Vec::new(),
+                };
                 let bytes = self.seal(&body);
                 for p in parts.iter().filter(|p| p.who != me) {
                     if let Some(pid) = self.bindings.get(&p.who) {
                         let _ = self.net.send_nowait(*pid, bytes.clone());
                     }
                 }
-                self.st.chunks.insert((attempt, me), (0, mine.blocks.clone(), Vec::new()));
+                self.st
+                    .chunks
+                    .insert((attempt, me), (0, mine.blocks.clone(), Vec::new()));
                 let others: Vec<PublicKey> = parts.iter().map(|p| p.who).collect();
-                let ok =
-                    self.wait_until(deadline, |s| others.iter().all(|w| s.st.chunks.contains_key(&(attempt, *w)))).await?;
+                let ok = self
+                    .wait_until(deadline, |s| {
+                        others
+                            .iter()
+                            .all(|w| s.st.chunks.contains_key(&(attempt, *w)))
+                    })
+                    .await?;
                 if !ok {
-                    let missing = others.into_iter().filter(|w| !self.st.chunks.contains_key(&(attempt, *w))).collect();
+                    let missing = others
+                        .into_iter()
+                        .filter(|w| !self.st.chunks.contains_key(&(attempt, *w)))
+                        .collect();
                     return Ok(Err(missing));
                 }
                 let mut stats = Vec::new();
                 let mut decoded: Vec<Vec<f32>> = Vec::new();
                 for p in parts {
-                    let (first, blocks, _) = self.st.chunks.get(&(attempt, p.who)).cloned().unwrap_or_default();
-                    let ok = first == 0 && blocks.len() == nb && compress::merkle_root(&compress::leaf_hashes(&blocks)) == p.root;
-                    let vals = if ok { compress::decode_blocks(comp, len, 0, &blocks).ok() } else { None };
+                    let (first, blocks, _) = self
+                        .st
+                        .chunks
+                        .get(&(attempt, p.who))
+                        .cloned()
+                        .unwrap_or_default();
+                    let ok = first == 0
+                        && blocks.len() == nb
+                        && compress::merkle_root(&compress::leaf_hashes(&blocks)) == p.root;
+                    let vals = if ok {
+                        compress::decode_blocks(comp, len, 0, &blocks).ok()
+                    } else {
+                        None
+                    };
                     match vals {
                         Some(v) => {
                             stats.push(Stat::of(p.who, p.samples, &v, len));
@@ -1086,7 +1340,13 @@ impl<T: LocalTrainer> Peer<T> {
                         }
                         None => {
                             tracing::warn!(who = %short(&p.who), "update does not match its announced root or is malformed");
-                            stats.push(Stat { who: p.who, samples: p.samples, sq_norm: 0.0, finite: true, well_formed: false });
+                            stats.push(Stat {
+                                who: p.who,
+                                samples: p.samples,
+                                sq_norm: 0.0,
+                                finite: true,
+                                well_formed: false,
+                            });
                             decoded.push(Vec::new());
                         }
                     }
@@ -1099,9 +1359,19 @@ impl<T: LocalTrainer> Peer<T> {
                 let cols: Vec<&[f32]> = screening
                     .accepted
                     .iter()
-                    .filter_map(|a| parts.iter().position(|p| p.who == a.who).and_then(|i| decoded.get(i)).map(|v| v.as_slice()))
+                    .filter_map(|a| {
+                        parts
+                            .iter()
+                            .position(|p| p.who == a.who)
+                            .and_then(|i| decoded.get(i))
+                            .map(|v| v.as_slice())
+                    })
                     .collect();
-                let agg = aggregate::aggregate_columns(self.cfg.robust.aggregator, &screening.accepted, &cols)?;
+                let agg = aggregate::aggregate_columns(
+                    self.cfg.robust.aggregator,
+                    &screening.accepted,
+                    &cols,
+                )?;
                 Ok(Ok((agg, screening.accepted, screening.rejected)))
             }
             Scheme::Chunked => {
@@ -1110,10 +1380,23 @@ impl<T: LocalTrainer> Peer<T> {
                     let b = compress::chunk_blocks(nb, n, c);
                     let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
                     let proof = compress::range_proof(&leaves, b.start, b.end);
-                    let body = Body::Chunk { attempt, first_block: b.start as u32, blocks, proof };
+                    let body = Body::Chunk {
+                        attempt,
+                        first_block: b.start as u32,
+                        blocks,
+                        proof,
+                    };
                     if p.who == me {
-                        if let Body::Chunk { first_block, blocks, proof, .. } = body {
-                            self.st.chunks.insert((attempt, me), (first_block, blocks, proof));
+                        if let Body::Chunk {
+                            first_block,
+                            blocks,
+                            proof,
+                            ..
+                        } = body
+                        {
+                            self.st
+                                .chunks
+                                .insert((attempt, me), (first_block, blocks, proof));
                         }
                     } else {
                         self.send_to(&p.who, &body);
@@ -1122,37 +1405,76 @@ impl<T: LocalTrainer> Peer<T> {
                 // As owner: wait for chunks (half the deadline), then report statistics.
                 let senders: Vec<PublicKey> = parts.iter().map(|p| p.who).collect();
                 let half = Instant::now() + self.cfg.round_timeout / 2;
-                self.wait_until(half, |s| senders.iter().all(|w| s.st.chunks.contains_key(&(attempt, *w)))).await?;
+                self.wait_until(half, |s| {
+                    senders
+                        .iter()
+                        .all(|w| s.st.chunks.contains_key(&(attempt, *w)))
+                })
+                .await?;
                 let my_blocks = compress::chunk_blocks(nb, n, my_idx);
                 let my_elems = compress::chunk_elems(len, n, my_idx);
                 let mut my_cols: Vec<Option<Vec<f32>>> = Vec::new();
                 let mut my_stats = Vec::new();
                 for p in parts {
-                    let got = self.st.chunks.get(&(attempt, p.who)).and_then(|(first, blocks, proof)| {
-                        if *first as usize != my_blocks.start || blocks.len() != my_blocks.len() || blocks.is_empty() {
-                            return None;
-                        }
-                        let root = compress::root_from_range(nb, my_blocks.start, &compress::leaf_hashes(blocks), proof).ok()?;
-                        if root != p.root {
-                            return None;
-                        }
-                        let v = compress::decode_blocks(comp, len, my_blocks.start, blocks).ok()?;
-                        (v.len() == my_elems.len()).then_some(v)
-                    });
-                    let got = if my_blocks.is_empty() { Some(Vec::new()) } else { got };
-                    let (sq, finite) = got.as_deref().map(aggregate::partial_stat).unwrap_or((0.0, true));
+                    let got =
+                        self.st
+                            .chunks
+                            .get(&(attempt, p.who))
+                            .and_then(|(first, blocks, proof)| {
+                                if *first as usize != my_blocks.start
+                                    || blocks.len() != my_blocks.len()
+                                    || blocks.is_empty()
+                                {
+                                    return None;
+                                }
+                                let root = compress::root_from_range(
+                                    nb,
+                                    my_blocks.start,
+                                    &compress::leaf_hashes(blocks),
+                                    proof,
+                                )
+                                .ok()?;
+                                if root != p.root {
+                                    return None;
+                                }
+                                let v = compress::decode_blocks(comp, len, my_blocks.start, blocks)
+                                    .ok()?;
+                                (v.len() == my_elems.len()).then_some(v)
+                            });
+                    let got = if my_blocks.is_empty() {
+                        Some(Vec::new())
+                    } else {
+                        got
+                    };
+                    let (sq, finite) = got
+                        .as_deref()
+                        .map(aggregate::partial_stat)
+                        .unwrap_or((0.0, true));
                     if got.is_none() {
                         tracing::warn!(who = %short(&p.who), "chunk missing, malformed or not matching its root");
                     }
-                    my_stats.push(ChunkStat { who: p.who, sq_norm_bits: sq.to_bits(), finite, well_formed: got.is_some() });
+                    my_stats.push(ChunkStat {
+                        who: p.who,
+                        sq_norm_bits: sq.to_bits(),
+                        finite,
+                        well_formed: got.is_some(),
+                    });
                     my_cols.push(got);
                 }
-                let norms = Body::Norms { attempt, chunk: my_idx as u32, stats: my_stats.clone() };
+                let norms = Body::Norms {
+                    attempt,
+                    chunk: my_idx as u32,
+                    stats: my_stats.clone(),
+                };
                 for p in parts.iter().filter(|p| p.who != me) {
                     self.send_to(&p.who, &norms);
                 }
                 self.st.norms.insert((attempt, my_idx as u32), my_stats);
-                let ok = self.wait_until(deadline, |s| (0..n as u32).all(|c| s.st.norms.contains_key(&(attempt, c)))).await?;
+                let ok = self
+                    .wait_until(deadline, |s| {
+                        (0..n as u32).all(|c| s.st.norms.contains_key(&(attempt, c)))
+                    })
+                    .await?;
                 if !ok {
                     let missing = (0..n as u32)
                         .filter(|c| !self.st.norms.contains_key(&(attempt, *c)))
@@ -1176,7 +1498,13 @@ impl<T: LocalTrainer> Peer<T> {
                             _ => well_formed = false,
                         }
                     }
-                    stats.push(Stat { who: p.who, samples: p.samples, sq_norm: sq, finite, well_formed });
+                    stats.push(Stat {
+                        who: p.who,
+                        samples: p.samples,
+                        sq_norm: sq,
+                        finite,
+                        well_formed,
+                    });
                 }
                 let screening = aggregate::screen(&stats, &self.cfg.robust);
                 self.count_rejections(&screening.rejected);
@@ -1192,28 +1520,46 @@ impl<T: LocalTrainer> Peer<T> {
                     .accepted
                     .iter()
                     .filter_map(|a| {
-                        parts.iter().position(|p| p.who == a.who).and_then(|i| my_cols.get(i)).and_then(|c| c.as_deref())
+                        parts
+                            .iter()
+                            .position(|p| p.who == a.who)
+                            .and_then(|i| my_cols.get(i))
+                            .and_then(|c| c.as_deref())
                     })
                     .collect();
                 let my_red = if my_elems.is_empty() {
                     Vec::new()
                 } else {
-                    aggregate::aggregate_columns(self.cfg.robust.aggregator, &screening.accepted, &cols)?
+                    aggregate::aggregate_columns(
+                        self.cfg.robust.aggregator,
+                        &screening.accepted,
+                        &cols,
+                    )?
                 };
                 let red_blocks: Vec<Vec<u8>> = my_blocks
                     .clone()
                     .map(|b| {
                         let r = compress::block_range(len, nb, b);
                         let off = my_elems.start;
-                        reduce_comp.encode_block(my_red.get(r.start - off..r.end - off).unwrap_or_default())
+                        reduce_comp.encode_block(
+                            my_red.get(r.start - off..r.end - off).unwrap_or_default(),
+                        )
                     })
                     .collect();
-                let reduced = Body::Reduced { attempt, chunk: my_idx as u32, blocks: red_blocks.clone() };
+                let reduced = Body::Reduced {
+                    attempt,
+                    chunk: my_idx as u32,
+                    blocks: red_blocks.clone(),
+                };
                 for p in parts.iter().filter(|p| p.who != me) {
                     self.send_to(&p.who, &reduced);
                 }
                 self.st.reduced.insert((attempt, my_idx as u32), red_blocks);
-                let ok = self.wait_until(deadline, |s| (0..n as u32).all(|c| s.st.reduced.contains_key(&(attempt, c)))).await?;
+                let ok = self
+                    .wait_until(deadline, |s| {
+                        (0..n as u32).all(|c| s.st.reduced.contains_key(&(attempt, c)))
+                    })
+                    .await?;
                 if !ok {
                     let missing = (0..n as u32)
                         .filter(|c| !self.st.reduced.contains_key(&(attempt, *c)))
@@ -1224,7 +1570,12 @@ impl<T: LocalTrainer> Peer<T> {
                 let mut agg = Vec::with_capacity(len);
                 for c in 0..n {
                     let b = compress::chunk_blocks(nb, n, c);
-                    let blocks = self.st.reduced.get(&(attempt, c as u32)).cloned().unwrap_or_default();
+                    let blocks = self
+                        .st
+                        .reduced
+                        .get(&(attempt, c as u32))
+                        .cloned()
+                        .unwrap_or_default();
                     if blocks.len() != b.len() {
                         return Ok(Err(parts.get(c).map(|p| vec![p.who]).unwrap_or_default()));
                     }

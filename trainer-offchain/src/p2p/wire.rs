@@ -149,7 +149,14 @@ pub struct Envelope {
 }
 
 fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, body: &[u8]) -> Vec<u8> {
-    (P2P_DOMAIN, job, round, who, sp_crypto_hashing::blake2_256(body)).encode()
+    (
+        P2P_DOMAIN,
+        job,
+        round,
+        who,
+        sp_crypto_hashing::blake2_256(body),
+    )
+        .encode()
 }
 
 impl Envelope {
@@ -158,7 +165,13 @@ impl Envelope {
         let body = body.encode();
         let who = keys.public();
         let sig = keys.sign(&signed_bytes(job, round, &who, &body));
-        Self { job, round, who, body, sig }
+        Self {
+            job,
+            round,
+            who,
+            body,
+            sig,
+        }
     }
 
     /// Sign and encode.
@@ -169,7 +182,8 @@ impl Envelope {
     /// Decode without checking anything.
     pub fn decode_bytes(bytes: &[u8]) -> Result<Self> {
         let mut input = bytes;
-        let e = Envelope::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable envelope: {e}"))?;
+        let e = Envelope::decode(&mut input)
+            .map_err(|e| anyhow::anyhow!("undecodable envelope: {e}"))?;
         if !input.is_empty() {
             bail!("{} trailing bytes after envelope", input.len());
         }
@@ -178,7 +192,11 @@ impl Envelope {
 
     /// Check the signature and decode the body.
     pub fn open(&self) -> Result<Body> {
-        if !verify(&self.who, &signed_bytes(self.job, self.round, &self.who, &self.body), &self.sig) {
+        if !verify(
+            &self.who,
+            &signed_bytes(self.job, self.round, &self.who, &self.body),
+            &self.sig,
+        ) {
             bail!("bad signature");
         }
         let mut input = &self.body[..];
@@ -199,9 +217,15 @@ mod tests {
     fn seal_open_and_tamper() {
         let alice = Keys::from_suri("//Alice").unwrap();
         let bob = Keys::from_suri("//Bob").unwrap();
-        let body = Body::Hello { peer_id: vec![1, 2], joining_round: 3 };
+        let body = Body::Hello {
+            peer_id: vec![1, 2],
+            joining_round: 3,
+        };
         let e = Envelope::seal(&alice, 1, 2, &body);
-        assert_eq!(Envelope::decode_bytes(&e.encode()).unwrap().open().unwrap(), body);
+        assert_eq!(
+            Envelope::decode_bytes(&e.encode()).unwrap().open().unwrap(),
+            body
+        );
         let mut replay = e.clone();
         replay.round = 3;
         assert!(replay.open().is_err());

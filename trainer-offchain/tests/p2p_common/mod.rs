@@ -3,7 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
-use trainchain_trainer::p2p::{net, LocalTrainer, LocalUpdate, NetClient, NetConfig, Peer, PeerConfig, RoundReport};
+use trainchain_trainer::p2p::{
+    net, LocalTrainer, LocalUpdate, NetClient, NetConfig, Peer, PeerConfig, RoundReport,
+};
 use trainchain_trainer::signing::Keys;
 
 /// Deterministic synthetic "training": a smooth vector depending on the peer, the round and
@@ -16,14 +18,23 @@ pub struct Synth {
 
 impl LocalTrainer for Synth {
     fn train(&mut self, model: &[f32], round: u32) -> anyhow::Result<LocalUpdate> {
-        let n = if self.wrong_len { self.len + 3 } else { self.len };
+        let n = if self.wrong_len {
+            self.len + 3
+        } else {
+            self.len
+        };
         let delta = (0..n)
             .map(|j| {
                 let m = model.get(j).copied().unwrap_or(0.0);
-                ((j as f32) * 0.013 + self.idx as f32 * 0.7 + round as f32 * 0.3).sin() * 0.01 - 0.05 * m
+                ((j as f32) * 0.013 + self.idx as f32 * 0.7 + round as f32 * 0.3).sin() * 0.01
+                    - 0.05 * m
             })
             .collect();
-        Ok(LocalUpdate { delta, samples: 10 + self.idx, train_loss: 1.0 / (1.0 + round as f32) })
+        Ok(LocalUpdate {
+            delta,
+            samples: 10 + self.idx,
+            train_loss: 1.0 / (1.0 + round as f32),
+        })
     }
 }
 
@@ -52,7 +63,11 @@ pub async fn spawn_peer<T: LocalTrainer>(
     bootstrap: Vec<libp2p::Multiaddr>,
     trainer: T,
     rounds: u32,
-) -> (tokio::task::JoinHandle<Vec<RoundReport>>, libp2p::Multiaddr, NetClient) {
+) -> (
+    tokio::task::JoinHandle<Vec<RoundReport>>,
+    libp2p::Multiaddr,
+    NetClient,
+) {
     spawn_peer_with(cfg, net_cfg(bootstrap), trainer, LEN, rounds).await
 }
 
@@ -63,9 +78,19 @@ pub async fn spawn_peer_with<T: LocalTrainer>(
     trainer: T,
     len: usize,
     rounds: u32,
-) -> (tokio::task::JoinHandle<Vec<RoundReport>>, libp2p::Multiaddr, NetClient) {
+) -> (
+    tokio::task::JoinHandle<Vec<RoundReport>>,
+    libp2p::Multiaddr,
+    NetClient,
+) {
     let (client, events) = net::start(ncfg).await.unwrap();
-    let addr = client.listen_addrs().await.unwrap().into_iter().next().unwrap();
+    let addr = client
+        .listen_addrs()
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
     let addr = addr.with(libp2p::multiaddr::Protocol::P2p(client.local_peer_id()));
     let c2 = client.clone();
     let h = tokio::spawn(async move {
@@ -81,13 +106,27 @@ pub async fn spawn_peer_with<T: LocalTrainer>(
 }
 
 /// Run `n` honest synthetic peers for `rounds` rounds; returns per-peer reports.
-pub async fn honest_run(suris: &[&str], rounds: u32, tweak: impl Fn(&mut PeerConfig)) -> Vec<Vec<RoundReport>> {
+pub async fn honest_run(
+    suris: &[&str],
+    rounds: u32,
+    tweak: impl Fn(&mut PeerConfig),
+) -> Vec<Vec<RoundReport>> {
     let mut handles = Vec::new();
     let mut boot = Vec::new();
     for (i, s) in suris.iter().enumerate() {
         let mut cfg = peer_cfg(s, suris.len());
         tweak(&mut cfg);
-        let (h, addr, _) = spawn_peer(cfg, boot.clone(), Synth { idx: i as u64, len: LEN, wrong_len: false }, rounds).await;
+        let (h, addr, _) = spawn_peer(
+            cfg,
+            boot.clone(),
+            Synth {
+                idx: i as u64,
+                len: LEN,
+                wrong_len: false,
+            },
+            rounds,
+        )
+        .await;
         if boot.is_empty() {
             boot.push(addr);
         }
@@ -116,7 +155,9 @@ pub fn agree(all: &[Vec<RoundReport>]) -> Vec<(u32, [u8; 32])> {
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }
