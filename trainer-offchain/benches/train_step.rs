@@ -1,1 +1,118 @@
-fn main() {}
+//! Training-step benchmark (harness = false): times forward + backward + optimizer step.
+//!
+//! ```text
+//! cargo bench -p trainchain-trainer                       # default matrix, current threads
+//! cargo bench -p trainchain-trainer -- --model mlp:784-256-10 --batch 64 --steps 300
+//! RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1 cargo bench -p trainchain-trainer -- --rss
+//! ```
+//! Prints one line per case:
+//! `candle-step model=mlp:784-256-10 batch=64 threads=1 steps=300 median_ms=... p10_ms=... p90_ms=...`
+//! and, with `--rss`, the process's peak resident set size (VmHWM) after the runs.
+
+use std::time::Instant;
+
+use trainchain_trainer::data::gaussian_blobs;
+use trainchain_trainer::rng::SplitMix64;
+use trainchain_trainer::train::{OptimizerConfig, TrainConfig, Trainer};
+use trainchain_trainer::{Model, ModelSpec};
+
+struct Args {
+    models: Vec<String>,
+    batches: Vec<usize>,
+    steps: usize,
+    warmup: usize,
+    optimizer: String,
+    rss: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        models: vec!["mlp:64-128-10".into(), "mlp:784-256-10".into()],
+        batches: vec![64, 256],
+        steps: 300,
+        warmup: 30,
+        optimizer: "sgd".into(),
+        rss: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--bench" => {}
+            "--model" => a.models = val()?.split(',').map(str::to_string).collect(),
+            "--batch" => {
+                a.batches = val()?
+                    .split(',')
+                    .map(|b| b.parse().map_err(|_| format!("bad batch {b}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--steps" => a.steps = val()?.parse().map_err(|_| "bad --steps")?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|_| "bad --warmup")?,
+            "--optimizer" => a.optimizer = val()?,
+            "--rss" => a.rss = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let threads = candle_core::utils::get_num_threads();
+    for m in &args.models {
+        let spec = ModelSpec::parse(m)?;
+        let data = gaussian_blobs(4096, spec.in_features(), spec.classes(), 1.0, 1.0, 1)?;
+        for &batch in &args.batches {
+            let model = Model::new(&spec)?;
+            let optimizer = match args.optimizer.as_str() {
+                "adam" => OptimizerConfig::adam(1e-3),
+                _ => OptimizerConfig::sgd(0.01, 0.9),
+            };
+            let cfg = TrainConfig {
+                epochs: 1,
+                max_steps: None,
+                batch_size: batch,
+                optimizer,
+            };
+            let mut trainer = Trainer::new(&model, &cfg)?;
+            let mut rng = SplitMix64::new(7);
+            let mut idx = vec![0usize; batch];
+            let mut times = Vec::with_capacity(args.steps);
+            for s in 0..args.warmup + args.steps {
+                for i in idx.iter_mut() {
+                    *i = rng.below(data.len());
+                }
+                let t = Instant::now();
+                trainer.step(&data, &idx)?;
+                if s >= args.warmup {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            let q = |p: f64| {
+                times
+                    .get(((times.len() as f64 - 1.0) * p).round() as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            };
+            println!(
+                "candle-step model={} batch={batch} threads={threads} steps={} median_ms={:.4} p10_ms={:.4} p90_ms={:.4}",
+                m.trim_start_matches("mlp:"),
+                args.steps,
+                q(0.5),
+                q(0.1),
+                q(0.9)
+            );
+        }
+    }
+    if args.rss {
+        println!("candle-peak-rss kib={}", peak_rss_kib().unwrap_or(0));
+    }
+    Ok(())
+}

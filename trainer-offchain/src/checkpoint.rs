@@ -25,7 +25,10 @@ pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
     }
     let spec = model.spec().canonical_bytes();
     let n = spec.len();
-    map.insert(SPEC_TENSOR.to_string(), Tensor::from_vec(spec, n, &Device::Cpu)?);
+    map.insert(
+        SPEC_TENSOR.to_string(),
+        Tensor::from_vec(spec, n, &Device::Cpu)?,
+    );
     candle_core::safetensors::save(&map, path).map_err(|e| TrainerError::Checkpoint {
         path: path.to_path_buf(),
         msg: format!("cannot write: {e}"),
@@ -41,7 +44,10 @@ pub fn read_spec(path: impl AsRef<Path>) -> Result<Option<ModelSpec>> {
 
 fn read_map(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
-        return Err(TrainerError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
+        return Err(TrainerError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
     }
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| TrainerError::Checkpoint {
         path: path.to_path_buf(),
@@ -50,12 +56,16 @@ fn read_map(path: &Path) -> Result<HashMap<String, Tensor>> {
 }
 
 fn spec_of(path: &Path, map: &HashMap<String, Tensor>) -> Result<Option<ModelSpec>> {
-    let Some(t) = map.get(SPEC_TENSOR) else { return Ok(None) };
+    let Some(t) = map.get(SPEC_TENSOR) else {
+        return Ok(None);
+    };
     let bytes = t.to_dtype(DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
-    ModelSpec::from_canonical_bytes(&bytes).map(Some).map_err(|e| TrainerError::Checkpoint {
-        path: path.to_path_buf(),
-        msg: format!("stored spec: {e}"),
-    })
+    ModelSpec::from_canonical_bytes(&bytes)
+        .map(Some)
+        .map_err(|e| TrainerError::Checkpoint {
+            path: path.to_path_buf(),
+            msg: format!("stored spec: {e}"),
+        })
 }
 
 /// Load a checkpoint. With `spec = None` the stored spec is used (error if there is none);
@@ -64,7 +74,10 @@ fn spec_of(path: &Path, map: &HashMap<String, Tensor>) -> Result<Option<ModelSpe
 pub fn load(path: impl AsRef<Path>, spec: Option<&ModelSpec>) -> Result<Model> {
     let path = path.as_ref();
     let map = read_map(path)?;
-    let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
+    let err = |msg: String| TrainerError::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
+    };
     let stored = spec_of(path, &map)?;
     let spec = match (spec, stored) {
         (Some(s), Some(st)) if *s != st => {
@@ -77,16 +90,30 @@ pub fn load(path: impl AsRef<Path>, spec: Option<&ModelSpec>) -> Result<Model> {
     let infos = spec.param_infos()?;
     let mut flat = Vec::with_capacity(infos.iter().map(|p| p.len()).sum());
     for p in &infos {
-        let t = map.get(&p.name).ok_or_else(|| err(format!("missing tensor {:?} of model {spec}", p.name)))?;
+        let t = map
+            .get(&p.name)
+            .ok_or_else(|| err(format!("missing tensor {:?} of model {spec}", p.name)))?;
         if t.dtype() != DType::F32 {
-            return Err(err(format!("tensor {:?} has dtype {:?}, expected f32", p.name, t.dtype())));
+            return Err(err(format!(
+                "tensor {:?} has dtype {:?}, expected f32",
+                p.name,
+                t.dtype()
+            )));
         }
         if t.dims() != p.shape.as_slice() {
-            return Err(err(format!("tensor {:?} has shape {:?}, model {spec} needs {:?}", p.name, t.dims(), p.shape)));
+            return Err(err(format!(
+                "tensor {:?} has shape {:?}, model {spec} needs {:?}",
+                p.name,
+                t.dims(),
+                p.shape
+            )));
         }
         flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
     }
-    if let Some(extra) = map.keys().find(|k| k.as_str() != SPEC_TENSOR && !infos.iter().any(|p| &p.name == *k)) {
+    if let Some(extra) = map
+        .keys()
+        .find(|k| k.as_str() != SPEC_TENSOR && !infos.iter().any(|p| &p.name == *k))
+    {
         return Err(err(format!("unexpected tensor {extra:?} for model {spec}")));
     }
     Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))

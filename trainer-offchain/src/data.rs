@@ -23,20 +23,33 @@ pub struct Dataset {
 impl Dataset {
     /// Build from parts; checks `features.len() == labels.len() * n_features` and that all
     /// features are finite.
-    pub fn new(name: impl Into<String>, n_features: usize, features: Vec<f32>, labels: Vec<u32>) -> Result<Self> {
+    pub fn new(
+        name: impl Into<String>,
+        n_features: usize,
+        features: Vec<f32>,
+        labels: Vec<u32>,
+    ) -> Result<Self> {
         let name = name.into();
         if n_features == 0 {
             return Err(TrainerError::Config(format!("{name}: zero features")));
         }
         if features.len() != labels.len().saturating_mul(n_features) {
             return Err(TrainerError::mismatch(
-                format!("{name}: feature buffer length ({} rows x {n_features})", labels.len()),
+                format!(
+                    "{name}: feature buffer length ({} rows x {n_features})",
+                    labels.len()
+                ),
                 labels.len().saturating_mul(n_features),
                 features.len(),
             ));
         }
         crate::update::check_finite(&format!("{name}: features"), &features)?;
-        Ok(Self { name, n_features, features, labels })
+        Ok(Self {
+            name,
+            n_features,
+            features,
+            labels,
+        })
     }
 
     /// Number of samples.
@@ -67,7 +80,9 @@ impl Dataset {
     /// Features of sample `i` (empty if out of range).
     pub fn row(&self, i: usize) -> &[f32] {
         let start = i.saturating_mul(self.n_features);
-        self.features.get(start..start.saturating_add(self.n_features)).unwrap_or_default()
+        self.features
+            .get(start..start.saturating_add(self.n_features))
+            .unwrap_or_default()
     }
 
     /// `max label + 1` (0 for an empty set).
@@ -80,14 +95,18 @@ impl Dataset {
         let mut features = Vec::with_capacity(indices.len().saturating_mul(self.n_features));
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
-            let label = *self
-                .labels
-                .get(i)
-                .ok_or_else(|| TrainerError::mismatch(format!("{}: sample index", self.name), self.len(), i))?;
+            let label = *self.labels.get(i).ok_or_else(|| {
+                TrainerError::mismatch(format!("{}: sample index", self.name), self.len(), i)
+            })?;
             features.extend_from_slice(self.row(i));
             labels.push(label);
         }
-        Ok(Self { name: name.into(), n_features: self.n_features, features, labels })
+        Ok(Self {
+            name: name.into(),
+            n_features: self.n_features,
+            features,
+            labels,
+        })
     }
 
     /// Split into the first `n` samples and the rest.
@@ -95,7 +114,10 @@ impl Dataset {
         let n = n.min(self.len());
         let a: Vec<usize> = (0..n).collect();
         let b: Vec<usize> = (n..self.len()).collect();
-        Ok((self.subset(format!("{}[..{n}]", self.name), &a)?, self.subset(format!("{}[{n}..]", self.name), &b)?))
+        Ok((
+            self.subset(format!("{}[..{n}]", self.name), &a)?,
+            self.subset(format!("{}[{n}..]", self.name), &b)?,
+        ))
     }
 
     /// Check that the data fits a model: same feature count, every label a class of the model.
@@ -108,7 +130,12 @@ impl Dataset {
             ));
         }
         let classes = spec.classes();
-        if let Some((i, &label)) = self.labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
+        if let Some((i, &label)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= classes)
+        {
             return Err(TrainerError::LabelOutOfRange {
                 context: format!("{} sample {i}", self.name),
                 label,
@@ -173,7 +200,11 @@ pub fn load_csv(path: impl AsRef<Path>, opts: CsvOptions) -> Result<Dataset> {
 
 /// Parse CSV text (see [`load_csv`]); `path` is only used in error messages.
 pub fn parse_csv(text: &str, path: &Path, opts: CsvOptions) -> Result<Dataset> {
-    let err = |line: usize, msg: String| TrainerError::Csv { path: path.to_path_buf(), line, msg };
+    let err = |line: usize, msg: String| TrainerError::Csv {
+        path: path.to_path_buf(),
+        line,
+        msg,
+    };
     let mut width: Option<usize> = None;
     let mut label_idx = 0usize;
     let mut features = Vec::new();
@@ -194,7 +225,13 @@ pub fn parse_csv(text: &str, path: &Path, opts: CsvOptions) -> Result<Dataset> {
                 Header::Auto => fields.iter().any(|f| f.parse::<f64>().is_err()),
             };
             if fields.len() < 2 {
-                return Err(err(line_no, format!("{} column(s): need at least one feature and a label", fields.len())));
+                return Err(err(
+                    line_no,
+                    format!(
+                        "{} column(s): need at least one feature and a label",
+                        fields.len()
+                    ),
+                ));
             }
             width = Some(fields.len());
             label_idx = match opts.label {
@@ -202,7 +239,10 @@ pub fn parse_csv(text: &str, path: &Path, opts: CsvOptions) -> Result<Dataset> {
                 LabelColumn::First => 0,
                 LabelColumn::Index(i) if i < fields.len() => i,
                 LabelColumn::Index(i) => {
-                    return Err(err(line_no, format!("label column {i} does not exist ({} columns)", fields.len())))
+                    return Err(err(
+                        line_no,
+                        format!("label column {i} does not exist ({} columns)", fields.len()),
+                    ))
                 }
             };
             if is_header {
@@ -211,20 +251,35 @@ pub fn parse_csv(text: &str, path: &Path, opts: CsvOptions) -> Result<Dataset> {
         }
         let w = width.unwrap_or(fields.len());
         if fields.len() != w {
-            return Err(err(line_no, format!("ragged row: {} fields, expected {w}", fields.len())));
+            return Err(err(
+                line_no,
+                format!("ragged row: {} fields, expected {w}", fields.len()),
+            ));
         }
         for (col, f) in fields.iter().enumerate() {
             if col == label_idx {
                 let label: u32 = f.parse().map_err(|_| {
-                    err(line_no, format!("column {}: label {f:?} is not a non-negative integer", col + 1))
+                    err(
+                        line_no,
+                        format!(
+                            "column {}: label {f:?} is not a non-negative integer",
+                            col + 1
+                        ),
+                    )
                 })?;
                 labels.push(label);
             } else {
-                let v: f32 = f
-                    .parse()
-                    .map_err(|_| err(line_no, format!("column {}: {f:?} is not a number", col + 1)))?;
+                let v: f32 = f.parse().map_err(|_| {
+                    err(
+                        line_no,
+                        format!("column {}: {f:?} is not a number", col + 1),
+                    )
+                })?;
                 if !v.is_finite() {
-                    return Err(err(line_no, format!("column {}: {f:?} is not finite", col + 1)));
+                    return Err(err(
+                        line_no,
+                        format!("column {}: {f:?} is not finite", col + 1),
+                    ));
                 }
                 features.push(v);
             }
@@ -242,7 +297,12 @@ pub fn parse_csv(text: &str, path: &Path, opts: CsvOptions) -> Result<Dataset> {
 
 fn read_be_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at + 4)?;
-    Some(u32::from_be_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?]))
+    Some(u32::from_be_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
 }
 
 /// Load an IDX pair (MNIST / Fashion-MNIST format, uncompressed): an unsigned-byte image
@@ -252,37 +312,74 @@ pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Da
     let (ipath, lpath) = (images.as_ref(), labels.as_ref());
     let ibytes = fs::read(ipath).map_err(|e| TrainerError::io(ipath, e))?;
     let lbytes = fs::read(lpath).map_err(|e| TrainerError::io(lpath, e))?;
-    let ierr = |msg: String| TrainerError::Idx { path: ipath.to_path_buf(), msg };
-    let lerr = |msg: String| TrainerError::Idx { path: lpath.to_path_buf(), msg };
+    let ierr = |msg: String| TrainerError::Idx {
+        path: ipath.to_path_buf(),
+        msg,
+    };
+    let lerr = |msg: String| TrainerError::Idx {
+        path: lpath.to_path_buf(),
+        msg,
+    };
     if ibytes.starts_with(&[0x1f, 0x8b]) || lbytes.starts_with(&[0x1f, 0x8b]) {
         return Err(ierr("file is gzip-compressed; gunzip it first".into()));
     }
-    let imagic = read_be_u32(&ibytes, 0).ok_or_else(|| ierr("shorter than the IDX header".into()))?;
+    let imagic =
+        read_be_u32(&ibytes, 0).ok_or_else(|| ierr("shorter than the IDX header".into()))?;
     if imagic != 0x0803 {
-        return Err(ierr(format!("magic {imagic:#010x}, expected 0x00000803 (u8 images, 3 dims)")));
+        return Err(ierr(format!(
+            "magic {imagic:#010x}, expected 0x00000803 (u8 images, 3 dims)"
+        )));
     }
-    let (n, rows, cols) = match (read_be_u32(&ibytes, 4), read_be_u32(&ibytes, 8), read_be_u32(&ibytes, 12)) {
+    let (n, rows, cols) = match (
+        read_be_u32(&ibytes, 4),
+        read_be_u32(&ibytes, 8),
+        read_be_u32(&ibytes, 12),
+    ) {
         (Some(n), Some(r), Some(c)) => (n as usize, r as usize, c as usize),
         _ => return Err(ierr("shorter than the IDX header".into())),
     };
     let per = rows.saturating_mul(cols);
     let need = n.saturating_mul(per).saturating_add(16);
     if ibytes.len() != need {
-        return Err(ierr(format!("{n} images of {rows}x{cols} need {need} bytes, file has {}", ibytes.len())));
+        return Err(ierr(format!(
+            "{n} images of {rows}x{cols} need {need} bytes, file has {}",
+            ibytes.len()
+        )));
     }
-    let lmagic = read_be_u32(&lbytes, 0).ok_or_else(|| lerr("shorter than the IDX header".into()))?;
+    let lmagic =
+        read_be_u32(&lbytes, 0).ok_or_else(|| lerr("shorter than the IDX header".into()))?;
     if lmagic != 0x0801 {
-        return Err(lerr(format!("magic {lmagic:#010x}, expected 0x00000801 (u8 labels, 1 dim)")));
+        return Err(lerr(format!(
+            "magic {lmagic:#010x}, expected 0x00000801 (u8 labels, 1 dim)"
+        )));
     }
-    let ln = read_be_u32(&lbytes, 4).ok_or_else(|| lerr("shorter than the IDX header".into()))? as usize;
+    let ln =
+        read_be_u32(&lbytes, 4).ok_or_else(|| lerr("shorter than the IDX header".into()))? as usize;
     if ln != n {
-        return Err(lerr(format!("{ln} labels but {} has {n} images", ipath.display())));
+        return Err(lerr(format!(
+            "{ln} labels but {} has {n} images",
+            ipath.display()
+        )));
     }
     if lbytes.len() != n.saturating_add(8) {
-        return Err(lerr(format!("{n} labels need {} bytes, file has {}", n.saturating_add(8), lbytes.len())));
+        return Err(lerr(format!(
+            "{n} labels need {} bytes, file has {}",
+            n.saturating_add(8),
+            lbytes.len()
+        )));
     }
-    let features: Vec<f32> = ibytes.get(16..).unwrap_or_default().iter().map(|&p| f32::from(p) / 255.0).collect();
-    let labels: Vec<u32> = lbytes.get(8..).unwrap_or_default().iter().map(|&l| u32::from(l)).collect();
+    let features: Vec<f32> = ibytes
+        .get(16..)
+        .unwrap_or_default()
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    let labels: Vec<u32> = lbytes
+        .get(8..)
+        .unwrap_or_default()
+        .iter()
+        .map(|&l| u32::from(l))
+        .collect();
     if per == 0 {
         return Err(ierr("images have zero pixels".into()));
     }
@@ -292,19 +389,32 @@ pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Da
 /// Seeded Gaussian blobs: `n` samples, `features` dims, `classes` classes. Class `k` has a
 /// random centre in `[-1, 1]^features` scaled by `separation`; samples add unit-variance
 /// noise scaled by `spread`. Bit-identical everywhere for a given seed.
-pub fn gaussian_blobs(n: usize, features: usize, classes: usize, separation: f32, spread: f32, seed: u64) -> Result<Dataset> {
+pub fn gaussian_blobs(
+    n: usize,
+    features: usize,
+    classes: usize,
+    separation: f32,
+    spread: f32,
+    seed: u64,
+) -> Result<Dataset> {
     if features == 0 || classes == 0 {
-        return Err(TrainerError::Config("gaussian_blobs needs features > 0 and classes > 0".into()));
+        return Err(TrainerError::Config(
+            "gaussian_blobs needs features > 0 and classes > 0".into(),
+        ));
     }
     let mut crng = SplitMix64::derive(seed, &[0]);
-    let centres: Vec<f32> = (0..classes * features).map(|_| crng.uniform(1.0) * separation).collect();
+    let centres: Vec<f32> = (0..classes * features)
+        .map(|_| crng.uniform(1.0) * separation)
+        .collect();
     let mut rng = SplitMix64::derive(seed, &[1]);
     let mut xs = Vec::with_capacity(n.saturating_mul(features));
     let mut ys = Vec::with_capacity(n);
     for i in 0..n {
         let k = i % classes;
         ys.push(k as u32);
-        let c = centres.get(k * features..(k + 1) * features).unwrap_or_default();
+        let c = centres
+            .get(k * features..(k + 1) * features)
+            .unwrap_or_default();
         for &cj in c {
             xs.push(cj + spread * rng.normal());
         }
@@ -313,13 +423,19 @@ pub fn gaussian_blobs(n: usize, features: usize, classes: usize, separation: f32
     let mut order: Vec<usize> = (0..n).collect();
     SplitMix64::derive(seed, &[2]).shuffle(&mut order);
     let d = Dataset::new("synthetic", features, xs, ys)?;
-    d.subset(format!("blobs(n={n},f={features},c={classes},seed={seed})"), &order)
+    d.subset(
+        format!("blobs(n={n},f={features},c={classes},seed={seed})"),
+        &order,
+    )
 }
 
 /// IID sharding: shuffle with `seed`, deal into `n` shards of (almost) equal size.
 pub fn shard_iid(data: &Dataset, n: usize, seed: u64) -> Result<Vec<Dataset>> {
     if n == 0 || n > data.len() {
-        return Err(TrainerError::Config(format!("cannot split {} samples into {n} shards", data.len())));
+        return Err(TrainerError::Config(format!(
+            "cannot split {} samples into {n} shards",
+            data.len()
+        )));
     }
     let mut order: Vec<usize> = (0..data.len()).collect();
     SplitMix64::derive(seed, &[0x11D]).shuffle(&mut order);
@@ -335,7 +451,12 @@ pub fn shard_iid(data: &Dataset, n: usize, seed: u64) -> Result<Vec<Dataset>> {
 /// random order), cut into `n · pieces_per_shard` contiguous pieces, and give each shard
 /// `pieces_per_shard` pieces chosen by a seeded permutation. With 2 pieces per shard most
 /// shards see only ~2 classes.
-pub fn shard_label_skew(data: &Dataset, n: usize, pieces_per_shard: usize, seed: u64) -> Result<Vec<Dataset>> {
+pub fn shard_label_skew(
+    data: &Dataset,
+    n: usize,
+    pieces_per_shard: usize,
+    seed: u64,
+) -> Result<Vec<Dataset>> {
     let pieces = n.saturating_mul(pieces_per_shard);
     if n == 0 || pieces_per_shard == 0 || pieces > data.len() {
         return Err(TrainerError::Config(format!(
@@ -352,7 +473,11 @@ pub fn shard_label_skew(data: &Dataset, n: usize, pieces_per_shard: usize, seed:
     let mut shards = Vec::with_capacity(n);
     for s in 0..n {
         let mut idx = Vec::new();
-        for &p in piece_ids.iter().skip(s * pieces_per_shard).take(pieces_per_shard) {
+        for &p in piece_ids
+            .iter()
+            .skip(s * pieces_per_shard)
+            .take(pieces_per_shard)
+        {
             let (a, b) = (p * len / pieces, (p + 1) * len / pieces);
             idx.extend_from_slice(order.get(a..b).unwrap_or_default());
         }

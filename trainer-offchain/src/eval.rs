@@ -25,7 +25,10 @@ pub const EVAL_BATCH: usize = 1024;
 pub fn evaluate(model: &Model, data: &Dataset) -> Result<Metrics> {
     data.check_compatible(model.spec())?;
     if data.is_empty() {
-        return Err(TrainerError::Config(format!("{}: no samples to evaluate", data.name)));
+        return Err(TrainerError::Config(format!(
+            "{}: no samples to evaluate",
+            data.name
+        )));
     }
     let f = data.n_features();
     let mut loss_sum = 0f64;
@@ -34,16 +37,26 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Result<Metrics> {
     while start < data.len() {
         let end = (start + EVAL_BATCH).min(data.len());
         let b = end - start;
-        let xs = Tensor::from_slice(data.features().get(start * f..end * f).unwrap_or_default(), (b, f), model.device())?;
+        let xs = Tensor::from_slice(
+            data.features().get(start * f..end * f).unwrap_or_default(),
+            (b, f),
+            model.device(),
+        )?;
         let ys_slice = data.labels().get(start..end).unwrap_or_default();
         let ys = Tensor::from_slice(ys_slice, b, model.device())?;
         let logits = model.forward(&xs)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &ys)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        let loss = crate::ops::softmax_cross_entropy(&logits, &ys)?
+            .to_dtype(DType::F32)?
+            .to_scalar::<f32>()?;
         loss_sum += f64::from(loss) * b as f64;
         let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         correct += pred.iter().zip(ys_slice).filter(|(p, y)| p == y).count();
         start = end;
     }
     let n = data.len() as f64;
-    Ok(Metrics { loss: (loss_sum / n) as f32, accuracy: (correct as f64 / n) as f32, samples: data.len() })
+    Ok(Metrics {
+        loss: (loss_sum / n) as f32,
+        accuracy: (correct as f64 / n) as f32,
+        samples: data.len(),
+    })
 }

@@ -48,7 +48,9 @@ pub fn simulate(
     on_round: &mut dyn FnMut(&RoundStats),
 ) -> Result<FedAvgOutput> {
     if shards.is_empty() {
-        return Err(TrainerError::Config("FedAvg needs at least one shard".into()));
+        return Err(TrainerError::Config(
+            "FedAvg needs at least one shard".into(),
+        ));
     }
     let mut global = Model::new(spec)?;
     let mut worker = Model::new(spec)?;
@@ -61,11 +63,18 @@ pub fn simulate(
             let s = SplitMix64::derive(seed, &[r as u64, i as u64]).next_u64();
             outs.push(local_round(&mut worker, shard, cfg, s)?);
         }
-        let list: Vec<(&[f32], u64)> = outs.iter().map(|o| (o.update.as_slice(), o.samples)).collect();
+        let list: Vec<(&[f32], u64)> = outs
+            .iter()
+            .map(|o| (o.update.as_slice(), o.samples))
+            .collect();
         let avg = update::weighted_average(&list)?;
         update::apply_update(&mut global, &avg)?;
         let total: u64 = outs.iter().map(|o| o.samples).sum();
-        let train_loss = outs.iter().map(|o| f64::from(o.loss) * o.samples as f64).sum::<f64>() / total.max(1) as f64;
+        let train_loss = outs
+            .iter()
+            .map(|o| f64::from(o.loss) * o.samples as f64)
+            .sum::<f64>()
+            / total.max(1) as f64;
         let st = RoundStats {
             round: r + 1,
             train_loss: train_loss as f32,
@@ -78,5 +87,8 @@ pub fn simulate(
         on_round(&st);
         stats.push(st);
     }
-    Ok(FedAvgOutput { model: global, rounds: stats })
+    Ok(FedAvgOutput {
+        model: global,
+        rounds: stats,
+    })
 }

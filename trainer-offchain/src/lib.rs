@@ -33,6 +33,7 @@ pub mod error;
 pub mod eval;
 pub mod fedavg;
 pub mod model;
+pub mod ops;
 pub mod p2p;
 pub mod rng;
 pub mod signing;

@@ -98,9 +98,14 @@ pub struct ModelSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Init {
     /// U(-b, b), b = sqrt(6 / fan_in).
-    Kaiming { fan_in: usize },
+    Kaiming {
+        fan_in: usize,
+    },
     /// U(-b, b), b = sqrt(6 / (fan_in + fan_out)).
-    Xavier { fan_in: usize, fan_out: usize },
+    Xavier {
+        fan_in: usize,
+        fan_out: usize,
+    },
     Zeros,
 }
 
@@ -208,7 +213,10 @@ impl ModelSpec {
                     channels: parse_dim(s, c)?,
                     height: parse_dim(s, h)?,
                     width: parse_dim(s, w)?,
-                    conv: conv.iter().map(|k| parse_dim(s, k)).collect::<Result<_>>()?,
+                    conv: conv
+                        .iter()
+                        .map(|k| parse_dim(s, k))
+                        .collect::<Result<_>>()?,
                     classes: parse_dim(s, last)?,
                 }
             }
@@ -251,7 +259,8 @@ impl ModelSpec {
                         format!("{features} features are not a square image; give cnn:CxHxW-...-C"),
                     ));
                 }
-                let conv: Vec<String> = DEFAULT_CNN_CHANNELS.iter().map(|c| c.to_string()).collect();
+                let conv: Vec<String> =
+                    DEFAULT_CNN_CHANNELS.iter().map(|c| c.to_string()).collect();
                 format!("cnn:1x{side}x{side}-{}-{classes}", conv.join("-"))
             }
             other => {
@@ -271,20 +280,36 @@ impl ModelSpec {
     /// [`MAX_PARAMS`] parameters.
     pub fn validate(&self) -> Result<()> {
         let s = self.to_string();
-        let positive = |v: u32| if v == 0 { Err(spec_err(&s, "sizes must be positive")) } else { Ok(()) };
+        let positive = |v: u32| {
+            if v == 0 {
+                Err(spec_err(&s, "sizes must be positive"))
+            } else {
+                Ok(())
+            }
+        };
         match &self.arch {
             Arch::Logistic { inputs, classes } => {
                 positive(*inputs)?;
                 positive(*classes)?;
             }
-            Arch::Mlp { inputs, hidden, classes } => {
+            Arch::Mlp {
+                inputs,
+                hidden,
+                classes,
+            } => {
                 positive(*inputs)?;
                 positive(*classes)?;
                 for h in hidden {
                     positive(*h)?;
                 }
             }
-            Arch::Cnn { channels, height, width, conv, classes } => {
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                conv,
+                classes,
+            } => {
                 positive(*channels)?;
                 positive(*height)?;
                 positive(*width)?;
@@ -312,7 +337,9 @@ impl ModelSpec {
                 .iter()
                 .try_fold(1usize, |a, d| a.checked_mul(*d))
                 .ok_or_else(|| spec_err(&s, "too many parameters"))?;
-            total = total.checked_add(n).ok_or_else(|| spec_err(&s, "too many parameters"))?;
+            total = total
+                .checked_add(n)
+                .ok_or_else(|| spec_err(&s, "too many parameters"))?;
         }
         if total > MAX_PARAMS {
             return Err(spec_err(
@@ -327,18 +354,21 @@ impl ModelSpec {
     pub fn in_features(&self) -> usize {
         match &self.arch {
             Arch::Logistic { inputs, .. } | Arch::Mlp { inputs, .. } => *inputs as usize,
-            Arch::Cnn { channels, height, width, .. } => {
-                (*channels as usize) * (*height as usize) * (*width as usize)
-            }
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                ..
+            } => (*channels as usize) * (*height as usize) * (*width as usize),
         }
     }
 
     /// Number of classes.
     pub fn classes(&self) -> usize {
         match &self.arch {
-            Arch::Logistic { classes, .. } | Arch::Mlp { classes, .. } | Arch::Cnn { classes, .. } => {
-                *classes as usize
-            }
+            Arch::Logistic { classes, .. }
+            | Arch::Mlp { classes, .. }
+            | Arch::Cnn { classes, .. } => *classes as usize,
         }
     }
 
@@ -354,7 +384,10 @@ impl ModelSpec {
                 name: format!("{name}.weight"),
                 shape: vec![fin, fout],
                 init: if last {
-                    Init::Xavier { fan_in: fin, fan_out: fout }
+                    Init::Xavier {
+                        fan_in: fin,
+                        fan_out: fout,
+                    }
                 } else {
                     Init::Kaiming { fan_in: fin }
                 },
@@ -370,15 +403,31 @@ impl ModelSpec {
             Arch::Logistic { inputs, classes } => {
                 dense(&mut out, "fc0", *inputs as usize, *classes as usize, true);
             }
-            Arch::Mlp { inputs, hidden, classes } => {
+            Arch::Mlp {
+                inputs,
+                hidden,
+                classes,
+            } => {
                 let mut fin = *inputs as usize;
                 for (i, h) in hidden.iter().enumerate() {
                     dense(&mut out, &format!("fc{i}"), fin, *h as usize, false);
                     fin = *h as usize;
                 }
-                dense(&mut out, &format!("fc{}", hidden.len()), fin, *classes as usize, true);
+                dense(
+                    &mut out,
+                    &format!("fc{}", hidden.len()),
+                    fin,
+                    *classes as usize,
+                    true,
+                );
             }
-            Arch::Cnn { channels, height, width, conv, classes } => {
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                conv,
+                classes,
+            } => {
                 let mut cin = *channels as usize;
                 let (mut h, mut w) = (*height as usize, *width as usize);
                 for (i, k) in conv.iter().enumerate() {
@@ -386,7 +435,9 @@ impl ModelSpec {
                     out.push(ParamInfo {
                         name: format!("conv{i}.weight"),
                         shape: vec![k, cin, 3, 3],
-                        init: Init::Kaiming { fan_in: cin.saturating_mul(9) },
+                        init: Init::Kaiming {
+                            fan_in: cin.saturating_mul(9),
+                        },
                     });
                     out.push(ParamInfo {
                         name: format!("conv{i}.bias"),
@@ -397,7 +448,13 @@ impl ModelSpec {
                     h /= 2;
                     w /= 2;
                 }
-                dense(&mut out, "fc", cin.saturating_mul(h).saturating_mul(w), *classes as usize, true);
+                dense(
+                    &mut out,
+                    "fc",
+                    cin.saturating_mul(h).saturating_mul(w),
+                    *classes as usize,
+                    true,
+                );
             }
         }
         out
@@ -423,7 +480,11 @@ impl ModelSpec {
                 Init::Zeros => 0.0,
             };
             for _ in 0..p.len() {
-                out.push(if bound == 0.0 { 0.0 } else { rng.uniform(bound) });
+                out.push(if bound == 0.0 {
+                    0.0
+                } else {
+                    rng.uniform(bound)
+                });
             }
         }
         Ok(out)
@@ -438,12 +499,11 @@ impl ModelSpec {
     /// Decode [`ModelSpec::canonical_bytes`].
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
         let mut input = bytes;
-        let (domain, arch, seed) = <([u8; 24], Arch, u64)>::decode(&mut input).map_err(|e| {
-            TrainerError::Decode {
+        let (domain, arch, seed) =
+            <([u8; 24], Arch, u64)>::decode(&mut input).map_err(|e| TrainerError::Decode {
                 what: "model spec",
                 msg: e.to_string(),
-            }
-        })?;
+            })?;
         if &domain != SPEC_DOMAIN {
             return Err(TrainerError::Decode {
                 what: "model spec",
@@ -475,13 +535,23 @@ impl fmt::Display for ModelSpec {
         let join = |v: &[u32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         match &self.arch {
             Arch::Logistic { inputs, classes } => write!(f, "logreg:{inputs}-{classes}")?,
-            Arch::Mlp { inputs, hidden, classes } => {
+            Arch::Mlp {
+                inputs,
+                hidden,
+                classes,
+            } => {
                 let mut parts = vec![inputs.to_string()];
                 parts.extend(join(hidden));
                 parts.push(classes.to_string());
                 write!(f, "mlp:{}", parts.join("-"))?
             }
-            Arch::Cnn { channels, height, width, conv, classes } => {
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                conv,
+                classes,
+            } => {
                 let mut parts = vec![format!("{channels}x{height}x{width}")];
                 parts.extend(join(conv));
                 parts.push(classes.to_string());
@@ -533,7 +603,11 @@ impl Model {
         for p in &infos {
             let n = p.len();
             let chunk = params.get(off..off + n).unwrap_or_default();
-            vars.push(Var::from_tensor(&Tensor::from_slice(chunk, p.shape.as_slice(), &device)?)?);
+            vars.push(Var::from_tensor(&Tensor::from_slice(
+                chunk,
+                p.shape.as_slice(),
+                &device,
+            )?)?);
             off += n;
         }
         Ok(Self {
@@ -571,7 +645,10 @@ impl Model {
 
     /// Named parameters, in declared order.
     pub fn named_params(&self) -> impl Iterator<Item = (&str, &Var)> {
-        self.infos.iter().map(|p| p.name.as_str()).zip(self.vars.iter())
+        self.infos
+            .iter()
+            .map(|p| p.name.as_str())
+            .zip(self.vars.iter())
     }
 
     /// Total number of parameters (length of [`Model::flat_params`]).
@@ -603,7 +680,11 @@ impl Model {
         for (p, v) in self.infos.iter().zip(&self.vars) {
             let n = p.len();
             let chunk = params.get(off..off + n).unwrap_or_default();
-            v.set(&Tensor::from_slice(chunk, p.shape.as_slice(), &self.device)?)?;
+            v.set(&Tensor::from_slice(
+                chunk,
+                p.shape.as_slice(),
+                &self.device,
+            )?)?;
             off += n;
         }
         Ok(())
@@ -624,7 +705,7 @@ impl Model {
             let n = vars.len() / 2;
             for (i, pair) in vars.chunks_exact(2).enumerate() {
                 let [w, bias] = pair else { continue };
-                h = h.matmul(w.as_tensor())?.broadcast_add(bias.as_tensor())?;
+                h = crate::ops::dense(&h, w.as_tensor(), bias.as_tensor())?;
                 if relu_last || i + 1 < n {
                     h = h.relu()?;
                 }
@@ -633,8 +714,15 @@ impl Model {
         };
         match &self.spec.arch {
             Arch::Logistic { .. } | Arch::Mlp { .. } => dense(xs.clone(), &self.vars, false),
-            Arch::Cnn { channels, height, width, conv, .. } => {
-                let mut h = xs.reshape((b, *channels as usize, *height as usize, *width as usize))?;
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                conv,
+                ..
+            } => {
+                let mut h =
+                    xs.reshape((b, *channels as usize, *height as usize, *width as usize))?;
                 let n_conv = conv.len();
                 for pair in self.vars.chunks_exact(2).take(n_conv) {
                     let [w, bias] = pair else { continue };
@@ -656,7 +744,11 @@ impl Model {
     pub fn input_tensor(&self, data: &[f32], batch: usize) -> Result<Tensor> {
         let f = self.spec.in_features();
         if data.len() != batch.saturating_mul(f) {
-            return Err(TrainerError::mismatch("input buffer length", batch.saturating_mul(f), data.len()));
+            return Err(TrainerError::mismatch(
+                "input buffer length",
+                batch.saturating_mul(f),
+                data.len(),
+            ));
         }
         Ok(Tensor::from_slice(data, (batch, f), &self.device)?)
     }

@@ -20,7 +20,7 @@ use crate::update;
 /// `g ← g + wd·θ; v ← μ·v + g; θ ← θ − lr·v` (the first step uses `v = g`).
 #[derive(Debug)]
 pub struct SgdMomentum {
-    vars: Vec<(Var, Option<Tensor>)>,
+    vars: Vec<(Var, Option<Vec<f32>>)>,
     params: SgdParams,
 }
 
@@ -39,7 +39,11 @@ impl Optimizer for SgdMomentum {
     type Config = SgdParams;
 
     fn new(vars: Vec<Var>, params: SgdParams) -> candle_core::Result<Self> {
-        let vars = vars.into_iter().filter(|v| v.dtype().is_float()).map(|v| (v, None)).collect();
+        let vars = vars
+            .into_iter()
+            .filter(|v| v.dtype().is_float())
+            .map(|v| (v, None))
+            .collect();
         Ok(Self { vars, params })
     }
 
@@ -47,18 +51,15 @@ impl Optimizer for SgdMomentum {
         let p = self.params;
         for (var, velocity) in self.vars.iter_mut() {
             let Some(g) = grads.get(var) else { continue };
-            let g = if p.weight_decay != 0.0 { (g + (var.as_tensor() * p.weight_decay)?)? } else { g.clone() };
-            let dir = if p.momentum != 0.0 {
-                let v = match velocity.take() {
-                    Some(v) => ((v * p.momentum)? + &g)?,
-                    None => g,
-                };
-                *velocity = Some(v.clone());
-                v
-            } else {
-                g
-            };
-            var.set(&(var.as_tensor() - (dir * p.lr)?)?)?;
+            // One fused in-place pass per parameter (see `ops::sgd_momentum_inplace`).
+            crate::ops::sgd_momentum_inplace(
+                var.as_tensor(),
+                g,
+                velocity,
+                p.lr as f32,
+                p.momentum as f32,
+                p.weight_decay as f32,
+            )?;
         }
         Ok(())
     }
@@ -96,12 +97,22 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// SGD, lr 0.05, momentum 0.9.
     pub fn sgd(lr: f64, momentum: f64) -> Self {
-        Self::Sgd(SgdParams { lr, momentum, weight_decay: 0.0 })
+        Self::Sgd(SgdParams {
+            lr,
+            momentum,
+            weight_decay: 0.0,
+        })
     }
 
     /// Adam with the usual betas and no weight decay.
     pub fn adam(lr: f64) -> Self {
-        Self::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        Self::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
     }
 
     fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
@@ -112,11 +123,26 @@ impl OptimizerConfig {
                 }
                 AnyOptimizer::Sgd(SgdMomentum::new(vars, p)?)
             }
-            Self::Adam { lr, beta1, beta2, eps, weight_decay } => {
+            Self::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 if !(lr > 0.0 && lr.is_finite()) {
                     return Err(TrainerError::Config(format!("bad Adam learning rate {lr}")));
                 }
-                AnyOptimizer::Adam(AdamW::new(vars, ParamsAdamW { lr, beta1, beta2, eps, weight_decay })?)
+                AnyOptimizer::Adam(AdamW::new(
+                    vars,
+                    ParamsAdamW {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                    },
+                )?)
             }
         })
     }
@@ -152,7 +178,12 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 1, max_steps: None, batch_size: 32, optimizer: OptimizerConfig::sgd(0.05, 0.9) }
+        Self {
+            epochs: 1,
+            max_steps: None,
+            batch_size: 32,
+            optimizer: OptimizerConfig::sgd(0.05, 0.9),
+        }
     }
 }
 
@@ -213,7 +244,14 @@ impl<'m> Trainer<'m> {
             return Err(TrainerError::Config("batch size must be positive".into()));
         }
         let opt = cfg.optimizer.build(model.vars().to_vec())?;
-        Ok(Self { model, opt, batch_size: cfg.batch_size, steps: 0, xbuf: Vec::new(), ybuf: Vec::new() })
+        Ok(Self {
+            model,
+            opt,
+            batch_size: cfg.batch_size,
+            steps: 0,
+            xbuf: Vec::new(),
+            ybuf: Vec::new(),
+        })
     }
 
     /// Optimizer steps taken so far.
@@ -235,13 +273,16 @@ impl<'m> Trainer<'m> {
         let xs = Tensor::from_slice(&self.xbuf, (b, f), dev)?;
         let ys = Tensor::from_slice(&self.ybuf, b, dev)?;
         let logits = self.model.forward(&xs)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+        let loss = crate::ops::softmax_cross_entropy(&logits, &ys)?;
         let grads = loss.backward()?;
         self.opt.step(&grads)?;
         self.steps += 1;
         let l = loss.to_scalar::<f32>()?;
         if !l.is_finite() {
-            return Err(TrainerError::Diverged { loss: l, step: self.steps });
+            return Err(TrainerError::Diverged {
+                loss: l,
+                step: self.steps,
+            });
         }
         Ok(l)
     }
@@ -275,13 +316,18 @@ impl<'m> Trainer<'m> {
 fn check_train_inputs(model: &Model, data: &Dataset, cfg: &TrainConfig) -> Result<()> {
     data.check_compatible(model.spec())?;
     if data.is_empty() {
-        return Err(TrainerError::Config(format!("{}: no training samples", data.name)));
+        return Err(TrainerError::Config(format!(
+            "{}: no training samples",
+            data.name
+        )));
     }
     if cfg.batch_size == 0 {
         return Err(TrainerError::Config("batch size must be positive".into()));
     }
     if cfg.max_steps.is_none() && cfg.epochs == 0 {
-        return Err(TrainerError::Config("need at least one epoch or max_steps".into()));
+        return Err(TrainerError::Config(
+            "need at least one epoch or max_steps".into(),
+        ));
     }
     Ok(())
 }
@@ -297,7 +343,12 @@ pub fn total_steps(cfg: &TrainConfig, n: usize) -> usize {
 /// One round of local training from the model's current parameters: `cfg.epochs` epochs
 /// (or exactly `cfg.max_steps` steps) with a fresh optimizer, shuffles seeded by `seed`.
 /// The model ends at the new parameters; the output carries `new − old`.
-pub fn local_round(model: &mut Model, data: &Dataset, cfg: &TrainConfig, seed: u64) -> Result<RoundOutput> {
+pub fn local_round(
+    model: &mut Model,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    seed: u64,
+) -> Result<RoundOutput> {
     check_train_inputs(model, data, cfg)?;
     let old = model.flat_params()?;
     let mut trainer = Trainer::new(model, cfg)?;
@@ -308,7 +359,12 @@ pub fn local_round(model: &mut Model, data: &Dataset, cfg: &TrainConfig, seed: u
         if remaining == Some(0) || (cfg.max_steps.is_none() && epoch >= cfg.epochs as u64) {
             break;
         }
-        let (l, s, _) = trainer.epoch(data, SplitMix64::derive(seed, &[epoch]).next_u64(), remaining, &mut |_| {})?;
+        let (l, s, _) = trainer.epoch(
+            data,
+            SplitMix64::derive(seed, &[epoch]).next_u64(),
+            remaining,
+            &mut |_| {},
+        )?;
         loss_sum += l;
         seen += s;
         epoch += 1;
@@ -319,7 +375,11 @@ pub fn local_round(model: &mut Model, data: &Dataset, cfg: &TrainConfig, seed: u
     update::check_finite("update", &update)?;
     Ok(RoundOutput {
         update,
-        loss: if seen == 0 { 0.0 } else { (loss_sum / seen as f64) as f32 },
+        loss: if seen == 0 {
+            0.0
+        } else {
+            (loss_sum / seen as f64) as f32
+        },
         samples: data.len() as u64,
         steps,
     })
@@ -363,7 +423,11 @@ pub fn fit(
             Some(t) => Some(evaluate(trainer.model, t)?),
             None => None,
         };
-        let report = EpochReport { epoch, train_loss: if s == 0 { 0.0 } else { (l / s as f64) as f32 }, test };
+        let report = EpochReport {
+            epoch,
+            train_loss: if s == 0 { 0.0 } else { (l / s as f64) as f32 },
+            test,
+        };
         on_progress(&Progress::Epoch(report.clone()));
         reports.push(report);
     }

@@ -34,11 +34,19 @@ fn encode_with(magic: [u8; 4], xs: &[f32]) -> Vec<u8> {
     out
 }
 
-fn decode_with(what: &'static str, magic: [u8; 4], bytes: &[u8], expected: Option<usize>) -> Result<Vec<f32>> {
+fn decode_with(
+    what: &'static str,
+    magic: [u8; 4],
+    bytes: &[u8],
+    expected: Option<usize>,
+) -> Result<Vec<f32>> {
     let err = |msg: String| TrainerError::Decode { what, msg };
-    let (head, body) = bytes
-        .split_at_checked(HEADER_LEN)
-        .ok_or_else(|| err(format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len())))?;
+    let (head, body) = bytes.split_at_checked(HEADER_LEN).ok_or_else(|| {
+        err(format!(
+            "{} bytes is shorter than the {HEADER_LEN}-byte header",
+            bytes.len()
+        ))
+    })?;
     let (m, len) = head.split_at(4);
     if m != magic {
         return Err(err(format!(
@@ -51,7 +59,11 @@ fn decode_with(what: &'static str, magic: [u8; 4], bytes: &[u8], expected: Optio
     let n = u32::from_le_bytes(len_bytes) as usize;
     if let Some(expected) = expected {
         if n != expected {
-            return Err(TrainerError::mismatch(format!("{what} length"), expected, n));
+            return Err(TrainerError::mismatch(
+                format!("{what} length"),
+                expected,
+                n,
+            ));
         }
     }
     if body.len() != n.saturating_mul(4) {
@@ -88,7 +100,11 @@ pub fn check_finite(what: &str, xs: &[f32]) -> Result<()> {
 /// Error unless `update` has exactly `expected` finite values.
 pub fn validate(update: &[f32], expected: usize) -> Result<()> {
     if update.len() != expected {
-        return Err(TrainerError::mismatch("update length", expected, update.len()));
+        return Err(TrainerError::mismatch(
+            "update length",
+            expected,
+            update.len(),
+        ));
     }
     check_finite("update", update)
 }
@@ -137,7 +153,11 @@ pub fn model_state_hash(model: &Model) -> Result<[u8; 32]> {
 /// `new − old`, element-wise.
 pub fn diff(new: &[f32], old: &[f32]) -> Result<Vec<f32>> {
     if new.len() != old.len() {
-        return Err(TrainerError::mismatch("parameter vector length", old.len(), new.len()));
+        return Err(TrainerError::mismatch(
+            "parameter vector length",
+            old.len(),
+            new.len(),
+        ));
     }
     Ok(new.iter().zip(old).map(|(n, o)| n - o).collect())
 }
@@ -157,9 +177,10 @@ pub fn weighted_average(updates: &[(&[f32], u64)]) -> Result<Vec<f32>> {
         return Err(TrainerError::Config("no updates to average".into()));
     };
     let n = first.len();
-    let total: u64 = updates.iter().try_fold(0u64, |a, (_, w)| a.checked_add(*w)).ok_or_else(|| {
-        TrainerError::Config("sample counts overflow".into())
-    })?;
+    let total: u64 = updates
+        .iter()
+        .try_fold(0u64, |a, (_, w)| a.checked_add(*w))
+        .ok_or_else(|| TrainerError::Config("sample counts overflow".into()))?;
     if total == 0 {
         return Err(TrainerError::Config("all updates have zero samples".into()));
     }

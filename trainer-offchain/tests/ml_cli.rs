@@ -9,7 +9,11 @@ fn bin() -> Command {
 }
 
 fn testdata(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -17,25 +21,55 @@ fn train_eval_hash() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");
     let o = bin()
-        .args(["train", "--model", "mlp:64-32-10@1", "--data", &testdata("digits-train.csv"), "--test", &testdata("digits-test.csv"), "--epochs", "2", "--json", "--out"])
+        .args([
+            "train",
+            "--model",
+            "mlp:64-32-10@1",
+            "--data",
+            &testdata("digits-train.csv"),
+            "--test",
+            &testdata("digits-test.csv"),
+            "--epochs",
+            "2",
+            "--json",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4, "start, 2 epochs, done");
     assert_eq!(lines[1]["event"], "epoch");
     let done = &lines[3];
     let trained_hash = done["model_hash"].as_str().unwrap().to_string();
     assert!(done["test_accuracy"].as_f64().unwrap() > 0.8);
 
-    let o = bin().args(["eval", "--json", "--data", &testdata("digits-test.csv"), "--weights"]).arg(&out).output().unwrap();
+    let o = bin()
+        .args([
+            "eval",
+            "--json",
+            "--data",
+            &testdata("digits-test.csv"),
+            "--weights",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["model_hash"], trained_hash.as_str());
     assert_eq!(v["accuracy"], done["test_accuracy"]);
 
-    let o = bin().args(["hash", "--json", "--weights"]).arg(&out).output().unwrap();
+    let o = bin()
+        .args(["hash", "--json", "--weights"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["weights_state_hash"], trained_hash.as_str());
     assert_eq!(v["spec"], "mlp:64-32-10@1");
@@ -48,7 +82,10 @@ fn fails_with(args: &[&str], want: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{args:?} succeeded");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert!(err.contains(want), "{args:?}: {err:?} does not mention {want:?}");
+    assert!(
+        err.contains(want),
+        "{args:?}: {err:?} does not mention {want:?}"
+    );
 }
 
 #[test]
@@ -60,10 +97,47 @@ fn bad_input_is_an_error_not_a_panic() {
     let train = testdata("digits-train.csv");
     fails_with(&["train", "--data", "/nonexistent.csv"], "/nonexistent.csv");
     fails_with(&["train", "--data", &ragged], "ragged.csv:2: ragged row");
-    fails_with(&["train", "--model", "mlp:64-32-5", "--data", &train, "--epochs", "1"], "outside the model's 5 classes");
-    fails_with(&["train", "--model", "mlp:60-32-10", "--data", &train, "--epochs", "1"], "expected 60, found 64");
-    fails_with(&["train", "--model", "rnn:1-2", "--data", &train], "unknown model kind");
-    fails_with(&["train", "--data", &train, "--batch-size", "0"], "batch size");
+    fails_with(
+        &[
+            "train",
+            "--model",
+            "mlp:64-32-5",
+            "--data",
+            &train,
+            "--epochs",
+            "1",
+        ],
+        "outside the model's 5 classes",
+    );
+    fails_with(
+        &[
+            "train",
+            "--model",
+            "mlp:60-32-10",
+            "--data",
+            &train,
+            "--epochs",
+            "1",
+        ],
+        "expected 60, found 64",
+    );
+    fails_with(
+        &["train", "--model", "rnn:1-2", "--data", &train],
+        "unknown model kind",
+    );
+    fails_with(
+        &["train", "--data", &train, "--batch-size", "0"],
+        "batch size",
+    );
     fails_with(&["hash"], "--model");
-    fails_with(&["eval", "--weights", "/nonexistent.safetensors", "--data", &train], "/nonexistent.safetensors");
+    fails_with(
+        &[
+            "eval",
+            "--weights",
+            "/nonexistent.safetensors",
+            "--data",
+            &train,
+        ],
+        "/nonexistent.safetensors",
+    );
 }

@@ -10,14 +10,20 @@ use trainchain_trainer::{checkpoint, Model, ModelSpec, TrainerError};
 
 fn shapes(spec: &str) -> Vec<(String, Vec<usize>)> {
     let m = Model::new(&ModelSpec::parse(spec).unwrap()).unwrap();
-    m.param_infos().iter().map(|p| (p.name.clone(), p.shape.clone())).collect()
+    m.param_infos()
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.clone()))
+        .collect()
 }
 
 #[test]
 fn model_shapes_and_outputs() {
     assert_eq!(
         shapes("logreg:64-10"),
-        vec![("fc0.weight".into(), vec![64, 10]), ("fc0.bias".into(), vec![10])]
+        vec![
+            ("fc0.weight".into(), vec![64, 10]),
+            ("fc0.bias".into(), vec![10])
+        ]
     );
     assert_eq!(
         shapes("mlp:64-32-16-10"),
@@ -45,7 +51,12 @@ fn model_shapes_and_outputs() {
         ("logreg:64-10", 64, 10, 650),
         ("mlp:64-32-10", 64, 10, 64 * 32 + 32 + 32 * 10 + 10),
         ("cnn:1x8x8-4-10", 64, 10, 4 * 9 + 4 + 4 * 16 * 10 + 10),
-        ("cnn:3x8x6-4-5-7", 144, 7, 4 * 27 + 4 + 5 * 36 + 5 + 5 * 2 * 1 * 7 + 7),
+        (
+            "cnn:3x8x6-4-5-7",
+            144,
+            7,
+            4 * 27 + 4 + 5 * 36 + 5 + 5 * 2 * 1 * 7 + 7,
+        ),
     ] {
         let spec = ModelSpec::parse(spec).unwrap();
         let m = Model::new(&spec).unwrap();
@@ -55,24 +66,60 @@ fn model_shapes_and_outputs() {
         let xs = Tensor::zeros((5, f), candle_core::DType::F32, m.device()).unwrap();
         assert_eq!(m.forward(&xs).unwrap().dims(), &[5, c], "{spec}");
         let bad = Tensor::zeros((5, f + 1), candle_core::DType::F32, m.device()).unwrap();
-        assert!(matches!(m.forward(&bad), Err(TrainerError::Mismatch { .. })));
+        assert!(matches!(
+            m.forward(&bad),
+            Err(TrainerError::Mismatch { .. })
+        ));
     }
 }
 
 #[test]
 fn spec_parsing_and_encoding() {
     let s = ModelSpec::parse("mlp:64-32-10@7").unwrap();
-    assert_eq!(s.arch, Arch::Mlp { inputs: 64, hidden: vec![32], classes: 10 });
+    assert_eq!(
+        s.arch,
+        Arch::Mlp {
+            inputs: 64,
+            hidden: vec![32],
+            classes: 10
+        }
+    );
     assert_eq!(s.seed, 7);
     assert_eq!(s.to_string(), "mlp:64-32-10@7");
     assert_eq!(ModelSpec::parse(&s.to_string()).unwrap(), s);
-    assert_eq!(ModelSpec::from_canonical_bytes(&s.canonical_bytes()).unwrap(), s);
+    assert_eq!(
+        ModelSpec::from_canonical_bytes(&s.canonical_bytes()).unwrap(),
+        s
+    );
     assert_eq!(ModelSpec::parse("mlp:64-10").unwrap().seed, 0);
-    assert_eq!(ModelSpec::resolve("mlp@3", 64, 10).unwrap().to_string(), "mlp:64-128-10@3");
-    assert_eq!(ModelSpec::resolve("cnn", 64, 10).unwrap().to_string(), "cnn:1x8x8-8-16-10@0");
-    assert_eq!(ModelSpec::resolve("logreg", 5, 2).unwrap().to_string(), "logreg:5-2@0");
-    for bad in ["mlp", "mlp:", "mlp:64", "mlp:64-0-10", "mlp:a-10", "rnn:3-4", "cnn:1x8-10", "cnn:1x8x8-10", "cnn:1x2x2-4-4-10", "mlp:4-10@x"] {
-        assert!(matches!(ModelSpec::parse(bad), Err(TrainerError::Spec { .. })), "{bad}");
+    assert_eq!(
+        ModelSpec::resolve("mlp@3", 64, 10).unwrap().to_string(),
+        "mlp:64-128-10@3"
+    );
+    assert_eq!(
+        ModelSpec::resolve("cnn", 64, 10).unwrap().to_string(),
+        "cnn:1x8x8-8-16-10@0"
+    );
+    assert_eq!(
+        ModelSpec::resolve("logreg", 5, 2).unwrap().to_string(),
+        "logreg:5-2@0"
+    );
+    for bad in [
+        "mlp",
+        "mlp:",
+        "mlp:64",
+        "mlp:64-0-10",
+        "mlp:a-10",
+        "rnn:3-4",
+        "cnn:1x8-10",
+        "cnn:1x8x8-10",
+        "cnn:1x2x2-4-4-10",
+        "mlp:4-10@x",
+    ] {
+        assert!(
+            matches!(ModelSpec::parse(bad), Err(TrainerError::Spec { .. })),
+            "{bad}"
+        );
     }
     let json = serde_json::to_string(&s).unwrap();
     assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), s);
@@ -86,7 +133,13 @@ fn init_is_deterministic_and_seeded() {
     assert_ne!(a.initial_params().unwrap(), b.initial_params().unwrap());
     assert_eq!(a.commitment().unwrap(), a.commitment().unwrap());
     assert_ne!(a.commitment().unwrap(), b.commitment().unwrap());
-    assert_ne!(a.commitment().unwrap(), ModelSpec::parse("mlp:64-33-10@1").unwrap().commitment().unwrap());
+    assert_ne!(
+        a.commitment().unwrap(),
+        ModelSpec::parse("mlp:64-33-10@1")
+            .unwrap()
+            .commitment()
+            .unwrap()
+    );
     // Kaiming bound of the first layer, zero biases.
     let p = a.initial_params().unwrap();
     let bound = (6.0f32 / 64.0).sqrt();
@@ -98,7 +151,12 @@ fn init_is_deterministic_and_seeded() {
     bytes.extend(update::encode_state(&p));
     assert_eq!(a.commitment().unwrap(), blake2_256(&bytes));
     assert_eq!(
-        update::hex32(&ModelSpec::parse("mlp:64-128-10@0").unwrap().commitment().unwrap()),
+        update::hex32(
+            &ModelSpec::parse("mlp:64-128-10@0")
+                .unwrap()
+                .commitment()
+                .unwrap()
+        ),
         "0x321ca593e04bc366ff3b155b52aa19a8c2cc900f9291b8f32866519d6cf18d04"
     );
 }
@@ -109,7 +167,10 @@ fn blake2_256(bytes: &[u8]) -> [u8; 32] {
 
 /// Loss of a model on a batch (mean cross-entropy).
 fn loss_of(m: &Model, xs: &Tensor, ys: &Tensor) -> f32 {
-    candle_nn::loss::cross_entropy(&m.forward(xs).unwrap(), ys).unwrap().to_scalar::<f32>().unwrap()
+    candle_nn::loss::cross_entropy(&m.forward(xs).unwrap(), ys)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn grad_check(spec: &str) {
@@ -122,13 +183,22 @@ fn grad_check(spec: &str) {
         *x += 0.05 * ((i as f32 * 0.7).sin());
     }
     m.set_flat_params(&p).unwrap();
-    let xs = Tensor::from_slice(data.features(), (data.len(), data.n_features()), m.device()).unwrap();
+    let xs =
+        Tensor::from_slice(data.features(), (data.len(), data.n_features()), m.device()).unwrap();
     let ys = Tensor::from_slice(data.labels(), data.len(), m.device()).unwrap();
     let loss = candle_nn::loss::cross_entropy(&m.forward(&xs).unwrap(), &ys).unwrap();
     let grads = loss.backward().unwrap();
     let mut analytic = Vec::new();
     for v in m.vars() {
-        analytic.extend(grads.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        analytic.extend(
+            grads
+                .get(v)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+        );
     }
     assert_eq!(analytic.len(), p.len());
     let eps = 2e-3f32;
@@ -144,7 +214,11 @@ fn grad_check(spec: &str) {
         let numeric = (lp - lm) / (2.0 * eps);
         let err = (numeric - analytic[i]).abs() / (1e-2 + numeric.abs().max(analytic[i].abs()));
         worst = worst.max(err);
-        assert!(err < 0.05, "{spec} param {i}: numeric {numeric} vs analytic {}", analytic[i]);
+        assert!(
+            err < 0.05,
+            "{spec} param {i}: numeric {numeric} vs analytic {}",
+            analytic[i]
+        );
     }
     eprintln!("{spec}: worst relative gradient error {worst:.2e}");
 }
@@ -167,19 +241,42 @@ fn update_encoding_round_trip_and_errors() {
     assert_eq!(update::decode(&bytes).unwrap(), u);
     assert_eq!(update::decode_expected(&bytes, 4).unwrap(), u);
     assert_eq!(update::hash(&u), blake2_256(&bytes));
-    assert_ne!(update::hash(&u), update::state_hash(&u), "update and state hashes are domain-separated");
-    assert!(matches!(update::decode_expected(&bytes, 5), Err(TrainerError::Mismatch { expected: 5, found: 4, .. })));
-    assert!(matches!(update::decode(&bytes[..bytes.len() - 1]), Err(TrainerError::Decode { .. })));
-    assert!(matches!(update::decode(&bytes[..5]), Err(TrainerError::Decode { .. })));
+    assert_ne!(
+        update::hash(&u),
+        update::state_hash(&u),
+        "update and state hashes are domain-separated"
+    );
+    assert!(matches!(
+        update::decode_expected(&bytes, 5),
+        Err(TrainerError::Mismatch {
+            expected: 5,
+            found: 4,
+            ..
+        })
+    ));
+    assert!(matches!(
+        update::decode(&bytes[..bytes.len() - 1]),
+        Err(TrainerError::Decode { .. })
+    ));
+    assert!(matches!(
+        update::decode(&bytes[..5]),
+        Err(TrainerError::Decode { .. })
+    ));
     let mut wrong_magic = bytes.clone();
     wrong_magic[0] = b'X';
-    assert!(matches!(update::decode(&wrong_magic), Err(TrainerError::Decode { .. })));
+    assert!(matches!(
+        update::decode(&wrong_magic),
+        Err(TrainerError::Decode { .. })
+    ));
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let e = update::decode(&update::encode(&[1.0, bad])).unwrap_err();
         assert!(matches!(e, TrainerError::NonFinite { index: 1, .. }), "{e}");
         assert!(e.to_string().contains("#1"), "{e}");
     }
-    assert!(update::decode_state(&bytes).is_err(), "state decoder rejects update magic");
+    assert!(
+        update::decode_state(&bytes).is_err(),
+        "state decoder rejects update magic"
+    );
     assert_eq!(update::decode_state(&update::encode_state(&u)).unwrap(), u);
 }
 
@@ -195,20 +292,38 @@ fn apply_update_and_average() {
     for i in 0..n {
         assert_eq!(after[i], before[i] + u[i]);
     }
-    assert!(matches!(update::apply_update(&mut m, &u[1..]), Err(TrainerError::Mismatch { .. })));
+    assert!(matches!(
+        update::apply_update(&mut m, &u[1..]),
+        Err(TrainerError::Mismatch { .. })
+    ));
     let mut nan = u.clone();
     nan[2] = f32::NAN;
-    assert!(matches!(update::apply_update(&mut m, &nan), Err(TrainerError::NonFinite { index: 2, .. })));
-    assert_eq!(m.flat_params().unwrap(), after, "failed updates leave the model unchanged");
+    assert!(matches!(
+        update::apply_update(&mut m, &nan),
+        Err(TrainerError::NonFinite { index: 2, .. })
+    ));
+    assert_eq!(
+        m.flat_params().unwrap(),
+        after,
+        "failed updates leave the model unchanged"
+    );
     let a = vec![1.0f32, 2.0];
     let b = vec![3.0f32, 6.0];
-    assert_eq!(update::weighted_average(&[(&a, 1), (&b, 3)]).unwrap(), vec![2.5, 5.0]);
+    assert_eq!(
+        update::weighted_average(&[(&a, 1), (&b, 3)]).unwrap(),
+        vec![2.5, 5.0]
+    );
     assert!(update::weighted_average(&[(&a, 1), (&b[..1], 3)]).is_err());
     assert!(update::weighted_average(&[]).is_err());
 }
 
 fn blobs_cfg(opt: OptimizerConfig) -> TrainConfig {
-    TrainConfig { epochs: 2, max_steps: None, batch_size: 16, optimizer: opt }
+    TrainConfig {
+        epochs: 2,
+        max_steps: None,
+        batch_size: 16,
+        optimizer: opt,
+    }
 }
 
 #[test]
@@ -220,11 +335,20 @@ fn local_round_is_deterministic() {
             let run = |seed| {
                 let mut m = Model::new(&spec).unwrap();
                 let out = local_round(&mut m, &data, &blobs_cfg(opt), seed).unwrap();
-                (update::hash(&out.update), out.samples, out.steps, model_state_hash(&m).unwrap())
+                (
+                    update::hash(&out.update),
+                    out.samples,
+                    out.steps,
+                    model_state_hash(&m).unwrap(),
+                )
             };
             let a = run(1);
             assert_eq!(a, run(1), "{spec} {opt:?}");
-            assert_ne!(a.0, run(2).0, "the seed changes the shuffle and so the update");
+            assert_ne!(
+                a.0,
+                run(2).0,
+                "the seed changes the shuffle and so the update"
+            );
             assert_eq!(a.1, 200);
             assert_eq!(a.2, 2 * 13);
         }
@@ -232,7 +356,10 @@ fn local_round_is_deterministic() {
     // max_steps overrides epochs.
     let spec = ModelSpec::parse("mlp:8-16-3").unwrap();
     let mut m = Model::new(&spec).unwrap();
-    let cfg = TrainConfig { max_steps: Some(30), ..blobs_cfg(OptimizerConfig::sgd(0.05, 0.9)) };
+    let cfg = TrainConfig {
+        max_steps: Some(30),
+        ..blobs_cfg(OptimizerConfig::sgd(0.05, 0.9))
+    };
     assert_eq!(local_round(&mut m, &data, &cfg, 0).unwrap().steps, 30);
 }
 
@@ -264,11 +391,17 @@ fn checkpoint_round_trip() {
         checkpoint::save(&m, &path).unwrap();
         let back = checkpoint::load(&path, None).unwrap();
         assert_eq!(back.spec(), &spec);
-        assert_eq!(model_state_hash(&back).unwrap(), model_state_hash(&m).unwrap());
+        assert_eq!(
+            model_state_hash(&back).unwrap(),
+            model_state_hash(&m).unwrap()
+        );
         assert_eq!(back.flat_params().unwrap(), m.flat_params().unwrap());
         assert_eq!(checkpoint::read_spec(&path).unwrap(), Some(spec.clone()));
         let same = checkpoint::load(&path, Some(&spec)).unwrap();
-        assert_eq!(model_state_hash(&same).unwrap(), model_state_hash(&m).unwrap());
+        assert_eq!(
+            model_state_hash(&same).unwrap(),
+            model_state_hash(&m).unwrap()
+        );
         let other = ModelSpec::parse("mlp:6-5-3").unwrap();
         let e = checkpoint::load(&path, Some(&other)).unwrap_err();
         assert!(matches!(e, TrainerError::Checkpoint { .. }), "{e}");
@@ -277,18 +410,31 @@ fn checkpoint_round_trip() {
     assert!(matches!(missing, TrainerError::Io { .. }), "{missing}");
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"not safetensors").unwrap();
-    assert!(matches!(checkpoint::load(&junk, None), Err(TrainerError::Checkpoint { .. })));
+    assert!(matches!(
+        checkpoint::load(&junk, None),
+        Err(TrainerError::Checkpoint { .. })
+    ));
 }
 
 #[test]
 fn set_flat_params_rejects_bad_vectors() {
     let mut m = Model::new(&ModelSpec::parse("mlp:3-2-2").unwrap()).unwrap();
     let n = m.num_params();
-    assert!(matches!(m.set_flat_params(&vec![0.0; n + 1]), Err(TrainerError::Mismatch { .. })));
+    assert!(matches!(
+        m.set_flat_params(&vec![0.0; n + 1]),
+        Err(TrainerError::Mismatch { .. })
+    ));
     let mut v = vec![0.0; n];
     v[n - 1] = f32::INFINITY;
-    assert!(matches!(m.set_flat_params(&v), Err(TrainerError::NonFinite { .. })));
+    assert!(matches!(
+        m.set_flat_params(&v),
+        Err(TrainerError::NonFinite { .. })
+    ));
     let c = m.try_clone().unwrap();
     m.set_flat_params(&vec![1.0; n]).unwrap();
-    assert_ne!(c.flat_params().unwrap(), m.flat_params().unwrap(), "try_clone is a deep copy");
+    assert_ne!(
+        c.flat_params().unwrap(),
+        m.flat_params().unwrap(),
+        "try_clone is a deep copy"
+    );
 }

@@ -22,7 +22,9 @@ impl CsvArgs {
         let label = match self.label_column.as_str() {
             "last" => LabelColumn::Last,
             "first" => LabelColumn::First,
-            s => LabelColumn::Index(s.parse().with_context(|| format!("--label-column {s:?}: expected last, first or an index"))?),
+            s => LabelColumn::Index(s.parse().with_context(|| {
+                format!("--label-column {s:?}: expected last, first or an index")
+            })?),
         };
         let header = match self.header.as_str() {
             "auto" => Header::Auto,

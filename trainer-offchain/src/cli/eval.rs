@@ -41,10 +41,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let m = eval::evaluate(&model, &data)?;
     let state = hex32(&model_state_hash(&model)?);
     if a.json {
-        common::print_json(&json!({"spec": model.spec().to_string(), "samples": m.samples,
-            "loss": m.loss, "accuracy": m.accuracy, "model_hash": state}));
+        common::print_json(
+            &json!({"spec": model.spec().to_string(), "samples": m.samples,
+            "loss": m.loss, "accuracy": m.accuracy, "model_hash": state}),
+        );
     } else {
-        println!("model {} on {} ({} samples): loss={:.4} accuracy={:.4}", model.spec(), data.name, m.samples, m.loss, m.accuracy);
+        println!(
+            "model {} on {} ({} samples): loss={:.4} accuracy={:.4}",
+            model.spec(),
+            data.name,
+            m.samples,
+            m.loss,
+            m.accuracy
+        );
         println!("model state hash {state}");
     }
     Ok(())

@@ -29,7 +29,10 @@ pub fn run(a: HashArgs) -> Result<()> {
     let (spec, weights_hash) = match &a.weights {
         Some(w) => {
             let model = checkpoint::load(w, given.as_ref())?;
-            (model.spec().clone(), Some(hex32(&model_state_hash(&model)?)))
+            (
+                model.spec().clone(),
+                Some(hex32(&model_state_hash(&model)?)),
+            )
         }
         None => match given {
             Some(s) => (s, None),
@@ -40,7 +43,13 @@ pub fn run(a: HashArgs) -> Result<()> {
     let commitment = hex32(&spec.commitment()?);
     let initial_hash = hex32(&model_state_hash(&initial)?);
     if a.json {
-        common_json(&spec, initial.num_params(), &commitment, &initial_hash, weights_hash.as_deref());
+        common_json(
+            &spec,
+            initial.num_params(),
+            &commitment,
+            &initial_hash,
+            weights_hash.as_deref(),
+        );
     } else {
         println!("spec             {spec}");
         println!("params           {}", initial.num_params());
@@ -53,7 +62,13 @@ pub fn run(a: HashArgs) -> Result<()> {
     Ok(())
 }
 
-fn common_json(spec: &ModelSpec, params: usize, commitment: &str, initial: &str, weights: Option<&str>) {
+fn common_json(
+    spec: &ModelSpec,
+    params: usize,
+    commitment: &str,
+    initial: &str,
+    weights: Option<&str>,
+) {
     super::common::print_json(&json!({"spec": spec.to_string(), "params": params,
         "model_commitment": commitment, "initial_state_hash": initial, "weights_state_hash": weights}));
 }

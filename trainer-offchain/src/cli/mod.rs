@@ -48,7 +48,10 @@ pub fn main() -> anyhow::Result<()> {
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .map_err(|e| anyhow::anyhow!("bad --log filter {:?}: {e}", cli.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -65,9 +65,18 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-pub fn optimizer(name: &str, lr: Option<f64>, momentum: f64, weight_decay: f64) -> Result<OptimizerConfig> {
+pub fn optimizer(
+    name: &str,
+    lr: Option<f64>,
+    momentum: f64,
+    weight_decay: f64,
+) -> Result<OptimizerConfig> {
     Ok(match name {
-        "sgd" => OptimizerConfig::Sgd(SgdParams { lr: lr.unwrap_or(0.05), momentum, weight_decay }),
+        "sgd" => OptimizerConfig::Sgd(SgdParams {
+            lr: lr.unwrap_or(0.05),
+            momentum,
+            weight_decay,
+        }),
         "adam" | "adamw" => OptimizerConfig::Adam {
             lr: lr.unwrap_or(0.001),
             beta1: 0.9,
@@ -108,7 +117,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
             model.num_params(),
             hex32(&commitment),
             train_set.len(),
-            test_set.as_ref().map(|t| format!(", test {} samples", t.len())).unwrap_or_default()
+            test_set
+                .as_ref()
+                .map(|t| format!(", test {} samples", t.len()))
+                .unwrap_or_default()
         );
     }
     let total = train::total_steps(&cfg, train_set.len());
@@ -117,8 +129,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
     let json_out = a.json;
@@ -132,18 +146,32 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         Progress::Epoch(r) => {
             if json_out {
-                common::print_json(&json!({"event": "epoch", "epoch": r.epoch, "train_loss": r.train_loss,
-                    "test_loss": r.test.map(|m| m.loss), "test_accuracy": r.test.map(|m| m.accuracy)}));
+                common::print_json(
+                    &json!({"event": "epoch", "epoch": r.epoch, "train_loss": r.train_loss,
+                    "test_loss": r.test.map(|m| m.loss), "test_accuracy": r.test.map(|m| m.accuracy)}),
+                );
             } else {
                 let test = r
                     .test
                     .map(|m| format!(" test_loss={:.4} test_acc={:.4}", m.loss, m.accuracy))
                     .unwrap_or_default();
-                bar.suspend(|| println!("epoch {}/{} train_loss={:.4}{test}", r.epoch, epochs, r.train_loss));
+                bar.suspend(|| {
+                    println!(
+                        "epoch {}/{} train_loss={:.4}{test}",
+                        r.epoch, epochs, r.train_loss
+                    )
+                });
             }
         }
     };
-    let reports = train::fit(&mut model, &train_set, test_set.as_ref(), &cfg, a.seed, &mut on_progress)?;
+    let reports = train::fit(
+        &mut model,
+        &train_set,
+        test_set.as_ref(),
+        &cfg,
+        a.seed,
+        &mut on_progress,
+    )?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let state = hex32(&model_state_hash(&model)?);
@@ -152,9 +180,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let last = reports.last().and_then(|r| r.test);
     if a.json {
-        common::print_json(&json!({"event": "done", "spec": spec.to_string(), "seconds": secs,
+        common::print_json(
+            &json!({"event": "done", "spec": spec.to_string(), "seconds": secs,
             "model_hash": state, "out": a.out.as_ref().map(|p| p.display().to_string()),
-            "test_loss": last.map(|m| m.loss), "test_accuracy": last.map(|m| m.accuracy)}));
+            "test_loss": last.map(|m| m.loss), "test_accuracy": last.map(|m| m.accuracy)}),
+        );
     } else {
         println!("trained in {secs:.2}s; model state hash {state}");
         if let Some(out) = &a.out {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Training-step benchmark: candle (trainchain-trainer, release) vs PyTorch CPU.
+#
+# For each model (digits MLP 64-128-10, MNIST-sized MLP 784-256-10), batch (64, 256) and
+# thread count (1, 2) it times forward + backward + SGD-momentum step, median over STEPS
+# steps after WARMUP warm-up steps, in both frameworks, and prints
+#   bench-train model=... batch=... threads=... candle_ms=... torch_ms=... ratio=...
+# (ratio = candle_ms / torch_ms; > 1 means candle is slower), then the peak RSS of a
+# 784-256-10 batch-64 training run of each.
+#
+# Env: STEPS (300), WARMUP (30), MODELS ("64-128-10 784-256-10"), BATCHES ("64 256"),
+# THREADS ("1 2"), CARGO_TARGET_DIR, TRAINCHAIN_VENV (/var/tmp/trainchain-venv),
+# SKIP_TORCH=1 to run candle only.
+# The venv gets `pip install torch` from PyPI on first use (a large download).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${STEPS:-300}
+WARMUP=${WARMUP:-30}
+MODELS=${MODELS:-"64-128-10 784-256-10"}
+BATCHES=${BATCHES:-"64 256"}
+THREADS=${THREADS:-"1 2"}
+VENV=${TRAINCHAIN_VENV:-/var/tmp/trainchain-venv}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/trainchain-target-trainer}
+export SKIP_WASM_BUILD=1
+
+echo "== building release bench binary" >&2
+nice -n 5 cargo bench -p trainchain-trainer --bench train_step --no-run >&2
+BENCH=$(ls -t "$CARGO_TARGET_DIR"/release/deps/train_step-* | grep -v '\.d$' | head -n1)
+
+if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+  if [[ ! -x "$VENV/bin/python3" ]]; then
+    echo "== creating venv $VENV" >&2
+    python3 -m venv "$VENV"
+  fi
+  if ! "$VENV/bin/python3" -c "import torch" 2>/dev/null; then
+    echo "== pip install torch (from PyPI; large)" >&2
+    "$VENV/bin/pip" install -q torch >&2
+  fi
+fi
+
+run_candle() { # model batch threads [extra]
+  RAYON_NUM_THREADS=$3 CANDLE_NUM_THREADS=$3 "$BENCH" --model "mlp:$1" --batch "$2" --steps "$STEPS" --warmup "$WARMUP" "${@:4}"
+}
+run_torch() { # model batch threads [extra]
+  OMP_NUM_THREADS=$3 MKL_NUM_THREADS=$3 "$VENV/bin/python3" scripts/bench-train.py --model "$1" --batch "$2" --threads "$3" --steps "$STEPS" --warmup "$WARMUP" "${@:4}"
+}
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+
+results=()
+for model in $MODELS; do
+  for batch in $BATCHES; do
+    for threads in $THREADS; do
+      c=$(run_candle "$model" "$batch" "$threads")
+      echo "$c"
+      cms=$(echo "$c" | field median_ms)
+      if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+        t=$(run_torch "$model" "$batch" "$threads")
+        echo "$t"
+        tms=$(echo "$t" | field median_ms)
+        ratio=$(python3 -c "print(f'{$cms/$tms:.2f}')")
+      else
+        tms=NA; ratio=NA
+      fi
+      results+=("bench-train model=$model batch=$batch threads=$threads candle_ms=$cms torch_ms=$tms ratio=$ratio")
+    done
+  done
+done
+
+echo "== peak RSS, 784-256-10 batch 64, 1 thread, $STEPS steps"
+run_candle 784-256-10 64 1 --rss | grep rss || true
+if [[ "${SKIP_TORCH:-0}" != 1 ]]; then run_torch 784-256-10 64 1 --rss | grep rss || true; fi
+printf '%s\n' "${results[@]}"
