@@ -1,4 +1,6 @@
 //! Types stored by the pallet and passed to its calls.
+// The `*NoBound` derives restate the bounds of the type parameters.
+#![allow(clippy::multiple_bound_locations)]
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use core::fmt::Debug;

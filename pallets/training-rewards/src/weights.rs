@@ -75,9 +75,9 @@ impl WeightInfo for () {
 	fn join_job() -> Weight { SubstrateWeight::<()>::placeholder(5, 5) }
 	fn leave_job() -> Weight { SubstrateWeight::<()>::placeholder(5, 5) }
 	fn commit_update() -> Weight { SubstrateWeight::<()>::placeholder(4, 4) }
-	fn submit_aggregate(s: u32) -> Weight { SubstrateWeight::<()>::placeholder(6 + 3 * s as u64, 6 + 2 * s as u64) }
+	fn submit_aggregate(s: u32) -> Weight { SubstrateWeight::<()>::placeholder(6u64.saturating_add(3u64.saturating_mul(s.into())), 6u64.saturating_add(2u64.saturating_mul(s.into()))) }
 	fn report_equivocation() -> Weight { SubstrateWeight::<()>::placeholder(6, 6) }
-	fn on_initialize_deadlines(d: u32) -> Weight { SubstrateWeight::<()>::placeholder(1 + 2 * d as u64, 1 + 4 * d as u64) }
+	fn on_initialize_deadlines(d: u32) -> Weight { SubstrateWeight::<()>::placeholder(1u64.saturating_add(2u64.saturating_mul(d.into())), 1u64.saturating_add(4u64.saturating_mul(d.into()))) }
 }
 
 impl SubstrateWeight<()> {
