@@ -11,7 +11,8 @@
 
 use std::time::Instant;
 
-use trainchain_trainer::data::gaussian_blobs;
+use candle_core::Tensor;
+use trainchain_trainer::data::{gaussian_blobs, Dataset};
 use trainchain_trainer::rng::SplitMix64;
 use trainchain_trainer::train::{OptimizerConfig, TrainConfig, Trainer};
 use trainchain_trainer::{Model, ModelSpec};
@@ -23,6 +24,7 @@ struct Args {
     warmup: usize,
     optimizer: String,
     rss: bool,
+    baseline: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 30,
         optimizer: "sgd".into(),
         rss: false,
+        baseline: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,10 +53,56 @@ fn parse_args() -> Result<Args, String> {
             "--warmup" => a.warmup = val()?.parse().map_err(|_| "bad --warmup")?,
             "--optimizer" => a.optimizer = val()?,
             "--rss" => a.rss = true,
+            "--baseline" => a.baseline = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(a)
+}
+
+/// The same step with stock candle ops only (matmul + broadcast_add, candle_nn cross-entropy,
+/// tensor-op momentum SGD): what the fused kernels in `trainchain_trainer::ops` replace.
+struct Baseline {
+    velocity: Vec<Option<Tensor>>,
+}
+
+impl Baseline {
+    fn step(&mut self, model: &Model, data: &Dataset, idx: &[usize]) -> candle_core::Result<f32> {
+        let f = data.n_features();
+        let mut xb = Vec::with_capacity(idx.len() * f);
+        let mut yb = Vec::with_capacity(idx.len());
+        for &i in idx {
+            xb.extend_from_slice(data.row(i));
+            yb.push(data.labels().get(i).copied().unwrap_or(0));
+        }
+        let xs = Tensor::from_vec(xb, (idx.len(), f), model.device())?;
+        let ys = Tensor::from_vec(yb, idx.len(), model.device())?;
+        let vars = model.vars();
+        let n = vars.len() / 2;
+        let mut h = xs;
+        for (i, pair) in vars.chunks_exact(2).enumerate() {
+            let [w, b] = pair else { continue };
+            h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+            if i + 1 < n {
+                h = h.relu()?;
+            }
+        }
+        let loss = candle_nn::loss::cross_entropy(&h, &ys)?;
+        let grads = loss.backward()?;
+        if self.velocity.is_empty() {
+            self.velocity = vec![None; vars.len()];
+        }
+        for (var, v) in vars.iter().zip(self.velocity.iter_mut()) {
+            let Some(g) = grads.get(var) else { continue };
+            let nv = match v.take() {
+                Some(v) => ((v * 0.9)? + g)?,
+                None => g.clone(),
+            };
+            var.set(&(var.as_tensor() - (&nv * 0.01)?)?)?;
+            *v = Some(nv);
+        }
+        loss.to_scalar::<f32>()
+    }
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -81,6 +130,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 optimizer,
             };
             let mut trainer = Trainer::new(&model, &cfg)?;
+            let mut baseline = Baseline {
+                velocity: Vec::new(),
+            };
             let mut rng = SplitMix64::new(7);
             let mut idx = vec![0usize; batch];
             let mut times = Vec::with_capacity(args.steps);
@@ -89,7 +141,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     *i = rng.below(data.len());
                 }
                 let t = Instant::now();
-                trainer.step(&data, &idx)?;
+                if args.baseline {
+                    baseline.step(&model, &data, &idx)?;
+                } else {
+                    trainer.step(&data, &idx)?;
+                }
                 if s >= args.warmup {
                     times.push(t.elapsed().as_secs_f64() * 1e3);
                 }
@@ -102,7 +158,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .unwrap_or(f64::NAN)
             };
             println!(
-                "candle-step model={} batch={batch} threads={threads} steps={} median_ms={:.4} p10_ms={:.4} p90_ms={:.4}",
+                "{} model={} batch={batch} threads={threads} steps={} median_ms={:.4} p10_ms={:.4} p90_ms={:.4}",
+                if args.baseline { "candle-baseline-step" } else { "candle-step" },
                 m.trim_start_matches("mlp:"),
                 args.steps,
                 q(0.5),

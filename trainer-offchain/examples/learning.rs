@@ -34,7 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train = load_csv(root.join("digits-train.csv"), CsvOptions::default())?;
     let test = load_csv(root.join("digits-test.csv"), CsvOptions::default())?;
     let spec = ModelSpec::parse(&spec)?;
-    let cfg = TrainConfig { epochs, max_steps: None, batch_size: 32, optimizer: OptimizerConfig::sgd(0.05, 0.9) };
+    let cfg = TrainConfig {
+        epochs,
+        max_steps: None,
+        batch_size: 32,
+        optimizer: OptimizerConfig::sgd(0.05, 0.9),
+    };
 
     println!("# centralised {spec}, {epochs} epochs, batch 32, SGD lr 0.05 momentum 0.9");
     let mut model = Model::new(&spec)?;
@@ -42,12 +47,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut central = Vec::new();
     fit(&mut model, &train, Some(&test), &cfg, 0, &mut |p| {
         if let Progress::Epoch(r) = p {
-            let m = r.test.unwrap_or(trainchain_trainer::eval::Metrics { loss: f32::NAN, accuracy: f32::NAN, samples: 0 });
+            let m = r.test.unwrap_or(trainchain_trainer::eval::Metrics {
+                loss: f32::NAN,
+                accuracy: f32::NAN,
+                samples: 0,
+            });
             central.push(m.accuracy);
             if json {
                 println!("{{\"run\":\"central\",\"epoch\":{},\"train_loss\":{},\"test_loss\":{},\"test_accuracy\":{}}}", r.epoch, r.train_loss, m.loss, m.accuracy);
             } else {
-                println!("central epoch {:>2} train_loss={:.4} test_loss={:.4} test_acc={:.4}", r.epoch, r.train_loss, m.loss, m.accuracy);
+                println!(
+                    "central epoch {:>2} train_loss={:.4} test_loss={:.4} test_acc={:.4}",
+                    r.epoch, r.train_loss, m.loss, m.accuracy
+                );
             }
         }
     })?;
@@ -63,14 +75,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("# {name}: {shards} shards, {epochs} rounds x 1 local epoch, same optimizer (fresh state per round)");
         let t = std::time::Instant::now();
         let out = fedavg::simulate(&spec, &parts, epochs, &local, 0, Some(&test), &mut |r| {
-            let m = r.test.unwrap_or(trainchain_trainer::eval::Metrics { loss: f32::NAN, accuracy: f32::NAN, samples: 0 });
+            let m = r.test.unwrap_or(trainchain_trainer::eval::Metrics {
+                loss: f32::NAN,
+                accuracy: f32::NAN,
+                samples: 0,
+            });
             if json {
                 println!("{{\"run\":\"{name}\",\"round\":{},\"train_loss\":{},\"test_loss\":{},\"test_accuracy\":{}}}", r.round, r.train_loss, m.loss, m.accuracy);
             } else {
-                println!("{name} round {:>2} train_loss={:.4} test_loss={:.4} test_acc={:.4}", r.round, r.train_loss, m.loss, m.accuracy);
+                println!(
+                    "{name} round {:>2} train_loss={:.4} test_loss={:.4} test_acc={:.4}",
+                    r.round, r.train_loss, m.loss, m.accuracy
+                );
             }
         })?;
-        runs.push((name, evaluate(&out.model, &test)?, t.elapsed().as_secs_f64()));
+        runs.push((
+            name,
+            evaluate(&out.model, &test)?,
+            t.elapsed().as_secs_f64(),
+        ));
     }
     println!("# summary");
     println!("learning run=central model={spec} epochs={epochs} test_acc={:.4} test_loss={:.4} seconds={central_secs:.2}", central_final.accuracy, central_final.loss);

@@ -19,8 +19,12 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, S
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
-        Some((a, b)) => data.get(a..b).ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
-        None => Err(candle_core::Error::Msg(format!("{what}: needs a contiguous tensor"))),
+        Some((a, b)) => data
+            .get(a..b)
+            .ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
+        None => Err(candle_core::Error::Msg(format!(
+            "{what}: needs a contiguous tensor"
+        ))),
     }
 }
 
@@ -53,7 +57,12 @@ impl CustomOp3 for Dense {
         let (k2, n) = l2.shape().dims2()?;
         let nb = l3.shape().dims1()?;
         if k != k2 || nb != n {
-            return Err(candle_core::Error::Msg(format!("dense: shapes {:?} x {:?} + {:?}", l1.dims(), l2.dims(), l3.dims())));
+            return Err(candle_core::Error::Msg(format!(
+                "dense: shapes {:?} x {:?} + {:?}",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            )));
         }
         let x = contiguous(s1, l1, "dense input")?;
         let w = contiguous(s2, l2, "dense weight")?;
@@ -100,7 +109,11 @@ impl CustomOp3 for Dense {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let gx = if x.track_op() { Some(grad.matmul(&w.t()?)?) } else { None };
+        let gx = if x.track_op() {
+            Some(grad.matmul(&w.t()?)?)
+        } else {
+            None
+        };
         let gw = x.t()?.matmul(grad)?;
         let gb = grad.sum(0)?;
         Ok((gx, Some(gw), Some(gb)))
@@ -109,7 +122,11 @@ impl CustomOp3 for Dense {
 
 /// `x @ w + b` for `x [B, in]`, `w [in, out]`, `b [out]` (f32), with the fused backward.
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+    let x = if x.is_contiguous() {
+        x.clone()
+    } else {
+        x.contiguous()?
+    };
     if x.track_op() || w.track_op() || b.track_op() {
         x.apply_op3(w, b, Dense)
     } else {
@@ -118,7 +135,12 @@ pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> 
 }
 
 /// Per-row log-sum-exp minus the label's logit; returns (mean loss, softmax rows if wanted).
-fn ce_rows(z: &[f32], labels: &[u32], c: usize, mut softmax: Option<&mut Vec<f32>>) -> candle_core::Result<f64> {
+fn ce_rows(
+    z: &[f32],
+    labels: &[u32],
+    c: usize,
+    mut softmax: Option<&mut Vec<f32>>,
+) -> candle_core::Result<f64> {
     let mut total = 0f64;
     for (row, &y) in z.chunks_exact(c).zip(labels) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -126,9 +148,9 @@ fn ce_rows(z: &[f32], labels: &[u32], c: usize, mut softmax: Option<&mut Vec<f32
         for &v in row {
             sum += (v - max).exp();
         }
-        let zy = *row
-            .get(y as usize)
-            .ok_or_else(|| candle_core::Error::Msg(format!("cross-entropy: label {y} >= {c} classes")))?;
+        let zy = *row.get(y as usize).ok_or_else(|| {
+            candle_core::Error::Msg(format!("cross-entropy: label {y} >= {c} classes"))
+        })?;
         total += f64::from(sum.ln() + max - zy);
         if let Some(out) = softmax.as_deref_mut() {
             let inv = 1.0 / sum;
@@ -145,22 +167,44 @@ impl CustomOp2 for SoftmaxCe {
         "trainchain-softmax-ce"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, c) = l1.shape().dims2()?;
         if l2.shape().dims1()? != b {
-            return Err(candle_core::Error::Msg("cross-entropy: labels/logits batch mismatch".into()));
+            return Err(candle_core::Error::Msg(
+                "cross-entropy: labels/logits batch mismatch".into(),
+            ));
         }
         let z = contiguous(s1, l1, "logits")?;
         let labels = match l2.contiguous_offsets() {
             Some((a, e)) => s2.as_slice::<u32>()?.get(a..e).unwrap_or_default(),
-            None => return Err(candle_core::Error::Msg("labels: needs a contiguous tensor".into())),
+            None => {
+                return Err(candle_core::Error::Msg(
+                    "labels: needs a contiguous tensor".into(),
+                ))
+            }
         };
         let total = ce_rows(z, labels, c, None)?;
-        let mean = if b == 0 { 0.0 } else { (total / b as f64) as f32 };
+        let mean = if b == 0 {
+            0.0
+        } else {
+            (total / b as f64) as f32
+        };
         Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
     }
 
-    fn bwd(&self, logits: &Tensor, labels: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let scale = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let g = logits.apply_op2_no_bwd(labels, &SoftmaxCeGrad { scale })?;
         Ok((Some(g), None))
@@ -176,12 +220,22 @@ impl CustomOp2 for SoftmaxCeGrad {
         "trainchain-softmax-ce-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, c) = l1.shape().dims2()?;
         let z = contiguous(s1, l1, "logits")?;
         let labels = match l2.contiguous_offsets() {
             Some((a, e)) => s2.as_slice::<u32>()?.get(a..e).unwrap_or_default(),
-            None => return Err(candle_core::Error::Msg("labels: needs a contiguous tensor".into())),
+            None => {
+                return Err(candle_core::Error::Msg(
+                    "labels: needs a contiguous tensor".into(),
+                ))
+            }
         };
         let mut out = Vec::with_capacity(b * c);
         ce_rows(z, labels, c, Some(&mut out))?;
@@ -201,7 +255,11 @@ impl CustomOp2 for SoftmaxCeGrad {
 /// Mean softmax cross-entropy of `logits [B, C]` (f32) against `labels [B]` (u32), with a
 /// fused backward. Errors if a label is `>= C`.
 pub fn softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
-    let logits = if logits.is_contiguous() { logits.clone() } else { logits.contiguous()? };
+    let logits = if logits.is_contiguous() {
+        logits.clone()
+    } else {
+        logits.contiguous()?
+    };
     logits.apply_op2(labels, SoftmaxCe)
 }
 
@@ -217,17 +275,27 @@ impl InplaceOp2 for SgdStep<'_> {
         "trainchain-sgd-momentum"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
         let g = contiguous(s2, l2, "gradient")?;
-        let (a, e) = l1
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("parameter: needs a contiguous tensor".into()))?;
+        let (a, e) = l1.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("parameter: needs a contiguous tensor".into())
+        })?;
         let theta = match s1 {
-            CpuStorage::F32(v) => v.get_mut(a..e).ok_or_else(|| candle_core::Error::Msg("parameter: bad layout".into()))?,
+            CpuStorage::F32(v) => v
+                .get_mut(a..e)
+                .ok_or_else(|| candle_core::Error::Msg("parameter: bad layout".into()))?,
             _ => return Err(candle_core::Error::Msg("parameter: expected f32".into())),
         };
         if theta.len() != g.len() {
-            return Err(candle_core::Error::Msg("sgd: gradient/parameter size mismatch".into()));
+            return Err(candle_core::Error::Msg(
+                "sgd: gradient/parameter size mismatch".into(),
+            ));
         }
         let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
         let mut vel = self.velocity.borrow_mut();
@@ -269,7 +337,16 @@ pub fn sgd_momentum_inplace(
     momentum: f32,
     weight_decay: f32,
 ) -> candle_core::Result<()> {
-    let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
-    let op = SgdStep { lr, momentum, weight_decay, velocity: RefCell::new(velocity) };
+    let grad = if grad.is_contiguous() {
+        grad.clone()
+    } else {
+        grad.contiguous()?
+    };
+    let op = SgdStep {
+        lr,
+        momentum,
+        weight_decay,
+        velocity: RefCell::new(velocity),
+    };
     param.inplace_op2(&grad, &op)
 }

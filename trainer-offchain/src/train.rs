@@ -118,7 +118,7 @@ impl OptimizerConfig {
     fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
         Ok(match *self {
             Self::Sgd(p) => {
-                if !(p.lr > 0.0 && p.lr.is_finite()) || !(0.0..1.0).contains(&p.momentum) {
+                if !(p.lr > 0.0 && p.lr.is_finite() && (0.0..1.0).contains(&p.momentum)) {
                     return Err(TrainerError::Config(format!("bad SGD parameters {p:?}")));
                 }
                 AnyOptimizer::Sgd(SgdMomentum::new(vars, p)?)

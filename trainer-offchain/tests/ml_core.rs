@@ -55,7 +55,7 @@ fn model_shapes_and_outputs() {
             "cnn:3x8x6-4-5-7",
             144,
             7,
-            4 * 27 + 4 + 5 * 36 + 5 + 5 * 2 * 1 * 7 + 7,
+            4 * 27 + 4 + 5 * 36 + 5 + 5 * 2 * 7 + 7,
         ),
     ] {
         let spec = ModelSpec::parse(spec).unwrap();
