@@ -32,6 +32,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fedavg;
+pub mod job;
 pub mod model;
 pub mod ops;
 pub mod p2p;

@@ -29,6 +29,9 @@ use tokio::sync::Mutex;
 use trainchain_runtime::{AccountId, Balance, BlockNumber, Runtime, RuntimeCall, RuntimeEvent};
 
 pub use error::ChainError;
+pub use frame_support::BoundedVec;
+pub use pallet_training_rewards_runtime_api::JobPhase;
+pub use sp_runtime::MultiSignature;
 pub use events::{dispatch_error_name, EventRecord};
 pub use trainchain_primitives::{JobId, RoundIndex};
 

@@ -34,6 +34,8 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// Train on a shard and average with peers over libp2p every round.
     Peer(trainchain_trainer::p2p::cli::PeerArgs),
+    /// Join a job on a trainchain node: train with peers, commit, submit, get paid.
+    Run(trainchain_trainer::job::RunArgs),
 }
 
 /// Parse the command line and run.
@@ -57,5 +59,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Hash(a) => hash::run(a),
         Command::Peer(a) => trainchain_trainer::p2p::cli::run(a),
+        Command::Run(a) => trainchain_trainer::job::run(a),
     }
 }

@@ -176,6 +176,8 @@ pub struct RoundReport {
     pub participated: bool,
     /// Included contributions (sorted by key), as signed.
     pub included: Vec<IncludedShare<PublicKey>>,
+    /// Agreed Merkle root of each participant's update (the `update_hash` committed on-chain).
+    pub update_roots: Vec<(PublicKey, Hash32)>,
     /// Rejected contributions with reasons.
     pub rejected: Vec<(PublicKey, String)>,
     /// Hash of the new model state.
@@ -200,6 +202,13 @@ pub struct RoundReport {
     pub train_loss: Option<f32>,
     /// Evaluation `(loss, accuracy)` of the new model.
     pub eval: Option<(f32, f32)>,
+}
+
+impl RoundReport {
+    /// The agreed update root of `who` in this round.
+    pub fn update_root_of(&self, who: &PublicKey) -> Option<Hash32> {
+        self.update_roots.iter().find(|(w, _)| w == who).map(|(_, r)| *r)
+    }
 }
 
 /// What a peer serves to `GetState`.
@@ -323,9 +332,15 @@ impl<T: LocalTrainer> Peer<T> {
 
     /// Move to another round: per-round state starts empty (messages for later rounds wait
     /// in `future`).
-    fn set_round(&mut self, round: RoundIndex) {
+    /// Set the next round to run (the chain's open round, when driven by the chain).
+    pub fn set_round(&mut self, round: RoundIndex) {
         self.round = round;
         self.st = RoundState::default();
+    }
+
+    /// Hash of the current model state (the chain's `latest_model` once a round finalised).
+    pub fn model_hash_now(&self) -> Hash32 {
+        self.model_hash()
     }
 
     fn metrics(&self) -> &Metrics {
@@ -857,7 +872,7 @@ impl<T: LocalTrainer> Peer<T> {
                 }
             }
         }
-        let Some((attempt, _participants, (agg, accepted, rejected))) = outcome else {
+        let Some((attempt, participants, (agg, accepted, rejected))) = outcome else {
             Metrics::inc(&self.metrics().rounds_failed);
             self.set_round(round + 1);
             self.publish_state()?;
@@ -968,6 +983,7 @@ impl<T: LocalTrainer> Peer<T> {
             attempt,
             participated: true,
             included,
+            update_roots: participants.iter().map(|p| (p.who, p.root)).collect(),
             rejected: rejected.iter().map(|(w, r)| (*w, r.to_string())).collect(),
             model_hash,
             signature: Some(sig),
@@ -1205,6 +1221,7 @@ impl<T: LocalTrainer> Peer<T> {
             attempt: 0,
             participated: false,
             included: qc.included().to_vec(),
+            update_roots: Vec::new(),
             rejected: Vec::new(),
             model_hash: snap.model_hash,
             signature: None,

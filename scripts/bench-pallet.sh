@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run the runtime benchmarks of pallet-training-rewards (and pallet_balances, for comparison)
+# on this machine and regenerate pallets/training-rewards/src/weights.rs from them.
+#
+# The node binary runs the benchmarks of a runtime WASM built with `runtime-benchmarks`, so
+# only the runtime is rebuilt with that feature, not the node.
+#   STEPS=50 REPEAT=20 scripts/bench-pallet.sh      (defaults)
+#   NO_WRITE=1 scripts/bench-pallet.sh               (print figures, keep weights.rs)
+set -euo pipefail
+source "$(dirname "$0")/lib/env.sh"
+cd "$REPO_ROOT"
+STEPS="${STEPS:-50}"
+REPEAT="${REPEAT:-20}"
+"$REPO_ROOT/scripts/setup.sh"
+
+log "building trainchain-node"
+cargo build -p trainchain-node
+log "building the runtime WASM with runtime-benchmarks"
+cargo build -p trainchain-runtime --features runtime-benchmarks
+WASM="$(ls -t "$CARGO_TARGET_DIR"/debug/wbuild/trainchain-runtime/trainchain_runtime.compact.compressed.wasm | head -1)"
+NODE="$BIN_DIR/trainchain-node"
+OUT=out/bench; mkdir -p "$OUT"
+
+weights_arg=(--output pallets/training-rewards/src/weights.rs --template scripts/pallet-weight-template.hbs)
+[ "${NO_WRITE:-0}" = 1 ] && weights_arg=()
+log "benchmark pallet_training_rewards (steps $STEPS, repeat $REPEAT)"
+"$NODE" benchmark pallet --runtime "$WASM" --genesis-builder=runtime --genesis-builder-preset=development \
+	--pallet pallet_training_rewards --extrinsic '*' --steps "$STEPS" --repeat "$REPEAT" \
+	--heap-pages 4096 "${weights_arg[@]}" | tee "$OUT/pallet_training_rewards.txt"
+
+log "benchmark pallet_balances transfer_keep_alive (for comparison)"
+"$NODE" benchmark pallet --runtime "$WASM" --genesis-builder=runtime --genesis-builder-preset=development \
+	--pallet pallet_balances --extrinsic transfer_keep_alive --steps "$STEPS" --repeat "$REPEAT" \
+	| tee "$OUT/pallet_balances.txt"
+
+[ "${NO_WRITE:-0}" = 1 ] || cargo fmt -p pallet-training-rewards 2>/dev/null || true
+log "done: raw output in $OUT/"
