@@ -251,7 +251,8 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
 			JobPhase::Commit => {},
 		}
 		let round = job.current_round;
-		if peer.model_hash_now() != job.latest_model {
+		// Before the first finalised round, `latest_model` is the commitment (checked above).
+		if job.finalized_rounds > 0 && peer.model_hash_now() != job.latest_model {
 			// We missed a round (or restarted): take the state the chain finalised.
 			peer.resync().await.context("fetching the current model from a peer")?;
 			if peer.model_hash_now() != job.latest_model {
