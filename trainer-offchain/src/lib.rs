@@ -32,6 +32,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fedavg;
+#[cfg(feature = "chain")]
 pub mod job;
 pub mod model;
 pub mod ops;

@@ -35,6 +35,7 @@ pub enum Command {
     /// Train on a shard and average with peers over libp2p every round.
     Peer(trainchain_trainer::p2p::cli::PeerArgs),
     /// Join a job on a trainchain node: train with peers, commit, submit, get paid.
+    #[cfg(feature = "chain")]
     Run(trainchain_trainer::job::RunArgs),
 }
 
@@ -59,6 +60,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Hash(a) => hash::run(a),
         Command::Peer(a) => trainchain_trainer::p2p::cli::run(a),
+        #[cfg(feature = "chain")]
         Command::Run(a) => trainchain_trainer::job::run(a),
     }
 }
