@@ -28,7 +28,7 @@ fi
 
 out=$(mktemp)
 BENCH_SIZES="$SIZES" BENCH_NS="$NS" BENCH_SCHEMES="$SCHEMES" BENCH_ROUNDS=${BENCH_ROUNDS:-3} \
-  nice -n 5 cargo test --release -p trainchain-trainer --test p2p_bench -- --ignored --nocapture bench_allreduce \
+  nice -n 5 cargo bench -p trainchain-trainer --bench p2p_bench \
   2>/dev/null | grep '^p2p-bench ' > "$out"
 
 declare -A GLOO

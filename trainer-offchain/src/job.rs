@@ -25,8 +25,8 @@ use libp2p::Multiaddr;
 use serde_json::json;
 use sp_core::H256;
 use trainchain_chain_client::{
-	account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job, JobPhase,
-	MultiSignature, SignedContribution,
+    account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
+    JobPhase, MultiSignature, SignedContribution,
 };
 use trainchain_primitives::{update_commitment, Hash32, RoundIndex};
 
@@ -43,96 +43,106 @@ use crate::train::{self, TrainConfig};
 /// Arguments of `trainchain-trainer run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-	/// WebSocket RPC of a trainchain node.
-	#[arg(long, default_value = "ws://127.0.0.1:9944", env = "TRAINCHAIN_NODE")]
-	pub node: String,
-	/// Expected genesis hash (hex): refuse a node of another chain.
-	#[arg(long)]
-	pub genesis: Option<String>,
-	/// sr25519 secret URI of the contributor (e.g. //Bob). Never printed.
-	#[arg(long, env = "TRAINCHAIN_SURI", hide_env_values = true, conflicts_with = "key_file")]
-	pub suri: Option<String>,
-	/// File holding the secret URI.
-	#[arg(long)]
-	pub key_file: Option<PathBuf>,
-	/// The job to join.
-	#[arg(long)]
-	pub job: u64,
-	/// Training data CSV (features..., label last).
-	#[arg(long)]
-	pub data: PathBuf,
-	/// Use shard i of n of --data (IID), written i/n.
-	#[arg(long, default_value = "0/1")]
-	pub shard: String,
-	/// Held-out CSV for per-round accuracy (reported on-chain as the metric).
-	#[arg(long)]
-	pub test: Option<PathBuf>,
-	/// Multiaddr to listen on for peers.
-	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-	pub listen: Vec<Multiaddr>,
-	/// Multiaddr of a peer to connect to (repeatable).
-	#[arg(long)]
-	pub bootstrap: Vec<Multiaddr>,
-	/// Seed for shuffles and sharding.
-	#[arg(long, default_value_t = 42)]
-	pub seed: u64,
-	/// Local epochs per round.
-	#[arg(long, default_value_t = 1)]
-	pub epochs: usize,
-	/// mean | median | trimmed[:FRACTION].
-	#[arg(long, default_value = "mean")]
-	pub aggregator: Aggregator,
-	/// none | fp16 | int8 | topk:FRACTION.
-	#[arg(long, default_value = "none")]
-	pub compression: Compression,
-	/// Per-phase peer deadline in seconds.
-	#[arg(long, default_value_t = 20.0)]
-	pub round_timeout: f64,
-	/// Stop after this many rounds (default: until the job ends).
-	#[arg(long)]
-	pub max_rounds: Option<u32>,
-	/// One JSON object per event on stdout.
-	#[arg(long)]
-	pub json: bool,
+    /// WebSocket RPC of a trainchain node.
+    #[arg(long, default_value = "ws://127.0.0.1:9944", env = "TRAINCHAIN_NODE")]
+    pub node: String,
+    /// Expected genesis hash (hex): refuse a node of another chain.
+    #[arg(long)]
+    pub genesis: Option<String>,
+    /// sr25519 secret URI of the contributor (e.g. //Bob). Never printed.
+    #[arg(
+        long,
+        env = "TRAINCHAIN_SURI",
+        hide_env_values = true,
+        conflicts_with = "key_file"
+    )]
+    pub suri: Option<String>,
+    /// File holding the secret URI.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// The job to join.
+    #[arg(long)]
+    pub job: u64,
+    /// Training data CSV (features..., label last).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Use shard i of n of --data (IID), written i/n.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Held-out CSV for per-round accuracy (reported on-chain as the metric).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Multiaddr to listen on for peers.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+    pub listen: Vec<Multiaddr>,
+    /// Multiaddr of a peer to connect to (repeatable).
+    #[arg(long)]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Seed for shuffles and sharding.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Local epochs per round.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// mean | median | trimmed[:FRACTION].
+    #[arg(long, default_value = "mean")]
+    pub aggregator: Aggregator,
+    /// none | fp16 | int8 | topk:FRACTION.
+    #[arg(long, default_value = "none")]
+    pub compression: Compression,
+    /// Per-phase peer deadline in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub round_timeout: f64,
+    /// Stop after this many rounds (default: until the job ends).
+    #[arg(long)]
+    pub max_rounds: Option<u32>,
+    /// One JSON object per event on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The model spec a job's metadata names (`model=<spec>;data=<name>`).
 pub fn model_of(job: &Job) -> Result<String> {
-	let meta = String::from_utf8_lossy(&job.metadata).to_string();
-	meta.split(';')
-		.find_map(|kv| kv.strip_prefix("model="))
-		.map(str::to_string)
-		.ok_or_else(|| anyhow!("job {}: its metadata names no model (expected model=<spec>): {meta:?}", job.job_id))
+    let meta = String::from_utf8_lossy(&job.metadata).to_string();
+    meta.split(';')
+        .find_map(|kv| kv.strip_prefix("model="))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            anyhow!(
+                "job {}: its metadata names no model (expected model=<spec>): {meta:?}",
+                job.job_id
+            )
+        })
 }
 
 /// The salt that goes with `update_hash`: public once the update hash is revealed.
 pub fn salt_of(update_hash: &Hash32, who: &PublicKey) -> Hash32 {
-	let mut bytes = b"trainchain/salt/v1".to_vec();
-	bytes.extend_from_slice(update_hash);
-	bytes.extend_from_slice(who);
-	sp_crypto_hashing::blake2_256(&bytes)
+    let mut bytes = b"trainchain/salt/v1".to_vec();
+    bytes.extend_from_slice(update_hash);
+    bytes.extend_from_slice(who);
+    sp_crypto_hashing::blake2_256(&bytes)
 }
 
 fn emit(json_out: bool, v: serde_json::Value, text: String) {
-	if json_out {
-		println!("{v}");
-	} else {
-		println!("{text}");
-	}
+    if json_out {
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
-	let (i, n) = s.split_once('/').context("--shard must be i/n")?;
-	let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
-	if n == 0 || i >= n {
-		bail!("--shard {s}: need 0 <= i < n");
-	}
-	Ok((i, n))
+    let (i, n) = s.split_once('/').context("--shard must be i/n")?;
+    let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
+    if n == 0 || i >= n {
+        bail!("--shard {s}: need 0 <= i < n");
+    }
+    Ok((i, n))
 }
 
 /// Map chain errors of joining to what the user must do.
 fn explain(e: ChainError) -> anyhow::Error {
-	match e.dispatch_error() {
+    match e.dispatch_error() {
 		Some("TrainingRewards.InsufficientBalance") =>
 			anyhow!("the account cannot cover the job's contributor bond (TrainingRewards.InsufficientBalance)"),
 		Some("TrainingRewards.JobFull") => anyhow!("the job already has max_contributors (TrainingRewards.JobFull)"),
@@ -143,148 +153,178 @@ fn explain(e: ChainError) -> anyhow::Error {
 
 /// Run the `run` subcommand (builds its own tokio runtime).
 pub fn run(args: RunArgs) -> Result<()> {
-	tokio::runtime::Builder::new_multi_thread()
-		.enable_all()
-		.build()?
-		.block_on(run_async(args))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_async(args))
 }
 
 /// The `run` subcommand inside an existing runtime.
 pub async fn run_async(args: RunArgs) -> Result<()> {
-	let suri = match (&args.suri, &args.key_file) {
-		(Some(s), _) => s.clone(),
-		(None, Some(f)) => std::fs::read_to_string(f)
-			.with_context(|| format!("reading key file {}", f.display()))?
-			.trim()
-			.to_string(),
-		(None, None) => bail!("--suri or --key-file is required"),
-	};
-	let pair = pair_from_suri(&suri)?;
-	let keys = Keys::from_suri(&suri)?;
-	let me = keys.public();
-	let account = account_of(&pair);
+    let suri = match (&args.suri, &args.key_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading key file {}", f.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!("--suri or --key-file is required"),
+    };
+    let pair = pair_from_suri(&suri)?;
+    let keys = Keys::from_suri(&suri)?;
+    let me = keys.public();
+    let account = account_of(&pair);
 
-	let expected_genesis = match &args.genesis {
-		Some(h) => Some(H256::from_slice(
-			&hex::decode(h.trim_start_matches("0x")).ok().filter(|b| b.len() == 32).context("--genesis must be 32 bytes of hex")?,
-		)),
-		None => None,
-	};
-	let chain = ChainClient::connect(&args.node, expected_genesis).await?;
-	let job = chain.existing_job(args.job).await?;
-	if matches!(job.phase, JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled) {
-		bail!("job {} has ended ({})", job.job_id, job.phase.as_str());
-	}
+    let expected_genesis = match &args.genesis {
+        Some(h) => Some(H256::from_slice(
+            &hex::decode(h.trim_start_matches("0x"))
+                .ok()
+                .filter(|b| b.len() == 32)
+                .context("--genesis must be 32 bytes of hex")?,
+        )),
+        None => None,
+    };
+    let chain = ChainClient::connect(&args.node, expected_genesis).await?;
+    let job = chain.existing_job(args.job).await?;
+    if matches!(
+        job.phase,
+        JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled
+    ) {
+        bail!("job {} has ended ({})", job.job_id, job.phase.as_str());
+    }
 
-	// The job's model must be one this trainer builds, with the committed initial weights.
-	let model = model_of(&job)?;
-	let spec = ModelSpec::parse(&model).with_context(|| format!("job {}: unsupported model {model:?}", job.job_id))?;
-	let commitment = spec.commitment()?;
-	if commitment != job.model_commitment {
-		bail!(
+    // The job's model must be one this trainer builds, with the committed initial weights.
+    let model = model_of(&job)?;
+    let spec = ModelSpec::parse(&model)
+        .with_context(|| format!("job {}: unsupported model {model:?}", job.job_id))?;
+    let commitment = spec.commitment()?;
+    if commitment != job.model_commitment {
+        bail!(
 			"job {}: model commitment 0x{} is not what this trainer computes for {model:?} (0x{}); refusing the job",
 			job.job_id,
 			hex::encode(job.model_commitment),
 			hex::encode(commitment)
 		);
-	}
+    }
 
-	// Data.
-	let (shard_i, shard_n) = parse_shard(&args.shard)?;
-	let all = data::load_csv(&args.data, CsvOptions::default())?;
-	let shard = data::shard_iid(&all, shard_n, args.seed)?.into_iter().nth(shard_i).context("shard")?;
-	let test = match &args.test {
-		Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
-		None => None,
-	};
-	let lr = f64::from(job.learning_rate_ppm) / 1e6;
-	let cfg = TrainConfig {
-		epochs: args.epochs,
-		batch_size: job.batch_size.max(1) as usize,
-		optimizer: train::OptimizerConfig::sgd(lr, 0.9),
-		..Default::default()
-	};
-	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
+    // Data.
+    let (shard_i, shard_n) = parse_shard(&args.shard)?;
+    let all = data::load_csv(&args.data, CsvOptions::default())?;
+    let shard = data::shard_iid(&all, shard_n, args.seed)?
+        .into_iter()
+        .nth(shard_i)
+        .context("shard")?;
+    let test = match &args.test {
+        Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
+        None => None,
+    };
+    let lr = f64::from(job.learning_rate_ppm) / 1e6;
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        batch_size: job.batch_size.max(1) as usize,
+        optimizer: train::OptimizerConfig::sgd(lr, 0.9),
+        ..Default::default()
+    };
+    let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
 
-	// Join (once).
-	let already = chain.contributors(job.job_id).await?.iter().any(|c| c.who == account);
-	if !already {
-		chain.submit(&pair, calls::join_job(job.job_id)).await.map_err(explain)?;
-		emit(args.json, json!({"event": "joined", "job": job.job_id, "who": account.to_string()}), format!("joined job {} as {account}", job.job_id));
-	}
+    // Join (once).
+    let already = chain
+        .contributors(job.job_id)
+        .await?
+        .iter()
+        .any(|c| c.who == account);
+    if !already {
+        chain
+            .submit(&pair, calls::join_job(job.job_id))
+            .await
+            .map_err(explain)?;
+        emit(
+            args.json,
+            json!({"event": "joined", "job": job.job_id, "who": account.to_string()}),
+            format!("joined job {} as {account}", job.job_id),
+        );
+    }
 
-	// Peers.
-	let mut pcfg = PeerConfig::new(job.job_id, keys);
-	pcfg.genesis_hash = chain.genesis_hash().0;
-	pcfg.min_peers = job.min_contributors.max(1) as usize;
-	pcfg.initial_peers = job.min_contributors.max(1) as usize;
-	pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
-	pcfg.robust = RobustConfig { aggregator: args.aggregator, ..RobustConfig::default() };
-	pcfg.compression = args.compression;
-	pcfg.scheme = Scheme::Chunked;
-	let mut ncfg = NetConfig::for_job(job.job_id);
-	ncfg.listen = args.listen.clone();
-	ncfg.bootstrap = args.bootstrap.clone();
-	let (client, events) = net::start(ncfg).await?;
-	let addrs = client.listen_addrs().await?;
-	emit(
-		args.json,
-		json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
-		format!("listening on {addrs:?}"),
-	);
-	let initial = chain_model(&chain, &job, &spec).await?;
-	let mut peer = Peer::new(pcfg, client, events, trainer, initial);
-	peer.sync(Duration::from_secs(60)).await?;
+    // Peers.
+    let mut pcfg = PeerConfig::new(job.job_id, keys);
+    pcfg.genesis_hash = chain.genesis_hash().0;
+    pcfg.min_peers = job.min_contributors.max(1) as usize;
+    pcfg.initial_peers = job.min_contributors.max(1) as usize;
+    pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
+    pcfg.robust = RobustConfig {
+        aggregator: args.aggregator,
+        ..RobustConfig::default()
+    };
+    pcfg.compression = args.compression;
+    pcfg.scheme = Scheme::Chunked;
+    let mut ncfg = NetConfig::for_job(job.job_id);
+    ncfg.listen = args.listen.clone();
+    ncfg.bootstrap = args.bootstrap.clone();
+    let (client, events) = net::start(ncfg).await?;
+    let addrs = client.listen_addrs().await?;
+    emit(
+        args.json,
+        json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
+        format!("listening on {addrs:?}"),
+    );
+    let initial = chain_model(&chain, &job, &spec).await?;
+    let mut peer = Peer::new(pcfg, client, events, trainer, initial);
+    peer.sync(Duration::from_secs(60)).await?;
 
-	let mut rounds_done = 0u32;
-	loop {
-		let job = chain.existing_job(args.job).await?;
-		match job.phase {
-			JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
-				emit(args.json, json!({"event": "job_ended", "phase": job.phase.as_str()}), format!("job ended: {}", job.phase.as_str()));
-				break;
-			},
-			JobPhase::WaitingForContributors | JobPhase::Aggregate => {
-				tokio::time::sleep(Duration::from_secs(1)).await;
-				continue;
-			},
-			JobPhase::Commit => {},
-		}
-		let round = job.current_round;
-		// Before the first finalised round, `latest_model` is the commitment (checked above).
-		if job.finalized_rounds > 0 && peer.model_hash_now() != job.latest_model {
-			// We missed a round (or restarted): take the state the chain finalised.
-			peer.resync().await.context("fetching the current model from a peer")?;
-			if peer.model_hash_now() != job.latest_model {
-				tracing::warn!(round, "after resync the model hash still differs from the chain; sitting this round out");
-				wait_round_closed(&chain, args.job, round).await?;
-				continue;
-			}
-		}
-		peer.set_round(round);
-		let t0 = std::time::Instant::now();
-		let report = match peer.run_round().await {
-			Ok(r) => r,
-			Err(e) => {
-				tracing::warn!(round, "peer round failed: {e:#}");
-				wait_round_closed(&chain, args.job, round).await?;
-				continue;
-			},
-		};
-		let t_peer = t0.elapsed();
-		let t1 = std::time::Instant::now();
-		let included_me = report.included.iter().any(|s| s.who == me);
-		if included_me {
-			commit_mine(&chain, &pair, &report, args.job, round, &me).await;
-		}
-		if let Some(qc) = report.certificate.clone() {
-			submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await;
-		}
-		let closed = wait_round_closed(&chain, args.job, round).await?;
-		let t_chain = t1.elapsed();
-		let on_chain = closed.as_ref().and_then(|r| r.model_hash);
-		let matches = on_chain == Some(report.model_hash);
-		emit(
+    let mut rounds_done = 0u32;
+    loop {
+        let job = chain.existing_job(args.job).await?;
+        match job.phase {
+            JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
+                emit(
+                    args.json,
+                    json!({"event": "job_ended", "phase": job.phase.as_str()}),
+                    format!("job ended: {}", job.phase.as_str()),
+                );
+                break;
+            }
+            JobPhase::WaitingForContributors | JobPhase::Aggregate => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            JobPhase::Commit => {}
+        }
+        let round = job.current_round;
+        // Before the first finalised round, `latest_model` is the commitment (checked above).
+        if job.finalized_rounds > 0 && peer.model_hash_now() != job.latest_model {
+            // We missed a round (or restarted): take the state the chain finalised.
+            peer.resync()
+                .await
+                .context("fetching the current model from a peer")?;
+            if peer.model_hash_now() != job.latest_model {
+                tracing::warn!(round, "after resync the model hash still differs from the chain; sitting this round out");
+                wait_round_closed(&chain, args.job, round).await?;
+                continue;
+            }
+        }
+        peer.set_round(round);
+        let t0 = std::time::Instant::now();
+        let report = match peer.run_round().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(round, "peer round failed: {e:#}");
+                wait_round_closed(&chain, args.job, round).await?;
+                continue;
+            }
+        };
+        let t_peer = t0.elapsed();
+        let t1 = std::time::Instant::now();
+        let included_me = report.included.iter().any(|s| s.who == me);
+        if included_me {
+            commit_mine(&chain, &pair, &report, args.job, round, &me).await;
+        }
+        if let Some(qc) = report.certificate.clone() {
+            submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await;
+        }
+        let closed = wait_round_closed(&chain, args.job, round).await?;
+        let t_chain = t1.elapsed();
+        let on_chain = closed.as_ref().and_then(|r| r.model_hash);
+        let matches = on_chain == Some(report.model_hash);
+        emit(
 			args.json,
 			json!({
 				"event": "round", "round": round, "included": report.included.len(), "included_me": included_me,
@@ -307,131 +347,163 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
 				t_chain.as_millis()
 			),
 		);
-		if !matches {
-			tracing::warn!(round, "local model differs from the chain's result; will resync");
-		}
-		rounds_done += 1;
-		if args.max_rounds.is_some_and(|m| rounds_done >= m) {
-			break;
-		}
-	}
-	Ok(())
+        if !matches {
+            tracing::warn!(
+                round,
+                "local model differs from the chain's result; will resync"
+            );
+        }
+        rounds_done += 1;
+        if args.max_rounds.is_some_and(|m| rounds_done >= m) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The model the chain says is current: the initial model before any round finalised.
 async fn chain_model(chain: &ChainClient, job: &Job, spec: &ModelSpec) -> Result<Vec<f32>> {
-	let initial = spec.initial_params()?;
-	if job.finalized_rounds > 0 {
-		tracing::info!("job already has finalised rounds; the current model comes from the peers");
-	}
-	let _ = chain;
-	Ok(initial)
+    let initial = spec.initial_params()?;
+    if job.finalized_rounds > 0 {
+        tracing::info!("job already has finalised rounds; the current model comes from the peers");
+    }
+    let _ = chain;
+    Ok(initial)
 }
 
 /// Post this peer's commitment for the round, unless it is already there.
 async fn commit_mine(
-	chain: &ChainClient,
-	pair: &sp_core::sr25519::Pair,
-	report: &RoundReport,
-	job: u64,
-	round: RoundIndex,
-	me: &PublicKey,
+    chain: &ChainClient,
+    pair: &sp_core::sr25519::Pair,
+    report: &RoundReport,
+    job: u64,
+    round: RoundIndex,
+    me: &PublicKey,
 ) {
-	let Some(update_hash) = report.update_root_of(me) else {
-		tracing::warn!(round, "no agreed update root for this peer; not committing");
-		return;
-	};
-	let Some(samples) = report.included.iter().find(|s| &s.who == me).map(|s| s.samples) else { return };
-	let salt = salt_of(&update_hash, me);
-	let commitment = update_commitment(job, round, me, &update_hash, &salt);
-	match chain.submit(pair, calls::commit_update(job, round, commitment, samples)).await {
-		Ok(_) => tracing::info!(round, samples, "committed update"),
-		Err(e) if e.dispatch_error() == Some("TrainingRewards.AlreadyCommitted") => {},
-		Err(e) => tracing::warn!(round, "commit failed: {e}"),
-	}
+    let Some(update_hash) = report.update_root_of(me) else {
+        tracing::warn!(round, "no agreed update root for this peer; not committing");
+        return;
+    };
+    let Some(samples) = report
+        .included
+        .iter()
+        .find(|s| &s.who == me)
+        .map(|s| s.samples)
+    else {
+        return;
+    };
+    let salt = salt_of(&update_hash, me);
+    let commitment = update_commitment(job, round, me, &update_hash, &salt);
+    match chain
+        .submit(pair, calls::commit_update(job, round, commitment, samples))
+        .await
+    {
+        Ok(_) => tracing::info!(round, samples, "committed update"),
+        Err(e) if e.dispatch_error() == Some("TrainingRewards.AlreadyCommitted") => {}
+        Err(e) => tracing::warn!(round, "commit failed: {e}"),
+    }
 }
 
 /// The certificate holder submits; other holders submit as a fallback if the round is still
 /// open a few blocks later.
 async fn submit_if_needed(
-	chain: &ChainClient,
-	pair: &sp_core::sr25519::Pair,
-	report: &RoundReport,
-	qc: &QuorumCertificate,
-	job: u64,
-	round: RoundIndex,
+    chain: &ChainClient,
+    pair: &sp_core::sr25519::Pair,
+    report: &RoundReport,
+    qc: &QuorumCertificate,
+    job: u64,
+    round: RoundIndex,
 ) {
-	if !qc.is_complete() {
-		return;
-	}
-	let me = pair.public().0;
-	let position = qc.payload.included.iter().position(|s| s.who == me).unwrap_or(usize::MAX);
-	if position == usize::MAX {
-		return;
-	}
-	// Wait for every included commitment (bounded by the round's commit window).
-	let deadline = std::time::Instant::now() + Duration::from_secs(240);
-	loop {
-		let Ok(cs) = chain.contributors(job).await else { break };
-		let all = qc.payload.included.iter().all(|s| {
-			cs.iter().any(|c| c.who.as_ref() as &[u8] == s.who.as_slice() && c.last_commit_round == Some(round))
-		});
-		if all || std::time::Instant::now() > deadline {
-			break;
-		}
-		tokio::time::sleep(Duration::from_millis(500)).await;
-	}
-	// Fallback order: position 0 now, position k after k × 3 blocks if still open.
-	if position > 0 {
-		tokio::time::sleep(Duration::from_secs(9 * position as u64)).await;
-		match chain.existing_job(job).await {
-			Ok(j) if j.current_round == round && j.phase != JobPhase::Completed => {},
-			_ => return,
-		}
-		tracing::info!(round, "fallback: submitting the aggregate");
-	}
-	let contributions: Vec<SignedContribution> = qc
-		.payload
-		.included
-		.iter()
-		.filter_map(|s| {
-			let sig = qc.signatures.iter().find(|(w, _)| w == &s.who)?.1;
-			let update_hash = report.update_root_of(&s.who)?;
-			Some(SignedContribution {
-				who: s.who.into(),
-				update_hash: H256(update_hash),
-				salt: H256(salt_of(&update_hash, &s.who)),
-				signature: MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw(sig)),
-			})
-		})
-		.collect();
-	let metric = report.eval.map(|e| (e.1.clamp(0.0, 1.0) * 1e6) as u32);
-	let aggregate = Aggregate {
-		model_hash: H256(qc.payload.model_hash),
-		metric,
-		contributions: BoundedVec::truncate_from(contributions),
-	};
-	match chain.submit(pair, calls::submit_aggregate(job, round, aggregate)).await {
-		Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
-		Err(e) if matches!(e.dispatch_error(), Some("TrainingRewards.WrongRound" | "TrainingRewards.JobNotRunning")) =>
-			tracing::info!(round, "round already closed on-chain"),
-		Err(e) => tracing::warn!(round, "submit_aggregate failed: {e}"),
-	}
+    if !qc.is_complete() {
+        return;
+    }
+    let me = pair.public().0;
+    let position = qc
+        .payload
+        .included
+        .iter()
+        .position(|s| s.who == me)
+        .unwrap_or(usize::MAX);
+    if position == usize::MAX {
+        return;
+    }
+    // Wait for every included commitment (bounded by the round's commit window).
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let Ok(cs) = chain.contributors(job).await else {
+            break;
+        };
+        let all = qc.payload.included.iter().all(|s| {
+            cs.iter().any(|c| {
+                c.who.as_ref() as &[u8] == s.who.as_slice() && c.last_commit_round == Some(round)
+            })
+        });
+        if all || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Fallback order: position 0 now, position k after k × 3 blocks if still open.
+    if position > 0 {
+        tokio::time::sleep(Duration::from_secs(9 * position as u64)).await;
+        match chain.existing_job(job).await {
+            Ok(j) if j.current_round == round && j.phase != JobPhase::Completed => {}
+            _ => return,
+        }
+        tracing::info!(round, "fallback: submitting the aggregate");
+    }
+    let contributions: Vec<SignedContribution> = qc
+        .payload
+        .included
+        .iter()
+        .filter_map(|s| {
+            let sig = qc.signatures.iter().find(|(w, _)| w == &s.who)?.1;
+            let update_hash = report.update_root_of(&s.who)?;
+            Some(SignedContribution {
+                who: s.who.into(),
+                update_hash: H256(update_hash),
+                salt: H256(salt_of(&update_hash, &s.who)),
+                signature: MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw(sig)),
+            })
+        })
+        .collect();
+    let metric = report.eval.map(|e| (e.1.clamp(0.0, 1.0) * 1e6) as u32);
+    let aggregate = Aggregate {
+        model_hash: H256(qc.payload.model_hash),
+        metric,
+        contributions: BoundedVec::truncate_from(contributions),
+    };
+    match chain
+        .submit(pair, calls::submit_aggregate(job, round, aggregate))
+        .await
+    {
+        Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
+        Err(e)
+            if matches!(
+                e.dispatch_error(),
+                Some("TrainingRewards.WrongRound" | "TrainingRewards.JobNotRunning")
+            ) =>
+        {
+            tracing::info!(round, "round already closed on-chain")
+        }
+        Err(e) => tracing::warn!(round, "submit_aggregate failed: {e}"),
+    }
 }
 
 /// Wait until `round` is no longer the job's open round; return its stored result.
 async fn wait_round_closed(
-	chain: &ChainClient,
-	job: u64,
-	round: RoundIndex,
+    chain: &ChainClient,
+    job: u64,
+    round: RoundIndex,
 ) -> Result<Option<trainchain_chain_client::Round>> {
-	loop {
-		let j = chain.existing_job(job).await?;
-		let open = j.current_round == round && matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate);
-		if !open {
-			let rounds = chain.rounds(job).await?;
-			return Ok(rounds.into_iter().find(|r| r.round == round));
-		}
-		tokio::time::sleep(Duration::from_secs(1)).await;
-	}
+    loop {
+        let j = chain.existing_job(job).await?;
+        let open =
+            j.current_round == round && matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate);
+        if !open {
+            let rounds = chain.rounds(job).await?;
+            return Ok(rounds.into_iter().find(|r| r.round == round));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

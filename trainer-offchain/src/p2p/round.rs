@@ -207,7 +207,10 @@ pub struct RoundReport {
 impl RoundReport {
     /// The agreed update root of `who` in this round.
     pub fn update_root_of(&self, who: &PublicKey) -> Option<Hash32> {
-        self.update_roots.iter().find(|(w, _)| w == who).map(|(_, r)| *r)
+        self.update_roots
+            .iter()
+            .find(|(w, _)| w == who)
+            .map(|(_, r)| *r)
     }
 }
 

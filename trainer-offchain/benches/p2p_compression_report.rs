@@ -1,8 +1,9 @@
 //! Bytes per round and accuracy for each compression on the digits data, 4 in-process
-//! peers over real loopback sockets (ignored by default; numbers go to the README):
-//! `cargo test -p trainchain-trainer --test p2p_compression_report -- --ignored --nocapture`
+//! peers over real loopback sockets (a bench target; numbers go to the README):
+//! `cargo bench -p trainchain-trainer --bench p2p_compression_report`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "../tests/p2p_common/mod.rs"]
 mod p2p_common;
 use p2p_common::*;
 use std::path::PathBuf;
@@ -14,8 +15,6 @@ use trainchain_trainer::p2p::cli::ShardTrainer;
 use trainchain_trainer::p2p::{net, Peer};
 use trainchain_trainer::train::{OptimizerConfig, TrainConfig};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn compression_report() {
     init_tracing();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
@@ -83,4 +82,13 @@ async fn compression_report() {
             spec.num_params().unwrap()
         );
     }
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(compression_report());
 }

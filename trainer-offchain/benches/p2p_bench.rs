@@ -1,8 +1,9 @@
-//! Traffic and wall-time benchmark of the averaging schemes (ignored by default; run by
+//! Traffic and wall-time benchmark of the averaging schemes (a bench target, run by
 //! scripts/bench-allreduce.sh in release mode). Prints
 //! `p2p-bench N FLOATS BYTES SCHEME BYTES_RATIO MS` per configuration.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "../tests/p2p_common/mod.rs"]
 mod p2p_common;
 use p2p_common::*;
 use std::time::Duration;
@@ -16,8 +17,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn bench_allreduce() {
     init_tracing();
     let rounds: u32 = std::env::var("BENCH_ROUNDS")
@@ -84,4 +83,13 @@ async fn bench_allreduce() {
             }
         }
     }
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench_allreduce());
 }
