@@ -1,16 +1,21 @@
 //! Benchmarks (FRAME v2 macros) with worst-case components; `weights.rs` is generated from
 //! them by `scripts/bench-pallet.sh`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 use super::*;
 use crate::pallet::{
-	AggregateOf, BalanceOf, Commitments, Config, Deadlines, Jobs, JobSpecOf, NextJobId, Pallet,
+    AggregateOf, BalanceOf, Commitments, Config, Deadlines, JobSpecOf, Jobs, NextJobId, Pallet,
 };
 use alloc::{vec, vec::Vec};
 use frame_benchmarking::v2::*;
 use frame_support::{
-	traits::{fungible::Mutate, Get, Hooks},
-	BoundedVec,
+    traits::{fungible::Mutate, Get, Hooks},
+    BoundedVec,
 };
 use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use sp_core::{crypto::KeyTypeId, sr25519, H256};
@@ -20,226 +25,270 @@ use trainchain_primitives::{update_commitment, AggregatePayload, IncludedShare};
 const KEY_TYPE: KeyTypeId = KeyTypeId(*b"trbn");
 
 fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
-	let who: T::AccountId = account(name, index, 0);
-	T::Currency::set_balance(&who, rich::<T>());
-	who
+    let who: T::AccountId = account(name, index, 0);
+    T::Currency::set_balance(&who, rich::<T>());
+    who
 }
 
 fn rich<T: Config>() -> BalanceOf<T> {
-	BalanceOf::<T>::from(u32::MAX).saturating_mul(1_000u32.into())
+    BalanceOf::<T>::from(u32::MAX).saturating_mul(1_000u32.into())
 }
 
 /// A signing key in the benchmark keystore and the account it identifies.
 fn signer<T: Config>() -> (sr25519::Public, T::AccountId)
 where
-	T::Signer: From<sr25519::Public>,
+    T::Signer: From<sr25519::Public>,
 {
-	let public = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
-	let who = T::Signer::from(public).into_account();
-	T::Currency::set_balance(&who, rich::<T>());
-	(public, who)
+    let public = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
+    let who = T::Signer::from(public).into_account();
+    T::Currency::set_balance(&who, rich::<T>());
+    (public, who)
 }
 
 fn sign<T: Config>(public: &sr25519::Public, msg: &[u8]) -> T::Signature
 where
-	T::Signature: From<sr25519::Signature>,
+    T::Signature: From<sr25519::Signature>,
 {
-	sp_io::crypto::sr25519_sign(KEY_TYPE, public, msg).expect("key is in the keystore").into()
+    sp_io::crypto::sr25519_sign(KEY_TYPE, public, msg)
+        .expect("key is in the keystore")
+        .into()
 }
 
 fn spec<T: Config>(min: u32, max: u32, max_failed_rounds: u32) -> JobSpecOf<T> {
-	JobSpec {
-		model_commitment: H256::repeat_byte(1),
-		dataset_commitment: H256::repeat_byte(2),
-		metadata: BoundedVec::truncate_from(vec![b'm'; T::MaxMetadataLen::get() as usize]),
-		hyperparameters: Hyperparameters { learning_rate_ppm: 1_000, batch_size: 32, local_steps: 10 },
-		min_contributors: min,
-		max_contributors: max,
-		round_length: 100u32.into(),
-		commit_window: 50u32.into(),
-		contributor_bond: 1_000u32.into(),
-		max_samples: 1_000_000,
-		max_failed_rounds,
-	}
+    JobSpec {
+        model_commitment: H256::repeat_byte(1),
+        dataset_commitment: H256::repeat_byte(2),
+        metadata: BoundedVec::truncate_from(vec![b'm'; T::MaxMetadataLen::get() as usize]),
+        hyperparameters: Hyperparameters {
+            learning_rate_ppm: 1_000,
+            batch_size: 32,
+            local_steps: 10,
+        },
+        min_contributors: min,
+        max_contributors: max,
+        round_length: 100u32.into(),
+        commit_window: 50u32.into(),
+        contributor_bond: 1_000u32.into(),
+        max_samples: 1_000_000,
+        max_failed_rounds,
+    }
 }
 
 fn new_job<T: Config>(min: u32, max: u32, rounds: u32, max_failed_rounds: u32) -> JobId {
-	let sponsor = funded::<T>("sponsor", 0);
-	let id = NextJobId::<T>::get();
-	Pallet::<T>::create_job(
-		RawOrigin::Signed(sponsor).into(),
-		spec::<T>(min, max, max_failed_rounds),
-		1_000_000u32.into(),
-		rounds,
-	)
-	.unwrap();
-	id
+    let sponsor = funded::<T>("sponsor", 0);
+    let id = NextJobId::<T>::get();
+    Pallet::<T>::create_job(
+        RawOrigin::Signed(sponsor).into(),
+        spec::<T>(min, max, max_failed_rounds),
+        1_000_000u32.into(),
+        rounds,
+    )
+    .unwrap();
+    id
 }
 
 #[benchmarks(where T::Signature: From<sr25519::Signature>, T::Signer: From<sr25519::Public>)]
 mod benchmarks {
-	use super::*;
+    use super::*;
 
-	#[benchmark]
-	fn create_job() {
-		let sponsor = funded::<T>("sponsor", 0);
-		let spec = spec::<T>(1, T::MaxContributors::get(), 3);
-		#[extrinsic_call]
-		_(RawOrigin::Signed(sponsor), spec, 1_000_000u32.into(), T::MaxRounds::get());
-		assert!(Jobs::<T>::contains_key(0));
-	}
+    #[benchmark]
+    fn create_job() {
+        let sponsor = funded::<T>("sponsor", 0);
+        let spec = spec::<T>(1, T::MaxContributors::get(), 3);
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(sponsor),
+            spec,
+            1_000_000u32.into(),
+            T::MaxRounds::get(),
+        );
+        assert!(Jobs::<T>::contains_key(0));
+    }
 
-	#[benchmark]
-	fn cancel_job() {
-		let id = new_job::<T>(1, 2, 3, 3);
-		let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
-		#[extrinsic_call]
-		_(RawOrigin::Signed(sponsor), id);
-		assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Cancelled);
-	}
+    #[benchmark]
+    fn cancel_job() {
+        let id = new_job::<T>(1, 2, 3, 3);
+        let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
+        #[extrinsic_call]
+        _(RawOrigin::Signed(sponsor), id);
+        assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Cancelled);
+    }
 
-	/// Worst case: the join that reaches `min_contributors` and starts the first round.
-	#[benchmark]
-	fn join_job() {
-		let id = new_job::<T>(1, 2, 3, 3);
-		let who = funded::<T>("contributor", 0);
-		#[extrinsic_call]
-		_(RawOrigin::Signed(who), id);
-		assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Running);
-	}
+    /// Worst case: the join that reaches `min_contributors` and starts the first round.
+    #[benchmark]
+    fn join_job() {
+        let id = new_job::<T>(1, 2, 3, 3);
+        let who = funded::<T>("contributor", 0);
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who), id);
+        assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Running);
+    }
 
-	/// Worst case: leaving with a commitment from an earlier round to clean up.
-	#[benchmark]
-	fn leave_job() {
-		let id = new_job::<T>(1, 2, 3, 3);
-		let who = funded::<T>("contributor", 0);
-		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-		Pallet::<T>::commit_update(RawOrigin::Signed(who.clone()).into(), id, 0, H256::repeat_byte(3), 10)
-			.unwrap();
-		Jobs::<T>::mutate(id, |j| {
-			if let Some(j) = j {
-				j.round.index = 1;
-			}
-		});
-		#[extrinsic_call]
-		_(RawOrigin::Signed(who.clone()), id);
-		assert!(!Commitments::<T>::contains_key(id, &who));
-	}
+    /// Worst case: leaving with a commitment from an earlier round to clean up.
+    #[benchmark]
+    fn leave_job() {
+        let id = new_job::<T>(1, 2, 3, 3);
+        let who = funded::<T>("contributor", 0);
+        Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+        Pallet::<T>::commit_update(
+            RawOrigin::Signed(who.clone()).into(),
+            id,
+            0,
+            H256::repeat_byte(3),
+            10,
+        )
+        .unwrap();
+        Jobs::<T>::mutate(id, |j| {
+            if let Some(j) = j {
+                j.round.index = 1;
+            }
+        });
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()), id);
+        assert!(!Commitments::<T>::contains_key(id, &who));
+    }
 
-	/// Worst case: a commitment that replaces the contributor's one from the previous round.
-	#[benchmark]
-	fn commit_update() {
-		let id = new_job::<T>(1, 2, 3, 3);
-		let who = funded::<T>("contributor", 0);
-		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-		Pallet::<T>::commit_update(RawOrigin::Signed(who.clone()).into(), id, 0, H256::repeat_byte(3), 10)
-			.unwrap();
-		Jobs::<T>::mutate(id, |j| {
-			if let Some(j) = j {
-				j.round.index = 1;
-				j.round.committed = 0;
-			}
-		});
-		#[extrinsic_call]
-		_(RawOrigin::Signed(who.clone()), id, 1, H256::repeat_byte(4), 1_000);
-		assert_eq!(Commitments::<T>::get(id, &who).unwrap().round, 1);
-	}
+    /// Worst case: a commitment that replaces the contributor's one from the previous round.
+    #[benchmark]
+    fn commit_update() {
+        let id = new_job::<T>(1, 2, 3, 3);
+        let who = funded::<T>("contributor", 0);
+        Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+        Pallet::<T>::commit_update(
+            RawOrigin::Signed(who.clone()).into(),
+            id,
+            0,
+            H256::repeat_byte(3),
+            10,
+        )
+        .unwrap();
+        Jobs::<T>::mutate(id, |j| {
+            if let Some(j) = j {
+                j.round.index = 1;
+                j.round.committed = 0;
+            }
+        });
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(who.clone()),
+            id,
+            1,
+            H256::repeat_byte(4),
+            1_000,
+        );
+        assert_eq!(Commitments::<T>::get(id, &who).unwrap().round, 1);
+    }
 
-	/// `s` signers, every one verified; the round finalises and the next one starts.
-	#[benchmark]
-	fn submit_aggregate(s: Linear<1, { T::MaxContributors::get() }>) {
-		let max = T::MaxContributors::get();
-		let id = new_job::<T>(1, max, 2, 3);
-		let mut keys = Vec::new();
-		for _ in 0..s {
-			let (public, who) = signer::<T>();
-			Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-			keys.push((public, who));
-		}
-		let mut shares = Vec::new();
-		let mut reveals = Vec::new();
-		for (i, (_, who)) in keys.iter().enumerate() {
-			let update_hash = H256::repeat_byte(i as u8);
-			let salt = H256::repeat_byte(0xff - i as u8);
-			let c = update_commitment(id, 0, who, &update_hash.0, &salt.0);
-			Pallet::<T>::commit_update(RawOrigin::Signed(who.clone()).into(), id, 0, H256(c), 1_000)
-				.unwrap();
-			shares.push(IncludedShare { who: who.clone(), samples: 1_000 });
-			reveals.push((update_hash, salt));
-		}
-		let model = H256::repeat_byte(9);
-		let bytes =
-			AggregatePayload::new(Pallet::<T>::genesis_hash(), id, 0, model.0, shares).signing_bytes();
-		let contributions: Vec<_> = keys
-			.iter()
-			.zip(reveals)
-			.map(|((public, who), (update_hash, salt))| SignedContribution {
-				who: who.clone(),
-				update_hash,
-				salt,
-				signature: sign::<T>(public, &bytes),
-			})
-			.collect();
-		let aggregate: AggregateOf<T> = Aggregate {
-			model_hash: model,
-			metric: Some(1),
-			contributions: BoundedVec::truncate_from(contributions),
-		};
-		let submitter = keys[0].1.clone();
-		#[extrinsic_call]
-		_(RawOrigin::Signed(submitter), id, 0, aggregate);
-		assert_eq!(Jobs::<T>::get(id).unwrap().finalized_rounds, 1);
-	}
+    /// `s` signers, every one verified; the round finalises and the next one starts.
+    #[benchmark]
+    fn submit_aggregate(s: Linear<1, { T::MaxContributors::get() }>) {
+        let max = T::MaxContributors::get();
+        let id = new_job::<T>(1, max, 2, 3);
+        let mut keys = Vec::new();
+        for _ in 0..s {
+            let (public, who) = signer::<T>();
+            Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+            keys.push((public, who));
+        }
+        let mut shares = Vec::new();
+        let mut reveals = Vec::new();
+        for (i, (_, who)) in keys.iter().enumerate() {
+            let update_hash = H256::repeat_byte(i as u8);
+            let salt = H256::repeat_byte(0xff - i as u8);
+            let c = update_commitment(id, 0, who, &update_hash.0, &salt.0);
+            Pallet::<T>::commit_update(
+                RawOrigin::Signed(who.clone()).into(),
+                id,
+                0,
+                H256(c),
+                1_000,
+            )
+            .unwrap();
+            shares.push(IncludedShare {
+                who: who.clone(),
+                samples: 1_000,
+            });
+            reveals.push((update_hash, salt));
+        }
+        let model = H256::repeat_byte(9);
+        let bytes = AggregatePayload::new(Pallet::<T>::genesis_hash(), id, 0, model.0, shares)
+            .signing_bytes();
+        let contributions: Vec<_> = keys
+            .iter()
+            .zip(reveals)
+            .map(|((public, who), (update_hash, salt))| SignedContribution {
+                who: who.clone(),
+                update_hash,
+                salt,
+                signature: sign::<T>(public, &bytes),
+            })
+            .collect();
+        let aggregate: AggregateOf<T> = Aggregate {
+            model_hash: model,
+            metric: Some(1),
+            contributions: BoundedVec::truncate_from(contributions),
+        };
+        let submitter = keys[0].1.clone();
+        #[extrinsic_call]
+        _(RawOrigin::Signed(submitter), id, 0, aggregate);
+        assert_eq!(Jobs::<T>::get(id).unwrap().finalized_rounds, 1);
+    }
 
-	/// Two payloads of the largest size, both signatures verified.
-	#[benchmark]
-	fn report_equivocation() {
-		let max = T::MaxContributors::get();
-		let id = new_job::<T>(1, max, 2, 3);
-		let (public, offender) = signer::<T>();
-		Pallet::<T>::join_job(RawOrigin::Signed(offender.clone()).into(), id).unwrap();
-		let shares: Vec<_> =
-			(0..max).map(|_| IncludedShare { who: offender.clone(), samples: 1 }).collect();
-		let genesis = Pallet::<T>::genesis_hash();
-		let a = AggregatePayload::new(genesis, id, 0, [1u8; 32], shares.clone()).signing_bytes();
-		let b = AggregatePayload::new(genesis, id, 0, [2u8; 32], shares).signing_bytes();
-		let (sa, sb) = (sign::<T>(&public, &a), sign::<T>(&public, &b));
-		let reporter = funded::<T>("reporter", 0);
-		#[extrinsic_call]
-		_(
-			RawOrigin::Signed(reporter),
-			id,
-			0,
-			offender.clone(),
-			BoundedVec::truncate_from(a),
-			sa,
-			BoundedVec::truncate_from(b),
-			sb,
-		);
-		assert!(!crate::pallet::Contributors::<T>::contains_key(id, &offender));
-	}
+    /// Two payloads of the largest size, both signatures verified.
+    #[benchmark]
+    fn report_equivocation() {
+        let max = T::MaxContributors::get();
+        let id = new_job::<T>(1, max, 2, 3);
+        let (public, offender) = signer::<T>();
+        Pallet::<T>::join_job(RawOrigin::Signed(offender.clone()).into(), id).unwrap();
+        let shares: Vec<_> = (0..max)
+            .map(|_| IncludedShare {
+                who: offender.clone(),
+                samples: 1,
+            })
+            .collect();
+        let genesis = Pallet::<T>::genesis_hash();
+        let a = AggregatePayload::new(genesis, id, 0, [1u8; 32], shares.clone()).signing_bytes();
+        let b = AggregatePayload::new(genesis, id, 0, [2u8; 32], shares).signing_bytes();
+        let (sa, sb) = (sign::<T>(&public, &a), sign::<T>(&public, &b));
+        let reporter = funded::<T>("reporter", 0);
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(reporter),
+            id,
+            0,
+            offender.clone(),
+            BoundedVec::truncate_from(a),
+            sa,
+            BoundedVec::truncate_from(b),
+            sb,
+        );
+        assert!(!crate::pallet::Contributors::<T>::contains_key(
+            id, &offender
+        ));
+    }
 
-	/// `d` rounds expire in one block; each one is the job's last allowed failure, so each
-	/// job also ends and refunds its escrow.
-	#[benchmark]
-	fn on_initialize_deadlines(d: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
-		let who = funded::<T>("contributor", 0);
-		for _ in 0..d {
-			let id = new_job::<T>(1, 2, 2, 1);
-			Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-		}
-		let now = frame_system::Pallet::<T>::block_number();
-		let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
-		assert_eq!(Deadlines::<T>::get(deadline).len() as u32, d);
-		#[block]
-		{
-			Pallet::<T>::on_initialize(deadline);
-		}
-		for id in 0..u64::from(d) {
-			assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Failed);
-		}
-		let _ = BlockNumberFor::<T>::one();
-	}
+    /// `d` rounds expire in one block; each one is the job's last allowed failure, so each
+    /// job also ends and refunds its escrow.
+    #[benchmark]
+    fn on_initialize_deadlines(d: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
+        let who = funded::<T>("contributor", 0);
+        for _ in 0..d {
+            let id = new_job::<T>(1, 2, 2, 1);
+            Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+        }
+        let now = frame_system::Pallet::<T>::block_number();
+        let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
+        assert_eq!(Deadlines::<T>::get(deadline).len() as u32, d);
+        #[block]
+        {
+            Pallet::<T>::on_initialize(deadline);
+        }
+        for id in 0..u64::from(d) {
+            assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Failed);
+        }
+        let _ = BlockNumberFor::<T>::one();
+    }
 
-	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+    impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }
