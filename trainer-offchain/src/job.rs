@@ -34,7 +34,7 @@ use crate::aggregate::{Aggregator, RobustConfig};
 use crate::compress::Compression;
 use crate::data::{self, CsvOptions};
 use crate::model::ModelSpec;
-use crate::p2p::cli::ShardTrainer;
+use crate::p2p::cli::{parse_shard, ShardTrainer};
 use crate::p2p::net::{self, NetConfig};
 use crate::p2p::round::{Peer, PeerConfig, RoundReport, Scheme};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
@@ -129,15 +129,6 @@ fn emit(json_out: bool, v: serde_json::Value, text: String) {
     } else {
         println!("{text}");
     }
-}
-
-fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s.split_once('/').context("--shard must be i/n")?;
-    let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
-    if n == 0 || i >= n {
-        bail!("--shard {s}: need 0 <= i < n");
-    }
-    Ok((i, n))
 }
 
 /// Map chain errors of joining to what the user must do.

@@ -161,7 +161,8 @@ impl LocalTrainer for ShardTrainer {
     }
 }
 
-fn parse_shard(s: &str) -> Result<(usize, usize)> {
+/// Parse `i/n` (shard `i` of `n`).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let (i, n) = s.split_once('/').context("--shard must be i/n")?;
     let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
     if n == 0 || i >= n {
