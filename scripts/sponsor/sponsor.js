@@ -77,6 +77,7 @@ async function connect() {
   const api = await ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true });
   clearTimeout(timer);
   if (!api.tx.trainingRewards) fail(`the chain at ${url} has no TrainingRewards pallet`);
+  api.training = (method, params) => provider.send(`training_${method}`, params);
   return api;
 }
 
@@ -149,10 +150,10 @@ async function createJob(api) {
 }
 
 async function show(api) {
-  const job = await api.rpc.provider.send('training_job', [jobId(), null]);
+  const job = await api.training('job', [jobId(), null]);
   if (!job) fail(`unknown job ${jobId()}`);
-  const rounds = await api.rpc.provider.send('training_rounds', [jobId(), null]);
-  const contributors = await api.rpc.provider.send('training_contributors', [jobId(), null]);
+  const rounds = await api.training('rounds', [jobId(), null]);
+  const contributors = await api.training('contributors', [jobId(), null]);
   if (JSON_OUT) { console.log(JSON.stringify({ job, rounds, contributors })); return; }
   console.log(`job ${job.jobId}: ${job.phase}, round ${job.currentRound}, ${job.finalizedRounds}/${job.rounds} finalised, ${job.contributors} contributors`);
   console.log(`  escrow: deposited ${fmt(job.escrow.deposited)} held ${fmt(job.escrow.held)} paid ${fmt(job.escrow.paidContributors)} + ${fmt(job.escrow.paidSubmitters)} refunded ${fmt(job.escrow.refunded)}`);
