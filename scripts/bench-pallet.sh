@@ -3,7 +3,9 @@
 # on this machine and regenerate pallets/training-rewards/src/weights.rs from them.
 #
 # The node binary runs the benchmarks of a runtime WASM built with `runtime-benchmarks`, so
-# only the runtime is rebuilt with that feature, not the node.
+# only the runtime's WASM is built with that feature, not the node. It is built in its own
+# target dir (BENCH_TARGET_DIR) so the dev node's embedded runtime never picks it up, and with
+# `cargo check`: the WASM comes from the build script, the native crates need no codegen.
 #   STEPS=50 REPEAT=20 scripts/bench-pallet.sh      (defaults)
 #   NO_WRITE=1 scripts/bench-pallet.sh               (print figures, keep weights.rs)
 set -euo pipefail
@@ -13,11 +15,13 @@ STEPS="${STEPS:-50}"
 REPEAT="${REPEAT:-20}"
 "$REPO_ROOT/scripts/setup.sh"
 
+BENCH_TARGET_DIR="${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR}-bench}"
+
 log "building trainchain-node"
-cargo build -p trainchain-node
-log "building the runtime WASM with runtime-benchmarks"
-cargo build -p trainchain-runtime --features runtime-benchmarks
-WASM="$(ls -t "$CARGO_TARGET_DIR"/debug/wbuild/trainchain-runtime/trainchain_runtime.compact.compressed.wasm | head -1)"
+build_bins
+log "building the runtime WASM with runtime-benchmarks (in $BENCH_TARGET_DIR)"
+CARGO_TARGET_DIR="$BENCH_TARGET_DIR" cargo check -p trainchain-runtime --features runtime-benchmarks
+WASM="$BENCH_TARGET_DIR/debug/wbuild/trainchain-runtime/trainchain_runtime.compact.compressed.wasm"
 NODE="$BIN_DIR/trainchain-node"
 OUT=out/bench; mkdir -p "$OUT"
 

@@ -6,7 +6,7 @@
 //   node scripts/demo-report.js --node ws://127.0.0.1:9944 --job 0 --out out/demo \
 //        --trainers //Bob,//Charlie,//Dave --sponsor //Alice [--timeout 1800]
 import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 const require = createRequire(new URL('./sponsor/package.json', import.meta.url));
 const { ApiPromise, WsProvider } = require('@polkadot/api');
@@ -26,7 +26,9 @@ await cryptoWaitReady();
 const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
 const trainers = args.trainers.split(',').map((suri) => ({ suri, address: keyring.addFromUri(suri).address }));
 const sponsor = keyring.addFromUri(args.sponsor || '//Alice').address;
-const api = await ApiPromise.create({ provider: new WsProvider(args.node), noInitWarn: true });
+const provider = new WsProvider(args.node);
+const api = await ApiPromise.create({ provider, noInitWarn: true });
+const training = (method, params) => provider.send(`training_${method}`, params);
 const free = async (a) => (await api.query.system.account(a)).data.free.toBigInt();
 
 const start = {};
@@ -39,8 +41,8 @@ let lastRound = -1;
 let ended = null;
 
 while (!ended && Date.now() - started < timeoutMs) {
-  const job = await api.rpc.provider.send('training_job', [jobId, null]);
-  const rounds = await api.rpc.provider.send('training_rounds', [jobId, null]);
+  const job = await training('job', [jobId, null]);
+  const rounds = await training('rounds', [jobId, null]);
   for (const r of rounds.filter((r) => r.round > lastRound)) {
     lastRound = r.round;
     const now = {};
@@ -61,9 +63,32 @@ if (!ended) { console.error(`error: job ${jobId} did not end within ${timeoutMs 
 
 const e = ended.escrow;
 console.log(`\njob ${jobId} ${ended.phase}: ${ended.finalizedRounds}/${ended.rounds} rounds finalised`);
-console.log('| round | outcome | contributors | accuracy % | model hash |');
-console.log('| --- | --- | --- | --- | --- |');
-for (const r of rows) console.log(`| ${r.round} | ${r.outcome} | ${r.included.length} | ${r.acc?.toFixed(2) ?? '-'} | ${r.model ? r.model.slice(0, 18) + '…' : '-'} |`);
+// Where each round's time went, from the trainers' own reports (mean over trainers, ms):
+// local training, the peer exchange (averaging over libp2p minus training), and the chain
+// (commit, aggregate, inclusion and waiting for the round to close).
+const readReports = () => trainers.flatMap((_, i) => {
+  const f = join(args.out, `trainer-${i}.jsonl`);
+  if (!existsSync(f)) return [];
+  return readFileSync(f, 'utf8').split('\n').flatMap((l) => { try { const v = JSON.parse(l); return v.event === 'round' ? [v] : []; } catch { return []; } });
+});
+// The trainers print a round after they see it close: give them a moment for the last one.
+let reports = readReports();
+for (let i = 0; i < 15 && rows.length && !reports.some((v) => v.round === rows[rows.length - 1].round); i++) {
+  await new Promise((r) => setTimeout(r, 1000));
+  reports = readReports();
+}
+const split = (round) => {
+  const rs = reports.filter((v) => v.round === round);
+  if (!rs.length) return ['-', '-', '-'];
+  const mean = (f) => Math.round(rs.reduce((a, v) => a + f(v), 0) / rs.length);
+  return [mean((v) => v.compute_ms), mean((v) => Math.max(0, v.peer_round_ms - v.compute_ms)), mean((v) => v.chain_ms)];
+};
+console.log('| round | outcome | contributors | accuracy % | model hash | train ms | peer exchange ms | chain ms |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const r of rows) {
+  r.split = split(r.round);
+  console.log(`| ${r.round} | ${r.outcome} | ${r.included.length} | ${r.acc?.toFixed(2) ?? '-'} | ${r.model ? r.model.slice(0, 18) + '…' : '-'} | ${r.split.join(' | ')} |`);
+}
 console.log('\n| account | earned (TRAIN, net of fees) |');
 console.log('| --- | --- |');
 for (const t of trainers) console.log(`| ${t.suri} | ${fmt((await free(t.address)) - start[t.address])} |`);

@@ -29,7 +29,7 @@ trap 'echo; log "interrupted"; exit 130' INT TERM
 T0=$(date +%s)
 "$REPO_ROOT/scripts/setup.sh"
 log "building trainchain-node and trainchain-trainer (first build: long on 2 cores)"
-cargo build -p trainchain-node && cargo build -p trainchain-trainer --features chain
+build_bins
 NODE="$BIN_DIR/trainchain-node"
 TRAINER="$BIN_DIR/trainchain-trainer"
 T_BUILD=$(date +%s)

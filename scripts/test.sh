@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Run every test of trainchain that runs today. Installs what it needs first (scripts/setup.sh).
+# Run every test of trainchain. Installs what it needs first (scripts/setup.sh).
 #
 #   1. pallet and primitives tests (no WASM runtime: SKIP_WASM_BUILD=1), including the
 #      property test of random call sequences against the accounting invariant;
 #   2. the pallet's benchmark test suite (feature runtime-benchmarks);
-#   3. the trainer's tests: models, data, determinism, checkpoints, learning, and the
-#      multi-process libp2p tests on 127.0.0.1.
+#   3. the node, the chain client and the trainer, built together (one feature set, so one
+#      build): the trainer's ML and libp2p tests on 127.0.0.1, then the real-node tests
+#      (`trainchain-node --dev --tmp` over JSON-RPC with @polkadot/api, one on-chain round with
+#      the chain client, the end-to-end job with three `trainchain-trainer run` processes and
+#      the same job with one trainer killed).
 #
-# The real-node tests (`trainchain-node --dev` over JSON-RPC, one on-chain round, the end-to-end
-# job with three trainers) are in scripts/test-node.sh; they join this script once they have
-# run green (see README, "Status").
+# Tests run one at a time (--test-threads=1): the multi-process tests share this machine's
+# two cores. The 3-validator zombienet test is separate: scripts/zombienet.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib/env.sh"
 cd "$REPO_ROOT"
@@ -22,7 +24,7 @@ SKIP_WASM_BUILD=1 cargo test -p trainchain-primitives -p pallet-training-rewards
 log "2/3 pallet benchmark test suite"
 SKIP_WASM_BUILD=1 cargo test -p pallet-training-rewards --features runtime-benchmarks benchmarking
 
-log "3/3 trainer (ML core and libp2p peers)"
-SKIP_WASM_BUILD=1 cargo test -p trainchain-trainer -- --test-threads=1
+log "3/3 node, chain client and trainer (real node, real RPC, real sockets)"
+cargo test "${CHAIN_PACKAGES[@]}" -- --test-threads=1
 
 log "all tests passed"

@@ -12,6 +12,7 @@
 mod common;
 
 use common::{free_port, repo_root, sponsor, workspace_bin, DevNode};
+use std::path::PathBuf;
 use serde_json::{json, Value};
 use std::{
     collections::BTreeMap,
@@ -19,55 +20,109 @@ use std::{
     time::Duration,
 };
 
-struct Trainers(Vec<Child>);
+/// Three `trainchain-trainer run` processes; killed on drop.
+struct Trainers {
+    children: Vec<Option<Child>>,
+    logs: PathBuf,
+}
+
+impl Trainers {
+    const SURIS: [&'static str; 3] = ["//Bob", "//Charlie", "//Dave"];
+
+    /// Start one trainer per dev account on shard i/3 of digits; trainer 0 is the bootstrap.
+    fn start(node: &DevNode, job_id: u64) -> Self {
+        let trainer = workspace_bin("trainchain-trainer");
+        assert!(
+            trainer.exists(),
+            "{} is built by `cargo test -p trainchain-trainer --features chain`",
+            trainer.display()
+        );
+        let data = repo_root().join("trainer-offchain/testdata");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut children = Vec::new();
+        for (i, suri) in Self::SURIS.iter().enumerate() {
+            let mut cmd = Command::new(&trainer);
+            cmd.args(["run", "--node", &node.ws_url(), "--suri", suri])
+                .args(["--job", &job_id.to_string()])
+                .arg("--data")
+                .arg(data.join("digits-train.csv"))
+                .arg("--test")
+                .arg(data.join("digits-test.csv"))
+                .args(["--shard", &format!("{i}/3")])
+                .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", ports[i])])
+                .args(["--epochs", "2", "--json"])
+                .stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
+                .stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
+                .stdin(Stdio::null());
+            if i > 0 {
+                cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);
+            }
+            children.push(Some(cmd.spawn().unwrap()));
+        }
+        Trainers { children, logs }
+    }
+
+    /// Kill trainer `i` (SIGKILL: no goodbye to the peers or the chain).
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().unwrap();
+            let _ = c.wait();
+        }
+    }
+
+    /// Let the trainers exit on their own (they stop when the job ends), then kill stragglers.
+    fn finish(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.wait_timeout_or_kill(Duration::from_secs(30));
+        }
+    }
+
+    /// The events trainer `i` printed (one JSON object per line).
+    fn events(&self, i: usize, kind: &str) -> Vec<Value> {
+        let text =
+            std::fs::read_to_string(self.logs.join(format!("trainer-{i}.jsonl"))).unwrap();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == kind)
+            .collect()
+    }
+
+    /// The `round` events trainer `i` printed.
+    fn round_reports(&self, i: usize) -> Vec<Value> {
+        self.events(i, "round")
+    }
+
+    /// The SS58 account trainer `i` joined with (from its `joined` event).
+    fn account(&self, i: usize) -> String {
+        let joined = self.events(i, "joined");
+        joined[0]["who"].as_str().unwrap().to_string()
+    }
+}
+
 impl Drop for Trainers {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for c in self.children.iter_mut().flatten() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 }
 
-#[test]
-fn three_trainers_train_a_sponsored_job_and_get_paid() {
+/// Start a dev node and create a digits job with the sponsor client (real @polkadot/api).
+fn node_with_job(rounds: u32) -> (DevNode, u64) {
     let node = DevNode::start();
     node.wait_for(Duration::from_secs(60), "block #1", || {
         node.best_number() >= 1
     });
-    let trainer = workspace_bin("trainchain-trainer");
-    assert!(
-        trainer.exists(),
-        "{} is built by `cargo test -p trainchain-trainer`",
-        trainer.display()
-    );
-
-    let rounds = 3;
+    let rounds = rounds.to_string();
     let (ok, stdout, stderr) = sponsor(
         &node,
         &[
-            "create-job",
-            "--model",
-            "mlp:64-32-10",
-            "--rounds",
-            &rounds.to_string(),
-            "--reward",
-            "300",
-            "--min",
-            "2",
-            "--max",
-            "3",
-            "--round-length",
-            "60",
-            "--commit-window",
-            "45",
-            "--bond",
-            "10",
-            "--lr",
-            "0.1",
-            "--batch",
-            "32",
-            "--json",
+            "create-job", "--model", "mlp:64-32-10", "--rounds", &rounds, "--reward", "300",
+            "--min", "2", "--max", "3", "--round-length", "60", "--commit-window", "45",
+            "--bond", "10", "--lr", "0.1", "--batch", "32", "--json",
         ],
     );
     assert!(ok, "create-job: {stderr}");
@@ -75,72 +130,73 @@ fn three_trainers_train_a_sponsored_job_and_get_paid() {
         ["jobId"]
         .as_u64()
         .unwrap();
+    (node, job_id)
+}
 
-    let data = repo_root().join("trainer-offchain/testdata");
-    let base = free_port();
-    let ports: Vec<u16> = (0..3)
-        .map(|i| if i == 0 { base } else { free_port() })
-        .collect();
-    let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut children = Vec::new();
-    for (i, suri) in ["//Bob", "//Charlie", "//Dave"].iter().enumerate() {
-        let mut cmd = Command::new(&trainer);
-        cmd.args([
-            "run",
-            "--node",
-            &node.ws_url(),
-            "--suri",
-            suri,
-            "--job",
-            &job_id.to_string(),
-        ])
-        .arg("--data")
-        .arg(data.join("digits-train.csv"))
-        .arg("--test")
-        .arg(data.join("digits-test.csv"))
-        .args([
-            "--shard",
-            &format!("{i}/3"),
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
-            "--json",
-        ])
-        .args(["--epochs", "2"])
-        .stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
-        .stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
-        .stdin(Stdio::null());
-        if i > 0 {
-            cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);
-        }
-        children.push(cmd.spawn().unwrap());
-    }
-    let mut trainers = Trainers(children);
-
+/// Wait until the job completes (panics if it fails or is cancelled).
+fn wait_completed(node: &DevNode, job_id: u64, logs: &std::path::Path) {
     node.wait_for(Duration::from_secs(900), "the job to complete", || {
         let job = node.rpc("training_job", json!([job_id]));
-        if ["failed", "cancelled"].contains(&job["phase"].as_str().unwrap_or_default()) {
-            panic!(
-                "job ended as {}; trainer logs in {}",
-                job["phase"],
-                logs.display()
-            );
-        }
-        job["phase"] == "completed"
+        let phase = job["phase"].as_str().unwrap_or_default().to_string();
+        assert!(
+            !["failed", "cancelled"].contains(&phase.as_str()),
+            "job ended as {phase}; trainer logs in {}",
+            logs.display()
+        );
+        phase == "completed"
     });
-    for c in &mut trainers.0 {
-        let _ = c.wait_timeout_or_kill(Duration::from_secs(30));
-    }
+}
 
-    let job = node.rpc("training_job", json!([job_id]));
+/// The finalised rounds of the job's history.
+fn finalized_rounds(node: &DevNode, job_id: u64) -> Vec<Value> {
     let history = node.rpc("training_rounds", json!([job_id]));
-    let finalized: Vec<&Value> = history
+    history
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["outcome"] == "finalized")
-        .collect();
-    assert!(finalized.len() >= 3, "rounds: {history}");
+        .cloned()
+        .collect()
+}
+
+/// Payouts + submitter shares + refund = deposit, exactly; nothing left on hold; the per-round
+/// payouts add up to the job's total.
+fn assert_escrow_exact(node: &DevNode, job_id: u64, finalized: &[Value]) {
+    let job = node.rpc("training_job", json!([job_id]));
+    let e = &job["escrow"];
+    let n = |k: &str| e[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(
+        n("paidContributors") + n("paidSubmitters") + n("refunded"),
+        n("deposited"),
+        "escrow ledger: {e}"
+    );
+    assert_eq!(n("held"), 0);
+    let paid_in_rounds: u128 = finalized
+        .iter()
+        .flat_map(|r| r["payouts"].as_array().unwrap().iter())
+        .map(|p| p["amount"].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert_eq!(paid_in_rounds, n("paidContributors"));
+}
+
+fn payees(round: &Value) -> Vec<String> {
+    round["payouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["who"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn three_trainers_train_a_sponsored_job_and_get_paid() {
+    let (node, job_id) = node_with_job(3);
+    let mut trainers = Trainers::start(&node, job_id);
+    wait_completed(&node, job_id, &trainers.logs);
+    trainers.finish();
+
+    let finalized = finalized_rounds(&node, job_id);
+    assert!(finalized.len() >= 3, "rounds: {finalized:?}");
 
     // Every trainer's model hash equals the on-chain one for each round it reports.
     let on_chain: BTreeMap<u64, String> = finalized
@@ -153,16 +209,11 @@ fn three_trainers_train_a_sponsored_job_and_get_paid() {
         })
         .collect();
     for i in 0..3 {
-        let text = std::fs::read_to_string(logs.join(format!("trainer-{i}.jsonl"))).unwrap();
-        let reports: Vec<Value> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["event"] == "round")
-            .collect();
+        let reports = trainers.round_reports(i);
         assert!(
             !reports.is_empty(),
             "trainer {i} reported no round; see {}",
-            logs.display()
+            trainers.logs.display()
         );
         for r in &reports {
             if let Some(expected) = on_chain.get(&r["round"].as_u64().unwrap()) {
@@ -175,28 +226,73 @@ fn three_trainers_train_a_sponsored_job_and_get_paid() {
             }
         }
     }
+    // All three were paid in every round.
+    for r in &finalized {
+        assert_eq!(payees(r).len(), 3, "round {r}");
+    }
 
     // Accuracy after the last round (the aggregate's metric, in ppm).
-    let last = finalized.last().unwrap();
-    let metric = last["metric"]
+    let metric = finalized.last().unwrap()["metric"]
         .as_u64()
         .expect("the aggregate carries the accuracy");
     assert!(metric >= 900_000, "final accuracy {}%", metric as f64 / 1e4);
 
-    // Escrow: payouts + submitter shares + refund = deposit, exactly.
-    let e = &job["escrow"];
-    let n = |k: &str| e[k].as_str().unwrap().parse::<u128>().unwrap();
-    assert_eq!(
-        n("paidContributors") + n("paidSubmitters") + n("refunded"),
-        n("deposited")
+    assert_escrow_exact(&node, job_id, &finalized);
+}
+
+#[test]
+fn a_killed_trainer_is_not_paid_for_rounds_it_missed() {
+    let (node, job_id) = node_with_job(4);
+    let mut trainers = Trainers::start(&node, job_id);
+    // Kill Dave once the first round has finalised.
+    node.wait_for(Duration::from_secs(600), "round 0 to finalise", || {
+        !finalized_rounds(&node, job_id).is_empty()
+    });
+    trainers.kill(2);
+    let killed_during = node.rpc("training_job", json!([job_id]))["currentRound"]
+        .as_u64()
+        .unwrap();
+
+    wait_completed(&node, job_id, &trainers.logs);
+    trainers.finish();
+
+    let finalized = finalized_rounds(&node, job_id);
+    let dave_account = trainers.account(2);
+    let first = &finalized[0];
+    assert!(
+        payees(first).contains(&dave_account),
+        "Dave was paid in round 0: {first}"
     );
-    assert_eq!(n("held"), 0);
-    let paid_in_rounds: u128 = finalized
+    // Rounds that started after the kill finalise with the other two and do not pay Dave.
+    let later: Vec<&Value> = finalized
+        .iter()
+        .filter(|r| r["round"].as_u64().unwrap() > killed_during)
+        .collect();
+    assert!(
+        !later.is_empty(),
+        "no round finalised after the kill (killed during round {killed_during}): {finalized:?}"
+    );
+    for r in &later {
+        let who = payees(r);
+        assert_eq!(who.len(), 2, "round {r}");
+        assert!(!who.contains(&dave_account), "Dave paid for a missed round: {r}");
+    }
+    // Dave's recorded earnings are exactly his payouts from the rounds he took part in.
+    let contributors = node.rpc("training_contributors", json!([job_id]));
+    let earned = contributors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["who"] == dave_account.as_str())
+        .map(|c| c["earned"].as_str().unwrap().parse::<u128>().unwrap());
+    let paid: u128 = finalized
         .iter()
         .flat_map(|r| r["payouts"].as_array().unwrap().iter())
+        .filter(|p| p["who"] == dave_account.as_str())
         .map(|p| p["amount"].as_str().unwrap().parse::<u128>().unwrap())
         .sum();
-    assert_eq!(paid_in_rounds, n("paidContributors"));
+    assert_eq!(earned, Some(paid), "Dave's recorded earnings");
+    assert_escrow_exact(&node, job_id, &finalized);
 }
 
 trait WaitTimeout {

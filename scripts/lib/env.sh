@@ -7,3 +7,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 BIN_DIR="$CARGO_TARGET_DIR/debug"
 export BIN_DIR
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# The node, the chain client and the trainer (with its `chain` feature) as the tests build them.
+# `cargo test --no-run` resolves features with the dev-dependencies, exactly as scripts/test.sh
+# does, so the demo, the benchmarks and the tests share one build instead of three.
+CHAIN_PACKAGES=(-p trainchain-node -p trainchain-chain-client -p trainchain-trainer
+	--features trainchain-trainer/chain)
+build_bins() {
+	cargo test "${CHAIN_PACKAGES[@]}" --no-run
+}

@@ -23,7 +23,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail, Context, Result};
 use libp2p::Multiaddr;
 use serde_json::json;
-use sp_core::H256;
+use sp_core::{Pair as _, H256};
 use trainchain_chain_client::{
     account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
     JobPhase, MultiSignature, SignedContribution,

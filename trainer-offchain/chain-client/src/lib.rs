@@ -368,7 +368,9 @@ impl ChainClient {
 
     /// All event records of a block.
     pub async fn events_at(&self, block_hash: H256) -> Result<Vec<EventRecord>> {
-        let key = frame_system::Events::<Runtime>::hashed_key().to_vec();
+        // `System.Events`: twox128("System") ‖ twox128("Events") (the storage item is private).
+        let mut key = sp_crypto_hashing::twox_128(b"System").to_vec();
+        key.extend_from_slice(&sp_crypto_hashing::twox_128(b"Events"));
         let v = self
             .request(
                 "state_getStorage",
