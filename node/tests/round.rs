@@ -40,7 +40,7 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
         .iter()
         .map(|s| pair_from_suri(s).unwrap())
         .collect();
-    let reward = 90 * UNIT;
+    let reward_per_round = 90 * UNIT;
     let spec = JobSpec {
         model_commitment: H256::repeat_byte(1),
         dataset_commitment: H256::repeat_byte(2),
@@ -59,7 +59,7 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
         max_failed_rounds: 3,
     };
     let included = chain
-        .submit(&sponsor, calls::create_job(spec, reward, 2))
+        .submit(&sponsor, calls::create_job(spec, reward_per_round, 2))
         .await
         .unwrap();
     let job_id = included
@@ -196,7 +196,7 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
             .collect();
     assert_eq!(paid.len(), 3);
     // 1% submitter share; the rest 1:2:3.
-    let pot = reward / 2 - reward / 2 / 100;
+    let pot = reward_per_round - reward_per_round / 100;
     assert_eq!(paid[0].1, pot / 6);
     assert_eq!(paid[1].1, pot * 2 / 6);
     assert_eq!(paid[2].1, pot * 3 / 6);
