@@ -18,7 +18,7 @@
 //! 4. every peer waits for the round to close and checks that its model hash equals the
 //!    on-chain result.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libp2p::Multiaddr;
@@ -39,6 +39,11 @@ use crate::p2p::net::{self, NetConfig};
 use crate::p2p::round::{Peer, PeerConfig, RoundReport, Scheme};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
 use crate::train::{self, TrainConfig};
+
+/// How often a round is re-run without peers that were included but never committed.
+const MAX_RERUNS: u32 = 3;
+/// How long included peers get to land their commitments (8 blocks of 3 s).
+const COMMIT_WAIT: Duration = Duration::from_secs(24);
 
 /// Arguments of `trainchain-trainer run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -292,22 +297,53 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
                 continue;
             }
         }
-        peer.set_round(round);
+        // Run the peer round; if peers that were included never commit on-chain (crashed,
+        // out of funds), run it again without them. Training is deterministic per (model,
+        // round), so the re-run reproduces every remaining update and its commitment.
+        let checkpoint = peer.checkpoint();
+        let mut excluded: BTreeSet<PublicKey> = BTreeSet::new();
         let t0 = std::time::Instant::now();
-        let report = match peer.run_round().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(round, "peer round failed: {e:#}");
-                wait_round_closed(&chain, args.job, round).await?;
-                continue;
+        let mut t_peer = Duration::ZERO;
+        let mut outcome = None;
+        for attempt in 0..MAX_RERUNS {
+            if attempt > 0 {
+                peer.restore(checkpoint.clone())?;
+                peer.exclude(excluded.iter().copied());
             }
+            peer.set_round(round);
+            let t = std::time::Instant::now();
+            let report = match peer.run_round().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(round, "peer round failed: {e:#}");
+                    break;
+                }
+            };
+            t_peer += t.elapsed();
+            if !report.included.iter().any(|s| s.who == me) {
+                outcome = Some(report);
+                break;
+            }
+            commit_mine(&chain, &pair, &report, args.job, round, &me).await;
+            let missing = missing_commitments(&chain, &job, round, &report).await?;
+            if missing.is_empty() || missing.contains(&me) {
+                outcome = Some(report);
+                break;
+            }
+            tracing::warn!(
+                round,
+                missing = missing.len(),
+                "included peers did not commit on-chain; re-running the round without them"
+            );
+            excluded.extend(missing);
+        }
+        let Some(report) = outcome else {
+            peer.restore(checkpoint)?;
+            wait_round_closed(&chain, args.job, round).await?;
+            continue;
         };
-        let t_peer = t0.elapsed();
         let t1 = std::time::Instant::now();
         let included_me = report.included.iter().any(|s| s.who == me);
-        if included_me {
-            commit_mine(&chain, &pair, &report, args.job, round, &me).await;
-        }
         if let Some(qc) = report.certificate.clone() {
             submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await;
         }
@@ -338,12 +374,16 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
 				t_chain.as_millis()
 			),
 		);
-        if !matches {
+        if closed.as_ref().is_some_and(|r| !r.finalized) {
+            // The round failed on-chain: the model stays what the chain last finalised.
+            peer.restore(checkpoint)?;
+        } else if !matches {
             tracing::warn!(
                 round,
                 "local model differs from the chain's result; will resync"
             );
         }
+        let _ = t0;
         rounds_done += 1;
         if args.max_rounds.is_some_and(|m| rounds_done >= m) {
             break;
@@ -385,6 +425,15 @@ async fn commit_mine(
     };
     let salt = salt_of(&update_hash, me);
     let commitment = update_commitment(job, round, me, &update_hash, &salt);
+    // Never send the same commitment twice (a re-run round reproduces it).
+    let on_chain = chain.contributors(job).await.is_ok_and(|cs| {
+        cs.iter().any(|c| {
+            c.who.as_ref() as &[u8] == me.as_slice() && c.last_commit_round == Some(round)
+        })
+    });
+    if on_chain {
+        return;
+    }
     match chain
         .submit(pair, calls::commit_update(job, round, commitment, samples))
         .await
@@ -392,6 +441,39 @@ async fn commit_mine(
         Ok(_) => tracing::info!(round, samples, "committed update"),
         Err(e) if e.dispatch_error() == Some("TrainingRewards.AlreadyCommitted") => {}
         Err(e) => tracing::warn!(round, "commit failed: {e}"),
+    }
+}
+
+/// Included peers whose commitment for `round` is not on-chain after a few blocks (or when
+/// the commit window closes).
+async fn missing_commitments(
+    chain: &ChainClient,
+    job: &Job,
+    round: RoundIndex,
+    report: &RoundReport,
+) -> Result<BTreeSet<PublicKey>> {
+    let deadline = std::time::Instant::now() + COMMIT_WAIT;
+    loop {
+        let committed = chain.contributors(job.job_id).await?;
+        let missing: BTreeSet<PublicKey> = report
+            .included
+            .iter()
+            .filter(|s| {
+                !committed.iter().any(|c| {
+                    c.who.as_ref() as &[u8] == s.who.as_slice()
+                        && c.last_commit_round == Some(round)
+                })
+            })
+            .map(|s| s.who)
+            .collect();
+        let window_open = chain
+            .existing_job(job.job_id)
+            .await
+            .is_ok_and(|j| j.current_round == round && j.phase == JobPhase::Commit);
+        if missing.is_empty() || !window_open || std::time::Instant::now() > deadline {
+            return Ok(missing);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -417,22 +499,6 @@ async fn submit_if_needed(
         .unwrap_or(usize::MAX);
     if position == usize::MAX {
         return;
-    }
-    // Wait for every included commitment (bounded by the round's commit window).
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    loop {
-        let Ok(cs) = chain.contributors(job).await else {
-            break;
-        };
-        let all = qc.payload.included.iter().all(|s| {
-            cs.iter().any(|c| {
-                c.who.as_ref() as &[u8] == s.who.as_slice() && c.last_commit_round == Some(round)
-            })
-        });
-        if all || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Fallback order: position 0 now, position k after k × 3 blocks if still open.
     if position > 0 {

@@ -271,6 +271,18 @@ pub struct Peer<T: LocalTrainer> {
     connected: HashSet<PeerId>,
     future: Vec<(PeerId, bool, Envelope)>,
     st: RoundState,
+    /// Peers to leave out of the next round (see [`Peer::exclude`]).
+    excluded: BTreeSet<PublicKey>,
+}
+
+/// What a peer needs to undo a round that the chain did not accept: the model, round,
+/// certificate and error-feedback state from before it.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    model: Vec<f32>,
+    round: RoundIndex,
+    last_qc: Option<QuorumCertificate>,
+    ef: ErrorFeedback,
 }
 
 fn peer_id_bytes(p: &PeerId) -> Vec<u8> {
@@ -310,7 +322,35 @@ impl<T: LocalTrainer> Peer<T> {
             connected: HashSet::new(),
             future: Vec::new(),
             st: RoundState::default(),
+            excluded: BTreeSet::new(),
         }
+    }
+
+    /// The state to return to if the next round does not stand (see [`Peer::restore`]).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            model: self.model.clone(),
+            round: self.round,
+            last_qc: self.last_qc.clone(),
+            ef: self.ef.clone(),
+        }
+    }
+
+    /// Go back to `cp`: the model, round and certificate served to peers are those of the
+    /// checkpoint again. Training is deterministic per (model, round), so re-running the
+    /// round reproduces this peer's update and its commitment stays valid.
+    pub fn restore(&mut self, cp: Checkpoint) -> Result<()> {
+        self.model = cp.model;
+        self.last_qc = cp.last_qc;
+        self.ef = cp.ef;
+        self.set_round(cp.round);
+        self.publish_state()
+    }
+
+    /// Leave these peers out of the next [`Peer::run_round`] (e.g. they were included in an
+    /// aggregate but never committed on-chain).
+    pub fn exclude(&mut self, peers: impl IntoIterator<Item = PublicKey>) {
+        self.excluded.extend(peers);
     }
 
     /// The current model.
@@ -831,7 +871,8 @@ impl<T: LocalTrainer> Peer<T> {
         let len = u32::try_from(self.model.len()).context("model too large")?;
 
         // 2–3. Agree and exchange, with retries.
-        let mut suspects: BTreeSet<PublicKey> = BTreeSet::new();
+        let mut suspects: BTreeSet<PublicKey> = std::mem::take(&mut self.excluded);
+        suspects.remove(&self.me);
         let mut outcome = None;
         for attempt in 0..self.cfg.max_attempts {
             let ready = Body::Ready {
