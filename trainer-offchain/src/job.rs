@@ -344,7 +344,17 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         };
         let t1 = std::time::Instant::now();
         let included_me = report.included.iter().any(|s| s.who == me);
-        if let Some(qc) = report.certificate.clone() {
+        // The holder has the certificate; the other included peers take the copy it
+        // broadcasts, so they can submit if the holder does not (see `submit_if_needed`).
+        let certificate = match report.certificate.clone() {
+            Some(qc) => Some(qc),
+            None if included_me => peer
+                .await_certificate(round, Duration::from_secs(10))
+                .await
+                .unwrap_or_default(),
+            None => None,
+        };
+        if let Some(qc) = certificate {
             submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await;
         }
         let closed = wait_round_closed(&chain, args.job, round).await?;

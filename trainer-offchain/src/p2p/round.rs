@@ -347,6 +347,24 @@ impl<T: LocalTrainer> Peer<T> {
         self.publish_state()
     }
 
+    /// Process network events for up to `timeout` until this peer holds a complete
+    /// certificate for `round` (the holder broadcasts it), so any included peer can submit
+    /// the aggregate if the holder does not.
+    pub async fn await_certificate(
+        &mut self,
+        round: RoundIndex,
+        timeout: Duration,
+    ) -> Result<Option<QuorumCertificate>> {
+        let complete = |q: &Option<QuorumCertificate>| {
+            q.clone()
+                .filter(|q| q.round() == round && q.is_complete())
+        };
+        let deadline = Instant::now() + timeout;
+        self.wait_until(deadline, |s| complete(&s.last_qc).is_some())
+            .await?;
+        Ok(complete(&self.last_qc))
+    }
+
     /// Leave these peers out of the next [`Peer::run_round`] (e.g. they were included in an
     /// aggregate but never committed on-chain).
     pub fn exclude(&mut self, peers: impl IntoIterator<Item = PublicKey>) {
