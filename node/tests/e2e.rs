@@ -55,6 +55,7 @@ impl Trainers {
                 .args(["--epochs", "2", "--json"])
                 .stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
                 .stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
+                .env("TRAINCHAIN_LOG", "info,libp2p_kad=warn,libp2p_gossipsub=warn")
                 .stdin(Stdio::null());
             if i > 0 {
                 cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);

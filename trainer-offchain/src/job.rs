@@ -354,8 +354,13 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
                 .unwrap_or_default(),
             None => None,
         };
-        if let Some(qc) = certificate {
-            submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await;
+        match certificate {
+            Some(qc) => submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await,
+            None if included_me => tracing::warn!(
+                round,
+                "no complete certificate reached this peer; it cannot submit the aggregate"
+            ),
+            None => {}
         }
         let closed = wait_round_closed(&chain, args.job, round).await?;
         let t_chain = t1.elapsed();
@@ -498,6 +503,7 @@ async fn submit_if_needed(
     round: RoundIndex,
 ) {
     if !qc.is_complete() {
+        tracing::warn!(round, "the certificate is incomplete; not submitting");
         return;
     }
     let me = pair.public().0;
