@@ -21,7 +21,7 @@ log "building trainchain-node"
 build_bins
 log "building the runtime WASM with runtime-benchmarks (in $BENCH_TARGET_DIR)"
 CARGO_TARGET_DIR="$BENCH_TARGET_DIR" cargo check -p trainchain-runtime --features runtime-benchmarks
-WASM="$BENCH_TARGET_DIR/debug/wbuild/trainchain-runtime/trainchain_runtime.compact.compressed.wasm"
+WASM="$BENCH_TARGET_DIR/debug/wbuild/trainchain-runtime/trainchain_runtime.wasm"
 NODE="$BIN_DIR/trainchain-node"
 OUT=out/bench; mkdir -p "$OUT"
 

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib/env.sh"
 cd "$REPO_ROOT"
 "$REPO_ROOT/scripts/setup.sh"
 log "building trainchain-node"
-cargo build -p trainchain-node
+build_bins
 if [ ! -x zombienet/node_modules/.bin/zombienet ]; then
 	log "npm install @zombienet/cli"
 	(cd zombienet && npm install --no-audit --no-fund --loglevel=error)

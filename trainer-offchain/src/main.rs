@@ -2,6 +2,15 @@
 
 mod cli;
 
-fn main() -> anyhow::Result<()> {
-    cli::main()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, outermost first.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
