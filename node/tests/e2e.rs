@@ -12,8 +12,8 @@
 mod common;
 
 use common::{free_port, repo_root, sponsor, workspace_bin, DevNode};
-use std::path::PathBuf;
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::{
     collections::BTreeMap,
     process::{Child, Command, Stdio},
@@ -55,7 +55,10 @@ impl Trainers {
                 .args(["--epochs", "2", "--json"])
                 .stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
                 .stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
-                .env("TRAINCHAIN_LOG", "info,libp2p_kad=warn,libp2p_gossipsub=warn")
+                .env(
+                    "TRAINCHAIN_LOG",
+                    "info,libp2p_kad=warn,libp2p_gossipsub=warn",
+                )
                 .stdin(Stdio::null());
             if i > 0 {
                 cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);
@@ -82,8 +85,7 @@ impl Trainers {
 
     /// The events trainer `i` printed (one JSON object per line).
     fn events(&self, i: usize, kind: &str) -> Vec<Value> {
-        let text =
-            std::fs::read_to_string(self.logs.join(format!("trainer-{i}.jsonl"))).unwrap();
+        let text = std::fs::read_to_string(self.logs.join(format!("trainer-{i}.jsonl"))).unwrap();
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["event"] == kind)
@@ -121,9 +123,28 @@ fn node_with_job(rounds: u32) -> (DevNode, u64) {
     let (ok, stdout, stderr) = sponsor(
         &node,
         &[
-            "create-job", "--model", "mlp:64-32-10", "--rounds", &rounds, "--reward", "300",
-            "--min", "2", "--max", "3", "--round-length", "60", "--commit-window", "45",
-            "--bond", "10", "--lr", "0.1", "--batch", "32", "--json",
+            "create-job",
+            "--model",
+            "mlp:64-32-10",
+            "--rounds",
+            &rounds,
+            "--reward",
+            "300",
+            "--min",
+            "2",
+            "--max",
+            "3",
+            "--round-length",
+            "60",
+            "--commit-window",
+            "45",
+            "--bond",
+            "10",
+            "--lr",
+            "0.1",
+            "--batch",
+            "32",
+            "--json",
         ],
     );
     assert!(ok, "create-job: {stderr}");
@@ -287,7 +308,10 @@ fn a_killed_trainer_is_not_paid_for_rounds_it_missed() {
     for r in &later {
         let who = payees(r);
         assert_eq!(who.len(), 2, "round {r}");
-        assert!(!who.contains(&dave_account), "Dave paid for a missed round: {r}");
+        assert!(
+            !who.contains(&dave_account),
+            "Dave paid for a missed round: {r}"
+        );
     }
     // Dave's recorded earnings are exactly his payouts (and submitter shares) from the rounds
     // he took part in.
@@ -307,7 +331,13 @@ fn a_killed_trainer_is_not_paid_for_rounds_it_missed() {
     let submitter_shares: u128 = finalized
         .iter()
         .filter(|r| r["submitter"] == dave_account.as_str())
-        .map(|r| r["submitterReward"].as_str().unwrap().parse::<u128>().unwrap())
+        .map(|r| {
+            r["submitterReward"]
+                .as_str()
+                .unwrap()
+                .parse::<u128>()
+                .unwrap()
+        })
         .sum();
     assert_eq!(
         earned,

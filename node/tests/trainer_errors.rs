@@ -49,8 +49,15 @@ fn assert_clear_error(args: &[&str], needle: &str) {
     let (code, stderr) = run_trainer(args);
     assert_eq!(code, Some(1), "{args:?}: exit code; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: one error line expected: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{args:?}: one error line expected: {stderr}"
+    );
     assert!(
         errors[0].contains(needle),
         "{args:?}: expected {needle:?} in {:?}",
@@ -60,7 +67,16 @@ fn assert_clear_error(args: &[&str], needle: &str) {
 
 fn create_job(node: &DevNode, extra: &[&str]) -> u64 {
     let mut args = vec![
-        "create-job", "--rounds", "2", "--reward", "10", "--min", "2", "--max", "3", "--json",
+        "create-job",
+        "--rounds",
+        "2",
+        "--reward",
+        "10",
+        "--min",
+        "2",
+        "--max",
+        "3",
+        "--json",
     ];
     args.extend_from_slice(extra);
     let (ok, stdout, stderr) = sponsor(node, &args);
@@ -85,17 +101,32 @@ fn bad_input_gives_one_line_errors_and_a_nonzero_exit() {
         &["--model", "transformer:big", "--model-commitment", &fake],
     )
     .to_string();
-    let wrong_weights =
-        create_job(&node, &["--model", "mlp:64-32-10", "--model-commitment", &fake]).to_string();
-    let expensive = create_job(&node, &["--model", "mlp:64-32-10", "--bond", "1000000000"])
-        .to_string();
+    let wrong_weights = create_job(
+        &node,
+        &["--model", "mlp:64-32-10", "--model-commitment", &fake],
+    )
+    .to_string();
+    let expensive =
+        create_job(&node, &["--model", "mlp:64-32-10", "--bond", "1000000000"]).to_string();
 
     // Nothing listens on this port.
     let dead = format!("ws://127.0.0.1:{}", free_port());
-    assert_clear_error(&["--node", &dead, "--suri", "//Bob", "--job", &good], "127.0.0.1");
+    assert_clear_error(
+        &["--node", &dead, "--suri", "//Bob", "--job", &good],
+        "127.0.0.1",
+    );
     // A node of another chain.
     assert_clear_error(
-        &["--node", &url, "--genesis", &fake, "--suri", "//Bob", "--job", &good],
+        &[
+            "--node",
+            &url,
+            "--genesis",
+            &fake,
+            "--suri",
+            "//Bob",
+            "--job",
+            &good,
+        ],
         "genesis",
     );
     assert_clear_error(&["--node", &url, "--suri", "//Bob", "--job", "999"], "999");
@@ -114,7 +145,14 @@ fn bad_input_gives_one_line_errors_and_a_nonzero_exit() {
     );
     // A key without funds cannot pay the fee of `join_job`.
     assert_clear_error(
-        &["--node", &url, "--suri", "//NobodyWithoutFunds", "--job", &good],
+        &[
+            "--node",
+            &url,
+            "--suri",
+            "//NobodyWithoutFunds",
+            "--job",
+            &good,
+        ],
         "cannot pay the transaction fee",
     );
 }

@@ -442,9 +442,8 @@ async fn commit_mine(
     let commitment = update_commitment(job, round, me, &update_hash, &salt);
     // Never send the same commitment twice (a re-run round reproduces it).
     let on_chain = chain.contributors(job).await.is_ok_and(|cs| {
-        cs.iter().any(|c| {
-            c.who.as_ref() as &[u8] == me.as_slice() && c.last_commit_round == Some(round)
-        })
+        cs.iter()
+            .any(|c| c.who.as_ref() as &[u8] == me.as_slice() && c.last_commit_round == Some(round))
     });
     if on_chain {
         return;
@@ -516,12 +515,22 @@ async fn submit_if_needed(
     if position == usize::MAX {
         return;
     }
-    // Fallback order: position 0 now, position k after k × 3 blocks if still open.
+    // Fallback order: position 0 now, position k after k × 3 blocks if the round is still
+    // open; stop waiting as soon as it closes.
     if position > 0 {
-        tokio::time::sleep(Duration::from_secs(9 * position as u64)).await;
-        match chain.existing_job(job).await {
-            Ok(j) if j.current_round == round && j.phase != JobPhase::Completed => {}
-            _ => return,
+        let turn = std::time::Instant::now() + Duration::from_secs(9 * position as u64);
+        loop {
+            let open = chain.existing_job(job).await.is_ok_and(|j| {
+                j.current_round == round
+                    && matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate)
+            });
+            if !open {
+                return;
+            }
+            if std::time::Instant::now() >= turn {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         tracing::info!(round, "fallback: submitting the aggregate");
     }

@@ -356,8 +356,7 @@ impl<T: LocalTrainer> Peer<T> {
         timeout: Duration,
     ) -> Result<Option<QuorumCertificate>> {
         let complete = |q: &Option<QuorumCertificate>| {
-            q.clone()
-                .filter(|q| q.round() == round && q.is_complete())
+            q.clone().filter(|q| q.round() == round && q.is_complete())
         };
         let deadline = Instant::now() + timeout;
         self.wait_until(deadline, |s| complete(&s.last_qc).is_some())
