@@ -321,39 +321,57 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
             };
             t_peer += t.elapsed();
             if !report.included.iter().any(|s| s.who == me) {
-                outcome = Some(report);
+                outcome = Some((report, None));
                 break;
             }
             commit_mine(&chain, &pair, &report, args.job, round, &me).await;
             let missing = missing_commitments(&chain, &job, round, &report).await?;
-            if missing.is_empty() || missing.contains(&me) {
-                outcome = Some(report);
+            if missing.contains(&me) {
+                outcome = Some((report, None));
                 break;
             }
-            tracing::warn!(
-                round,
-                missing = missing.len(),
-                "included peers did not commit on-chain; re-running the round without them"
-            );
-            excluded.extend(missing);
+            if !missing.is_empty() {
+                tracing::warn!(
+                    round,
+                    missing = missing.len(),
+                    "included peers did not commit on-chain; re-running the round without them"
+                );
+                excluded.extend(missing);
+                continue;
+            }
+            // The holder has the certificate; the other included peers take the copy it
+            // broadcasts, so they can submit if the holder does not (see `submit_if_needed`).
+            // If it never comes (the holder died after committing), re-run without the holder:
+            // every commitment on-chain stays valid.
+            let certificate = match report.certificate.clone() {
+                Some(qc) => Some(qc),
+                None => peer
+                    .await_certificate(round, Duration::from_secs(10))
+                    .await
+                    .unwrap_or_default(),
+            };
+            let holder = report.included.first().map(|s| s.who);
+            match (certificate, holder) {
+                (None, Some(holder)) if holder != me => {
+                    tracing::warn!(
+                        round,
+                        "no certificate from the holder; re-running the round without it"
+                    );
+                    excluded.insert(holder);
+                }
+                (certificate, _) => {
+                    outcome = Some((report, certificate));
+                    break;
+                }
+            }
         }
-        let Some(report) = outcome else {
+        let Some((report, certificate)) = outcome else {
             peer.restore(checkpoint)?;
             wait_round_closed(&chain, args.job, round).await?;
             continue;
         };
         let t1 = std::time::Instant::now();
         let included_me = report.included.iter().any(|s| s.who == me);
-        // The holder has the certificate; the other included peers take the copy it
-        // broadcasts, so they can submit if the holder does not (see `submit_if_needed`).
-        let certificate = match report.certificate.clone() {
-            Some(qc) => Some(qc),
-            None if included_me => peer
-                .await_certificate(round, Duration::from_secs(10))
-                .await
-                .unwrap_or_default(),
-            None => None,
-        };
         match certificate {
             Some(qc) => submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await,
             None if included_me => tracing::warn!(
