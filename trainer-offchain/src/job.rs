@@ -32,9 +32,9 @@ use trainchain_primitives::{update_commitment, Hash32, RoundIndex};
 
 use crate::aggregate::{Aggregator, RobustConfig};
 use crate::compress::Compression;
-use crate::data::{self, CsvOptions};
+
 use crate::model::ModelSpec;
-use crate::p2p::cli::{parse_shard, ShardTrainer};
+use crate::p2p::cli::{load_shard, ShardTrainer};
 use crate::p2p::net::{self, NetConfig};
 use crate::p2p::round::{Peer, PeerConfig, RoundReport, Scheme};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
@@ -203,16 +203,8 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
     }
 
     // Data.
-    let (shard_i, shard_n) = parse_shard(&args.shard)?;
-    let all = data::load_csv(&args.data, CsvOptions::default())?;
-    let shard = data::shard_iid(&all, shard_n, args.seed)?
-        .into_iter()
-        .nth(shard_i)
-        .context("shard")?;
-    let test = match &args.test {
-        Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
-        None => None,
-    };
+    let (_, shard_i, shard, test) =
+        load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
     let lr = f64::from(job.learning_rate_ppm) / 1e6;
     let cfg = TrainConfig {
         epochs: args.epochs,
@@ -262,7 +254,9 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
         format!("listening on {addrs:?}"),
     );
-    let initial = chain_model(&chain, &job, &spec).await?;
+    // The job's initial model (checked against its commitment above); a job that already
+    // has finalised rounds gets its current model from the peers in `sync`.
+    let initial = spec.initial_params()?;
     let mut peer = Peer::new(pcfg, client, events, trainer, initial);
     peer.sync(Duration::from_secs(60)).await?;
 
@@ -423,16 +417,6 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The model the chain says is current: the initial model before any round finalised.
-async fn chain_model(chain: &ChainClient, job: &Job, spec: &ModelSpec) -> Result<Vec<f32>> {
-    let initial = spec.initial_params()?;
-    if job.finalized_rounds > 0 {
-        tracing::info!("job already has finalised rounds; the current model comes from the peers");
-    }
-    let _ = chain;
-    Ok(initial)
 }
 
 /// Post this peer's commitment for the round, unless it is already there.

@@ -161,6 +161,27 @@ impl LocalTrainer for ShardTrainer {
     }
 }
 
+/// Load `data`, keep IID shard `i/n` of it (`shard` is written `i/n`), and load the optional
+/// held-out set. Returns (all data, i, the shard, the test set).
+pub fn load_shard(
+    data: &std::path::Path,
+    shard: &str,
+    seed: u64,
+    test: Option<&std::path::Path>,
+) -> Result<(Dataset, usize, Dataset, Option<Dataset>)> {
+    let (shard_i, shard_n) = parse_shard(shard)?;
+    let all = data::load_csv(data, CsvOptions::default())?;
+    let mine = data::shard_iid(&all, shard_n, seed)?
+        .into_iter()
+        .nth(shard_i)
+        .context("shard")?;
+    let test = match test {
+        Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
+        None => None,
+    };
+    Ok((all, shard_i, mine, test))
+}
+
 /// Parse `i/n` (shard `i` of `n`).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let (i, n) = s.split_once('/').context("--shard must be i/n")?;
@@ -209,16 +230,8 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
         (None, Some(f)) => Keys::from_file(f)?,
         (None, None) => bail!("--suri or --key-file is required"),
     };
-    let (shard_i, shard_n) = parse_shard(&args.shard)?;
-    let all = data::load_csv(&args.data, CsvOptions::default())?;
-    let shard = data::shard_iid(&all, shard_n, args.seed)?
-        .into_iter()
-        .nth(shard_i)
-        .context("shard")?;
-    let test = match &args.test {
-        Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
-        None => None,
-    };
+    let (all, shard_i, shard, test) =
+        load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
     let spec = ModelSpec::resolve(&args.model, all.n_features(), all.num_classes())?;
     let initial = spec.initial_params()?;
     let cfg = TrainConfig {
