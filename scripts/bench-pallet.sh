@@ -42,4 +42,12 @@ log "benchmark pallet_balances transfer_keep_alive (for comparison)"
 	| tee "$OUT/pallet_balances.txt"
 
 [ "${NO_WRITE:-0}" = 1 ] || cargo fmt -p pallet-training-rewards 2>/dev/null || true
-log "done: raw output in $OUT/"
+log "raw output in $OUT/"
+
+if [ "${NO_WRITE:-0}" != 1 ]; then
+	# What the new weights mean for a block: commit_update per block, a 64-signer aggregate's
+	# share, the deadline hook at its bound (node/tests/block_fit.rs checks the targets of #4).
+	log "block fit from the new weights.rs"
+	cargo test "${CHAIN_PACKAGES[@]}" --test block_fit -- --nocapture --test-threads=1 2>&1 \
+		| grep -E 'µs|test result' | tee "$OUT/block_fit.txt"
+fi

@@ -127,11 +127,15 @@ pub fn run() -> sc_cli::Result<()> {
                 Ok((cmd.run(client, backend, Some(aux_revert)), task_manager))
             })
         }
+        // With `--runtime <wasm built with runtime-benchmarks>` the benchmarks run that WASM
+        // on the genesis of its own preset: no chain spec is loaded, so a node built without an
+        // embedded runtime (`SKIP_WASM_BUILD=1`, as scripts/bench-pallet.sh does) runs them too.
+        Some(Subcommand::Benchmark(BenchmarkCmd::Pallet(cmd))) if cmd.runtime.is_some() => {
+            cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(None)
+        }
         Some(Subcommand::Benchmark(cmd)) => {
             let runner = cli.create_runner(cmd)?;
             runner.sync_run(|config| match cmd {
-                // Runs the benchmarks of a runtime WASM given with `--runtime`, so this node
-                // binary needs no `runtime-benchmarks` build of its own.
                 BenchmarkCmd::Pallet(cmd) => cmd
                     .run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(
                         config.chain_spec,

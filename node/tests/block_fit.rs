@@ -1,0 +1,181 @@
+//! How many training extrinsics fit in one trainchain block, from the runtime's own limits
+//! (`frame_system::Config::BlockWeights`/`BlockLength`), the transaction extensions' weights and
+//! the benchmarked `pallet_training_rewards` weights (`weights.rs`).
+//!
+//! An extrinsic costs its call weight + its extensions' weight + the class's base extrinsic
+//! weight, the same sum `frame_system::CheckWeight` adds up, and normal extrinsics may fill the
+//! normal class's `max_total`. Run `cargo test -p trainchain-node --test block_fit -- --nocapture`
+//! to see the figures.
+
+use codec::Encode;
+use frame_support::{
+    dispatch::{DispatchClass, GetDispatchInfo},
+    traits::Get,
+    weights::Weight,
+    BoundedVec,
+};
+use pallet_training_rewards::{Aggregate, SignedContribution};
+use sp_core::{crypto::AccountId32, sr25519, H256};
+use sp_runtime::{generic::Era, traits::TransactionExtension, MultiAddress, MultiSignature};
+use trainchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
+
+/// Target of #4: at least this many `commit_update` per block.
+const COMMITS_TARGET: u64 = 1_000;
+/// Target of #4: a 64-signer `submit_aggregate` takes under this share of a block (percent).
+const AGGREGATE_SHARE_TARGET_PERCENT: f64 = 10.0;
+
+fn tx_extension() -> TxExtension {
+    (
+        frame_system::CheckNonZeroSender::new(),
+        frame_system::CheckSpecVersion::new(),
+        frame_system::CheckTxVersion::new(),
+        frame_system::CheckGenesis::new(),
+        frame_system::CheckEra::from(Era::mortal(256, 0)),
+        frame_system::CheckNonce::from(0),
+        frame_system::CheckWeight::new(),
+        pallet_transaction_payment::ChargeTransactionPayment::from(0),
+    )
+}
+
+/// What one signed extrinsic carrying `call` costs the block: (weight, encoded length).
+fn extrinsic_cost(call: RuntimeCall) -> (Weight, usize) {
+    let ext = tx_extension();
+    let base = <Runtime as frame_system::Config>::BlockWeights::get()
+        .get(DispatchClass::Normal)
+        .base_extrinsic;
+    let (call_weight, ext_weight) = (call.get_dispatch_info().call_weight, ext.weight(&call));
+    println!(
+        "  call {:.1} µs + extensions {:.1} µs + base extrinsic {:.1} µs",
+        micros(call_weight),
+        micros(ext_weight),
+        micros(base)
+    );
+    let weight = call_weight + ext_weight + base;
+    let signer = AccountId32::new([1; 32]);
+    let xt = UncheckedExtrinsic::new_signed(
+        call,
+        MultiAddress::Id(signer),
+        MultiSignature::Sr25519(sr25519::Signature::from_raw([0; 64])),
+        ext,
+    );
+    (weight, xt.encoded_size())
+}
+
+/// How many extrinsics of this cost fit in the normal class of one block, and which limit binds.
+fn fit_per_block(weight: Weight, len: usize) -> (u64, &'static str) {
+    let weights = <Runtime as frame_system::Config>::BlockWeights::get();
+    let normal = weights.get(DispatchClass::Normal);
+    let max_total = normal.max_total.unwrap_or(weights.max_block);
+    let by_time = max_total.ref_time() / weight.ref_time().max(1);
+    let by_proof = max_total.proof_size() / weight.proof_size().max(1);
+    let max_len = *<Runtime as frame_system::Config>::BlockLength::get()
+        .max
+        .get(DispatchClass::Normal) as u64;
+    let by_len = max_len / (len as u64).max(1);
+    [
+        (by_time, "ref time"),
+        (by_proof, "proof size"),
+        (by_len, "block length"),
+    ]
+    .into_iter()
+    .min_by_key(|(n, _)| *n)
+    .unwrap()
+}
+
+fn commit_update_call() -> RuntimeCall {
+    RuntimeCall::TrainingRewards(pallet_training_rewards::Call::commit_update {
+        job_id: 0,
+        round: 0,
+        commitment: H256::repeat_byte(7),
+        samples: 1_000,
+    })
+}
+
+fn submit_aggregate_call(signers: u32) -> RuntimeCall {
+    let contributions = (0..signers)
+        .map(|i| SignedContribution {
+            who: AccountId32::new([i as u8; 32]),
+            update_hash: H256::repeat_byte(1),
+            salt: H256::repeat_byte(2),
+            signature: MultiSignature::Sr25519(sr25519::Signature::from_raw([3; 64])),
+        })
+        .collect::<Vec<_>>();
+    let aggregate = Aggregate {
+        model_hash: H256::repeat_byte(9),
+        metric: Some(900_000),
+        contributions: BoundedVec::try_from(contributions).expect("within MaxContributors"),
+    };
+    RuntimeCall::TrainingRewards(pallet_training_rewards::Call::submit_aggregate {
+        job_id: 0,
+        round: 0,
+        aggregate,
+    })
+}
+
+fn micros(w: Weight) -> f64 {
+    w.ref_time() as f64 / 1_000_000.0
+}
+
+#[test]
+fn commit_update_fits_a_thousand_times_in_a_block() {
+    let weights = <Runtime as frame_system::Config>::BlockWeights::get();
+    let normal_max = weights.get(DispatchClass::Normal).max_total.unwrap();
+    let (weight, len) = extrinsic_cost(commit_update_call());
+    let (fit, binding) = fit_per_block(weight, len);
+    println!(
+        "commit_update: {:.1} µs per extrinsic (call + extensions + base), {len} bytes; \
+         normal class {:.0} ms of a {:.0} ms block: {fit} per block (bound by {binding})",
+        micros(weight),
+        micros(normal_max) / 1000.0,
+        micros(weights.max_block) / 1000.0,
+    );
+    assert!(
+        fit >= COMMITS_TARGET,
+        "only {fit} commit_update fit in a block (target {COMMITS_TARGET})"
+    );
+}
+
+#[test]
+fn a_64_signer_aggregate_takes_under_a_tenth_of_a_block() {
+    let weights = <Runtime as frame_system::Config>::BlockWeights::get();
+    let normal_max = weights.get(DispatchClass::Normal).max_total.unwrap();
+    let (weight, len) = extrinsic_cost(submit_aggregate_call(64));
+    let of_block = 100.0 * weight.ref_time() as f64 / weights.max_block.ref_time() as f64;
+    let of_normal = 100.0 * weight.ref_time() as f64 / normal_max.ref_time() as f64;
+    println!(
+        "submit_aggregate(64 signers): {:.1} µs, {len} bytes: {of_block:.2}% of the block, \
+         {of_normal:.2}% of the normal class",
+        micros(weight),
+    );
+    assert!(
+        of_block < AGGREGATE_SHARE_TARGET_PERCENT,
+        "a 64-signer aggregate takes {of_block:.2}% of a block (target < {AGGREGATE_SHARE_TARGET_PERCENT}%)"
+    );
+    // The largest aggregate the runtime accepts must also fit in one extrinsic.
+    let max = <Runtime as pallet_training_rewards::Config>::MaxContributors::get();
+    let (weight, _) = extrinsic_cost(submit_aggregate_call(max));
+    let max_extrinsic = weights.get(DispatchClass::Normal).max_extrinsic.unwrap();
+    println!(
+        "submit_aggregate({max} signers, MaxContributors): {:.1} µs, max extrinsic {:.1} µs",
+        micros(weight),
+        micros(max_extrinsic)
+    );
+    assert!(weight.all_lte(max_extrinsic));
+}
+
+#[test]
+fn the_deadline_hook_fits_in_a_block_at_its_bound() {
+    use pallet_training_rewards::WeightInfo as _;
+    let weights = <Runtime as frame_system::Config>::BlockWeights::get();
+    let max = <Runtime as pallet_training_rewards::Config>::MaxDeadlinesPerBlock::get();
+    let hook =
+        <Runtime as pallet_training_rewards::Config>::WeightInfo::on_initialize_deadlines(max);
+    let share = 100.0 * hook.ref_time() as f64 / weights.max_block.ref_time() as f64;
+    println!(
+        "on_initialize with {max} deadlines (MaxDeadlinesPerBlock): {:.1} µs, {share:.2}% of the block",
+        micros(hook)
+    );
+    // Mandatory work must leave the normal class its full share.
+    let normal_max = weights.get(DispatchClass::Normal).max_total.unwrap();
+    assert!((hook + normal_max).all_lte(weights.max_block));
+}
