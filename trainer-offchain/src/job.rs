@@ -291,6 +291,18 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
                 continue;
             }
         }
+        // A trainer that joined after this round's peer exchange synced its result from the
+        // peers (its state is already for a later round): the exchange ran without it, so it
+        // sits this round out and takes part from the next one.
+        if peer.round() > round {
+            tracing::info!(
+                round,
+                synced_round = peer.round(),
+                "joined after this round's peer exchange; taking part from the next round"
+            );
+            wait_round_closed(&chain, args.job, round).await?;
+            continue;
+        }
         // Run the peer round; if peers that were included never commit on-chain (crashed,
         // out of funds), run it again without them. Training is deterministic per (model,
         // round), so the re-run reproduces every remaining update and its commitment.
