@@ -230,7 +230,10 @@ fn four_processes_agree_every_round_and_match_fedavg() {
 fn killed_peer_is_left_out_then_rejoins_with_the_right_model() {
     let rounds = 12;
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let args: Vec<&str> = COMMON.to_vec();
+    // Rounds take milliseconds here: pace them so the session is still running when the
+    // restarted peer comes back.
+    let mut args: Vec<&str> = COMMON.to_vec();
+    args.extend(["--min-round-secs", "1"]);
     let mut procs: Vec<Proc> = (0..4)
         .map(|i| Proc::spawn(i, ports[i], (i > 0).then_some(ports[0]), rounds, &args))
         .collect();
@@ -261,7 +264,12 @@ fn killed_peer_is_left_out_then_rejoins_with_the_right_model() {
         assert_eq!(hashes(o), h0);
     }
     let hd = hashes(&dave_rounds);
-    assert!(!hd.is_empty(), "restarted peer completed no round");
+    assert!(
+        !hd.is_empty(),
+        "restarted peer completed no round; dave: {:?}; alice: {:?}",
+        dave.seen,
+        others[0]
+    );
     for (r, h) in &hd {
         assert_eq!(h0.get(r), Some(h), "restarted peer diverged in round {r}");
     }

@@ -80,6 +80,10 @@ pub struct PeerArgs {
     /// Per-phase deadline in seconds.
     #[arg(long, default_value_t = 20.0)]
     pub round_timeout: f64,
+    /// Start rounds at least this many seconds apart (0 = as fast as the peers go), so that
+    /// peers joining later find the session still running.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_round_secs: f64,
     /// mean | median | trimmed[:FRACTION].
     #[arg(long, default_value = "mean")]
     pub aggregator: Aggregator,
@@ -291,7 +295,10 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
             serde_json::json!({"event": "joined", "round": peer.round(), "who": me})
         );
     }
+    let pace = Duration::try_from_secs_f64(args.min_round_secs)
+        .map_err(|_| anyhow::anyhow!("--min-round-secs must be a finite number ≥ 0"))?;
     while peer.round() < args.rounds {
+        let started = std::time::Instant::now();
         match peer.run_round().await {
             Ok(r) => {
                 if args.json {
@@ -307,6 +314,9 @@ pub async fn run_async(args: PeerArgs) -> Result<()> {
                     );
                 }
             }
+        }
+        if peer.round() < args.rounds {
+            peer.idle(started + pace).await?;
         }
     }
     // Stay a little so slower peers can fetch signatures / state.

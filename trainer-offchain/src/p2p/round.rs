@@ -699,6 +699,12 @@ impl<T: LocalTrainer> Peer<T> {
         }
     }
 
+    /// Keep handling network events (hellos, early messages for the next round) until `until`,
+    /// without starting a round.
+    pub async fn idle(&mut self, until: Instant) -> Result<()> {
+        self.wait_until(until, |_| false).await.map(|_| ())
+    }
+
     /// Drain pending events without waiting.
     fn drain(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
