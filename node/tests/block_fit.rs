@@ -14,51 +14,36 @@ use frame_support::{
     weights::Weight,
     BoundedVec,
 };
-use pallet_training_rewards::{Aggregate, SignedContribution};
 use sp_core::{crypto::AccountId32, sr25519, H256};
-use sp_runtime::{generic::Era, traits::TransactionExtension, MultiAddress, MultiSignature};
-use trainchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
+use trainchain_chain_client::{
+    calls, pair_from_suri, signed_extrinsic, Aggregate, MultiSignature, SignedContribution,
+};
+use trainchain_runtime::{Runtime, RuntimeCall};
 
 /// Target of #4: at least this many `commit_update` per block.
 const COMMITS_TARGET: u64 = 1_000;
 /// Target of #4: a 64-signer `submit_aggregate` takes under this share of a block (percent).
 const AGGREGATE_SHARE_TARGET_PERCENT: f64 = 10.0;
 
-fn tx_extension() -> TxExtension {
-    (
-        frame_system::CheckNonZeroSender::new(),
-        frame_system::CheckSpecVersion::new(),
-        frame_system::CheckTxVersion::new(),
-        frame_system::CheckGenesis::new(),
-        frame_system::CheckEra::from(Era::mortal(256, 0)),
-        frame_system::CheckNonce::from(0),
-        frame_system::CheckWeight::new(),
-        pallet_transaction_payment::ChargeTransactionPayment::from(0),
-    )
-}
-
-/// What one signed extrinsic carrying `call` costs the block: (weight, encoded length).
+/// What one signed extrinsic carrying `call`, built exactly as the trainer sends it, costs the
+/// block: (weight, encoded length).
 fn extrinsic_cost(call: RuntimeCall) -> (Weight, usize) {
-    let ext = tx_extension();
+    let signer = pair_from_suri("//Bob").unwrap();
+    let xt = signed_extrinsic(&signer, call, 0, H256::zero(), 1, 1);
     let base = <Runtime as frame_system::Config>::BlockWeights::get()
         .get(DispatchClass::Normal)
         .base_extrinsic;
-    let (call_weight, ext_weight) = (call.get_dispatch_info().call_weight, ext.weight(&call));
+    let (call_weight, ext_weight) = (
+        xt.function.get_dispatch_info().call_weight,
+        xt.extension_weight(),
+    );
     println!(
         "  call {:.1} µs + extensions {:.1} µs + base extrinsic {:.1} µs",
         micros(call_weight),
         micros(ext_weight),
         micros(base)
     );
-    let weight = call_weight + ext_weight + base;
-    let signer = AccountId32::new([1; 32]);
-    let xt = UncheckedExtrinsic::new_signed(
-        call,
-        MultiAddress::Id(signer),
-        MultiSignature::Sr25519(sr25519::Signature::from_raw([0; 64])),
-        ext,
-    );
-    (weight, xt.encoded_size())
+    (call_weight + ext_weight + base, xt.encoded_size())
 }
 
 /// How many extrinsics of this cost fit in the normal class of one block, and which limit binds.
@@ -83,12 +68,7 @@ fn fit_per_block(weight: Weight, len: usize) -> (u64, &'static str) {
 }
 
 fn commit_update_call() -> RuntimeCall {
-    RuntimeCall::TrainingRewards(pallet_training_rewards::Call::commit_update {
-        job_id: 0,
-        round: 0,
-        commitment: H256::repeat_byte(7),
-        samples: 1_000,
-    })
+    calls::commit_update(0, 0, [7; 32], 1_000)
 }
 
 fn submit_aggregate_call(signers: u32) -> RuntimeCall {
@@ -100,16 +80,12 @@ fn submit_aggregate_call(signers: u32) -> RuntimeCall {
             signature: MultiSignature::Sr25519(sr25519::Signature::from_raw([3; 64])),
         })
         .collect::<Vec<_>>();
-    let aggregate = Aggregate {
+    let aggregate: Aggregate = Aggregate {
         model_hash: H256::repeat_byte(9),
         metric: Some(900_000),
         contributions: BoundedVec::try_from(contributions).expect("within MaxContributors"),
     };
-    RuntimeCall::TrainingRewards(pallet_training_rewards::Call::submit_aggregate {
-        job_id: 0,
-        round: 0,
-        aggregate,
-    })
+    calls::submit_aggregate(0, 0, aggregate)
 }
 
 fn micros(w: Weight) -> f64 {

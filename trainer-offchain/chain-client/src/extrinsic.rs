@@ -6,7 +6,7 @@ use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
 use trainchain_runtime::{AccountId, Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
 
 /// An immortal extrinsic from `signer` with `nonce` and no tip.
-pub(crate) fn signed(
+pub fn signed(
     signer: &sr25519::Pair,
     call: RuntimeCall,
     nonce: u32,

@@ -30,6 +30,7 @@ use trainchain_runtime::{AccountId, Balance, BlockNumber, Runtime, RuntimeCall, 
 
 pub use error::ChainError;
 pub use events::{dispatch_error_name, EventRecord};
+pub use extrinsic::signed as signed_extrinsic;
 pub use frame_support::BoundedVec;
 pub use pallet_training_rewards_runtime_api::JobPhase;
 pub use sp_runtime::MultiSignature;

@@ -736,7 +736,7 @@ impl<T: LocalTrainer> Peer<T> {
             .await?;
         // Let identify/kad connect the rest.
         let settle = Instant::now() + Duration::from_millis(500);
-        self.wait_until(settle, |_| false).await?;
+        self.idle(settle).await?;
         self.resync().await
     }
 
@@ -1336,7 +1336,7 @@ impl<T: LocalTrainer> Peer<T> {
                 bail!("no included peer served the certified state of round {round}");
             }
             let pause = Instant::now() + Duration::from_millis(200);
-            self.wait_until(pause, |_| false).await?;
+            self.idle(pause).await?;
         }
     }
 
