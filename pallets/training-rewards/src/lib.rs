@@ -440,6 +440,12 @@ pub mod pallet {
         InvalidEvidence,
         /// The two payloads of an equivocation report are identical.
         NotEquivocation,
+        /// The commit window is open and not every member has committed yet.
+        CommitWindowOpen,
+        /// This offence (job, round, offender) was already punished.
+        DuplicateOffence,
+        /// `round_length` is above `MaxRoundLength`.
+        RoundTooLong,
     }
 
     #[pallet::hooks]

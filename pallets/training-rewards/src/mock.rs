@@ -8,7 +8,7 @@
 use crate as pallet_training_rewards;
 use frame_support::{
     derive_impl, parameter_types,
-    traits::{ConstU128, ConstU32, Hooks},
+    traits::{ConstU32, Hooks},
 };
 use sp_core::{sr25519, Pair};
 use sp_runtime::{
@@ -40,11 +40,12 @@ impl frame_system::Config for Test {
 impl pallet_balances::Config for Test {
     type Balance = Balance;
     type AccountStore = System;
-    type ExistentialDeposit = ConstU128<1>;
+    type ExistentialDeposit = ExistentialDeposit;
     type RuntimeHoldReason = RuntimeHoldReason;
 }
 
 parameter_types! {
+    pub static ExistentialDeposit: Balance = 1;
     pub const SubmitterShare: Perbill = Perbill::from_percent(2);
     pub const ReporterShare: Perbill = Perbill::from_percent(50);
 }

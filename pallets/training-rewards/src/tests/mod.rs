@@ -1137,3 +1137,5 @@ mod random_sequences {
         }
     }
 }
+
+mod attacks;

@@ -1,0 +1,261 @@
+//! The exploits of issue #11, one test each, named after the attack. Each performed the attack
+//! successfully on the code before the fix.
+use super::*;
+
+/// A job with contributors 1..=n joined (round 0 open, nobody committed yet).
+fn running_job_with_members(rounds: u32, n: u8) -> JobId {
+    let id = create(rounds);
+    for m in 1..=n {
+        assert_ok!(TrainingRewards::join_job(origin(m), id));
+    }
+    id
+}
+
+// 1. Honest re-runs are slashable.
+#[test]
+fn honest_rerun_without_a_silent_member_is_not_slashable() {
+    test(|| {
+        let id = running_job_with_members(3, 3);
+        // First attempt includes 1, 2, 3; member 3 never commits, so 1 and 2 re-run the round
+        // without it and sign a second payload with another included list and model.
+        let first = payload(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
+        let rerun = payload(id, 0, H256::repeat_byte(8), &[(1, 100), (2, 300)]);
+        assert_noop!(
+            TrainingRewards::report_equivocation(
+                origin(3),
+                id,
+                0,
+                account(1),
+                BoundedVec::truncate_from(first.clone()),
+                sign(1, &first),
+                BoundedVec::truncate_from(rerun.clone()),
+                sign(1, &rerun),
+            ),
+            Error::<Test>::NotEquivocation
+        );
+    });
+}
+
+// 2. Finalising before honest trainers commit.
+#[test]
+fn colluders_cannot_finalise_before_honest_members_commit() {
+    test(|| {
+        // min_contributors 2: colluders 1 and 2, honest 3 and 4 still training.
+        let id = running_job_with_members(3, 4);
+        commit(id, 0, 1, 1_000);
+        commit(id, 0, 2, 1_000);
+        run_to_block(2);
+        let agg = aggregate(id, 0, H256::repeat_byte(6), &[(1, 1_000), (2, 1_000)]);
+        assert_noop!(
+            TrainingRewards::submit_aggregate(origin(1), id, 0, agg),
+            Error::<Test>::CommitWindowOpen
+        );
+        // The honest members commit in time; after the window the quorum counts them.
+        commit(id, 0, 3, 100);
+        commit(id, 0, 4, 100);
+        run_to_block(6);
+        let agg = aggregate(id, 0, H256::repeat_byte(6), &[(1, 1_000), (2, 1_000)]);
+        assert_noop!(
+            TrainingRewards::submit_aggregate(origin(1), id, 0, agg),
+            Error::<Test>::QuorumNotMet
+        );
+    });
+}
+
+// 3. Deadline-queue griefing.
+#[test]
+fn deadline_filler_jobs_cannot_kill_a_victim_job() {
+    test(|| {
+        let victim = running_job_with_members(3, 2);
+        let next_deadline = job(victim).round.deadline + spec().round_length;
+        // The attacker aims cheap jobs at every block the victim's next deadline could use.
+        let mut cheap = spec();
+        cheap.min_contributors = 1;
+        cheap.contributor_bond = 0;
+        cheap.round_length = 10;
+        run_to_block(1 + 10 - 10 + 1);
+        for _ in 0..(4 * 8 + 4) {
+            let filler = NextJobId::<Test>::get();
+            let _ = TrainingRewards::create_job(origin(9), cheap.clone(), 1, 1);
+            let _ = TrainingRewards::join_job(origin(9), filler);
+        }
+        let _ = next_deadline;
+        // The victim's round 0 expires (nobody committed) and round 1 must still start.
+        run_to_block(11);
+        assert_eq!(job(victim).status, JobStatus::Running);
+        assert_eq!(job(victim).round.index, 1);
+    });
+}
+
+// 4. Commitment squatting.
+#[test]
+fn squatting_a_members_commitment_does_not_lock_it_out() {
+    test(|| {
+        let id = running_job_with_members(3, 3);
+        // Member 2 front-runs member 1 with member 1's (gossiped, derivable) commitment.
+        assert_ok!(TrainingRewards::commit_update(
+            origin(2),
+            id,
+            0,
+            commitment(id, 0, 1),
+            100
+        ));
+        assert_ok!(TrainingRewards::commit_update(
+            origin(1),
+            id,
+            0,
+            commitment(id, 0, 1),
+            100
+        ));
+    });
+}
+
+// 5a. Slash escape: leaving right after the round must not take the bond out of reach.
+#[test]
+fn equivocator_cannot_escape_the_slash_by_leaving() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        let agg = aggregate(id, 0, H256::repeat_byte(9), &all);
+        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        let a = payload(id, 0, H256::repeat_byte(9), &all);
+        let b = payload(id, 0, H256::repeat_byte(8), &all);
+        // The equivocator leaves as soon as the round closed.
+        let _ = TrainingRewards::leave_job(origin(2), id);
+        assert_ok!(TrainingRewards::report_equivocation(
+            origin(5),
+            id,
+            0,
+            account(2),
+            BoundedVec::truncate_from(a.clone()),
+            sign(2, &a),
+            BoundedVec::truncate_from(b.clone()),
+            sign(2, &b),
+        ));
+        assert_eq!(job(id).bonds.slashed, BOND);
+    });
+}
+
+// 5b. Evidence replay against a rejoined offender.
+#[test]
+fn used_evidence_cannot_slash_a_rejoined_member_again() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        let a = payload(id, 0, H256::repeat_byte(9), &all);
+        let b = payload(id, 0, H256::repeat_byte(8), &all);
+        let report = || {
+            TrainingRewards::report_equivocation(
+                origin(5),
+                id,
+                0,
+                account(2),
+                BoundedVec::truncate_from(a.clone()),
+                sign(2, &a),
+                BoundedVec::truncate_from(b.clone()),
+                sign(2, &b),
+            )
+        };
+        assert_ok!(report());
+        assert_ok!(TrainingRewards::join_job(origin(2), id));
+        assert_noop!(report(), Error::<Test>::DuplicateOffence);
+    });
+}
+
+// 5c. Removing a committed member must take it out of the round's count.
+#[test]
+fn slashing_a_committed_member_lowers_the_committed_count() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        let a = payload(id, 0, H256::repeat_byte(9), &all);
+        let b = payload(id, 0, H256::repeat_byte(8), &all);
+        assert_ok!(TrainingRewards::report_equivocation(
+            origin(5),
+            id,
+            0,
+            account(3),
+            BoundedVec::truncate_from(a.clone()),
+            sign(3, &a),
+            BoundedVec::truncate_from(b.clone()),
+            sign(3, &b),
+        ));
+        assert_eq!(job(id).round.committed, 2);
+    });
+}
+
+// 6. Cancel in the middle of a round.
+#[test]
+fn cancelling_mid_round_still_pays_the_committed_round() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        let before = free(3);
+        assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), id));
+        run_to_block(6);
+        let agg = aggregate(id, 0, H256::repeat_byte(9), &all);
+        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert!(free(3) > before);
+        assert_eq!(job(id).status, JobStatus::Cancelled);
+        assert!(held(HoldReason::JobEscrow, SPONSOR).is_zero());
+    });
+}
+
+// 7. Submitter front-running and unsigned fields.
+#[test]
+fn front_runner_cannot_rewrite_the_metric() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        let mut copied = aggregate(id, 0, H256::repeat_byte(9), &all);
+        copied.metric = Some(1_000_000);
+        assert_noop!(
+            TrainingRewards::submit_aggregate(origin(3), id, 0, copied),
+            Error::<Test>::InvalidSignature
+        );
+    });
+}
+
+// 8. Bonds locked without end.
+#[test]
+fn unbounded_round_length_is_refused() {
+    test(|| {
+        let mut long = spec();
+        long.round_length = u64::MAX;
+        long.commit_window = 5;
+        assert_noop!(
+            TrainingRewards::create_job(origin(SPONSOR), long, REWARD, 1),
+            Error::<Test>::RoundTooLong
+        );
+    });
+}
+
+#[test]
+fn committed_member_can_leave_after_the_commit_window_and_grace() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        // Quorum failed: nobody submits. The commit window closes at 6; grace is 2 blocks.
+        run_to_block(8);
+        assert_ok!(TrainingRewards::leave_job(origin(1), id));
+    });
+}
+
+// 11. A payout below the existential deposit to a reaped account reverts the aggregate.
+#[test]
+fn dust_payout_to_a_reaped_account_does_not_revert_the_round() {
+    test(|| {
+        ExistentialDeposit::set(50);
+        let mut free_job = spec();
+        free_job.contributor_bond = 0;
+        let id = NextJobId::<Test>::get();
+        assert_ok!(TrainingRewards::create_job(origin(SPONSOR), free_job, REWARD, 1));
+        // Account 42 has no balance at all; bond 0 lets it join.
+        assert_ok!(TrainingRewards::join_job(origin(1), id));
+        assert_ok!(TrainingRewards::join_job(origin(42), id));
+        commit(id, 0, 1, 1_000);
+        commit(id, 0, 42, 1);
+        let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 1_000), (42, 1)]);
+        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_eq!(job(id).status, JobStatus::Completed);
+    });
+}
