@@ -5,15 +5,17 @@
 
 mod p2p_common;
 use codec::Encode;
+use libp2p::PeerId;
 use p2p_common::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use trainchain_trainer::compress::{self, Compression};
 use trainchain_trainer::p2p::{
     net,
     round::Byzantine,
-    wire::{Body, Envelope},
-    NetEvent,
+    wire::{Body, ChunkStat, Envelope, Participant},
+    NetClient, NetEvent,
 };
 use trainchain_trainer::signing::Keys;
 
@@ -282,4 +284,218 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
         total(|m| m.equivocations.load(Relaxed)) >= 1,
         "equivocation not counted"
     );
+}
+
+/// Forged exchange messages for `chunks` of an agreed participant list, signed by `keys`:
+/// a `Norms` report marking the last participant's update malformed (censorship) and a
+/// `Reduced` chunk full of 0.25 (poison).
+fn forged_exchange(
+    keys: &Keys,
+    round: u32,
+    attempt: u32,
+    parts: &[Participant],
+    chunks: &[usize],
+) -> Vec<Vec<u8>> {
+    let n = parts.len();
+    let nb = compress::block_count(LEN);
+    let mut out = Vec::new();
+    for &c in chunks {
+        let stats = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ChunkStat {
+                who: p.who,
+                sq_norm_bits: 1e-6f64.to_bits(),
+                finite: true,
+                well_formed: i + 1 != n,
+            })
+            .collect();
+        let blocks = compress::chunk_blocks(nb, n, c)
+            .map(|b| {
+                let vals = vec![0.25f32; compress::block_range(LEN, nb, b).len()];
+                Compression::None.encode_block(&vals)
+            })
+            .collect();
+        let chunk = c as u32;
+        for body in [
+            Body::Norms {
+                attempt,
+                chunk,
+                stats,
+            },
+            Body::Reduced {
+                attempt,
+                chunk,
+                blocks,
+            },
+        ] {
+            out.push(Envelope::seal_bytes(keys, 7, round, &body));
+        }
+    }
+    out
+}
+
+/// Send forged exchange messages for every chunk a forger does not own, to every other
+/// participant directly and by gossip, as soon as `events` shows a proposal.
+fn send_forgeries(forgers: &[(Keys, NetClient)], round: u32, attempt: u32, parts: &[Participant]) {
+    for (keys, client) in forgers {
+        let me = keys.public();
+        let chunks: Vec<usize> = (0..parts.len()).filter(|c| parts[*c].who != me).collect();
+        for msg in forged_exchange(keys, round, attempt, parts, &chunks) {
+            for p in parts.iter().filter(|p| p.who != me) {
+                let pid = PeerId::from_bytes(&p.peer_id).unwrap();
+                let _ = client.send_nowait(pid, msg.clone());
+            }
+            let _ = client.publish(msg);
+        }
+    }
+}
+
+/// Watch the gossip on `events` for 60 s: forge exchange messages on every proposal, and
+/// (if `shape_ready`) answer every round's `Ready` with a wrong-shape `Ready` of the first
+/// forger, so a hello'd non-participant is ready (and left out) without stalling the
+/// proposer.
+fn spawn_forger(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<NetEvent>,
+    forgers: Vec<(Keys, NetClient)>,
+    shape_ready: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = HashSet::new();
+        let stop = tokio::time::Instant::now() + Duration::from_secs(60);
+        while let Ok(Some(ev)) = tokio::time::timeout_at(stop, events.recv()).await {
+            let NetEvent::Message { data, .. } = ev else {
+                continue;
+            };
+            let Ok(env) = Envelope::decode_bytes(&data) else {
+                continue;
+            };
+            match env.open() {
+                Ok(Body::Proposal {
+                    attempt,
+                    participants,
+                }) if seen.insert(("proposal", env.round, attempt)) => {
+                    send_forgeries(&forgers, env.round, attempt, &participants);
+                }
+                Ok(Body::Ready { attempt, .. })
+                    if shape_ready && seen.insert(("ready", env.round, attempt)) =>
+                {
+                    let (keys, client) = &forgers[0];
+                    let body = Body::Ready {
+                        attempt,
+                        peer_id: client.local_peer_id().to_bytes(),
+                        samples: 10,
+                        len: LEN as u32 + 1,
+                        compression: 0,
+                        root: [9; 32],
+                    };
+                    client
+                        .publish(Envelope::seal_bytes(keys, 7, env.round, &body))
+                        .unwrap();
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+/// Spawn synthetic peers `suris` (index = Synth idx), all bootstrapping to the first.
+async fn spawn_all(
+    suris: &[&str],
+    rounds: u32,
+) -> (
+    Vec<tokio::task::JoinHandle<Vec<trainchain_trainer::p2p::RoundReport>>>,
+    Vec<NetClient>,
+    Vec<libp2p::Multiaddr>,
+) {
+    let (mut handles, mut clients, mut boot) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, s) in suris.iter().enumerate() {
+        let synth = Synth {
+            idx: i as u64,
+            len: LEN,
+            wrong_len: false,
+        };
+        let (h, addr, c) = spawn_peer(peer_cfg(s, suris.len()), boot.clone(), synth, rounds).await;
+        if boot.is_empty() {
+            boot = vec![addr];
+        }
+        handles.push(h);
+        clients.push(c);
+    }
+    (handles, clients, boot)
+}
+
+/// A non-participant (Eve: said `Hello`, announced an update of the wrong shape, so she is
+/// bound but left out of every proposal) answers each proposal at once with `Norms` and
+/// `Reduced` for every chunk, directly and by gossip, before the owners can. Honest peers
+/// must take each chunk's messages only from its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_owner_cannot_poison_reduced_chunk() {
+    init_tracing();
+    let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
+
+    let (handles, clients, boot) = spawn_all(&HONEST, ROUNDS).await;
+    let (atk, events) = net::start(net_cfg(boot)).await.unwrap();
+    let eve = Keys::from_suri("//Eve").unwrap();
+    atk.set_hello(Envelope::seal_bytes(
+        &eve,
+        7,
+        0,
+        &Body::Hello {
+            peer_id: atk.local_peer_id().to_bytes(),
+            joining_round: 0,
+        },
+    ))
+    .unwrap();
+    let attacker = spawn_forger(events, vec![(eve, atk)], true);
+    let mut honest = Vec::new();
+    for h in handles {
+        honest.push(h.await.unwrap());
+    }
+    attacker.abort();
+    assert_eq!(agree(&honest), baseline, "a non-owner poisoned the model");
+    for r in &honest[0] {
+        assert_eq!(
+            r.included.len(),
+            3,
+            "round {}: censored by forged norms",
+            r.round
+        );
+    }
+    let _ = clients;
+}
+
+/// A participant (Dave, honest in everything else) sends forged `Norms` and `Reduced` for
+/// every chunk it does not own, from its own bound peer, as soon as the proposal is out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participant_cannot_forge_another_owners_chunk() {
+    init_tracing();
+    const FOUR: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
+    let baseline = agree(&honest_run(&FOUR, ROUNDS, |_| {}).await);
+
+    let (handles, clients, boot) = spawn_all(&FOUR, ROUNDS).await;
+    // An observer swarm (no hello, never a participant) watches the gossip for proposals;
+    // the forgeries go out through Dave's own swarm, signed with Dave's key.
+    let (_observer, events) = net::start(net_cfg(boot)).await.unwrap();
+    let dave = Keys::from_suri("//Dave").unwrap();
+    let attacker = spawn_forger(events, vec![(dave, clients[3].clone())], false);
+    let mut all = Vec::new();
+    for h in handles {
+        all.push(h.await.unwrap());
+    }
+    attacker.abort();
+    let honest = &all[..3];
+    assert_eq!(
+        agree(honest),
+        baseline,
+        "a non-owner participant poisoned the model"
+    );
+    for r in &honest[0] {
+        assert_eq!(
+            r.included.len(),
+            4,
+            "round {}: censored by forged norms",
+            r.round
+        );
+    }
 }

@@ -9,7 +9,8 @@
 
 use super::*;
 use crate::pallet::{
-    AggregateOf, BalanceOf, Commitments, Config, Deadlines, JobSpecOf, Jobs, NextJobId, Pallet,
+    AggregateOf, BalanceOf, Commitments, Config, Contributors, DeadlineCursor, Deadlines,
+    JobSpecOf, Jobs, NextJobId, Pallet,
 };
 use alloc::{vec, vec::Vec};
 use frame_benchmarking::v2::*;
@@ -19,7 +20,7 @@ use frame_support::{
 };
 use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use sp_core::{crypto::KeyTypeId, sr25519, H256};
-use sp_runtime::traits::{IdentifyAccount, One, Saturating};
+use sp_runtime::traits::{IdentifyAccount, Saturating};
 use trainchain_primitives::{update_commitment, AggregatePayload, IncludedShare};
 
 const KEY_TYPE: KeyTypeId = KeyTypeId(*b"trbn");
@@ -75,7 +76,18 @@ fn spec<T: Config>(min: u32, max: u32, max_failed_rounds: u32) -> JobSpecOf<T> {
 }
 
 fn new_job<T: Config>(min: u32, max: u32, rounds: u32, max_failed_rounds: u32) -> JobId {
-    let sponsor = funded::<T>("sponsor", 0);
+    new_job_of::<T>(0, min, max, rounds, max_failed_rounds)
+}
+
+/// A job of sponsor number `sponsor` (distinct sponsors touch distinct accounts and holds).
+fn new_job_of<T: Config>(
+    sponsor: u32,
+    min: u32,
+    max: u32,
+    rounds: u32,
+    max_failed_rounds: u32,
+) -> JobId {
+    let sponsor = funded::<T>("sponsor", sponsor);
     let id = NextJobId::<T>::get();
     Pallet::<T>::create_job(
         RawOrigin::Signed(sponsor).into(),
@@ -94,7 +106,7 @@ mod benchmarks {
     #[benchmark]
     fn create_job() {
         let sponsor = funded::<T>("sponsor", 0);
-        let spec = spec::<T>(1, T::MaxContributors::get(), 3);
+        let spec = spec::<T>(1, T::MaxContributors::get(), T::MaxFailedRounds::get());
         #[extrinsic_call]
         _(
             RawOrigin::Signed(sponsor),
@@ -124,7 +136,7 @@ mod benchmarks {
         assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Running);
     }
 
-    /// Worst case: leaving with a commitment from an earlier round to clean up.
+    /// Worst case: leaving after committing in the open round, once the grace has passed.
     #[benchmark]
     fn leave_job() {
         let id = new_job::<T>(1, 2, 3, 3);
@@ -138,13 +150,45 @@ mod benchmarks {
             10,
         )
         .unwrap();
-        Jobs::<T>::mutate(id, |j| {
-            if let Some(j) = j {
-                j.round.index = 1;
-            }
-        });
+        let job = Jobs::<T>::get(id).unwrap();
+        frame_system::Pallet::<T>::set_block_number(
+            job.round.commit_until.saturating_add(T::LeaveGrace::get()),
+        );
         #[extrinsic_call]
         _(RawOrigin::Signed(who.clone()), id);
+        assert!(Contributors::<T>::get(id, &who)
+            .unwrap()
+            .unbonding_until
+            .is_some());
+    }
+
+    /// A bond released after unbonding, with a commitment to clean up.
+    #[benchmark]
+    fn withdraw_bond() {
+        let id = new_job::<T>(1, 2, 3, 3);
+        let who = funded::<T>("contributor", 0);
+        Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+        Pallet::<T>::commit_update(
+            RawOrigin::Signed(who.clone()).into(),
+            id,
+            0,
+            H256::repeat_byte(3),
+            10,
+        )
+        .unwrap();
+        let job = Jobs::<T>::get(id).unwrap();
+        frame_system::Pallet::<T>::set_block_number(
+            job.round.commit_until.saturating_add(T::LeaveGrace::get()),
+        );
+        Pallet::<T>::leave_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+        let until = Contributors::<T>::get(id, &who)
+            .unwrap()
+            .unbonding_until
+            .unwrap();
+        frame_system::Pallet::<T>::set_block_number(until);
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()), id);
+        assert!(!Contributors::<T>::contains_key(id, &who));
         assert!(!Commitments::<T>::contains_key(id, &who));
     }
 
@@ -207,79 +251,105 @@ mod benchmarks {
             shares.push(IncludedShare {
                 who: who.clone(),
                 samples: 1_000,
+                update_hash: update_hash.0,
             });
             reveals.push((update_hash, salt));
         }
         let model = H256::repeat_byte(9);
-        let bytes = AggregatePayload::new(Pallet::<T>::genesis_hash(), id, 0, model.0, shares)
-            .signing_bytes();
+        let submitter = keys[0].1.clone();
+        let payload = AggregatePayload::new(
+            Pallet::<T>::genesis_hash(),
+            id,
+            0,
+            model.0,
+            submitter.clone(),
+            shares,
+        );
         let contributions: Vec<_> = keys
             .iter()
             .zip(reveals)
-            .map(|((public, who), (update_hash, salt))| SignedContribution {
+            .enumerate()
+            .map(|(i, ((public, who), (update_hash, salt)))| SignedContribution {
                 who: who.clone(),
                 update_hash,
                 salt,
-                signature: sign::<T>(public, &bytes),
+                metric: Some(i as u32),
+                signature: sign::<T>(public, &payload.signing_bytes(Some(i as u32))),
             })
             .collect();
         let aggregate: AggregateOf<T> = Aggregate {
             model_hash: model,
-            metric: Some(1),
+            submitter: submitter.clone(),
             contributions: BoundedVec::truncate_from(contributions),
         };
-        let submitter = keys[0].1.clone();
         #[extrinsic_call]
         _(RawOrigin::Signed(submitter), id, 0, aggregate);
         assert_eq!(Jobs::<T>::get(id).unwrap().finalized_rounds, 1);
     }
 
-    /// Two payloads of the largest size, both signatures verified.
+    /// Two statements of the largest size, both signatures verified; the offender committed
+    /// in the open round, so the round's count is corrected too.
     #[benchmark]
     fn report_equivocation() {
         let max = T::MaxContributors::get();
         let id = new_job::<T>(1, max, 2, 3);
         let (public, offender) = signer::<T>();
         Pallet::<T>::join_job(RawOrigin::Signed(offender.clone()).into(), id).unwrap();
+        Pallet::<T>::commit_update(
+            RawOrigin::Signed(offender.clone()).into(),
+            id,
+            0,
+            H256::repeat_byte(3),
+            10,
+        )
+        .unwrap();
         let shares: Vec<_> = (0..max)
             .map(|_| IncludedShare {
                 who: offender.clone(),
                 samples: 1,
+                update_hash: [3u8; 32],
             })
             .collect();
         let genesis = Pallet::<T>::genesis_hash();
-        let a = AggregatePayload::new(genesis, id, 0, [1u8; 32], shares.clone()).signing_bytes();
-        let b = AggregatePayload::new(genesis, id, 0, [2u8; 32], shares).signing_bytes();
-        let (sa, sb) = (sign::<T>(&public, &a), sign::<T>(&public, &b));
+        let statement = |model: u8| {
+            AggregatePayload::new(genesis, id, 0, [model; 32], offender.clone(), shares.clone())
+                .signing_bytes(Some(u32::MAX))
+        };
+        let (a, b) = (statement(1), statement(2));
+        let proof = EquivocationProof {
+            job_id: id,
+            round: 0,
+            offender: offender.clone(),
+            first: SignedEvidence {
+                signature: sign::<T>(&public, &a),
+                statement: BoundedVec::truncate_from(a),
+            },
+            second: SignedEvidence {
+                signature: sign::<T>(&public, &b),
+                statement: BoundedVec::truncate_from(b),
+            },
+        };
         let reporter = funded::<T>("reporter", 0);
         #[extrinsic_call]
-        _(
-            RawOrigin::Signed(reporter),
-            id,
-            0,
-            offender.clone(),
-            BoundedVec::truncate_from(a),
-            sa,
-            BoundedVec::truncate_from(b),
-            sb,
-        );
-        assert!(!crate::pallet::Contributors::<T>::contains_key(
-            id, &offender
-        ));
+        _(RawOrigin::Signed(reporter), alloc::boxed::Box::new(proof));
+        assert!(!Contributors::<T>::contains_key(id, &offender));
+        assert_eq!(Jobs::<T>::get(id).unwrap().round.committed, 0);
     }
 
     /// `d` rounds expire in one block; each one is the job's last allowed failure, so each
-    /// job also ends and refunds its escrow.
+    /// job also ends and releases its escrow and deposit. Every job has its own sponsor, so
+    /// every release touches another account and hold.
     #[benchmark]
     fn on_initialize_deadlines(d: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
-        let who = funded::<T>("contributor", 0);
-        for _ in 0..d {
-            let id = new_job::<T>(1, 2, 2, 1);
-            Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+        for i in 0..d {
+            let id = new_job_of::<T>(i, 1, 2, 2, 1);
+            let who = funded::<T>("contributor", i);
+            Pallet::<T>::join_job(RawOrigin::Signed(who).into(), id).unwrap();
         }
         let now = frame_system::Pallet::<T>::block_number();
         let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
-        assert_eq!(Deadlines::<T>::get(deadline).len() as u32, d);
+        assert_eq!(Deadlines::<T>::iter_prefix(deadline).count() as u32, d);
+        DeadlineCursor::<T>::put(deadline);
         #[block]
         {
             Pallet::<T>::on_initialize(deadline);
@@ -287,7 +357,6 @@ mod benchmarks {
         for id in 0..u64::from(d) {
             assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Failed);
         }
-        let _ = BlockNumberFor::<T>::one();
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

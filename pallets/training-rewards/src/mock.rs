@@ -8,7 +8,7 @@
 use crate as pallet_training_rewards;
 use frame_support::{
     derive_impl, parameter_types,
-    traits::{ConstU32, Hooks},
+    traits::{ConstU32, ConstU64, Hooks},
 };
 use sp_core::{sr25519, Pair};
 use sp_runtime::{
@@ -46,6 +46,7 @@ impl pallet_balances::Config for Test {
 
 parameter_types! {
     pub static ExistentialDeposit: Balance = 1;
+    pub static JobDeposit: Balance = 7;
     pub const SubmitterShare: Perbill = Perbill::from_percent(2);
     pub const ReporterShare: Perbill = Perbill::from_percent(50);
 }
@@ -59,7 +60,12 @@ impl pallet_training_rewards::Config for Test {
     type MaxMetadataLen = ConstU32<256>;
     type MaxContributors = ConstU32<64>;
     type MaxRounds = ConstU32<1000>;
+    type MaxRoundLength = ConstU64<100>;
+    type MaxFailedRounds = ConstU32<10>;
     type MaxDeadlinesPerBlock = ConstU32<4>;
+    type JobDeposit = JobDeposit;
+    type UnbondingPeriod = ConstU64<200>;
+    type LeaveGrace = ConstU64<2>;
     type HistoryDepth = ConstU32<8>;
     type SubmitterShare = SubmitterShare;
     type ReporterShare = ReporterShare;

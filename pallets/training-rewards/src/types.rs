@@ -187,6 +187,12 @@ pub struct Job<
     pub escrow: EscrowLedger<Balance>,
     /// Bond accounting.
     pub bonds: BondLedger<Balance>,
+    /// Storage deposit held from the sponsor while the job is live (`JobDeposit`); zero once
+    /// the job has ended and it was returned.
+    pub deposit: Balance,
+    /// The sponsor cancelled while a round with commitments was open: the job ends, as
+    /// `Cancelled`, when that round closes, and no further round starts.
+    pub cancel_requested: bool,
 }
 
 /// A contributor's membership of a job.
@@ -200,6 +206,16 @@ pub struct Contributor<Balance, BlockNumber> {
     pub earned: Balance,
     /// Rounds in which the contributor was included in the aggregate.
     pub rounds_included: u32,
+    /// Set by `leave_job`: the contributor no longer takes part and its bond can be withdrawn
+    /// from this block on (until then it can still be slashed on evidence).
+    pub unbonding_until: Option<BlockNumber>,
+}
+
+impl<Balance, BlockNumber> Contributor<Balance, BlockNumber> {
+    /// True while the contributor takes part in rounds (it has not called `leave_job`).
+    pub fn is_active(&self) -> bool {
+        self.unbonding_until.is_none()
+    }
 }
 
 /// A contributor's commitment for a round.
@@ -213,7 +229,8 @@ pub struct CommitRecord {
     pub samples: u64,
 }
 
-/// One included contributor in an aggregate: its reveal and its signature over the payload.
+/// One included contributor in an aggregate: its reveal, its own metric of the new model and
+/// its signature over both.
 #[derive(
     Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
 )]
@@ -224,7 +241,9 @@ pub struct SignedContribution<AccountId, Signature> {
     pub update_hash: H256,
     /// Its salt (reveal part 2).
     pub salt: H256,
-    /// Its signature over `trainchain_primitives::AggregatePayload::signing_bytes()`.
+    /// Its own measurement of the new model (e.g. accuracy in ppm), signed with the payload.
+    pub metric: Option<u32>,
+    /// Its signature over `trainchain_primitives::AggregatePayload::signing_bytes(metric)`.
     pub signature: Signature,
 }
 
@@ -248,8 +267,8 @@ pub struct Aggregate<
 > {
     /// blake2-256 of the canonical encoding of the new model state.
     pub model_hash: H256,
-    /// Optional validation metric (e.g. accuracy in parts per million).
-    pub metric: Option<u32>,
+    /// Who earns the submitter share (signed; must be one of the included contributors).
+    pub submitter: AccountId,
     /// The included contributors, in the order they appear in the signed payload.
     pub contributions: BoundedVec<SignedContribution<AccountId, Signature>, MaxContributors>,
 }
@@ -293,12 +312,64 @@ pub struct RoundResult<
     pub committed: u32,
     /// New model hash (finalised rounds).
     pub model_hash: Option<H256>,
-    /// Validation metric, if the aggregate carried one.
+    /// Median of the signers' metrics (lower median), if any signer reported one.
     pub metric: Option<u32>,
-    /// Who submitted the aggregate.
+    /// Who earned the submitter share (named in the signed payload).
     pub submitter: Option<AccountId>,
     /// What the submitter was paid on top.
     pub submitter_reward: Balance,
     /// Payouts to included contributors, in aggregate order.
     pub payouts: BoundedVec<Payout<AccountId, Balance>, MaxContributors>,
+}
+
+/// One signed statement of an equivocation report: the exact signed bytes
+/// (`AggregatePayload::signing_bytes(metric)`) and the signature over them.
+#[derive(
+    CloneNoBound,
+    PartialEqNoBound,
+    EqNoBound,
+    DebugNoBound,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxLen))]
+pub struct SignedEvidence<Signature: Clone + PartialEq + Eq + Debug, MaxLen: Get<u32>> {
+    /// The signed bytes.
+    pub statement: BoundedVec<u8, MaxLen>,
+    /// The offender's signature over them.
+    pub signature: Signature,
+}
+
+/// Proof that `offender` signed two conflicting aggregate payloads (same job, round and
+/// included contributors, different models): see `AggregatePayload::conflicts_with`.
+#[derive(
+    CloneNoBound,
+    PartialEqNoBound,
+    EqNoBound,
+    DebugNoBound,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxLen))]
+pub struct EquivocationProof<
+    AccountId: Clone + PartialEq + Eq + Debug,
+    Signature: Clone + PartialEq + Eq + Debug,
+    MaxLen: Get<u32>,
+> {
+    /// The job.
+    pub job_id: JobId,
+    /// The round.
+    pub round: RoundIndex,
+    /// Who signed both.
+    pub offender: AccountId,
+    /// The first statement.
+    pub first: SignedEvidence<Signature, MaxLen>,
+    /// The second, conflicting statement.
+    pub second: SignedEvidence<Signature, MaxLen>,
 }

@@ -21,16 +21,7 @@ fn honest_rerun_without_a_silent_member_is_not_slashable() {
         let first = payload(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
         let rerun = payload(id, 0, H256::repeat_byte(8), &[(1, 100), (2, 300)]);
         assert_noop!(
-            TrainingRewards::report_equivocation(
-                origin(3),
-                id,
-                0,
-                account(1),
-                BoundedVec::truncate_from(first.clone()),
-                sign(1, &first),
-                BoundedVec::truncate_from(rerun.clone()),
-                sign(1, &rerun),
-            ),
+            report_signed(3, id, 0, 1, &first, &rerun),
             Error::<Test>::NotEquivocation
         );
     });
@@ -47,7 +38,7 @@ fn colluders_cannot_finalise_before_honest_members_commit() {
         run_to_block(2);
         let agg = aggregate(id, 0, H256::repeat_byte(6), &[(1, 1_000), (2, 1_000)]);
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(1), id, 0, agg),
+            submit_agg(1, id, 0, agg),
             Error::<Test>::CommitWindowOpen
         );
         // The honest members commit in time; after the window the quorum counts them.
@@ -56,7 +47,7 @@ fn colluders_cannot_finalise_before_honest_members_commit() {
         run_to_block(6);
         let agg = aggregate(id, 0, H256::repeat_byte(6), &[(1, 1_000), (2, 1_000)]);
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(1), id, 0, agg),
+            submit_agg(1, id, 0, agg),
             Error::<Test>::QuorumNotMet
         );
     });
@@ -67,23 +58,28 @@ fn colluders_cannot_finalise_before_honest_members_commit() {
 fn deadline_filler_jobs_cannot_kill_a_victim_job() {
     test(|| {
         let victim = running_job_with_members(3, 2);
-        let next_deadline = job(victim).round.deadline + spec().round_length;
-        // The attacker aims cheap jobs at every block the victim's next deadline could use.
-        let mut cheap = spec();
-        cheap.min_contributors = 1;
-        cheap.contributor_bond = 0;
-        cheap.round_length = 10;
-        run_to_block(1 + 10 - 10 + 1);
-        for _ in 0..(4 * 8 + 4) {
-            let filler = NextJobId::<Test>::get();
-            let _ = TrainingRewards::create_job(origin(9), cheap.clone(), 1, 1);
-            let _ = TrainingRewards::join_job(origin(9), filler);
+        // Round 0 fails at block 11 (nobody commits) and round 1 then wants block 21. In block
+        // 10 the attacker aims cheap jobs (reward 1, bond 0, one member) at blocks 21..=28,
+        // every block a full deadline block could spill into.
+        run_to_block(10);
+        for round_length in 11..=18u64 {
+            let mut cheap = spec();
+            cheap.min_contributors = 1;
+            cheap.contributor_bond = 0;
+            cheap.round_length = round_length;
+            for _ in 0..4 {
+                let filler = NextJobId::<Test>::get();
+                assert_ok!(TrainingRewards::create_job(origin(9), cheap.clone(), 1, 1));
+                assert_ok!(TrainingRewards::join_job(origin(9), filler));
+            }
         }
-        let _ = next_deadline;
-        // The victim's round 0 expires (nobody committed) and round 1 must still start.
         run_to_block(11);
+        // The victim's round 1 started, with its own deadline.
         assert_eq!(job(victim).status, JobStatus::Running);
         assert_eq!(job(victim).round.index, 1);
+        assert_eq!(job(victim).round.deadline, 21);
+        // Filler jobs cost their sponsor a deposit each while they live.
+        assert_eq!(held(HoldReason::JobDeposit, 9), 32 * JobDeposit::get());
     });
 }
 
@@ -117,21 +113,12 @@ fn equivocator_cannot_escape_the_slash_by_leaving() {
         let id = running_job_with_commits(3);
         let all = [(1u8, 100u64), (2, 300), (3, 600)];
         let agg = aggregate(id, 0, H256::repeat_byte(9), &all);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         let a = payload(id, 0, H256::repeat_byte(9), &all);
         let b = payload(id, 0, H256::repeat_byte(8), &all);
         // The equivocator leaves as soon as the round closed.
         let _ = TrainingRewards::leave_job(origin(2), id);
-        assert_ok!(TrainingRewards::report_equivocation(
-            origin(5),
-            id,
-            0,
-            account(2),
-            BoundedVec::truncate_from(a.clone()),
-            sign(2, &a),
-            BoundedVec::truncate_from(b.clone()),
-            sign(2, &b),
-        ));
+        assert_ok!(report_signed(5, id, 0, 2, &a, &b));
         assert_eq!(job(id).bonds.slashed, BOND);
     });
 }
@@ -144,18 +131,7 @@ fn used_evidence_cannot_slash_a_rejoined_member_again() {
         let all = [(1u8, 100u64), (2, 300), (3, 600)];
         let a = payload(id, 0, H256::repeat_byte(9), &all);
         let b = payload(id, 0, H256::repeat_byte(8), &all);
-        let report = || {
-            TrainingRewards::report_equivocation(
-                origin(5),
-                id,
-                0,
-                account(2),
-                BoundedVec::truncate_from(a.clone()),
-                sign(2, &a),
-                BoundedVec::truncate_from(b.clone()),
-                sign(2, &b),
-            )
-        };
+        let report = || report_signed(5, id, 0, 2, &a, &b);
         assert_ok!(report());
         assert_ok!(TrainingRewards::join_job(origin(2), id));
         assert_noop!(report(), Error::<Test>::DuplicateOffence);
@@ -170,16 +146,7 @@ fn slashing_a_committed_member_lowers_the_committed_count() {
         let all = [(1u8, 100u64), (2, 300), (3, 600)];
         let a = payload(id, 0, H256::repeat_byte(9), &all);
         let b = payload(id, 0, H256::repeat_byte(8), &all);
-        assert_ok!(TrainingRewards::report_equivocation(
-            origin(5),
-            id,
-            0,
-            account(3),
-            BoundedVec::truncate_from(a.clone()),
-            sign(3, &a),
-            BoundedVec::truncate_from(b.clone()),
-            sign(3, &b),
-        ));
+        assert_ok!(report_signed(5, id, 0, 3, &a, &b));
         assert_eq!(job(id).round.committed, 2);
     });
 }
@@ -194,7 +161,7 @@ fn cancelling_mid_round_still_pays_the_committed_round() {
         assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), id));
         run_to_block(6);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &all);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         assert!(free(3) > before);
         assert_eq!(job(id).status, JobStatus::Cancelled);
         assert!(held(HoldReason::JobEscrow, SPONSOR).is_zero());
@@ -208,11 +175,33 @@ fn front_runner_cannot_rewrite_the_metric() {
         let id = running_job_with_commits(3);
         let all = [(1u8, 100u64), (2, 300), (3, 600)];
         let mut copied = aggregate(id, 0, H256::repeat_byte(9), &all);
-        copied.metric = Some(1_000_000);
+        copied.contributions[0].metric = Some(1_000_000);
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(3), id, 0, copied),
+            submit_agg(3, id, 0, copied),
             Error::<Test>::InvalidSignature
         );
+    });
+}
+
+#[test]
+fn front_runner_cannot_take_the_submitter_share() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        // Member 3 copies member 1's pending aggregate and names itself.
+        let mut copied = aggregate(id, 0, H256::repeat_byte(9), &all);
+        copied.submitter = account(3);
+        assert_noop!(
+            submit_agg(3, id, 0, copied),
+            Error::<Test>::InvalidSignature
+        );
+        // Sending the copy unchanged pays the share to the named submitter, not the sender.
+        let before = (free(1), free(3));
+        let copy = aggregate(id, 0, H256::repeat_byte(9), &all);
+        assert_ok!(submit_agg(3, id, 0, copy));
+        let pot = REWARD - REWARD * 2 / 100;
+        assert_eq!(free(1), before.0 + pot / 10 + REWARD * 2 / 100);
+        assert_eq!(free(3), before.1 + pot * 6 / 10);
     });
 }
 
@@ -255,7 +244,7 @@ fn dust_payout_to_a_reaped_account_does_not_revert_the_round() {
         commit(id, 0, 1, 1_000);
         commit(id, 0, 42, 1);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 1_000), (42, 1)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         assert_eq!(job(id).status, JobStatus::Completed);
     });
 }

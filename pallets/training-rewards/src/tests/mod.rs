@@ -8,7 +8,7 @@
     clippy::panic
 )]
 
-use crate::{mock::*, pallet::*, types::*, Error, Event};
+use crate::{mock::*, pallet::*, types::*, Error, Event, WeightInfo};
 use frame_support::{
     assert_noop, assert_ok,
     traits::fungible::{Inspect, InspectHold},
@@ -17,6 +17,9 @@ use frame_support::{
 use sp_core::H256;
 use sp_runtime::{traits::Zero, DispatchError, MultiSignature};
 use trainchain_primitives::{update_commitment, AggregatePayload, IncludedShare};
+
+/// Every signer's metric in the helpers' aggregates.
+const METRIC: u32 = 900_000;
 
 const SPONSOR: u8 = 0;
 const REWARD: Balance = 10_000;
@@ -97,22 +100,34 @@ fn commit(id: JobId, round: RoundIndex, n: u8, samples: u64) {
     ));
 }
 
-/// The payload the contributors `members` (with their committed samples) sign.
-fn payload(id: JobId, round: RoundIndex, model: H256, members: &[(u8, u64)]) -> Vec<u8> {
+/// The payload the contributors `members` (with their committed samples) sign; the first
+/// member is the submitter.
+fn payload_of(
+    id: JobId,
+    round: RoundIndex,
+    model: H256,
+    members: &[(u8, u64)],
+) -> AggregatePayload<AccountId> {
     AggregatePayload::new(
         TrainingRewards::genesis_hash(),
         id,
         round,
         model.0,
+        account(members.first().map_or(1, |m| m.0)),
         members
             .iter()
             .map(|(n, s)| IncludedShare {
                 who: account(*n),
                 samples: *s,
+                update_hash: update_hash(*n).0,
             })
             .collect(),
     )
-    .signing_bytes()
+}
+
+/// The bytes each member signs (payload and the metric `METRIC`).
+fn payload(id: JobId, round: RoundIndex, model: H256, members: &[(u8, u64)]) -> Vec<u8> {
+    payload_of(id, round, model, members).signing_bytes(Some(METRIC))
 }
 
 fn aggregate(
@@ -124,7 +139,7 @@ fn aggregate(
     let bytes = payload(id, round, model, members);
     Aggregate {
         model_hash: model,
-        metric: Some(900_000),
+        submitter: account(members.first().map_or(1, |m| m.0)),
         contributions: BoundedVec::truncate_from(
             members
                 .iter()
@@ -132,11 +147,67 @@ fn aggregate(
                     who: account(*n),
                     update_hash: update_hash(*n),
                     salt: salt(*n),
+                    metric: Some(METRIC),
                     signature: sign(*n, &bytes),
                 })
                 .collect(),
         ),
     }
+}
+
+/// `submit_aggregate` by `who`, with the error alone (early failures also carry a weight).
+fn submit_agg(
+    who: u8,
+    id: JobId,
+    round: RoundIndex,
+    agg: AggregateOf<Test>,
+) -> frame_support::dispatch::DispatchResult {
+    TrainingRewards::submit_aggregate(origin(who), id, round, agg)
+        .map(|_| ())
+        .map_err(|e| e.error)
+}
+
+/// `report_equivocation` by `reporter` with statements `a` and `b` signed as given.
+fn report(
+    reporter: u8,
+    id: JobId,
+    round: RoundIndex,
+    offender: u8,
+    (a, sa): (&[u8], MultiSignature),
+    (b, sb): (&[u8], MultiSignature),
+) -> frame_support::dispatch::DispatchResult {
+    TrainingRewards::report_equivocation(
+        origin(reporter),
+        Box::new(EquivocationProof {
+            job_id: id,
+            round,
+            offender: account(offender),
+            first: SignedEvidence {
+                statement: BoundedVec::truncate_from(a.to_vec()),
+                signature: sa,
+            },
+            second: SignedEvidence {
+                statement: BoundedVec::truncate_from(b.to_vec()),
+                signature: sb,
+            },
+        }),
+    )
+}
+
+/// `offender` signs `a` and `b` and `reporter` reports them.
+fn report_signed(reporter: u8, id: JobId, round: RoundIndex, offender: u8, a: &[u8], b: &[u8]) -> frame_support::dispatch::DispatchResult {
+    report(reporter, id, round, offender, (a, sign(offender, a)), (b, sign(offender, b)))
+}
+
+/// Release `n`'s bond: leave, wait out the unbonding period, withdraw.
+fn leave_and_withdraw(n: u8, id: JobId) {
+    assert_ok!(TrainingRewards::leave_job(origin(n), id));
+    let until = Contributors::<Test>::get(id, account(n))
+        .unwrap()
+        .unbonding_until
+        .unwrap();
+    run_to_block(until);
+    assert_ok!(TrainingRewards::withdraw_bond(origin(n), id));
 }
 
 /// A running job with contributors 1, 2, 3 joined and committed in round 0.
@@ -164,7 +235,8 @@ fn create_job_escrows_reward_and_emits_event() {
         let id = create(5);
         assert_eq!(id, 0);
         assert_eq!(held(HoldReason::JobEscrow, SPONSOR), REWARD * 5);
-        assert_eq!(free(SPONSOR), before - REWARD * 5);
+        assert_eq!(held(HoldReason::JobDeposit, SPONSOR), JobDeposit::get());
+        assert_eq!(free(SPONSOR), before - REWARD * 5 - JobDeposit::get());
         let j = job(id);
         assert_eq!(j.status, JobStatus::WaitingForContributors);
         assert_eq!(j.escrow.deposited, REWARD * 5);
@@ -256,6 +328,25 @@ fn create_job_rejects_bad_specs() {
             Error::<Test>::ZeroMaxFailedRounds
         );
         assert_noop!(
+            TrainingRewards::create_job(s.clone(), with(|x| x.max_failed_rounds = 11), REWARD, 3),
+            Error::<Test>::TooManyFailedRounds
+        );
+        assert_noop!(
+            TrainingRewards::create_job(s.clone(), with(|x| x.round_length = 101), REWARD, 3),
+            Error::<Test>::RoundTooLong
+        );
+        // Escrow affordable, storage deposit not: nothing stays on hold.
+        assert_noop!(
+            TrainingRewards::create_job(origin(99), spec(), 4, 1),
+            Error::<Test>::InsufficientBalance
+        );
+        NextJobId::<Test>::put(u64::MAX);
+        assert_noop!(
+            TrainingRewards::create_job(s.clone(), spec(), REWARD, 3),
+            Error::<Test>::Overflow
+        );
+        NextJobId::<Test>::put(0);
+        assert_noop!(
             TrainingRewards::create_job(s, spec(), ENDOWMENT, 3),
             Error::<Test>::InsufficientBalance
         );
@@ -292,8 +383,9 @@ fn cancel_job_refunds_unspent_escrow() {
         let id = create(3);
         let before = free(SPONSOR);
         assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), id));
-        assert_eq!(free(SPONSOR), before + REWARD * 3);
+        assert_eq!(free(SPONSOR), before + REWARD * 3 + JobDeposit::get());
         assert!(held(HoldReason::JobEscrow, SPONSOR).is_zero());
+        assert!(held(HoldReason::JobDeposit, SPONSOR).is_zero());
         assert_eq!(job(id).status, JobStatus::Cancelled);
         System::assert_last_event(
             Event::JobCancelled {
@@ -333,15 +425,17 @@ fn cancel_after_a_paid_round_refunds_only_the_rest() {
     test(|| {
         let id = running_job_with_commits(3);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         let before = free(SPONSOR);
+        // Nobody committed in the open round 1: the job ends now.
         assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), id));
-        assert_eq!(free(SPONSOR), before + REWARD * 2);
+        assert_eq!(free(SPONSOR), before + REWARD * 2 + JobDeposit::get());
         let j = job(id);
+        assert_eq!(j.status, JobStatus::Cancelled);
         assert_eq!(j.escrow.refunded, REWARD * 2);
-        // Contributors keep their bonds until they leave; they can leave now.
+        // Contributors keep their bonds until they leave and unbond.
         assert_eq!(held(HoldReason::ContributorBond, 1), BOND);
-        assert_ok!(TrainingRewards::leave_job(origin(1), id));
+        leave_and_withdraw(1, id);
         assert!(held(HoldReason::ContributorBond, 1).is_zero());
     });
 }
@@ -377,7 +471,7 @@ fn join_holds_bond_and_starts_first_round_at_minimum() {
             }
             .into(),
         );
-        assert!(Deadlines::<Test>::get(11).contains(&(id, 0)));
+        assert_eq!(Deadlines::<Test>::get(11, id), Some(0));
     });
 }
 
@@ -425,12 +519,40 @@ fn leave_releases_bond_but_not_in_open_round() {
             TrainingRewards::leave_job(origin(5), 9),
             Error::<Test>::UnknownJob
         );
+        assert_noop!(
+            TrainingRewards::withdraw_bond(origin(1), id),
+            Error::<Test>::NotLeaving
+        );
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         let before = free(1);
         assert_ok!(TrainingRewards::leave_job(origin(1), id));
-        assert_eq!(free(1), before + BOND);
+        System::assert_last_event(
+            Event::ContributorUnbonding {
+                job_id: id,
+                who: account(1),
+                until: 201,
+            }
+            .into(),
+        );
+        // Out of the job at once, bond still on hold (slashable) until unbonded.
         assert_eq!(job(id).contributors, 2);
+        assert_eq!(held(HoldReason::ContributorBond, 1), BOND);
+        assert_noop!(
+            TrainingRewards::leave_job(origin(1), id),
+            Error::<Test>::AlreadyLeaving
+        );
+        assert_noop!(
+            TrainingRewards::commit_update(origin(1), id, 1, commitment(id, 1, 1), 10),
+            Error::<Test>::NotContributor
+        );
+        assert_noop!(
+            TrainingRewards::withdraw_bond(origin(1), id),
+            Error::<Test>::StillUnbonding
+        );
+        System::set_block_number(201);
+        assert_ok!(TrainingRewards::withdraw_bond(origin(1), id));
+        assert_eq!(free(1), before + BOND);
         System::assert_last_event(
             Event::ContributorLeft {
                 job_id: id,
@@ -505,11 +627,6 @@ fn commit_errors() {
             TrainingRewards::commit_update(origin(1), id, 0, c, 10),
             Error::<Test>::AlreadyCommitted
         );
-        // A copied commitment.
-        assert_noop!(
-            TrainingRewards::commit_update(origin(2), id, 0, c, 10),
-            Error::<Test>::CommitmentReused
-        );
         run_to_block(6);
         assert_noop!(
             TrainingRewards::commit_update(origin(2), id, 0, commitment(id, 0, 2), 10),
@@ -527,12 +644,13 @@ fn aggregate_finalises_and_pays_pro_rata() {
         let before: Vec<Balance> = (1..=3).map(free).collect();
         let model = H256::repeat_byte(9);
         let agg = aggregate(id, 0, model, &[(1, 100), (2, 300), (3, 600)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(2), id, 0, agg));
+        // Sent by 2; the payload names 1 as the submitter.
+        assert_ok!(submit_agg(2, id, 0, agg));
         // 2% to the submitter, 98% split 1:3:6.
         let submitter_reward = REWARD * 2 / 100;
         let pot = REWARD - submitter_reward;
-        assert_eq!(free(1), before[0] + pot / 10);
-        assert_eq!(free(2), before[1] + pot * 3 / 10 + submitter_reward);
+        assert_eq!(free(1), before[0] + pot / 10 + submitter_reward);
+        assert_eq!(free(2), before[1] + pot * 3 / 10);
         assert_eq!(free(3), before[2] + pot * 6 / 10);
         let j = job(id);
         assert_eq!(j.finalized_rounds, 1);
@@ -556,7 +674,7 @@ fn aggregate_finalises_and_pays_pro_rata() {
                 model_hash: model,
                 included: 3,
                 paid: pot,
-                submitter: account(2),
+                submitter: account(1),
                 submitter_reward,
             }
             .into(),
@@ -577,13 +695,13 @@ fn rounding_remainder_stays_in_escrow_and_returns_on_completion() {
         }
         let sponsor_before = free(SPONSOR);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 7), (2, 7), (3, 7)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         let j = job(id);
         assert_eq!(j.status, JobStatus::Completed);
         assert_eq!(j.escrow.paid_contributors, 3 * 3266);
         assert_eq!(j.escrow.paid_submitters, 200);
         assert_eq!(j.escrow.refunded, 2);
-        assert_eq!(free(SPONSOR), sponsor_before + 2);
+        assert_eq!(free(SPONSOR), sponsor_before + 2 + JobDeposit::get());
         assert!(held(HoldReason::JobEscrow, SPONSOR).is_zero());
         System::assert_last_event(
             Event::JobCompleted {
@@ -600,11 +718,14 @@ fn job_completes_after_all_rounds() {
     test(|| {
         let id = running_job_with_commits(2);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         commit(id, 1, 1, 100);
         commit(id, 1, 2, 100);
+        // Member 3 did not commit: the aggregate waits for the commit window to close.
         let agg = aggregate(id, 1, H256::repeat_byte(8), &[(1, 100), (2, 100)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 1, agg));
+        assert_noop!(submit_agg(1, id, 1, agg.clone()), Error::<Test>::CommitWindowOpen);
+        run_to_block(6);
+        assert_ok!(submit_agg(1, id, 1, agg));
         let j = job(id);
         assert_eq!(j.status, JobStatus::Completed);
         assert_eq!(j.finalized_rounds, 2);
@@ -614,7 +735,7 @@ fn job_completes_after_all_rounds() {
         );
         let again = aggregate(id, 1, H256::repeat_byte(8), &[(1, 100), (2, 100)]);
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(1), id, 1, again),
+            submit_agg(1, id, 1, again),
             Error::<Test>::JobNotRunning
         );
     });
@@ -634,11 +755,11 @@ fn quorum_is_two_thirds_of_committed_and_at_least_min() {
         assert_eq!(TrainingRewards::quorum(&job(id)), 3);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 10), (2, 10)]);
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(1), id, 0, agg),
+            submit_agg(1, id, 0, agg),
             Error::<Test>::QuorumNotMet
         );
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 10), (2, 10), (4, 10)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         // Contributor 3 committed but was left out: paid nothing.
         assert!(Contributors::<Test>::get(id, account(3))
             .unwrap()
@@ -654,16 +775,16 @@ fn aggregate_attacks_are_refused() {
         let model = H256::repeat_byte(9);
         let all = [(1u8, 100u64), (2, 300), (3, 600)];
         let submit = |who: u8, agg: AggregateOf<Test>| {
-            TrainingRewards::submit_aggregate(origin(who), id, 0, agg)
+            submit_agg(who, id, 0, agg)
         };
 
         // Unknown job, wrong round, non-contributor submitter, empty aggregate.
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(1), 5, 0, aggregate(id, 0, model, &all)),
+            submit_agg(1, 5, 0, aggregate(id, 0, model, &all)),
             Error::<Test>::UnknownJob
         );
         assert_noop!(
-            TrainingRewards::submit_aggregate(origin(1), id, 1, aggregate(id, 1, model, &all)),
+            submit_agg(1, id, 1, aggregate(id, 1, model, &all)),
             Error::<Test>::WrongRound
         );
         assert_noop!(
@@ -706,20 +827,24 @@ fn aggregate_attacks_are_refused() {
         for bytes in [
             payload(id, 1, model, &all),
             payload(id + 1, 0, model, &all),
-            AggregatePayload::new(
-                [0xab; 32],
-                id,
-                0,
-                model.0,
-                all.iter()
-                    .map(|(n, s)| IncludedShare {
-                        who: account(*n),
-                        samples: *s,
-                    })
-                    .collect(),
-            )
-            .signing_bytes(),
+            {
+                let mut other_chain = payload_of(id, 0, model, &all);
+                other_chain.genesis_hash = [0xab; 32];
+                other_chain.signing_bytes(Some(METRIC))
+            },
             payload(id, 0, model, &[(1, 100), (2, 300), (3, 601)]),
+            {
+                // Another submitter, or another update hash, or another metric.
+                let mut p = payload_of(id, 0, model, &all);
+                p.submitter = account(3);
+                p.signing_bytes(Some(METRIC))
+            },
+            {
+                let mut p = payload_of(id, 0, model, &all);
+                p.included[1].update_hash = [0xcd; 32];
+                p.signing_bytes(Some(METRIC))
+            },
+            payload_of(id, 0, model, &all).signing_bytes(Some(METRIC + 1)),
         ] {
             let mut replay = aggregate(id, 0, model, &all);
             replay.contributions[0].signature = sign(1, &bytes);
@@ -731,7 +856,19 @@ fn aggregate_attacks_are_refused() {
         impostor.contributions[1].signature = sign(3, &payload(id, 0, model, &all));
         assert_noop!(submit(1, impostor), Error::<Test>::InvalidSignature);
 
+        // The named submitter must be one of the included.
+        let mut outsider = aggregate(id, 0, model, &all);
+        outsider.submitter = account(5);
+        assert_noop!(submit(1, outsider), Error::<Test>::SubmitterNotIncluded);
+
+        // At the deadline block, before the expiry runs.
+        System::set_block_number(11);
+        assert_noop!(
+            submit(1, aggregate(id, 0, model, &all)),
+            Error::<Test>::DeadlinePassed
+        );
         // After the deadline.
+        System::set_block_number(10);
         run_to_block(11);
         assert_noop!(
             submit(1, aggregate(id, 0, model, &all)),
@@ -741,12 +878,29 @@ fn aggregate_attacks_are_refused() {
 }
 
 #[test]
+fn a_losing_fallback_submitter_pays_only_for_the_early_check() {
+    test(|| {
+        let id = running_job_with_commits(3);
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        assert_ok!(submit_agg(1, id, 0, aggregate(id, 0, H256::repeat_byte(9), &all)));
+        // The fallback's copy arrives after the round closed.
+        let late = aggregate(id, 0, H256::repeat_byte(9), &all);
+        let declared = <Test as Config>::WeightInfo::submit_aggregate(3);
+        let err = TrainingRewards::submit_aggregate(origin(2), id, 0, late).unwrap_err();
+        assert_eq!(err.error, Error::<Test>::WrongRound.into());
+        let charged = err.post_info.actual_weight.unwrap();
+        assert_eq!(charged, <Test as Config>::WeightInfo::submit_aggregate(0));
+        assert!(charged.ref_time() < declared.ref_time());
+    });
+}
+
+#[test]
 fn aggregate_in_last_block_before_deadline_is_accepted() {
     test(|| {
         let id = running_job_with_commits(3);
         run_to_block(10);
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         // The stale deadline entry of round 0 does nothing at block 11.
         run_to_block(11);
         assert_eq!(job(id).round.index, 1);
@@ -793,7 +947,7 @@ fn too_many_failed_rounds_end_the_job_and_refund() {
         run_to_block(21);
         let j = job(id);
         assert_eq!(j.status, JobStatus::Failed);
-        assert_eq!(free(SPONSOR), before + REWARD * 3);
+        assert_eq!(free(SPONSOR), before + REWARD * 3 + JobDeposit::get());
         assert!(held(HoldReason::JobEscrow, SPONSOR).is_zero());
         System::assert_has_event(
             Event::JobFailed {
@@ -803,7 +957,8 @@ fn too_many_failed_rounds_end_the_job_and_refund() {
             .into(),
         );
         // Contributors get their bonds back.
-        assert_ok!(TrainingRewards::leave_job(origin(1), id));
+        leave_and_withdraw(1, id);
+        assert!(held(HoldReason::ContributorBond, 1).is_zero());
     });
 }
 
@@ -814,8 +969,9 @@ fn success_resets_the_failure_count() {
         run_to_block(11);
         commit(id, 1, 1, 10);
         commit(id, 1, 2, 10);
+        run_to_block(16);
         let agg = aggregate(id, 1, H256::repeat_byte(9), &[(1, 10), (2, 10)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 1, agg));
+        assert_ok!(submit_agg(1, id, 1, agg));
         assert_eq!(job(id).consecutive_failures, 0);
         assert_eq!(job(id).status, JobStatus::Running);
     });
@@ -824,7 +980,8 @@ fn success_resets_the_failure_count() {
 #[test]
 fn full_deadline_blocks_spill_over() {
     test(|| {
-        // MaxDeadlinesPerBlock is 4 in the mock: a fifth job due in the same block moves on.
+        // MaxDeadlinesPerBlock is 4 in the mock: five rounds due in block 11 all keep their
+        // deadline; four expire in block 11, the fifth in block 12.
         let mut ids = vec![];
         for _ in 0..5 {
             let id = create(1);
@@ -832,12 +989,23 @@ fn full_deadline_blocks_spill_over() {
             assert_ok!(TrainingRewards::join_job(origin(2), id));
             ids.push(id);
         }
-        assert_eq!(Deadlines::<Test>::get(11).len(), 4);
-        assert_eq!(job(ids[4]).round.deadline, 12);
+        assert_eq!(Deadlines::<Test>::iter_prefix(11).count(), 5);
+        assert!(ids.iter().all(|id| job(*id).round.deadline == 11));
+        run_to_block(11);
+        let expired = |ids: &[JobId]| ids.iter().filter(|id| job(**id).consecutive_failures == 1).count();
+        assert_eq!(expired(&ids), 4);
+        // The late one is still past its deadline: nothing can be submitted for it.
+        let late = *ids.iter().find(|id| job(**id).consecutive_failures == 0).unwrap();
+        assert_noop!(
+            TrainingRewards::commit_update(origin(2), late, 0, commitment(late, 0, 2), 10),
+            Error::<Test>::CommitWindowClosed
+        );
+        let agg = aggregate(late, 0, H256::repeat_byte(9), &[(1, 10)]);
+        assert_noop!(submit_agg(1, late, 0, agg), Error::<Test>::DeadlinePassed);
+        assert_eq!(DeadlineCursor::<Test>::get(), Some(11));
         run_to_block(12);
-        for id in ids {
-            assert_eq!(job(id).consecutive_failures, 1);
-        }
+        assert_eq!(expired(&ids), 5);
+        assert_eq!(DeadlineCursor::<Test>::get(), Some(13));
     });
 }
 
@@ -869,16 +1037,7 @@ fn equivocation_slashes_half_to_reporter_half_burned() {
         let b = payload(id, 0, H256::repeat_byte(8), &all);
         let issuance = Balances::total_issuance();
         let reporter_before = free(5);
-        assert_ok!(TrainingRewards::report_equivocation(
-            origin(5),
-            id,
-            0,
-            account(2),
-            BoundedVec::truncate_from(a.clone()),
-            sign(2, &a),
-            BoundedVec::truncate_from(b.clone()),
-            sign(2, &b),
-        ));
+        assert_ok!(report_signed(5, id, 0, 2, &a, &b));
         assert_eq!(free(5), reporter_before + BOND / 2);
         assert!(held(HoldReason::ContributorBond, 2).is_zero());
         assert_eq!(Balances::total_issuance(), issuance - BOND / 2);
@@ -907,53 +1066,33 @@ fn equivocation_needs_real_evidence() {
         let a = payload(id, 0, H256::repeat_byte(9), &all);
         let b = payload(id, 0, H256::repeat_byte(8), &all);
         let other_round = payload(id, 1, H256::repeat_byte(8), &all);
-        let bv = |x: &Vec<u8>| BoundedVec::truncate_from(x.clone());
-        let report =
-            |offender: u8, pa: &Vec<u8>, sa: MultiSignature, pb: &Vec<u8>, sb: MultiSignature| {
-                TrainingRewards::report_equivocation(
-                    origin(5),
-                    id,
-                    0,
-                    account(offender),
-                    bv(pa),
-                    sa,
-                    bv(pb),
-                    sb,
-                )
-            };
+        assert_noop!(report_signed(5, id, 0, 2, &a, &a), Error::<Test>::NotEquivocation);
         assert_noop!(
-            report(2, &a, sign(2, &a), &a, sign(2, &a)),
-            Error::<Test>::NotEquivocation
-        );
-        assert_noop!(
-            report(2, &a, sign(2, &a), &other_round, sign(2, &other_round)),
+            report_signed(5, id, 0, 2, &a, &other_round),
             Error::<Test>::InvalidEvidence
         );
         assert_noop!(
-            report(2, &a, sign(2, &a), &vec![1, 2, 3], sign(2, &[1, 2, 3])),
+            report_signed(5, id, 0, 2, &a, &[1, 2, 3]),
+            Error::<Test>::InvalidEvidence
+        );
+        // A statement that does not include the offender.
+        let without_2 = payload(id, 0, H256::repeat_byte(8), &[(1, 100), (3, 600)]);
+        assert_noop!(
+            report_signed(5, id, 0, 2, &a, &without_2),
             Error::<Test>::InvalidEvidence
         );
         assert_noop!(
-            report(2, &a, sign(2, &a), &b, sign(3, &b)),
+            report(5, id, 0, 2, (&a, sign(2, &a)), (&b, sign(3, &b))),
             Error::<Test>::InvalidSignature
         );
+        let with_7 = [(1u8, 100u64), (7, 1)];
+        let a7 = payload(id, 0, H256::repeat_byte(9), &with_7);
+        let b7 = payload(id, 0, H256::repeat_byte(8), &with_7);
         assert_noop!(
-            report(7, &a, sign(7, &a), &b, sign(7, &b)),
+            report_signed(5, id, 0, 7, &a7, &b7),
             Error::<Test>::NotContributor
         );
-        assert_noop!(
-            TrainingRewards::report_equivocation(
-                origin(5),
-                9,
-                0,
-                account(2),
-                bv(&a),
-                sign(2, &a),
-                bv(&b),
-                sign(2, &b)
-            ),
-            Error::<Test>::UnknownJob
-        );
+        assert_noop!(report_signed(5, 9, 0, 2, &a, &b), Error::<Test>::UnknownJob);
     });
 }
 
@@ -980,7 +1119,7 @@ fn views_reflect_state() {
             pallet_training_rewards_runtime_api::JobPhase::Aggregate
         );
         let agg = aggregate(id, 0, H256::repeat_byte(9), &[(1, 100), (2, 300), (3, 600)]);
-        assert_ok!(TrainingRewards::submit_aggregate(origin(1), id, 0, agg));
+        assert_ok!(submit_agg(1, id, 0, agg));
         let rounds = TrainingRewards::round_views(id);
         assert_eq!(rounds.len(), 1);
         assert!(rounds[0].finalized);
@@ -1010,132 +1149,10 @@ fn invariant_detects_a_broken_ledger() {
         // The ledger balances but the hold on the account no longer matches.
         assert_eq!(
             TrainingRewards::do_try_state(),
-            Err(DispatchError::Other(
-                "escrow on hold differs from the jobs' escrow"
-            ))
+            Err(DispatchError::Other("escrow on hold differs"))
         );
     });
 }
 
-mod random_sequences {
-    //! Property test: thousands of random call sequences keep every invariant.
-    use super::*;
-    use proptest::prelude::*;
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Create { rounds: u32, reward: Balance },
-        Cancel { job: u8, who: u8 },
-        Join { job: u8, who: u8 },
-        Leave { job: u8, who: u8 },
-        Commit { job: u8, who: u8, samples: u64 },
-        Aggregate { job: u8, who: u8, members: Vec<u8> },
-        Equivocate { job: u8, who: u8 },
-        Advance { blocks: u8 },
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (1u32..4, 1u128..5_000).prop_map(|(rounds, reward)| Op::Create { rounds, reward }),
-            (0u8..4, 0u8..3).prop_map(|(job, who)| Op::Cancel { job, who }),
-            (0u8..4, 1u8..7).prop_map(|(job, who)| Op::Join { job, who }),
-            (0u8..4, 1u8..7).prop_map(|(job, who)| Op::Leave { job, who }),
-            (0u8..4, 1u8..7, 0u64..1200).prop_map(|(job, who, samples)| Op::Commit {
-                job,
-                who,
-                samples
-            }),
-            (0u8..4, 1u8..7, proptest::collection::vec(1u8..7, 0..5))
-                .prop_map(|(job, who, members)| Op::Aggregate { job, who, members }),
-            (0u8..4, 1u8..7).prop_map(|(job, who)| Op::Equivocate { job, who }),
-            (1u8..8).prop_map(|blocks| Op::Advance { blocks }),
-        ]
-    }
-
-    fn apply(op: &Op) {
-        let _ = match op.clone() {
-            Op::Create { rounds, reward } => {
-                TrainingRewards::create_job(origin(SPONSOR), spec(), reward, rounds)
-            }
-            Op::Cancel { job, who } => TrainingRewards::cancel_job(origin(who), job.into()),
-            Op::Join { job, who } => TrainingRewards::join_job(origin(who), job.into()),
-            Op::Leave { job, who } => TrainingRewards::leave_job(origin(who), job.into()),
-            Op::Commit { job, who, samples } => {
-                let round = Jobs::<Test>::get(u64::from(job))
-                    .map(|j| j.round.index)
-                    .unwrap_or(0);
-                TrainingRewards::commit_update(
-                    origin(who),
-                    job.into(),
-                    round,
-                    commitment(job.into(), round, who),
-                    samples,
-                )
-            }
-            Op::Aggregate { job, who, members } => {
-                let id = u64::from(job);
-                let round = Jobs::<Test>::get(id).map(|j| j.round.index).unwrap_or(0);
-                let shares: Vec<(u8, u64)> = members
-                    .iter()
-                    .map(|m| {
-                        let s = Commitments::<Test>::get(id, account(*m))
-                            .map(|c| c.samples)
-                            .unwrap_or(1);
-                        (*m, s)
-                    })
-                    .collect();
-                TrainingRewards::submit_aggregate(
-                    origin(who),
-                    id,
-                    round,
-                    aggregate(id, round, H256::repeat_byte(9), &shares),
-                )
-            }
-            Op::Equivocate { job, who } => {
-                let id = u64::from(job);
-                let a = payload(id, 0, H256::repeat_byte(1), &[(who, 1)]);
-                let b = payload(id, 0, H256::repeat_byte(2), &[(who, 1)]);
-                TrainingRewards::report_equivocation(
-                    origin(10),
-                    id,
-                    0,
-                    account(who),
-                    BoundedVec::truncate_from(a.clone()),
-                    sign(who, &a),
-                    BoundedVec::truncate_from(b.clone()),
-                    sign(who, &b),
-                )
-            }
-            Op::Advance { blocks } => {
-                run_to_block(System::block_number() + u64::from(blocks));
-                Ok(())
-            }
-        };
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
-            ..ProptestConfig::default()
-        })]
-        #[test]
-        fn accounting_invariant_holds_after_every_step(ops in proptest::collection::vec(op(), 1..40)) {
-            new_test_ext().execute_with(|| {
-                let issuance = Balances::total_issuance();
-                for op in &ops {
-                    apply(op);
-                    prop_assert_eq!(TrainingRewards::do_try_state(), Ok(()), "after {:?}", op);
-                }
-                // Nothing is created: issuance only falls, by exactly the burned bonds.
-                let burned: Balance = System::events().iter().filter_map(|e| match &e.event {
-                    RuntimeEvent::TrainingRewards(Event::EquivocationSlashed { burned, .. }) => Some(*burned),
-                    _ => None,
-                }).sum();
-                prop_assert_eq!(Balances::total_issuance(), issuance - burned);
-                Ok(())
-            })?;
-        }
-    }
-}
-
+mod adversarial;
 mod attacks;
