@@ -77,12 +77,13 @@ fn submit_aggregate_call(signers: u32) -> RuntimeCall {
             who: AccountId32::new([i as u8; 32]),
             update_hash: H256::repeat_byte(1),
             salt: H256::repeat_byte(2),
+            metric: Some(900_000),
             signature: MultiSignature::Sr25519(sr25519::Signature::from_raw([3; 64])),
         })
         .collect::<Vec<_>>();
     let aggregate: Aggregate = Aggregate {
         model_hash: H256::repeat_byte(9),
-        metric: Some(900_000),
+        submitter: AccountId32::new([0; 32]),
         contributions: BoundedVec::try_from(contributions).expect("within MaxContributors"),
     };
     calls::submit_aggregate(0, 0, aggregate)

@@ -126,18 +126,27 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
         3
     );
 
-    // Everybody signs the payload; Bob submits.
+    // Everybody signs the payload (naming Bob the submitter) with its own metric.
     let model_hash = [42u8; 32];
     let shares: Vec<_> = members
         .iter()
         .zip(samples)
-        .map(|(m, s)| IncludedShare {
+        .enumerate()
+        .map(|(i, (m, s))| IncludedShare {
             who: m.public().0,
             samples: s,
+            update_hash: reveals[i].0,
         })
         .collect();
-    let payload = AggregatePayload::new(chain.genesis_hash().0, job_id, 0, model_hash, shares)
-        .signing_bytes();
+    let payload = AggregatePayload::new(
+        chain.genesis_hash().0,
+        job_id,
+        0,
+        model_hash,
+        members[0].public().0,
+        shares,
+    );
+    let metrics = [912_345u32, 900_000, 950_000];
     let contributions: Vec<SignedContribution> = members
         .iter()
         .enumerate()
@@ -145,12 +154,13 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
             who: m.public().into(),
             update_hash: H256(reveals[i].0),
             salt: H256(reveals[i].1),
-            signature: MultiSignature::Sr25519(m.sign(&payload)),
+            metric: Some(metrics[i]),
+            signature: MultiSignature::Sr25519(m.sign(&payload.signing_bytes(Some(metrics[i])))),
         })
         .collect();
     let aggregate = Aggregate {
         model_hash: H256(model_hash),
-        metric: Some(912_345),
+        submitter: members[0].public().into(),
         contributions: BoundedVec::truncate_from(contributions.clone()),
     };
 
@@ -213,6 +223,8 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
     assert_eq!(rounds.len(), 1);
     assert!(rounds[0].finalized);
     assert_eq!(rounds[0].model_hash, Some(model_hash));
+    // The stored metric is the signers' median, not a submitter's claim.
+    assert_eq!(rounds[0].metric, Some(912_345));
     let job = chain.existing_job(job_id).await.unwrap();
     assert_eq!(job.current_round, 1);
     assert_eq!(job.latest_model, model_hash);

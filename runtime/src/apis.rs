@@ -191,8 +191,8 @@ impl_runtime_apis! {
         fn job(job_id: JobId) -> Option<JobView<AccountId, Balance, BlockNumber>> {
             TrainingRewards::job_view(job_id)
         }
-        fn job_ids() -> Vec<JobId> {
-            TrainingRewards::job_ids()
+        fn jobs(start: JobId, limit: u32) -> Vec<JobView<AccountId, Balance, BlockNumber>> {
+            TrainingRewards::jobs_page(start, limit)
         }
         fn rounds(job_id: JobId) -> Vec<RoundView<AccountId, Balance, BlockNumber>> {
             TrainingRewards::round_views(job_id)

@@ -187,9 +187,18 @@ async function watch(api) {
 async function cancel(api) {
   const pair = await signer();
   const { events } = await submit(api, api.tx.trainingRewards.cancelJob(jobId()), pair);
-  const ev = events.find(({ event }) => api.events.trainingRewards.JobCancelled.is(event));
-  const refunded = ev ? ev.event.data.refunded.toString() : '0';
-  out({ event: 'job_cancelled', jobId: jobId(), refunded }, `cancelled job ${jobId()}, refunded ${fmt(refunded)} TRAIN`);
+  const ended = events.find(({ event }) => api.events.trainingRewards.JobCancelled.is(event));
+  if (ended) {
+    const refunded = ended.event.data.refunded.toString();
+    out({ event: 'job_cancelled', jobId: jobId(), refunded }, `cancelled job ${jobId()}, refunded ${fmt(refunded)} TRAIN`);
+    return;
+  }
+  // Contributors committed in the open round: it is settled (paid if it finalises) and the
+  // job ends when it closes; everything else was refunded now.
+  const scheduled = events.find(({ event }) => api.events.trainingRewards.CancellationScheduled.is(event));
+  const refunded = scheduled ? scheduled.event.data.refunded.toString() : '0';
+  out({ event: 'cancellation_scheduled', jobId: jobId(), refunded },
+    `job ${jobId()} ends when its open round closes (committed work is still paid); refunded ${fmt(refunded)} TRAIN now`);
 }
 
 const commands = { 'create-job': createJob, show, watch, cancel };

@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// One JSON object per event on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Fault injection for tests: take part in the peer exchange and sign, but never commit
+    /// on-chain (a contributor that is included and then withholds or crashes).
+    #[arg(long, hide = true)]
+    pub fault_skip_commit: bool,
 }
 
 /// The model spec a job's metadata names (`model=<spec>;data=<name>`).
@@ -326,11 +330,14 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
                 }
             };
             t_peer += t.elapsed();
+            emit_signed(args.json, &report);
             if !report.included.iter().any(|s| s.who == me) {
                 outcome = Some((report, None));
                 break;
             }
-            commit_mine(&chain, &pair, &report, args.job, round, &me).await;
+            if !args.fault_skip_commit {
+                commit_mine(&chain, &pair, &report, args.job, round, &me).await;
+            }
             let missing = missing_commitments(&chain, &job, round, &report).await?;
             if missing.contains(&me) {
                 outcome = Some((report, None));
@@ -429,6 +436,26 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Print (with `--json`) the exact statement this peer signed in a round attempt and its
+/// signature: the evidence anyone would need to report it, published so that it can be
+/// checked that honest recovery never signs two conflicting statements.
+fn emit_signed(json_out: bool, report: &RoundReport) {
+    let (Some(payload), Some(sig), true) = (&report.payload, &report.signature, json_out) else {
+        return;
+    };
+    let statement = payload.signing_bytes(report.eval.map(crate::p2p::round::metric_ppm));
+    emit(
+        true,
+        json!({
+            "event": "signed", "round": report.round,
+            "included": payload.included.len(),
+            "statement": format!("0x{}", hex::encode(statement)),
+            "signature": format!("0x{}", hex::encode(sig)),
+        }),
+        String::new(),
+    );
 }
 
 /// Post this peer's commitment for the round, unless it is already there.
@@ -548,31 +575,9 @@ async fn submit_if_needed(
         }
         tracing::info!(round, "fallback: submitting the aggregate");
     }
-    let contributions: Vec<SignedContribution> = qc
-        .payload
-        .included
-        .iter()
-        .filter_map(|s| {
-            let sig = qc.signatures.iter().find(|(w, _)| w == &s.who)?.1;
-            let update_hash = report.update_root_of(&s.who)?;
-            Some(SignedContribution {
-                who: s.who.into(),
-                update_hash: H256(update_hash),
-                salt: H256(salt_of(&update_hash, &s.who)),
-                signature: MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw(sig)),
-            })
-        })
-        .collect();
-    let metric = report.eval.map(|e| (e.1.clamp(0.0, 1.0) * 1e6) as u32);
-    let aggregate = Aggregate {
-        model_hash: H256(qc.payload.model_hash),
-        metric,
-        contributions: BoundedVec::truncate_from(contributions),
-    };
-    match chain
-        .submit(pair, calls::submit_aggregate(job, round, aggregate))
-        .await
-    {
+    let aggregate = aggregate_of(qc);
+    let _ = report;
+    match submit_when_commitments_are_in(chain, pair, job, round, aggregate).await {
         Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
         Err(e)
             if matches!(
@@ -583,6 +588,57 @@ async fn submit_if_needed(
             tracing::info!(round, "round already closed on-chain")
         }
         Err(e) => tracing::warn!(round, "submit_aggregate failed: {e}"),
+    }
+}
+
+/// The `submit_aggregate` argument for a complete certificate: each included peer's reveal
+/// (its update hash, as signed, and its derived salt), metric and signature.
+fn aggregate_of(qc: &QuorumCertificate) -> Aggregate {
+    let contributions: Vec<SignedContribution> = qc
+        .payload
+        .included
+        .iter()
+        .filter_map(|s| {
+            let e = qc.endorsement(&s.who)?;
+            Some(SignedContribution {
+                who: s.who.into(),
+                update_hash: H256(s.update_hash),
+                salt: H256(salt_of(&s.update_hash, &s.who)),
+                metric: e.metric,
+                signature: MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw(
+                    e.signature,
+                )),
+            })
+        })
+        .collect();
+    Aggregate {
+        model_hash: H256(qc.payload.model_hash),
+        submitter: qc.payload.submitter.into(),
+        contributions: BoundedVec::truncate_from(contributions),
+    }
+}
+
+/// Submit the aggregate; while the chain answers `CommitWindowOpen` (a member has not
+/// committed yet and the window is open: the aggregate must count every commitment), retry
+/// once per block.
+async fn submit_when_commitments_are_in(
+    chain: &ChainClient,
+    pair: &sp_core::sr25519::Pair,
+    job: u64,
+    round: RoundIndex,
+    aggregate: Aggregate,
+) -> trainchain_chain_client::Result<()> {
+    loop {
+        match chain
+            .submit(pair, calls::submit_aggregate(job, round, aggregate.clone()))
+            .await
+        {
+            Err(e) if e.dispatch_error() == Some("TrainingRewards.CommitWindowOpen") => {
+                tracing::debug!(round, "commit window open; waiting for every commitment");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            other => return other.map(|_| ()),
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The bytes that get signed for the chain are exactly
 //! [`AggregatePayload::signing_bytes`](trainchain_primitives::AggregatePayload::signing_bytes)
-//! from `trainchain-primitives`; this module never re-encodes the payload itself, so a
-//! signature made here verifies as `MultiSignature::Sr25519` on chain.
+//! from `trainchain-primitives` (the payload and the signer's own metric); this module never
+//! re-encodes the payload itself, so a signature made here verifies as
+//! `MultiSignature::Sr25519` on chain.
 
 use anyhow::{anyhow, bail, Context, Result};
 use codec::{Decode, Encode};
@@ -53,9 +54,14 @@ impl Keys {
         self.pair.sign(msg).0
     }
 
-    /// Sign the chain's aggregate payload (exactly its `signing_bytes()`).
-    pub fn sign_payload(&self, payload: &AggregatePayload<PublicKey>) -> SignatureBytes {
-        self.sign(&payload.signing_bytes())
+    /// Sign the chain's aggregate payload with this signer's `metric` of the new model
+    /// (exactly `payload.signing_bytes(metric)`).
+    pub fn sign_payload(
+        &self,
+        payload: &AggregatePayload<PublicKey>,
+        metric: Option<u32>,
+    ) -> SignatureBytes {
+        self.sign(&payload.signing_bytes(metric))
     }
 }
 
@@ -71,14 +77,26 @@ pub fn short(who: &PublicKey) -> String {
     hex::encode(who.get(..4).unwrap_or_default())
 }
 
+/// One signer's part of a certificate: its metric of the new model and its signature over
+/// `payload.signing_bytes(metric)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Endorsement {
+    /// The signer.
+    pub who: PublicKey,
+    /// Its own measurement of the new model (accuracy in ppm), if it has test data.
+    pub metric: Option<u32>,
+    /// Its signature.
+    pub signature: SignatureBytes,
+}
+
 /// A full quorum certificate for one round: the payload every included peer signed, and
-/// their signatures (in the order of `payload.included`).
+/// their endorsements.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct QuorumCertificate {
-    /// What was signed.
+    /// What was signed (with each signer's metric).
     pub payload: AggregatePayload<PublicKey>,
-    /// `(signer, signature over payload.signing_bytes())`, sorted by signer.
-    pub signatures: Vec<(PublicKey, SignatureBytes)>,
+    /// One endorsement per signer, sorted by signer.
+    pub signatures: Vec<Endorsement>,
 }
 
 impl QuorumCertificate {
@@ -110,21 +128,26 @@ impl QuorumCertificate {
         &self.payload.included
     }
 
-    /// Add a signature after checking it (and that the signer is included). Returns
+    /// Add an endorsement after checking it (and that the signer is included). Returns
     /// whether it was new.
-    pub fn add(&mut self, who: PublicKey, sig: SignatureBytes) -> Result<bool> {
-        if !self.payload.included.iter().any(|s| s.who == who) {
-            bail!("signer {} is not included in the payload", short(&who));
+    pub fn add(&mut self, e: Endorsement) -> Result<bool> {
+        if !self.payload.includes(&e.who) {
+            bail!("signer {} is not included in the payload", short(&e.who));
         }
-        if !verify(&who, &self.payload.signing_bytes(), &sig) {
-            bail!("bad aggregate signature from {}", short(&who));
+        if !verify(&e.who, &self.payload.signing_bytes(e.metric), &e.signature) {
+            bail!("bad aggregate signature from {}", short(&e.who));
         }
-        if self.signatures.iter().any(|(w, _)| *w == who) {
+        if self.signatures.iter().any(|x| x.who == e.who) {
             return Ok(false);
         }
-        self.signatures.push((who, sig));
-        self.signatures.sort_by_key(|a| a.0);
+        self.signatures.push(e);
+        self.signatures.sort_by_key(|x| x.who);
         Ok(true)
+    }
+
+    /// The endorsement of `who`, if it signed.
+    pub fn endorsement(&self, who: &PublicKey) -> Option<&Endorsement> {
+        self.signatures.iter().find(|x| x.who == *who)
     }
 
     /// Whether every included peer has signed.
@@ -132,40 +155,34 @@ impl QuorumCertificate {
         self.payload
             .included
             .iter()
-            .all(|s| self.signatures.iter().any(|(w, _)| *w == s.who))
+            .all(|s| self.endorsement(&s.who).is_some())
     }
 
     /// Check every signature; returns the number of valid signatures by included peers
     /// (duplicates count once). Errors on any invalid signature.
     pub fn verify(&self) -> Result<usize> {
-        let bytes = self.payload.signing_bytes();
         let mut seen: Vec<PublicKey> = Vec::new();
-        for (who, sig) in &self.signatures {
-            if !self.payload.included.iter().any(|s| s.who == *who) {
-                bail!("signer {} not included", short(who));
+        for e in &self.signatures {
+            if !self.payload.includes(&e.who) {
+                bail!("signer {} not included", short(&e.who));
             }
-            if !verify(who, &bytes, sig) {
-                bail!("invalid signature by {}", short(who));
+            if !verify(&e.who, &self.payload.signing_bytes(e.metric), &e.signature) {
+                bail!("invalid signature by {}", short(&e.who));
             }
-            if !seen.contains(who) {
-                seen.push(*who);
+            if !seen.contains(&e.who) {
+                seen.push(e.who);
             }
         }
         Ok(seen.len())
     }
 
-    /// Signatures in the order of `payload.included` (what `submit_aggregate` takes);
+    /// Endorsements in the order of `payload.included` (what `submit_aggregate` takes);
     /// `None` for a missing one.
-    pub fn ordered_signatures(&self) -> Vec<Option<SignatureBytes>> {
+    pub fn ordered_signatures(&self) -> Vec<Option<Endorsement>> {
         self.payload
             .included
             .iter()
-            .map(|s| {
-                self.signatures
-                    .iter()
-                    .find(|(w, _)| *w == s.who)
-                    .map(|(_, sig)| *sig)
-            })
+            .map(|s| self.endorsement(&s.who).copied())
             .collect()
     }
 }
@@ -183,21 +200,31 @@ mod tests {
             IncludedShare {
                 who: alice.public(),
                 samples: 3,
+                update_hash: [1; 32],
             },
             IncludedShare {
                 who: bob.public(),
                 samples: 4,
+                update_hash: [2; 32],
             },
         ];
-        let payload = AggregatePayload::new([1; 32], 7, 2, [9; 32], included);
+        let payload = AggregatePayload::new([1; 32], 7, 2, [9; 32], alice.public(), included);
+        let endorse = |k: &Keys, metric: Option<u32>| Endorsement {
+            who: k.public(),
+            metric,
+            signature: k.sign_payload(&payload, metric),
+        };
         let mut qc = QuorumCertificate::new(payload.clone());
-        assert!(qc
-            .add(alice.public(), alice.sign_payload(&payload))
-            .unwrap());
+        assert!(qc.add(endorse(&alice, Some(7))).unwrap());
         assert!(!qc.is_complete());
-        // A signature over other bytes is rejected.
-        assert!(qc.add(bob.public(), bob.sign(b"other")).is_err());
-        assert!(qc.add(bob.public(), bob.sign_payload(&payload)).unwrap());
+        // A signature over other bytes, or with another metric than it claims, is rejected.
+        let mut other = endorse(&bob, None);
+        other.signature = bob.sign(b"other");
+        assert!(qc.add(other).is_err());
+        let mut lying = endorse(&bob, Some(1));
+        lying.metric = Some(999_999);
+        assert!(qc.add(lying).is_err());
+        assert!(qc.add(endorse(&bob, Some(1))).unwrap());
         assert!(qc.is_complete());
         assert_eq!(qc.verify().unwrap(), 2);
         // Alice's well-known public key.
@@ -206,8 +233,6 @@ mod tests {
             "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
         );
         let charlie = Keys::from_suri("//Charlie").unwrap();
-        assert!(qc
-            .add(charlie.public(), charlie.sign_payload(&payload))
-            .is_err());
+        assert!(qc.add(endorse(&charlie, None)).is_err());
     }
 }

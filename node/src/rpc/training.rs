@@ -24,9 +24,15 @@ type BlockHash = <Block as sp_runtime::traits::Block>::Hash;
 /// The `training_*` methods.
 #[rpc(client, server)]
 pub trait TrainingApi {
-    /// All jobs (summaries), oldest first.
+    /// Up to `limit` jobs (default 100, at most 1,000) with ids from `start` (default 0) on,
+    /// oldest first, in one runtime call. Page with `start = last jobId + 1`.
     #[method(name = "training_jobs")]
-    fn jobs(&self, at: Option<BlockHash>) -> RpcResult<Vec<Value>>;
+    fn jobs(
+        &self,
+        start: Option<JobId>,
+        limit: Option<u32>,
+        at: Option<BlockHash>,
+    ) -> RpcResult<Vec<Value>>;
 
     /// One job in full, or `null`.
     #[method(name = "training_job")]
@@ -156,17 +162,19 @@ where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
     C::Api: TrainingRewardsApi<Block, AccountId, Balance, BlockNumber>,
 {
-    fn jobs(&self, at: Option<BlockHash>) -> RpcResult<Vec<Value>> {
+    fn jobs(
+        &self,
+        start: Option<JobId>,
+        limit: Option<u32>,
+        at: Option<BlockHash>,
+    ) -> RpcResult<Vec<Value>> {
         let at = at.unwrap_or_else(|| self.client.info().best_hash);
-        let api = self.client.runtime_api();
-        let ids = api.job_ids(at).map_err(runtime_error)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(j) = api.job(at, id).map_err(runtime_error)? {
-                out.push(job_json(&j));
-            }
-        }
-        Ok(out)
+        let jobs = self
+            .client
+            .runtime_api()
+            .jobs(at, start.unwrap_or(0), limit.unwrap_or(100))
+            .map_err(runtime_error)?;
+        Ok(jobs.iter().map(job_json).collect())
     }
 
     fn job(&self, job_id: JobId, at: Option<BlockHash>) -> RpcResult<Option<Value>> {

@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::{json, Value};
 
+pub mod trainers;
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -359,5 +359,37 @@ mod benchmarks {
         }
     }
 
+    /// An ended job with `h` items to clear (round results, then offence records).
+    #[benchmark]
+    fn reap_job(h: Linear<0, { T::HistoryDepth::get() + T::MaxContributors::get() }>) {
+        let id = new_job::<T>(1, 2, 3, 3);
+        let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
+        let results = h.min(T::HistoryDepth::get());
+        for round in 0..results {
+            crate::pallet::RoundResults::<T>::insert(
+                id,
+                round,
+                RoundResult {
+                    outcome: RoundOutcome::Failed,
+                    closed_at: 1u32.into(),
+                    committed: 0,
+                    model_hash: None,
+                    metric: None,
+                    submitter: None,
+                    submitter_reward: 0u32.into(),
+                    payouts: BoundedVec::new(),
+                },
+            );
+        }
+        for i in 0..h.saturating_sub(results) {
+            let who: T::AccountId = account("offender", i, 0);
+            crate::pallet::Offences::<T>::insert(id, (0, who), ());
+        }
+        Pallet::<T>::cancel_job(RawOrigin::Signed(sponsor.clone()).into(), id).unwrap();
+        #[extrinsic_call]
+        _(RawOrigin::Signed(sponsor), id);
+        assert!(!Jobs::<T>::contains_key(id));
+    }
+
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }

@@ -42,7 +42,7 @@ impl<T: Config> Pallet<T> {
         let member =
             Contributors::<T>::get(job_id, &offender).ok_or(Error::<T>::NotContributor)?;
         ensure!(
-            !Offences::<T>::contains_key((job_id, round), &offender),
+            !Offences::<T>::contains_key(job_id, (round, &offender)),
             Error::<T>::DuplicateOffence
         );
 
@@ -60,7 +60,7 @@ impl<T: Config> Pallet<T> {
         }
         Contributors::<T>::remove(job_id, &offender);
         Commitments::<T>::remove(job_id, &offender);
-        Offences::<T>::insert((job_id, round), &offender, ());
+        Offences::<T>::insert(job_id, (round, offender.clone()), ());
         Jobs::<T>::insert(job_id, job);
         Self::deposit_event(Event::EquivocationSlashed {
             job_id,

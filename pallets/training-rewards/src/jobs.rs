@@ -155,4 +155,21 @@ impl<T: Config> Pallet<T> {
         job.escrow.refund(released).ok_or(Error::<T>::Overflow)?;
         Ok(released)
     }
+
+    pub(crate) fn do_reap_job(job_id: JobId) -> DispatchResult {
+        let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+        ensure!(job.status.is_ended(), Error::<T>::JobNotEnded);
+        ensure!(
+            Contributors::<T>::iter_prefix(job_id).next().is_none(),
+            Error::<T>::MembersRemain
+        );
+        // At most `HistoryDepth` results remain; commitments left with their members. Offence
+        // records are cleared up to `MaxContributors` (the weight pays for that many); more
+        // would need that many slashed bonds in one job.
+        let _ = RoundResults::<T>::clear_prefix(job_id, T::HistoryDepth::get(), None);
+        let _ = Offences::<T>::clear_prefix(job_id, T::MaxContributors::get(), None);
+        Jobs::<T>::remove(job_id);
+        Self::deposit_event(Event::JobReaped { job_id });
+        Ok(())
+    }
 }

@@ -275,14 +275,15 @@ pub mod pallet {
     #[pallet::storage]
     pub type DeadlineCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, OptionQuery>;
 
-    /// Offences already punished: `(job, round) -> offender`. Used evidence cannot slash twice.
+    /// Offences already punished: `job -> (round, offender)`. Used evidence cannot slash
+    /// twice.
     #[pallet::storage]
     pub type Offences<T: Config> = StorageDoubleMap<
         _,
         Twox64Concat,
-        (JobId, RoundIndex),
+        JobId,
         Blake2_128Concat,
-        T::AccountId,
+        (RoundIndex, T::AccountId),
         (),
         OptionQuery,
     >;
@@ -406,6 +407,11 @@ pub mod pallet {
             /// Rounds failed in a row, this one included.
             consecutive_failures: u32,
         },
+        /// An ended job without members was removed from storage.
+        JobReaped {
+            /// The job.
+            job_id: JobId,
+        },
         /// Every round finalised.
         JobCompleted {
             /// The job.
@@ -477,6 +483,10 @@ pub mod pallet {
         CancelPending,
         /// The job has no open round.
         JobNotRunning,
+        /// The job has not ended yet.
+        JobNotEnded,
+        /// Contributors (active or unbonding) are still members of the job.
+        MembersRemain,
         /// The account already joined the job.
         AlreadyJoined,
         /// The job has `max_contributors` contributors.
@@ -678,6 +688,18 @@ pub mod pallet {
         pub fn withdraw_bond(origin: OriginFor<T>, job_id: JobId) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_withdraw_bond(who, job_id)
+        }
+
+        /// Remove an ended job whose members have all withdrawn their bonds, with its round
+        /// history and offence records, so state does not grow with every job ever run.
+        /// Anyone may call it; its escrow and deposit were settled when it ended.
+        #[pallet::call_index(8)]
+        #[pallet::weight(T::WeightInfo::reap_job(
+            T::HistoryDepth::get().saturating_add(T::MaxContributors::get())
+        ))]
+        pub fn reap_job(origin: OriginFor<T>, job_id: JobId) -> DispatchResult {
+            ensure_signed(origin)?;
+            Self::do_reap_job(job_id)
         }
     }
 

@@ -7,6 +7,9 @@ use pallet_training_rewards_runtime_api::{
     ContributorView, JobPhase, JobView, PayoutView, RoundView,
 };
 
+/// Most jobs one `jobs_page` returns.
+pub const MAX_JOBS_PAGE: u32 = 1_000;
+
 impl<T: Config> Pallet<T> {
     /// The phase of `job` at block `now`.
     pub fn phase(job: &JobOf<T>, now: BlockNumberFor<T>) -> JobPhase {
@@ -66,11 +69,20 @@ impl<T: Config> Pallet<T> {
         })
     }
 
-    /// Ids of all jobs, oldest first.
-    pub fn job_ids() -> Vec<JobId> {
-        let mut ids: Vec<JobId> = Jobs::<T>::iter_keys().collect();
-        ids.sort_unstable();
-        ids
+    /// Up to `limit` (at most [`MAX_JOBS_PAGE`]) job views with ids from `start` on, oldest
+    /// first. Reaped jobs leave gaps; at most `4 × limit` ids are probed, so a page is
+    /// bounded work whatever the number of jobs ever created.
+    pub fn jobs_page(
+        start: JobId,
+        limit: u32,
+    ) -> Vec<JobView<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>> {
+        let limit = limit.min(MAX_JOBS_PAGE) as usize;
+        let end = NextJobId::<T>::get();
+        let probes = (limit as u64).saturating_mul(4);
+        (start..end.min(start.saturating_add(probes)))
+            .filter_map(Self::job_view)
+            .take(limit)
+            .collect()
     }
 
     /// Stored round results of a job, oldest first.

@@ -466,6 +466,38 @@ pub mod calls {
     pub fn cancel_job(job_id: JobId) -> RuntimeCall {
         RuntimeCall::TrainingRewards(T::cancel_job { job_id })
     }
+
+    /// `withdraw_bond` (after `leave_job` and the unbonding period).
+    pub fn withdraw_bond(job_id: JobId) -> RuntimeCall {
+        RuntimeCall::TrainingRewards(T::withdraw_bond { job_id })
+    }
+
+    /// `report_equivocation` with two signed statements of `offender`.
+    pub fn report_equivocation(
+        job_id: JobId,
+        round: RoundIndex,
+        offender: crate::AccountId,
+        first: (Vec<u8>, sp_runtime::MultiSignature),
+        second: (Vec<u8>, sp_runtime::MultiSignature),
+    ) -> RuntimeCall {
+        use frame_support::BoundedVec;
+        use pallet_training_rewards::{EquivocationProof, SignedEvidence};
+        let evidence = |(statement, signature): (Vec<u8>, sp_runtime::MultiSignature)| {
+            SignedEvidence {
+                statement: BoundedVec::truncate_from(statement),
+                signature,
+            }
+        };
+        RuntimeCall::TrainingRewards(T::report_equivocation {
+            proof: Box::new(EquivocationProof {
+                job_id,
+                round,
+                offender,
+                first: evidence(first),
+                second: evidence(second),
+            }),
+        })
+    }
 }
 
 /// The sr25519 key of a secret URI (`//Alice`, a mnemonic, or a hex seed).

@@ -32,7 +32,15 @@ use super::net::{NetClient, NetEvent};
 use super::wire::{Body, ChunkStat, Envelope, Participant};
 use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
-use crate::signing::{short, Keys, PublicKey, QuorumCertificate, SignatureBytes};
+use crate::signing::{short, Endorsement, Keys, PublicKey, QuorumCertificate, SignatureBytes};
+
+/// A received signature share: model hash, included set, the signer's metric, signature.
+type SigShareOf = (Hash32, Vec<IncludedShare<PublicKey>>, Option<u32>, SignatureBytes);
+
+/// Accuracy in parts per million, as signed into the aggregate payload.
+pub fn metric_ppm(eval: (f32, f32)) -> u32 {
+    (eval.1.clamp(0.0, 1.0) * 1e6) as u32
+}
 use anyhow::{anyhow, bail, Context, Result};
 use codec::{Decode, Encode};
 use libp2p::PeerId;
@@ -251,7 +259,7 @@ struct RoundState {
     chunks: HashMap<(u32, PublicKey), ChunkMsg>,
     norms: HashMap<(u32, u32), Vec<ChunkStat>>,
     reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
-    sigshares: HashMap<PublicKey, (Hash32, Vec<IncludedShare<PublicKey>>, SignatureBytes)>,
+    sigshares: HashMap<PublicKey, SigShareOf>,
     certificate: Option<QuorumCertificate>,
 }
 
@@ -669,9 +677,11 @@ impl<T: LocalTrainer> Peer<T> {
             Body::SigShare {
                 model_hash,
                 included,
+                metric,
                 sig,
             } => {
-                st.sigshares.insert(who, (model_hash, included, sig));
+                st.sigshares
+                    .insert(who, (model_hash, included, metric, sig));
             }
             Body::Certificate(qc) => self.on_certificate(qc),
         }
@@ -949,69 +959,59 @@ impl<T: LocalTrainer> Peer<T> {
             );
         };
 
-        // 4. Apply, hash, sign, certify.
+        // 4. Apply, hash, evaluate, sign (with this peer's own metric), certify.
         for (m, a) in self.model.iter_mut().zip(&agg) {
             *m += a;
         }
         let model_hash = self.model_hash();
+        let update_roots: Vec<(PublicKey, Hash32)> =
+            participants.iter().map(|p| (p.who, p.root)).collect();
         let included: Vec<IncludedShare<PublicKey>> = accepted
             .iter()
             .map(|a| IncludedShare {
                 who: a.who,
                 samples: a.samples,
+                update_hash: update_roots
+                    .iter()
+                    .find(|(w, _)| *w == a.who)
+                    .map_or([0u8; 32], |(_, r)| *r),
             })
             .collect();
+        // The holder (lowest included key) is the payload's submitter: it earns the
+        // submitter share whoever sends the extrinsic.
+        let holder = included.first().map(|s| s.who);
         let payload = AggregatePayload::new(
             self.cfg.genesis_hash,
             self.cfg.job_id,
             round,
             model_hash,
+            holder.unwrap_or(self.me),
             included.clone(),
         );
-        let sig = self.cfg.keys.sign_payload(&payload);
-        let holder = included.first().map(|s| s.who);
+        let eval = self.evaluate_model().await?;
+        let mine = Endorsement {
+            who: self.me,
+            metric: eval.map(metric_ppm),
+            signature: self.cfg.keys.sign_payload(&payload, eval.map(metric_ppm)),
+        };
+        let sig = mine.signature;
+        let my_included = included.iter().any(|s| s.who == self.me);
         let mut certificate = None;
         let mut cert_msg = None;
-        let my_included = included.iter().any(|s| s.who == self.me);
         if holder == Some(self.me) {
-            let mut qc = QuorumCertificate::new(payload.clone());
-            qc.add(self.me, sig)?;
-            let dl = Instant::now() + self.cfg.round_timeout.min(Duration::from_secs(10));
-            let want: Vec<PublicKey> = included.iter().map(|s| s.who).collect();
-            self.wait_until(dl, |s| {
-                want.iter()
-                    .all(|w| *w == s.me || s.st.sigshares.contains_key(w))
-            })
-            .await?;
-            for (who, (h, inc, sig)) in self.st.sigshares.clone() {
-                if h != model_hash || inc != included {
-                    tracing::warn!(who = %short(&who), "signature over a different aggregate (diverged peer)");
-                    continue;
-                }
-                if let Err(e) = qc.add(who, sig) {
-                    tracing::warn!("{e}");
-                }
-            }
-            if !qc.is_complete() {
-                tracing::warn!(
-                    have = qc.signatures.len(),
-                    want = included.len(),
-                    "incomplete certificate"
-                );
-            }
+            let qc = self.collect_certificate(payload.clone(), mine).await?;
             cert_msg = Some(self.seal(&Body::Certificate(qc.clone())));
             certificate = Some(qc);
-        } else if let Some(h) = holder {
-            if my_included {
-                self.send_to(
-                    &h,
-                    &Body::SigShare {
-                        model_hash,
-                        included: included.clone(),
-                        sig,
-                    },
-                );
-            }
+        } else if let (Some(h), true) = (holder, my_included) {
+            self.send_to(
+                &h,
+                &Body::SigShare {
+                    model_hash,
+                    included: included.clone(),
+                    metric: mine.metric,
+                    sig,
+                },
+            );
         }
         self.last_qc = certificate
             .clone()
@@ -1021,7 +1021,7 @@ impl<T: LocalTrainer> Peer<T> {
             // Serve our own signature as a (partial) certificate until the full one arrives.
             let mut qc = QuorumCertificate::new(payload.clone());
             if my_included {
-                qc.add(self.me, sig)?;
+                qc.add(mine)?;
             }
             self.last_qc = Some(qc);
         }
@@ -1030,27 +1030,13 @@ impl<T: LocalTrainer> Peer<T> {
             // After the new state is served, so followers can fetch it right away.
             self.net.publish(m)?;
         }
-        let eval = match self.trainer.take() {
-            Some(mut t) => {
-                let m = self.model.clone();
-                let (t, e) = tokio::task::spawn_blocking(move || {
-                    let e = t.evaluate(&m);
-                    (t, e)
-                })
-                .await
-                .map_err(|e| anyhow!("eval task: {e}"))?;
-                self.trainer = Some(t);
-                e
-            }
-            None => None,
-        };
         Metrics::inc(&self.metrics().rounds_completed);
         let report = RoundReport {
             round,
             attempt,
             participated: true,
             included,
-            update_roots: participants.iter().map(|p| (p.who, p.root)).collect(),
+            update_roots,
             rejected: rejected.iter().map(|(w, r)| (*w, r.to_string())).collect(),
             model_hash,
             signature: Some(sig),
@@ -1066,6 +1052,61 @@ impl<T: LocalTrainer> Peer<T> {
         };
         log_report(&report);
         Ok(report)
+    }
+
+    /// Evaluate the current model on this peer's test set (off the async runtime).
+    async fn evaluate_model(&mut self) -> Result<Option<(f32, f32)>> {
+        let Some(mut t) = self.trainer.take() else {
+            return Ok(None);
+        };
+        let m = self.model.clone();
+        let (t, e) = tokio::task::spawn_blocking(move || {
+            let e = t.evaluate(&m);
+            (t, e)
+        })
+        .await
+        .map_err(|e| anyhow!("eval task: {e}"))?;
+        self.trainer = Some(t);
+        Ok(e)
+    }
+
+    /// As certificate holder: wait (bounded) for every included peer's endorsement of
+    /// `payload` and assemble the certificate from the valid ones.
+    async fn collect_certificate(
+        &mut self,
+        payload: AggregatePayload<PublicKey>,
+        mine: Endorsement,
+    ) -> Result<QuorumCertificate> {
+        let mut qc = QuorumCertificate::new(payload);
+        qc.add(mine)?;
+        let dl = Instant::now() + self.cfg.round_timeout.min(Duration::from_secs(10));
+        let want: Vec<PublicKey> = qc.payload.included.iter().map(|s| s.who).collect();
+        self.wait_until(dl, |s| {
+            want.iter()
+                .all(|w| *w == s.me || s.st.sigshares.contains_key(w))
+        })
+        .await?;
+        for (who, (h, inc, metric, signature)) in self.st.sigshares.clone() {
+            if h != qc.payload.model_hash || inc != qc.payload.included {
+                tracing::warn!(who = %short(&who), "signature over a different aggregate (diverged peer)");
+                continue;
+            }
+            if let Err(e) = qc.add(Endorsement {
+                who,
+                metric,
+                signature,
+            }) {
+                tracing::warn!("{e}");
+            }
+        }
+        if !qc.is_complete() {
+            tracing::warn!(
+                have = qc.signatures.len(),
+                want = qc.payload.included.len(),
+                "incomplete certificate"
+            );
+        }
+        Ok(qc)
     }
 
     /// Keys not eligible this attempt (suspected, reported, equivocating).

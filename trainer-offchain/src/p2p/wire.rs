@@ -110,7 +110,9 @@ pub enum Body {
         model_hash: Hash32,
         /// Included set signed.
         included: Vec<IncludedShare<PublicKey>>,
-        /// Signature over `AggregatePayload::signing_bytes()`.
+        /// The sender's own metric of the new model, signed with the payload.
+        metric: Option<u32>,
+        /// Signature over `AggregatePayload::signing_bytes(metric)`.
         sig: SignatureBytes,
     },
     /// The completed certificate (gossip).

@@ -129,8 +129,9 @@ sp_api::decl_runtime_apis! {
     {
         /// One job.
         fn job(job_id: JobId) -> Option<JobView<AccountId, Balance, BlockNumber>>;
-        /// Ids of all jobs, oldest first.
-        fn job_ids() -> Vec<JobId>;
+        /// Up to `limit` jobs with ids from `start` on, oldest first (reaped jobs skipped).
+        /// Page with `start = last id + 1`; an empty page means there are no more.
+        fn jobs(start: JobId, limit: u32) -> Vec<JobView<AccountId, Balance, BlockNumber>>;
         /// The stored round results of a job (the last `HistoryDepth`), oldest first.
         fn rounds(job_id: JobId) -> Vec<RoundView<AccountId, Balance, BlockNumber>>;
         /// The contributors of a job.

@@ -248,3 +248,57 @@ fn dust_payout_to_a_reaped_account_does_not_revert_the_round() {
         assert_eq!(job(id).status, JobStatus::Completed);
     });
 }
+
+// 9. Integrity of the runtime's constants and the storage version.
+#[test]
+fn constants_pass_integrity_test_and_storage_version_is_set() {
+    use frame_support::traits::{GetStorageVersion, Hooks};
+    test(|| {
+        <TrainingRewards as Hooks<u64>>::integrity_test();
+        // The layout of #11 is version 1 (a chain built before it holds the old layout).
+        assert_eq!(TrainingRewards::in_code_storage_version(), 1);
+    });
+}
+
+// 10. Unbounded reads: job listings are paged, ended jobs can be removed.
+#[test]
+fn job_listing_is_paged_and_ended_jobs_are_reaped() {
+    test(|| {
+        let ids: Vec<JobId> = (0..5).map(|_| create(1)).collect();
+        assert_eq!(TrainingRewards::jobs_page(0, 2).len(), 2);
+        assert_eq!(TrainingRewards::jobs_page(4, 2).len(), 1);
+        assert_eq!(TrainingRewards::jobs_page(0, u32::MAX).len(), 5);
+
+        // A finished job with a member: not reapable until the member withdrew.
+        let id = running_job_with_commits(1);
+        assert_noop!(
+            TrainingRewards::reap_job(origin(9), id),
+            Error::<Test>::JobNotEnded
+        );
+        let all = [(1u8, 100u64), (2, 300), (3, 600)];
+        assert_ok!(submit_agg(1, id, 0, aggregate(id, 0, H256::repeat_byte(9), &all)));
+        assert_eq!(job(id).status, JobStatus::Completed);
+        assert_noop!(
+            TrainingRewards::reap_job(origin(9), id),
+            Error::<Test>::MembersRemain
+        );
+        for n in 1..=3 {
+            assert_ok!(TrainingRewards::leave_job(origin(n), id));
+        }
+        System::set_block_number(1 + 200);
+        for n in 1..=3 {
+            assert_ok!(TrainingRewards::withdraw_bond(origin(n), id));
+        }
+        assert_ok!(TrainingRewards::reap_job(origin(9), id));
+        assert!(Jobs::<Test>::get(id).is_none());
+        assert_eq!(RoundResults::<Test>::iter_prefix(id).count(), 0);
+        assert_noop!(
+            TrainingRewards::reap_job(origin(9), id),
+            Error::<Test>::UnknownJob
+        );
+        // Reaped ids are skipped by pages.
+        assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), ids[1]));
+        assert_ok!(TrainingRewards::reap_job(origin(9), ids[1]));
+        assert_eq!(TrainingRewards::jobs_page(0, 3).iter().map(|j| j.job_id).collect::<Vec<_>>(), vec![0, 2, 3]);
+    });
+}
