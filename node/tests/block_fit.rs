@@ -16,7 +16,7 @@ use frame_support::{
 };
 use sp_core::{crypto::AccountId32, sr25519, H256};
 use trainchain_chain_client::{
-    calls, pair_from_suri, signed_extrinsic, Aggregate, MultiSignature, SignedContribution,
+    calls, pair_from_suri, signed_extrinsic, Aggregate, SignedContribution, Sr25519Signature,
 };
 use trainchain_runtime::{Runtime, RuntimeCall};
 
@@ -78,7 +78,7 @@ fn submit_aggregate_call(signers: u32) -> RuntimeCall {
             update_hash: H256::repeat_byte(1),
             salt: H256::repeat_byte(2),
             metric: Some(900_000),
-            signature: MultiSignature::Sr25519(sr25519::Signature::from_raw([3; 64])),
+            signature: Sr25519Signature(sr25519::Signature::from_raw([3; 64])),
         })
         .collect::<Vec<_>>();
     let aggregate: Aggregate = Aggregate {

@@ -18,7 +18,7 @@ use common::trainers::{
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use trainchain_chain_client::{calls, pair_from_suri, ChainClient, MultiSignature};
+use trainchain_chain_client::{calls, pair_from_suri, ChainClient, Sr25519Signature};
 
 fn hex_bytes(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().unwrap().trim_start_matches("0x")).unwrap()
@@ -62,7 +62,7 @@ fn an_included_member_that_never_commits_gets_the_round_rerun_and_nobody_is_slas
     let ferdie = pair_from_suri("//Ferdie").unwrap();
     let sig = |v: &Value| {
         let raw: [u8; 64] = hex_bytes(&v["signature"]).try_into().unwrap();
-        MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw(raw))
+        Sr25519Signature(sp_core::sr25519::Signature::from_raw(raw))
     };
     let report = calls::report_equivocation(
         job_id,

@@ -14,9 +14,10 @@ use common::DevNode;
 use frame_support::BoundedVec;
 use pallet_training_rewards::{Hyperparameters, JobSpec};
 use sp_core::{Pair, H256};
-use sp_runtime::MultiSignature;
 use std::time::Duration;
-use trainchain_chain_client::{calls, pair_from_suri, Aggregate, ChainClient, SignedContribution};
+use trainchain_chain_client::{
+    calls, pair_from_suri, Aggregate, ChainClient, SignedContribution, Sr25519Signature,
+};
 use trainchain_primitives::{update_commitment, AggregatePayload, IncludedShare};
 use trainchain_runtime::{RuntimeEvent, UNIT};
 
@@ -155,7 +156,7 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
             update_hash: H256(reveals[i].0),
             salt: H256(reveals[i].1),
             metric: Some(metrics[i]),
-            signature: MultiSignature::Sr25519(m.sign(&payload.signing_bytes(Some(metrics[i])))),
+            signature: Sr25519Signature(m.sign(&payload.signing_bytes(Some(metrics[i])))),
         })
         .collect();
     let aggregate = Aggregate {

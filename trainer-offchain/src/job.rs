@@ -26,7 +26,7 @@ use serde_json::json;
 use sp_core::{Pair as _, H256};
 use trainchain_chain_client::{
     account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
-    JobPhase, MultiSignature, SignedContribution,
+    JobPhase, SignedContribution, Sr25519Signature,
 };
 use trainchain_primitives::{update_commitment, Hash32, RoundIndex};
 
@@ -605,7 +605,7 @@ fn aggregate_of(qc: &QuorumCertificate) -> Aggregate {
                 update_hash: H256(s.update_hash),
                 salt: H256(salt_of(&s.update_hash, &s.who)),
                 metric: e.metric,
-                signature: MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw(
+                signature: Sr25519Signature(sp_core::sr25519::Signature::from_raw(
                     e.signature,
                 )),
             })

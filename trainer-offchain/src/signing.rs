@@ -5,7 +5,7 @@
 //! [`AggregatePayload::signing_bytes`](trainchain_primitives::AggregatePayload::signing_bytes)
 //! from `trainchain-primitives` (the payload and the signer's own metric); this module never
 //! re-encodes the payload itself, so a signature made here verifies as
-//! `MultiSignature::Sr25519` on chain.
+//! the runtime's `Sr25519Signature` on chain.
 
 use anyhow::{anyhow, bail, Context, Result};
 use codec::{Decode, Encode};

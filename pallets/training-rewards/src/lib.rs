@@ -133,7 +133,8 @@ pub mod pallet {
             + MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>
             + InspectHold<Self::AccountId>;
 
-        /// Signature contributors put on aggregate payloads (`MultiSignature` in the runtime).
+        /// Signature contributors put on aggregate payloads ([`Sr25519Signature`] in the runtime:
+        /// one scheme, the one the weights are benchmarked with).
         type Signature: Verify<Signer = Self::Signer>
             + Parameter
             + Member

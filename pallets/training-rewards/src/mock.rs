@@ -1,4 +1,4 @@
-//! Mock runtime for the pallet's unit tests: real sr25519 keys and `MultiSignature`.
+//! Mock runtime for the pallet's unit tests: real sr25519 keys and `Sr25519Signature`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,8 +12,8 @@ use frame_support::{
 };
 use sp_core::{sr25519, Pair};
 use sp_runtime::{
-    traits::{IdentifyAccount, IdentityLookup, Verify},
-    AccountId32, BuildStorage, MultiSignature, Perbill,
+    traits::{IdentifyAccount, IdentityLookup},
+    AccountId32, BuildStorage, MultiSigner, Perbill,
 };
 
 pub type AccountId = AccountId32;
@@ -55,8 +55,8 @@ impl pallet_training_rewards::Config for Test {
     type RuntimeEvent = RuntimeEvent;
     type RuntimeHoldReason = RuntimeHoldReason;
     type Currency = Balances;
-    type Signature = MultiSignature;
-    type Signer = <MultiSignature as Verify>::Signer;
+    type Signature = crate::Sr25519Signature;
+    type Signer = MultiSigner;
     type MaxMetadataLen = ConstU32<256>;
     type MaxContributors = ConstU32<64>;
     type MaxRounds = ConstU32<1000>;
@@ -83,13 +83,13 @@ pub fn pair(n: u8) -> sr25519::Pair {
 
 /// The account of test key `n`.
 pub fn account(n: u8) -> AccountId {
-    let signer: <MultiSignature as Verify>::Signer = pair(n).public().into();
+    let signer: MultiSigner = pair(n).public().into();
     signer.into_account()
 }
 
 /// Sign `bytes` with test key `n`.
-pub fn sign(n: u8, bytes: &[u8]) -> MultiSignature {
-    MultiSignature::Sr25519(pair(n).sign(bytes))
+pub fn sign(n: u8, bytes: &[u8]) -> crate::Sr25519Signature {
+    crate::Sr25519Signature(pair(n).sign(bytes))
 }
 
 /// Accounts 0..20 are endowed with `ENDOWMENT`; account 99 has 5 units.

@@ -373,3 +373,32 @@ pub struct EquivocationProof<
     /// The second, conflicting statement.
     pub second: SignedEvidence<Signature, MaxLen>,
 }
+
+/// An sr25519 signature, verified against an `AccountId32` whose raw bytes are the public key.
+///
+/// The only scheme aggregate payloads and equivocation evidence accept: `MultiSignature`
+/// would also take ed25519 and ECDSA, whose verification costs differ from the sr25519 the
+/// weights are benchmarked with. Trainers sign with sr25519 anyway.
+#[derive(
+    Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct Sr25519Signature(pub sp_core::sr25519::Signature);
+
+impl sp_runtime::traits::Verify for Sr25519Signature {
+    type Signer = sp_runtime::MultiSigner;
+
+    fn verify<L: sp_runtime::traits::Lazy<[u8]>>(
+        &self,
+        mut msg: L,
+        signer: &sp_runtime::AccountId32,
+    ) -> bool {
+        let public = sp_core::sr25519::Public::from_raw(*signer.as_ref());
+        sp_io::crypto::sr25519_verify(&self.0, msg.get(), &public)
+    }
+}
+
+impl From<sp_core::sr25519::Signature> for Sr25519Signature {
+    fn from(s: sp_core::sr25519::Signature) -> Self {
+        Self(s)
+    }
+}

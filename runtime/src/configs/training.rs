@@ -1,7 +1,7 @@
 //! `pallet-training-rewards` configuration: limits and reward shares.
 
 use frame_support::{parameter_types, traits::ConstU32};
-use sp_runtime::{traits::Verify, MultiSignature, Perbill};
+use sp_runtime::Perbill;
 
 use super::super::{
     Balance, Balances, BlockNumber, Runtime, RuntimeEvent, RuntimeHoldReason, DAYS, MINUTES, UNIT,
@@ -26,8 +26,8 @@ impl pallet_training_rewards::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;
     type RuntimeHoldReason = RuntimeHoldReason;
     type Currency = Balances;
-    type Signature = MultiSignature;
-    type Signer = <MultiSignature as Verify>::Signer;
+    type Signature = pallet_training_rewards::Sr25519Signature;
+    type Signer = sp_runtime::MultiSigner;
     type MaxMetadataLen = ConstU32<1024>;
     type MaxContributors = ConstU32<128>;
     type MaxRounds = ConstU32<10_000>;

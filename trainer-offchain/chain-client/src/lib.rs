@@ -33,6 +33,7 @@ pub use events::{dispatch_error_name, EventRecord};
 pub use extrinsic::signed as signed_extrinsic;
 pub use frame_support::BoundedVec;
 pub use pallet_training_rewards_runtime_api::JobPhase;
+pub use pallet_training_rewards::Sr25519Signature;
 pub use sp_runtime::MultiSignature;
 pub use trainchain_primitives::{JobId, RoundIndex};
 
@@ -46,7 +47,7 @@ pub type Contributor = ContributorView<AccountId, Balance, BlockNumber>;
 pub type Aggregate = pallet_training_rewards::AggregateOf<Runtime>;
 /// A signed contribution inside an [`Aggregate`].
 pub type SignedContribution =
-    pallet_training_rewards::SignedContribution<AccountId, sp_runtime::MultiSignature>;
+    pallet_training_rewards::SignedContribution<AccountId, Sr25519Signature>;
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, ChainError>;
@@ -477,12 +478,12 @@ pub mod calls {
         job_id: JobId,
         round: RoundIndex,
         offender: crate::AccountId,
-        first: (Vec<u8>, sp_runtime::MultiSignature),
-        second: (Vec<u8>, sp_runtime::MultiSignature),
+        first: (Vec<u8>, crate::Sr25519Signature),
+        second: (Vec<u8>, crate::Sr25519Signature),
     ) -> RuntimeCall {
         use frame_support::BoundedVec;
         use pallet_training_rewards::{EquivocationProof, SignedEvidence};
-        let evidence = |(statement, signature): (Vec<u8>, sp_runtime::MultiSignature)| {
+        let evidence = |(statement, signature): (Vec<u8>, crate::Sr25519Signature)| {
             SignedEvidence {
                 statement: BoundedVec::truncate_from(statement),
                 signature,

@@ -15,7 +15,7 @@ use frame_support::{
     BoundedVec,
 };
 use sp_core::H256;
-use sp_runtime::{traits::Zero, DispatchError, MultiSignature};
+use sp_runtime::{traits::Zero, DispatchError};
 use trainchain_primitives::{update_commitment, AggregatePayload, IncludedShare};
 
 /// Every signer's metric in the helpers' aggregates.
@@ -173,8 +173,8 @@ fn report(
     id: JobId,
     round: RoundIndex,
     offender: u8,
-    (a, sa): (&[u8], MultiSignature),
-    (b, sb): (&[u8], MultiSignature),
+    (a, sa): (&[u8], Sr25519Signature),
+    (b, sb): (&[u8], Sr25519Signature),
 ) -> frame_support::dispatch::DispatchResult {
     TrainingRewards::report_equivocation(
         origin(reporter),
