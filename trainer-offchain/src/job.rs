@@ -28,7 +28,7 @@ use trainchain_chain_client::{
     account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
     JobPhase, SignedContribution, Sr25519Signature,
 };
-use trainchain_primitives::{update_commitment, Hash32, RoundIndex};
+use trainchain_primitives::{update_commitment, Hash32, IncludedShare, RoundIndex};
 
 use crate::aggregate::{Aggregator, RobustConfig};
 use crate::compress::Compression;
@@ -36,7 +36,7 @@ use crate::compress::Compression;
 use crate::model::ModelSpec;
 use crate::p2p::cli::{load_shard, ShardTrainer};
 use crate::p2p::net::{self, NetConfig};
-use crate::p2p::round::{Peer, PeerConfig, RoundReport, Scheme};
+use crate::p2p::round::{ChainView, Peer, PeerConfig, RoundReport, Scheme};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
 use crate::train::{self, TrainConfig};
 
@@ -283,6 +283,7 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
             JobPhase::Commit => {}
         }
         let round = job.current_round;
+        peer.set_chain_view(chain_view(&chain, &job).await?);
         // Before the first finalised round, `latest_model` is the commitment (checked above).
         if job.finalized_rounds > 0 && peer.model_hash_now() != job.latest_model {
             // We missed a round (or restarted): take the state the chain finalised.
@@ -499,8 +500,35 @@ async fn commit_mine(
     }
 }
 
+/// The job's members and last finalised model, as the peer protocol checks them.
+async fn chain_view(chain: &ChainClient, job: &Job) -> Result<ChainView> {
+    let members = chain
+        .contributors(job.job_id)
+        .await?
+        .iter()
+        .map(|c| {
+            let bytes: &[u8] = c.who.as_ref();
+            let mut key = [0u8; 32];
+            key.copy_from_slice(bytes);
+            key
+        })
+        .collect();
+    Ok(ChainView {
+        members,
+        latest_model: (job.finalized_rounds > 0).then_some(job.latest_model),
+    })
+}
+
+/// The commitment `who` must post for `round` if the aggregate includes `share`.
+fn expected_commitment(job: u64, round: RoundIndex, share: &IncludedShare<PublicKey>) -> Hash32 {
+    let salt = salt_of(&share.update_hash, &share.who);
+    update_commitment(job, round, &share.who, &share.update_hash, &salt)
+}
+
 /// Included peers whose commitment for `round` is not on-chain after a few blocks (or when
-/// the commit window closes).
+/// the commit window closes), or is not the one the aggregate needs (another update or
+/// another sample count than they announced to the peers: the chain would refuse the
+/// aggregate).
 async fn missing_commitments(
     chain: &ChainClient,
     job: &Job,
@@ -514,9 +542,12 @@ async fn missing_commitments(
             .included
             .iter()
             .filter(|s| {
+                let want = expected_commitment(job.job_id, round, s);
                 !committed.iter().any(|c| {
                     c.who.as_ref() as &[u8] == s.who.as_slice()
                         && c.last_commit_round == Some(round)
+                        && c.current_commitment == Some(want)
+                        && c.last_samples == Some(s.samples)
                 })
             })
             .map(|s| s.who)

@@ -281,6 +281,18 @@ pub struct Peer<T: LocalTrainer> {
     st: RoundState,
     /// Peers to leave out of the next round (see [`Peer::exclude`]).
     excluded: BTreeSet<PublicKey>,
+    /// What the chain says (see [`Peer::set_chain_view`]); `None` outside `run`.
+    chain: Option<ChainView>,
+}
+
+/// What the chain says about the job, for a peer in `run` mode.
+#[derive(Clone, Debug, Default)]
+pub struct ChainView {
+    /// Keys of the accounts that joined the job: only they may take part.
+    pub members: BTreeSet<PublicKey>,
+    /// The model hash of the last finalised round: a synced state that matches it needs no
+    /// certificate of its own.
+    pub latest_model: Option<Hash32>,
 }
 
 /// What a peer needs to undo a round that the chain did not accept: the model, round,
@@ -331,6 +343,7 @@ impl<T: LocalTrainer> Peer<T> {
             future: Vec::new(),
             st: RoundState::default(),
             excluded: BTreeSet::new(),
+            chain: None,
         }
     }
 
@@ -342,6 +355,16 @@ impl<T: LocalTrainer> Peer<T> {
             last_qc: self.last_qc.clone(),
             ef: self.ef.clone(),
         }
+    }
+
+    /// Tell the peer what the chain says about the job (call before every round in `run`).
+    pub fn set_chain_view(&mut self, view: ChainView) {
+        self.chain = Some(view);
+    }
+
+    /// False if the chain view is known and `who` has not joined the job.
+    fn is_member(&self, who: &PublicKey) -> bool {
+        self.chain.as_ref().is_none_or(|c| c.members.contains(who))
     }
 
     /// Go back to `cp`: the model, round and certificate served to peers are those of the
@@ -599,6 +622,22 @@ impl<T: LocalTrainer> Peer<T> {
     }
 
     fn on_body(&mut self, from: PeerId, who: PublicKey, body: Body) {
+        if matches!(body, Body::Ready { .. } | Body::Proposal { .. }) && !self.is_member(&who) {
+            Metrics::inc(&self.net.metrics().messages_rejected);
+            tracing::warn!(who = %short(&who), "ignoring a peer that has not joined the job on-chain");
+            return;
+        }
+        if let Body::Proposal {
+            attempt,
+            participants,
+        } = &body
+        {
+            if let Err(why) = self.check_proposal(*attempt, participants) {
+                Metrics::inc(&self.net.metrics().messages_rejected);
+                tracing::warn!(who = %short(&who), "invalid proposal: {why}");
+                return;
+            }
+        }
         let st = &mut self.st;
         match body {
             Body::Hello { .. } => {}
@@ -831,8 +870,19 @@ impl<T: LocalTrainer> Peer<T> {
                 bail!("certificate of another chain/job");
             }
             let n = qc.verify()?;
-            if n == 0 {
-                bail!("certificate without signatures");
+            let trusted = self
+                .chain
+                .as_ref()
+                .and_then(|c| c.latest_model)
+                .is_some_and(|m| m == h);
+            // A state is adopted on a quorum (two thirds of the included peers) or because the
+            // chain finalised exactly this model; one signature is not enough.
+            let quorum = (qc.included().len() * 2).div_ceil(3).max(1);
+            if n < quorum && !trusted {
+                bail!(
+                    "certificate with {n} of {} signatures (quorum {quorum})",
+                    qc.included().len()
+                );
             }
         } else if snap.next_round > 0 {
             bail!(
@@ -1215,6 +1265,25 @@ impl<T: LocalTrainer> Peer<T> {
                 local_suspects.insert(proposer);
             }
         }
+    }
+
+    /// A proposal may only list members of the job, each exactly as its own signed `Ready`
+    /// for the attempt said (root, samples, peer id), where this peer has that `Ready`.
+    fn check_proposal(&self, attempt: u32, participants: &[Participant]) -> Result<(), String> {
+        for p in participants {
+            if !self.is_member(&p.who) {
+                return Err(format!("lists {}, not a member of the job", short(&p.who)));
+            }
+            if let Some(r) = self.st.readies.get(&(attempt, p.who)) {
+                let same = r.root == p.root
+                    && r.samples == p.samples
+                    && peer_id_bytes(&r.peer_id) == p.peer_id;
+                if !same {
+                    return Err(format!("misstates the ready message of {}", short(&p.who)));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn take_proposal(&mut self, attempt: u32) -> Option<Option<Vec<Participant>>> {
