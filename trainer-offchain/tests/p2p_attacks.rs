@@ -205,7 +205,7 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
             let Ok(env) = Envelope::decode_bytes(&data) else {
                 continue;
             };
-            let Ok(Body::Ready { .. }) = env.open() else {
+            let Ok(Body::Ready { base_model, .. }) = env.open() else {
                 continue;
             };
             captured.entry(env.round).or_insert(data.clone());
@@ -222,6 +222,7 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
                     len: LEN as u32,
                     compression: 0,
                     root,
+                    base_model,
                 };
                 atk.publish(Envelope::seal_bytes(&dave, 7, r, &body))
                     .unwrap();
@@ -237,6 +238,7 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
                 len: LEN as u32,
                 compression: 0,
                 root: [3; 32],
+                base_model,
             };
             let mut forged = Envelope::seal(&dave, 7, r, &body);
             forged.who = alice.public();
@@ -377,7 +379,11 @@ fn spawn_forger(
                 }) if seen.insert(("proposal", env.round, attempt)) => {
                     send_forgeries(&forgers, env.round, attempt, &participants);
                 }
-                Ok(Body::Ready { attempt, .. })
+                Ok(Body::Ready {
+                    attempt,
+                    base_model,
+                    ..
+                })
                     if shape_ready && seen.insert(("ready", env.round, attempt)) =>
                 {
                     let (keys, client) = &forgers[0];
@@ -388,6 +394,7 @@ fn spawn_forger(
                         len: LEN as u32 + 1,
                         compression: 0,
                         root: [9; 32],
+                        base_model,
                     };
                     client
                         .publish(Envelope::seal_bytes(keys, 7, env.round, &body))

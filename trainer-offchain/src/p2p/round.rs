@@ -244,6 +244,7 @@ struct ReadyInfo {
     len: u32,
     compression: u8,
     root: Hash32,
+    base_model: Hash32,
 }
 
 /// `(first_block, blocks, proof)` of a received chunk.
@@ -261,6 +262,8 @@ struct RoundState {
     reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
     sigshares: HashMap<PublicKey, SigShareOf>,
     certificate: Option<QuorumCertificate>,
+    /// Hash of the model this round trains from (set when the round starts).
+    base_model: Option<Hash32>,
 }
 
 /// A peer: the round runner. Owns the model, talks to the network task via [`NetClient`].
@@ -647,8 +650,14 @@ impl<T: LocalTrainer> Peer<T> {
                 len,
                 compression,
                 root,
+                base_model,
                 ..
             } => {
+                if st.base_model.is_some_and(|b| b != base_model) {
+                    Metrics::inc(&self.net.metrics().messages_rejected);
+                    tracing::warn!(who = %short(&who), "ready on another base model (lagging peer); not mixing it in");
+                    return;
+                }
                 if let Some(prev) = st.roots.get(&who) {
                     if *prev != root {
                         if st.equivocators.insert(who) {
@@ -668,6 +677,7 @@ impl<T: LocalTrainer> Peer<T> {
                         len,
                         compression,
                         root,
+                        base_model,
                     },
                 );
             }
@@ -906,6 +916,23 @@ impl<T: LocalTrainer> Peer<T> {
             self.ingest_envelope(from, gossip, env);
         }
         let round = self.round;
+        // Only updates trained from this model take part.
+        let base_model = self.model_hash();
+        self.st.base_model = Some(base_model);
+        let stale: Vec<PublicKey> = self
+            .st
+            .readies
+            .iter()
+            .filter(|(_, r)| r.base_model != base_model)
+            .map(|((_, who), _)| *who)
+            .collect();
+        if !stale.is_empty() {
+            tracing::warn!(round, n = stale.len(), "ignoring ready peers on another base model");
+            self.st.readies.retain(|_, r| r.base_model == base_model);
+            for who in &stale {
+                self.st.roots.remove(who);
+            }
+        }
         if round == 0 {
             let need = self.cfg.initial_peers;
             let dl = Instant::now() + self.cfg.round_timeout * 3;
@@ -965,6 +992,7 @@ impl<T: LocalTrainer> Peer<T> {
                 len,
                 compression: self.cfg.compression.tag(),
                 root,
+                base_model,
             };
             self.st.roots.insert(self.me, root);
             self.st.readies.insert(
@@ -975,6 +1003,7 @@ impl<T: LocalTrainer> Peer<T> {
                     len,
                     compression: self.cfg.compression.tag(),
                     root,
+                    base_model,
                 },
             );
             self.st.suspects_reported.extend(suspects.iter().copied());

@@ -66,6 +66,9 @@ pub enum Body {
         compression: u8,
         /// Merkle root of the compressed blocks.
         root: Hash32,
+        /// Hash of the model the update was trained from: peers on another base (lagging,
+        /// or forked) are not mixed into the round.
+        base_model: Hash32,
     },
     /// The participant set of an attempt, sorted by key (gossip, from the proposer).
     Proposal {
