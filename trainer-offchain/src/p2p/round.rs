@@ -34,6 +34,9 @@ use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
 use crate::signing::{short, Endorsement, Keys, PublicKey, QuorumCertificate, SignatureBytes};
 
+/// Tries of one round in [`Peer::run`] before it is given up.
+const MAX_ROUND_RETRIES: u32 = 3;
+
 /// A received signature share: model hash, included set, the signer's metric, signature.
 type SigShareOf = (Hash32, Vec<IncludedShare<PublicKey>>, Option<u32>, SignatureBytes);
 
@@ -1827,10 +1830,23 @@ impl<T: LocalTrainer> Peer<T> {
     /// Run `rounds` rounds (errors of single rounds are logged and skipped).
     pub async fn run(&mut self, rounds: RoundIndex) -> Result<Vec<RoundReport>> {
         let mut out = Vec::new();
+        let mut failures = 0u32;
         while self.round < rounds {
+            let round = self.round;
             match self.run_round().await {
                 Ok(r) => out.push(r),
-                Err(e) => tracing::warn!(round = self.round, "round failed: {e:#}"),
+                Err(e) => tracing::warn!(round, "round failed: {e:#}"),
+            }
+            // An error that leaves the round where it was (too few peers, a stopped network
+            // task) is retried a few times, then the round is given up like a failed one:
+            // the model stays, the next round starts. `run` always terminates.
+            failures = if self.round == round { failures + 1 } else { 0 };
+            if failures >= MAX_ROUND_RETRIES {
+                tracing::warn!(round, "giving the round up after {failures} failed tries");
+                Metrics::inc(&self.metrics().rounds_failed);
+                self.set_round(round + 1);
+                self.publish_state()?;
+                failures = 0;
             }
             self.drain();
         }
