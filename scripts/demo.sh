@@ -48,7 +48,7 @@ MODEL="mlp:64-32-10"
 log "creating a job: model $MODEL, $ROUNDS rounds, $REWARD TRAIN per round (sponsor //Alice)"
 JOB_JSON=$(node scripts/sponsor/sponsor.js create-job --node "ws://127.0.0.1:$RPC_PORT" --suri //Alice \
 	--model "$MODEL" --trainer "$TRAINER" --rounds "$ROUNDS" --reward "$REWARD" \
-	--min 2 --max "$TRAINERS" --round-length 40 --commit-window 30 --bond 10 --json)
+	--min 2 --max "$TRAINERS" --round-length 30 --commit-window 15 --bond 10 --json)
 JOB=$(jq -r .jobId <<<"$JOB_JSON")
 log "job $JOB created: $(jq -c . <<<"$JOB_JSON")"
 
