@@ -159,8 +159,27 @@ pub fn run(args: RunArgs) -> Result<()> {
         .block_on(run_async(args))
 }
 
-/// The `run` subcommand inside an existing runtime.
+/// The `run` subcommand inside an existing runtime: prepare the job, join it, start the
+/// peer, then take part in every on-chain round until the job ends.
 pub async fn run_async(args: RunArgs) -> Result<()> {
+    let (keys, pair) = load_keys(&args)?;
+    let chain = connect(&args).await?;
+    let (job, spec, trainer) = prepare_job(&args, &chain).await?;
+    join_once(&args, &chain, &pair, &job).await?;
+    let me = keys.public();
+    let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;
+    let mut contributor = Contributor {
+        args,
+        chain,
+        pair,
+        me,
+        peer,
+    };
+    contributor.run_rounds().await
+}
+
+/// The sr25519 key from `--suri`, `--key-file` or `TRAINCHAIN_SURI` (never printed).
+fn load_keys(args: &RunArgs) -> Result<(Keys, sp_core::sr25519::Pair)> {
     let suri = match (&args.suri, &args.key_file) {
         (Some(s), _) => s.clone(),
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -169,11 +188,11 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
             .to_string(),
         (None, None) => bail!("--suri or --key-file is required"),
     };
-    let pair = pair_from_suri(&suri)?;
-    let keys = Keys::from_suri(&suri)?;
-    let me = keys.public();
-    let account = account_of(&pair);
+    Ok((Keys::from_suri(&suri)?, pair_from_suri(&suri)?))
+}
 
+/// Connect to the node, refusing another chain when `--genesis` is given.
+async fn connect(args: &RunArgs) -> Result<ChainClient> {
     let expected_genesis = match &args.genesis {
         Some(h) => Some(H256::from_slice(
             &hex::decode(h.trim_start_matches("0x"))
@@ -183,7 +202,11 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         )),
         None => None,
     };
-    let chain = ChainClient::connect(&args.node, expected_genesis).await?;
+    Ok(ChainClient::connect(&args.node, expected_genesis).await?)
+}
+
+/// The job, its model (checked against the job's commitment) and this trainer's shard.
+async fn prepare_job(args: &RunArgs, chain: &ChainClient) -> Result<(Job, ModelSpec, ShardTrainer)> {
     let job = chain.existing_job(args.job).await?;
     if matches!(
         job.phase,
@@ -191,8 +214,6 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
     ) {
         bail!("job {} has ended ({})", job.job_id, job.phase.as_str());
     }
-
-    // The job's model must be one this trainer builds, with the committed initial weights.
     let model = model_of(&job)?;
     let spec = ModelSpec::parse(&model)
         .with_context(|| format!("job {}: unsupported model {model:?}", job.job_id))?;
@@ -205,8 +226,6 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
 			hex::encode(commitment)
 		);
     }
-
-    // Data.
     let (_, shard_i, shard, test) =
         load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
     let lr = f64::from(job.learning_rate_ppm) / 1e6;
@@ -217,8 +236,17 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         ..Default::default()
     };
     let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
+    Ok((job, spec, trainer))
+}
 
-    // Join (once).
+/// Join the job (bond on hold) unless this account already is a member.
+async fn join_once(
+    args: &RunArgs,
+    chain: &ChainClient,
+    pair: &sp_core::sr25519::Pair,
+    job: &Job,
+) -> Result<()> {
+    let account = account_of(pair);
     let already = chain
         .contributors(job.job_id)
         .await?
@@ -226,7 +254,7 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         .any(|c| c.who == account);
     if !already {
         chain
-            .submit(&pair, calls::join_job(job.job_id))
+            .submit(pair, calls::join_job(job.job_id))
             .await
             .map_err(explain)?;
         emit(
@@ -235,8 +263,18 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
             format!("joined job {} as {account}", job.job_id),
         );
     }
+    Ok(())
+}
 
-    // Peers.
+/// Start libp2p and the round runner, and take the job's current model from the peers.
+async fn start_peer(
+    args: &RunArgs,
+    chain: &ChainClient,
+    job: &Job,
+    keys: Keys,
+    spec: &ModelSpec,
+    trainer: ShardTrainer,
+) -> Result<Peer<ShardTrainer>> {
     let mut pcfg = PeerConfig::new(job.job_id, keys);
     pcfg.genesis_hash = chain.genesis_hash().0;
     pcfg.min_peers = job.min_contributors.max(1) as usize;
@@ -258,91 +296,165 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
         json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
         format!("listening on {addrs:?}"),
     );
-    // The job's initial model (checked against its commitment above); a job that already
-    // has finalised rounds gets its current model from the peers in `sync`.
+    // The job's initial model (checked against its commitment); a job that already has
+    // finalised rounds gets its current model from the peers in `sync`.
     let initial = spec.initial_params()?;
     let mut peer = Peer::new(pcfg, client, events, trainer, initial);
+    peer.set_chain_view(chain_view(chain, job).await?);
     peer.sync(Duration::from_secs(60)).await?;
+    Ok(peer)
+}
 
-    let mut rounds_done = 0u32;
-    loop {
-        let job = chain.existing_job(args.job).await?;
-        match job.phase {
-            JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
-                emit(
-                    args.json,
-                    json!({"event": "job_ended", "phase": job.phase.as_str()}),
-                    format!("job ended: {}", job.phase.as_str()),
-                );
-                break;
+/// A contributor taking part in a job's on-chain rounds.
+struct Contributor {
+    args: RunArgs,
+    chain: ChainClient,
+    pair: sp_core::sr25519::Pair,
+    me: PublicKey,
+    peer: Peer<ShardTrainer>,
+}
+
+/// What one peer round produced: the report, and the certificate when this peer has one.
+type Attempted = (RoundReport, Option<QuorumCertificate>);
+
+impl Contributor {
+    /// One chain round after another until the job ends (or `--max-rounds`).
+    async fn run_rounds(&mut self) -> Result<()> {
+        let mut rounds_done = 0u32;
+        loop {
+            let job = self.chain.existing_job(self.args.job).await?;
+            match job.phase {
+                JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
+                    emit(
+                        self.args.json,
+                        json!({"event": "job_ended", "phase": job.phase.as_str()}),
+                        format!("job ended: {}", job.phase.as_str()),
+                    );
+                    return Ok(());
+                }
+                JobPhase::WaitingForContributors | JobPhase::Aggregate => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                JobPhase::Commit => {}
             }
-            JobPhase::WaitingForContributors | JobPhase::Aggregate => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            if !self.ready_for(&job).await? {
+                self.wait_closed(job.current_round).await?;
                 continue;
             }
-            JobPhase::Commit => {}
+            self.chain_round(&job).await?;
+            rounds_done += 1;
+            if self.args.max_rounds.is_some_and(|m| rounds_done >= m) {
+                return Ok(());
+            }
         }
+    }
+
+    /// Whether this peer can take part in the job's open round: it holds the model the
+    /// chain finalised last (resyncing from a peer if not), and it did not join after the
+    /// round's peer exchange.
+    async fn ready_for(&mut self, job: &Job) -> Result<bool> {
         let round = job.current_round;
-        peer.set_chain_view(chain_view(&chain, &job).await?);
+        self.peer.set_chain_view(chain_view(&self.chain, job).await?);
         // Before the first finalised round, `latest_model` is the commitment (checked above).
-        if job.finalized_rounds > 0 && peer.model_hash_now() != job.latest_model {
+        if job.finalized_rounds > 0 && self.peer.model_hash_now() != job.latest_model {
             // We missed a round (or restarted): take the state the chain finalised.
-            peer.resync()
+            self.peer
+                .resync()
                 .await
                 .context("fetching the current model from a peer")?;
-            if peer.model_hash_now() != job.latest_model {
+            if self.peer.model_hash_now() != job.latest_model {
                 tracing::warn!(round, "after resync the model hash still differs from the chain; sitting this round out");
-                wait_round_closed(&chain, args.job, round).await?;
-                continue;
+                return Ok(false);
             }
         }
         // A trainer that joined after this round's peer exchange synced its result from the
         // peers (its state is already for a later round): the exchange ran without it, so it
         // sits this round out and takes part from the next one.
-        if peer.round() > round {
+        if self.peer.round() > round {
             tracing::info!(
                 round,
-                synced_round = peer.round(),
+                synced_round = self.peer.round(),
                 "joined after this round's peer exchange; taking part from the next round"
             );
-            wait_round_closed(&chain, args.job, round).await?;
-            continue;
+            return Ok(false);
         }
-        // Run the peer round; if peers that were included never commit on-chain (crashed,
-        // out of funds), run it again without them. Training is deterministic per (model,
-        // round), so the re-run reproduces every remaining update and its commitment.
-        let checkpoint = peer.checkpoint();
-        let mut excluded: BTreeSet<PublicKey> = BTreeSet::new();
+        Ok(true)
+    }
+
+    /// One on-chain round: run it with the peers (re-running without included peers that
+    /// never commit), submit, wait for the chain's result, report, roll back if it failed.
+    async fn chain_round(&mut self, job: &Job) -> Result<()> {
+        let round = job.current_round;
+        let checkpoint = self.peer.checkpoint();
         let t0 = std::time::Instant::now();
-        let mut t_peer = Duration::ZERO;
-        let mut outcome = None;
+        let Some((report, certificate)) = self.attempt_round(job, &checkpoint).await? else {
+            self.peer.restore(checkpoint)?;
+            return self.wait_closed(round).await;
+        };
+        let t_peer = t0.elapsed();
+        let t1 = std::time::Instant::now();
+        let included_me = report.included.iter().any(|s| s.who == self.me);
+        match certificate {
+            Some(qc) => {
+                submit_if_needed(&self.chain, &self.pair, &qc, self.args.job, round).await
+            }
+            None if included_me => tracing::warn!(
+                round,
+                "no complete certificate reached this peer; it cannot submit the aggregate"
+            ),
+            None => {}
+        }
+        let closed = wait_round_closed(&self.chain, self.args.job, round).await?;
+        report_round(&self.args, &report, closed.as_ref(), included_me, t_peer, t1.elapsed());
+        let matches = closed.as_ref().and_then(|r| r.model_hash) == Some(report.model_hash);
+        if closed.as_ref().is_some_and(|r| !r.finalized) {
+            // The round failed on-chain: the model stays what the chain last finalised.
+            self.peer.restore(checkpoint)?;
+        } else if !matches {
+            tracing::warn!(
+                round,
+                "local model differs from the chain's result; will resync"
+            );
+        }
+        Ok(())
+    }
+
+    /// Run the peer round; if peers that were included never commit on-chain (crashed, out
+    /// of funds, withholding), run it again without them. Training is deterministic per
+    /// (model, round), so the re-run reproduces every remaining update and its commitment.
+    /// `None`: the round cannot produce an aggregate this peer takes part in.
+    async fn attempt_round(
+        &mut self,
+        job: &Job,
+        checkpoint: &crate::p2p::round::Checkpoint,
+    ) -> Result<Option<Attempted>> {
+        let round = job.current_round;
+        let mut excluded: BTreeSet<PublicKey> = BTreeSet::new();
         for attempt in 0..MAX_RERUNS {
             if attempt > 0 {
-                peer.restore(checkpoint.clone())?;
-                peer.exclude(excluded.iter().copied());
+                self.peer.restore(checkpoint.clone())?;
+                self.peer.exclude(excluded.iter().copied());
             }
-            peer.set_round(round);
-            let t = std::time::Instant::now();
-            let report = match peer.run_round().await {
+            self.peer.set_round(round);
+            let report = match self.peer.run_round().await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(round, "peer round failed: {e:#}");
-                    break;
+                    return Ok(None);
                 }
             };
-            t_peer += t.elapsed();
-            emit_signed(args.json, &report);
-            if !report.included.iter().any(|s| s.who == me) {
-                outcome = Some((report, None));
-                break;
+            emit_signed(self.args.json, &report);
+            if !report.included.iter().any(|s| s.who == self.me) {
+                return Ok(Some((report, None)));
             }
-            if !args.fault_skip_commit {
-                commit_mine(&chain, &pair, &report, args.job, round, &me).await;
+            if !self.args.fault_skip_commit {
+                commit_mine(&self.chain, &self.pair, &report, self.args.job, round, &self.me)
+                    .await;
             }
-            let missing = missing_commitments(&chain, &job, round, &report).await?;
-            if missing.contains(&me) {
-                outcome = Some((report, None));
-                break;
+            let missing = missing_commitments(&self.chain, job, round, &report).await?;
+            if missing.contains(&self.me) {
+                return Ok(Some((report, None)));
             }
             if !missing.is_empty() {
                 tracing::warn!(
@@ -359,84 +471,67 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
             // every commitment on-chain stays valid.
             let certificate = match report.certificate.clone() {
                 Some(qc) => Some(qc),
-                None => peer
+                None => self
+                    .peer
                     .await_certificate(round, Duration::from_secs(10))
                     .await
                     .unwrap_or_default(),
             };
-            let holder = report.included.first().map(|s| s.who);
-            match (certificate, holder) {
-                (None, Some(holder)) if holder != me => {
+            match (certificate, report.included.first().map(|s| s.who)) {
+                (None, Some(holder)) if holder != self.me => {
                     tracing::warn!(
                         round,
                         "no certificate from the holder; re-running the round without it"
                     );
                     excluded.insert(holder);
                 }
-                (certificate, _) => {
-                    outcome = Some((report, certificate));
-                    break;
-                }
+                (certificate, _) => return Ok(Some((report, certificate))),
             }
         }
-        let Some((report, certificate)) = outcome else {
-            peer.restore(checkpoint)?;
-            wait_round_closed(&chain, args.job, round).await?;
-            continue;
-        };
-        let t1 = std::time::Instant::now();
-        let included_me = report.included.iter().any(|s| s.who == me);
-        match certificate {
-            Some(qc) => submit_if_needed(&chain, &pair, &report, &qc, args.job, round).await,
-            None if included_me => tracing::warn!(
-                round,
-                "no complete certificate reached this peer; it cannot submit the aggregate"
-            ),
-            None => {}
-        }
-        let closed = wait_round_closed(&chain, args.job, round).await?;
-        let t_chain = t1.elapsed();
-        let on_chain = closed.as_ref().and_then(|r| r.model_hash);
-        let matches = on_chain == Some(report.model_hash);
-        emit(
-			args.json,
-			json!({
-				"event": "round", "round": round, "included": report.included.len(), "included_me": included_me,
-				"model_hash": format!("0x{}", hex::encode(report.model_hash)),
-				"chain_model_hash": on_chain.map(|h| format!("0x{}", hex::encode(h))),
-				"matches_chain": matches, "finalized": closed.as_ref().map(|r| r.finalized).unwrap_or(false),
-				"accuracy": report.eval.map(|e| e.1), "loss": report.eval.map(|e| e.0),
-				"compute_ms": report.compute_ms, "network_ms": report.network_ms,
-				"peer_round_ms": t_peer.as_millis() as u64, "chain_ms": t_chain.as_millis() as u64,
-				"bytes_sent": report.bytes_sent, "bytes_received": report.bytes_received,
-			}),
-			format!(
-				"round {round}: {} included, model 0x{} ({}), accuracy {:?}, compute {} ms, peers {} ms, chain {} ms",
-				report.included.len(),
-				hex::encode(report.model_hash),
-				if matches { "matches the chain" } else { "DIFFERS from the chain" },
-				report.eval.map(|e| e.1),
-				report.compute_ms,
-				t_peer.as_millis(),
-				t_chain.as_millis()
-			),
-		);
-        if closed.as_ref().is_some_and(|r| !r.finalized) {
-            // The round failed on-chain: the model stays what the chain last finalised.
-            peer.restore(checkpoint)?;
-        } else if !matches {
-            tracing::warn!(
-                round,
-                "local model differs from the chain's result; will resync"
-            );
-        }
-        let _ = t0;
-        rounds_done += 1;
-        if args.max_rounds.is_some_and(|m| rounds_done >= m) {
-            break;
-        }
+        Ok(None)
     }
-    Ok(())
+
+    async fn wait_closed(&self, round: RoundIndex) -> Result<()> {
+        wait_round_closed(&self.chain, self.args.job, round).await?;
+        Ok(())
+    }
+}
+
+/// Print one round's outcome: the model against the chain's, accuracy, time split, bytes.
+fn report_round(
+    args: &RunArgs,
+    report: &RoundReport,
+    closed: Option<&trainchain_chain_client::Round>,
+    included_me: bool,
+    t_peer: Duration,
+    t_chain: Duration,
+) {
+    let round = report.round;
+    let on_chain = closed.and_then(|r| r.model_hash);
+    let matches = on_chain == Some(report.model_hash);
+    emit(
+        args.json,
+        json!({
+            "event": "round", "round": round, "included": report.included.len(), "included_me": included_me,
+            "model_hash": format!("0x{}", hex::encode(report.model_hash)),
+            "chain_model_hash": on_chain.map(|h| format!("0x{}", hex::encode(h))),
+            "matches_chain": matches, "finalized": closed.map(|r| r.finalized).unwrap_or(false),
+            "accuracy": report.eval.map(|e| e.1), "loss": report.eval.map(|e| e.0),
+            "compute_ms": report.compute_ms, "network_ms": report.network_ms,
+            "peer_round_ms": t_peer.as_millis() as u64, "chain_ms": t_chain.as_millis() as u64,
+            "bytes_sent": report.bytes_sent, "bytes_received": report.bytes_received,
+        }),
+        format!(
+            "round {round}: {} included, model 0x{} ({}), accuracy {:?}, compute {} ms, peers {} ms, chain {} ms",
+            report.included.len(),
+            hex::encode(report.model_hash),
+            if matches { "matches the chain" } else { "DIFFERS from the chain" },
+            report.eval.map(|e| e.1),
+            report.compute_ms,
+            t_peer.as_millis(),
+            t_chain.as_millis()
+        ),
+    );
 }
 
 /// Print (with `--json`) the exact statement this peer signed in a round attempt and its
@@ -568,7 +663,6 @@ async fn missing_commitments(
 async fn submit_if_needed(
     chain: &ChainClient,
     pair: &sp_core::sr25519::Pair,
-    report: &RoundReport,
     qc: &QuorumCertificate,
     job: u64,
     round: RoundIndex,
@@ -607,7 +701,6 @@ async fn submit_if_needed(
         tracing::info!(round, "fallback: submitting the aggregate");
     }
     let aggregate = aggregate_of(qc);
-    let _ = report;
     match submit_when_commitments_are_in(chain, pair, job, round, aggregate).await {
         Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
         Err(e)
