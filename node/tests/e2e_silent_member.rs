@@ -17,6 +17,7 @@ use common::trainers::{
     assert_escrow_exact, finalized_rounds, node_with_job, payees, wait_completed, Trainers,
 };
 use serde_json::{json, Value};
+use sp_core::Pair as _;
 use std::collections::BTreeMap;
 use trainchain_chain_client::{calls, pair_from_suri, ChainClient, Sr25519Signature};
 

@@ -14,7 +14,7 @@ use trainchain_trainer::compress::{self, Compression};
 use trainchain_trainer::p2p::{
     net,
     round::Byzantine,
-    wire::{Body, ChunkStat, Envelope, Participant},
+    wire::{proposal_hash, Body, ChunkStat, Envelope, Participant},
     NetClient, NetEvent,
 };
 use trainchain_trainer::signing::Keys;
@@ -290,7 +290,7 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
 
 /// Forged exchange messages for `chunks` of an agreed participant list, signed by `keys`:
 /// a `Norms` report marking the last participant's update malformed (censorship) and a
-/// `Reduced` chunk full of 0.25 (poison).
+/// `Reduced` chunk full of 0.25 (poison), bound to the right proposal.
 fn forged_exchange(
     keys: &Keys,
     round: u32,
@@ -300,6 +300,7 @@ fn forged_exchange(
 ) -> Vec<Vec<u8>> {
     let n = parts.len();
     let nb = compress::block_count(LEN);
+    let proposal = proposal_hash(round, attempt, parts);
     let mut out = Vec::new();
     for &c in chunks {
         let stats = parts
@@ -322,11 +323,13 @@ fn forged_exchange(
         for body in [
             Body::Norms {
                 attempt,
+                proposal,
                 chunk,
                 stats,
             },
             Body::Reduced {
                 attempt,
+                proposal,
                 chunk,
                 blocks,
             },
@@ -383,9 +386,7 @@ fn spawn_forger(
                     attempt,
                     base_model,
                     ..
-                })
-                    if shape_ready && seen.insert(("ready", env.round, attempt)) =>
-                {
+                }) if shape_ready && seen.insert(("ready", env.round, attempt)) => {
                     let (keys, client) = &forgers[0];
                     let body = Body::Ready {
                         attempt,
@@ -406,9 +407,11 @@ fn spawn_forger(
     })
 }
 
-/// Spawn synthetic peers `suris` (index = Synth idx), all bootstrapping to the first.
+/// Spawn synthetic peers `suris` (index = Synth idx), all bootstrapping to the first, each
+/// waiting for `initial` ready peers before round 0.
 async fn spawn_all(
     suris: &[&str],
+    initial: usize,
     rounds: u32,
 ) -> (
     Vec<tokio::task::JoinHandle<Vec<trainchain_trainer::p2p::RoundReport>>>,
@@ -422,7 +425,7 @@ async fn spawn_all(
             len: LEN,
             wrong_len: false,
         };
-        let (h, addr, c) = spawn_peer(peer_cfg(s, suris.len()), boot.clone(), synth, rounds).await;
+        let (h, addr, c) = spawn_peer(peer_cfg(s, initial), boot.clone(), synth, rounds).await;
         if boot.is_empty() {
             boot = vec![addr];
         }
@@ -441,7 +444,8 @@ async fn non_owner_cannot_poison_reduced_chunk() {
     init_tracing();
     let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
 
-    let (handles, clients, boot) = spawn_all(&HONEST, ROUNDS).await;
+    // Eve's (wrong-shape) `Ready` counts as ready: wait for all four before round 0.
+    let (handles, clients, boot) = spawn_all(&HONEST, 4, ROUNDS).await;
     let (atk, events) = net::start(net_cfg(boot)).await.unwrap();
     let eve = Keys::from_suri("//Eve").unwrap();
     atk.set_hello(Envelope::seal_bytes(
@@ -469,7 +473,19 @@ async fn non_owner_cannot_poison_reduced_chunk() {
             r.round
         );
     }
-    let _ = clients;
+    assert_exchange_rejections(&clients);
+}
+
+/// Every honest peer counted forged exchange messages.
+fn assert_exchange_rejections(clients: &[NetClient]) {
+    for (i, c) in clients.iter().enumerate() {
+        let m = c.metrics();
+        assert!(
+            m.exchange_rejected.load(Relaxed) >= 1,
+            "peer {i}: forged exchange messages not counted"
+        );
+        assert!(m.messages_rejected.load(Relaxed) >= 1);
+    }
 }
 
 /// A participant (Dave, honest in everything else) sends forged `Norms` and `Reduced` for
@@ -480,7 +496,7 @@ async fn participant_cannot_forge_another_owners_chunk() {
     const FOUR: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
     let baseline = agree(&honest_run(&FOUR, ROUNDS, |_| {}).await);
 
-    let (handles, clients, boot) = spawn_all(&FOUR, ROUNDS).await;
+    let (handles, clients, boot) = spawn_all(&FOUR, 4, ROUNDS).await;
     // An observer swarm (no hello, never a participant) watches the gossip for proposals;
     // the forgeries go out through Dave's own swarm, signed with Dave's key.
     let (_observer, events) = net::start(net_cfg(boot)).await.unwrap();
@@ -505,4 +521,5 @@ async fn participant_cannot_forge_another_owners_chunk() {
             r.round
         );
     }
+    assert_exchange_rejections(&clients[..3]);
 }

@@ -44,9 +44,11 @@ async fn peers_agree_and_schemes_give_identical_models() {
             lowest,
             "included set sorted by key, holder is lowest"
         );
-        for (who, sig) in &qc.signatures {
-            assert!(verify(who, &qc.payload.signing_bytes(), sig));
+        for e in &qc.signatures {
+            assert!(verify(&e.who, &qc.payload.signing_bytes(e.metric), &e.signature));
         }
+        // The holder is the submitter every signer named.
+        assert_eq!(qc.payload.submitter, lowest);
         assert_eq!(qc.payload.genesis_hash, [5; 32]);
         assert_eq!(qc.model_hash(), h1[round as usize].1);
     }

@@ -39,6 +39,7 @@ counters! {
     equivocations: "Peers caught sending two different updates in one round.",
     replays: "Messages from an earlier round.",
     impersonations: "Messages whose libp2p sender is not the claimed key's peer.",
+    exchange_rejected: "Exchange messages (chunk, norms, reduced) from a peer that is not a participant / the chunk's owner in the agreed proposal, or bound to another proposal.",
     state_syncs: "Model states fetched from peers.",
 }
 

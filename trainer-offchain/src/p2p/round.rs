@@ -17,7 +17,10 @@
 //!    all; every peer screens on the same reports (NaN/inf, malformed, norm outliers,
 //!    clipping), the owner aggregates its chunk in sorted-key order and sends the result to
 //!    everyone (all-gather, another `S·(N−1)/N`). [`Scheme::AllToAll`] sends whole updates to
-//!    everybody and aggregates locally.
+//!    everybody and aggregates locally. Exchange messages carry the hash of the proposal they
+//!    follow; a peer accepts them only for the proposal it agreed on, `Chunk` only from a
+//!    participant and `Norms` / `Reduced` of chunk `c` only from its owner, participant `c`
+//!    (anything else is dropped and counted in `exchange_rejected`).
 //! 4. **Finish**: apply the aggregate, hash the model, sign the chain's
 //!    `AggregatePayload` and send the signature to the certificate holder (the lowest
 //!    included key), which gossips the full [`QuorumCertificate`].
@@ -29,7 +32,7 @@
 
 use super::metrics::Metrics;
 use super::net::{NetClient, NetEvent};
-use super::wire::{Body, ChunkStat, Envelope, Participant};
+use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Participant};
 use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
 use crate::signing::{short, Endorsement, Keys, PublicKey, QuorumCertificate, SignatureBytes};
@@ -253,6 +256,9 @@ struct ReadyInfo {
 /// `(first_block, blocks, proof)` of a received chunk.
 type ChunkMsg = (u32, Vec<Vec<u8>>, Vec<Hash32>);
 
+/// Most exchange messages kept per round before their attempt is agreed.
+const EARLY_CAP: usize = 4096;
+
 #[derive(Default)]
 struct RoundState {
     readies: BTreeMap<(u32, PublicKey), ReadyInfo>,
@@ -263,6 +269,12 @@ struct RoundState {
     chunks: HashMap<(u32, PublicKey), ChunkMsg>,
     norms: HashMap<(u32, u32), Vec<ChunkStat>>,
     reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
+    /// The proposal this peer follows in each attempt: its hash and participants. Exchange
+    /// messages are accepted only if bound to it and sent by the chunk's owner.
+    agreed: HashMap<u32, (Hash32, Vec<Participant>)>,
+    /// Exchange messages that arrived before this peer agreed on their attempt, one per
+    /// `(attempt, sender, kind)`; checked when the attempt's exchange starts.
+    early: HashMap<(u32, PublicKey, &'static str), Body>,
     sigshares: HashMap<PublicKey, SigShareOf>,
     certificate: Option<QuorumCertificate>,
     /// Hash of the model this round trains from (set when the round starts).
@@ -702,29 +714,8 @@ impl<T: LocalTrainer> Peer<T> {
                     st.proposals.insert(attempt, (who, participants));
                 }
             }
-            Body::Chunk {
-                attempt,
-                first_block,
-                blocks,
-                proof,
-            } => {
-                st.chunks
-                    .entry((attempt, who))
-                    .or_insert((first_block, blocks, proof));
-            }
-            Body::Norms {
-                attempt,
-                chunk,
-                stats,
-            } => {
-                st.norms.entry((attempt, chunk)).or_insert(stats);
-            }
-            Body::Reduced {
-                attempt,
-                chunk,
-                blocks,
-            } => {
-                st.reduced.entry((attempt, chunk)).or_insert(blocks);
+            body @ (Body::Chunk { .. } | Body::Norms { .. } | Body::Reduced { .. }) => {
+                self.on_exchange(who, body)
             }
             Body::SigShare {
                 model_hash,
@@ -737,6 +728,92 @@ impl<T: LocalTrainer> Peer<T> {
             }
             Body::Certificate(qc) => self.on_certificate(qc),
         }
+    }
+
+    /// An exchange message: checked against its attempt's agreed proposal, or kept until
+    /// this peer agrees on that attempt.
+    fn on_exchange(&mut self, who: PublicKey, body: Body) {
+        let Some((attempt, _, _)) = body.exchange_key() else {
+            return;
+        };
+        if attempt >= self.cfg.max_attempts {
+            return self.reject_exchange(&who, &body, "attempt beyond the last one");
+        }
+        if self.st.agreed.contains_key(&attempt) {
+            return self.accept_exchange(who, body);
+        }
+        if self.st.early.len() < EARLY_CAP {
+            self.st
+                .early
+                .entry((attempt, who, body.kind()))
+                .or_insert(body);
+        }
+    }
+
+    /// Store an exchange message if its sender may send it in the agreed proposal (a
+    /// participant for `Chunk`, the chunk's owner for `Norms` / `Reduced`); first message
+    /// per slot wins, so only the owner can fill a chunk's slot.
+    fn accept_exchange(&mut self, who: PublicKey, body: Body) {
+        let Some((attempt, proposal, chunk)) = body.exchange_key() else {
+            return;
+        };
+        let verdict = match self.st.agreed.get(&attempt) {
+            Some((agreed, parts)) => check_exchange(agreed, parts, &who, proposal, chunk),
+            None => Err("no agreed proposal for the attempt"),
+        };
+        if let Err(why) = verdict {
+            return self.reject_exchange(&who, &body, why);
+        }
+        let st = &mut self.st;
+        match body {
+            Body::Chunk {
+                first_block,
+                blocks,
+                proof,
+                ..
+            } => {
+                st.chunks
+                    .entry((attempt, who))
+                    .or_insert((first_block, blocks, proof));
+            }
+            Body::Norms { chunk, stats, .. } => {
+                st.norms.entry((attempt, chunk)).or_insert(stats);
+            }
+            Body::Reduced { chunk, blocks, .. } => {
+                st.reduced.entry((attempt, chunk)).or_insert(blocks);
+            }
+            _ => {}
+        }
+    }
+
+    fn reject_exchange(&self, who: &PublicKey, body: &Body, why: &str) {
+        Metrics::inc(&self.metrics().exchange_rejected);
+        Metrics::inc(&self.metrics().messages_rejected);
+        let (attempt, chunk) = body
+            .exchange_key()
+            .map(|(a, _, c)| (a, c))
+            .unwrap_or_default();
+        tracing::warn!(who = %short(who), kind = body.kind(), round = self.round, attempt, ?chunk, "rejected exchange message: {why}");
+    }
+
+    /// Fix the proposal followed in `attempt` and check the exchange messages that arrived
+    /// before it. Returns the proposal's hash (sent in this peer's exchange messages).
+    fn begin_exchange(&mut self, attempt: u32, parts: &[Participant]) -> Hash32 {
+        let hash = proposal_hash(self.round, attempt, parts);
+        self.st.agreed.insert(attempt, (hash, parts.to_vec()));
+        let early: Vec<_> = self
+            .st
+            .early
+            .keys()
+            .filter(|k| k.0 == attempt)
+            .copied()
+            .collect();
+        for k in early {
+            if let Some(body) = self.st.early.remove(&k) {
+                self.accept_exchange(k.1, body);
+            }
+        }
+        hash
     }
 
     /// Process events until `cond` holds or `deadline` passes. Returns whether `cond` held.
@@ -1507,6 +1584,7 @@ impl<T: LocalTrainer> Peer<T> {
             .iter()
             .position(|p| p.who == me)
             .context("not a participant")?;
+        let proposal = self.begin_exchange(attempt, parts);
         let deadline = Instant::now() + self.cfg.round_timeout;
         let comp = self.cfg.compression;
         let leaves = mine.leaf_hashes();
@@ -1514,6 +1592,7 @@ impl<T: LocalTrainer> Peer<T> {
             Scheme::AllToAll => {
                 let body = Body::Chunk {
                     attempt,
+                    proposal,
                     first_block: 0,
                     blocks: mine.blocks.clone(),
                     proof: Vec::new(),
@@ -1608,6 +1687,7 @@ impl<T: LocalTrainer> Peer<T> {
                     let proof = compress::range_proof(&leaves, b.start, b.end);
                     let body = Body::Chunk {
                         attempt,
+                        proposal,
                         first_block: b.start as u32,
                         blocks,
                         proof,
@@ -1689,6 +1769,7 @@ impl<T: LocalTrainer> Peer<T> {
                 }
                 let norms = Body::Norms {
                     attempt,
+                    proposal,
                     chunk: my_idx as u32,
                     stats: my_stats.clone(),
                 };
@@ -1774,6 +1855,7 @@ impl<T: LocalTrainer> Peer<T> {
                     .collect();
                 let reduced = Body::Reduced {
                     attempt,
+                    proposal,
                     chunk: my_idx as u32,
                     blocks: red_blocks.clone(),
                 };
@@ -1854,6 +1936,28 @@ impl<T: LocalTrainer> Peer<T> {
     }
 }
 
+/// Whether `who` may send an exchange message bound to `proposal` (about `chunk`, for the
+/// per-chunk messages) in an attempt whose agreed proposal has hash `agreed` and
+/// participants `parts`: the hashes must match and the sender must be a participant
+/// (`Chunk`) or the chunk's owner, participant number `chunk` (`Norms`, `Reduced`).
+fn check_exchange(
+    agreed: &Hash32,
+    parts: &[Participant],
+    who: &PublicKey,
+    proposal: Hash32,
+    chunk: Option<u32>,
+) -> std::result::Result<(), &'static str> {
+    if proposal != *agreed {
+        return Err("bound to another proposal");
+    }
+    match chunk {
+        None if parts.iter().any(|p| p.who == *who) => Ok(()),
+        None => Err("sender is not a participant"),
+        Some(c) if parts.get(c as usize).is_some_and(|p| p.who == *who) => Ok(()),
+        Some(_) => Err("sender does not own the chunk"),
+    }
+}
+
 fn log_report(r: &RoundReport) {
     tracing::info!(
         target: "trainchain::round",
@@ -1872,4 +1976,35 @@ fn log_report(r: &RoundReport) {
         model_hash = %hex::encode(r.model_hash),
         "round complete"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn part(suri: &str) -> Participant {
+        Participant {
+            who: Keys::from_suri(suri).unwrap().public(),
+            peer_id: Vec::new(),
+            samples: 1,
+            root: [0; 32],
+        }
+    }
+
+    #[test]
+    fn exchange_messages_only_from_owner_of_agreed_proposal() {
+        let parts = vec![part("//Bob"), part("//Alice")];
+        let (bob, alice) = (parts[0].who, parts[1].who);
+        let eve = part("//Eve").who;
+        let h = proposal_hash(0, 0, &parts);
+        assert_eq!(check_exchange(&h, &parts, &bob, h, Some(0)), Ok(()));
+        assert_eq!(check_exchange(&h, &parts, &alice, h, Some(1)), Ok(()));
+        assert!(check_exchange(&h, &parts, &alice, h, Some(0)).is_err());
+        assert!(check_exchange(&h, &parts, &eve, h, Some(0)).is_err());
+        assert!(check_exchange(&h, &parts, &bob, h, Some(2)).is_err());
+        assert!(check_exchange(&h, &parts, &bob, [1; 32], Some(0)).is_err());
+        assert_eq!(check_exchange(&h, &parts, &alice, h, None), Ok(()));
+        assert!(check_exchange(&h, &parts, &eve, h, None).is_err());
+    }
 }

@@ -78,10 +78,13 @@ pub enum Body {
         participants: Vec<Participant>,
     },
     /// Compressed blocks `[first_block, first_block + blocks.len())` of the sender's
-    /// update, with a Merkle range proof against its root.
+    /// update, with a Merkle range proof against its root. Accepted only from a participant
+    /// of the proposal named by `proposal`.
     Chunk {
         /// Attempt.
         attempt: u32,
+        /// [`proposal_hash`] of the proposal this exchange follows.
+        proposal: Hash32,
         /// First block index.
         first_block: u32,
         /// Encoded blocks.
@@ -89,19 +92,25 @@ pub enum Body {
         /// Range proof.
         proof: Vec<Hash32>,
     },
-    /// Statistics of the chunk the sender owns, per participant.
+    /// Statistics of the chunk the sender owns, per participant. Accepted only from the
+    /// chunk's owner in the proposal named by `proposal`.
     Norms {
         /// Attempt.
         attempt: u32,
+        /// [`proposal_hash`] of the proposal this exchange follows.
+        proposal: Hash32,
         /// Chunk index (= owner's position).
         chunk: u32,
         /// One per participant, in participant order.
         stats: Vec<ChunkStat>,
     },
-    /// The aggregated values of the sender's chunk (encoded blocks).
+    /// The aggregated values of the sender's chunk (encoded blocks). Accepted only from the
+    /// chunk's owner in the proposal named by `proposal`.
     Reduced {
         /// Attempt.
         attempt: u32,
+        /// [`proposal_hash`] of the proposal this exchange follows.
+        proposal: Hash32,
         /// Chunk index.
         chunk: u32,
         /// Encoded blocks of the aggregate.
@@ -136,6 +145,35 @@ impl Body {
             Body::Certificate(_) => "certificate",
         }
     }
+
+    /// `(attempt, proposal hash, chunk)` of an exchange message (`Chunk`, `Norms`,
+    /// `Reduced`); the chunk is `None` for `Chunk`, which any participant sends.
+    pub fn exchange_key(&self) -> Option<(u32, Hash32, Option<u32>)> {
+        match self {
+            Body::Chunk {
+                attempt, proposal, ..
+            } => Some((*attempt, *proposal, None)),
+            Body::Norms {
+                attempt,
+                proposal,
+                chunk,
+                ..
+            }
+            | Body::Reduced {
+                attempt,
+                proposal,
+                chunk,
+                ..
+            } => Some((*attempt, *proposal, Some(*chunk))),
+            _ => None,
+        }
+    }
+}
+
+/// The hash that binds exchange messages to one proposal:
+/// `blake2_256(SCALE(round, attempt, participants))`.
+pub fn proposal_hash(round: RoundIndex, attempt: u32, participants: &[Participant]) -> Hash32 {
+    sp_crypto_hashing::blake2_256(&(round, attempt, participants).encode())
 }
 
 /// A signed message.
@@ -238,5 +276,20 @@ mod tests {
         claim.who = alice.public();
         assert!(claim.open().is_err());
         assert!(Envelope::decode_bytes(b"garbage").is_err());
+    }
+
+    #[test]
+    fn proposal_hash_binds_round_attempt_and_participants() {
+        let p = |seed: u8| Participant {
+            who: Keys::from_suri("//Alice").unwrap().public(),
+            peer_id: vec![seed],
+            samples: 1,
+            root: [seed; 32],
+        };
+        let h = proposal_hash(1, 0, &[p(1)]);
+        assert_eq!(h, proposal_hash(1, 0, &[p(1)]));
+        assert_ne!(h, proposal_hash(2, 0, &[p(1)]));
+        assert_ne!(h, proposal_hash(1, 1, &[p(1)]));
+        assert_ne!(h, proposal_hash(1, 0, &[p(2)]));
     }
 }
