@@ -36,16 +36,25 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     node.parent().unwrap().join(name)
 }
 
+/// One dev node (and the trainers of its test) at a time per test binary: the tests of a
+/// binary may run on cargo's parallel test threads, but two multi-process jobs at once would
+/// share this machine's cores and distort each other's timing.
+static ONE_NODE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A running `trainchain-node --dev --tmp`; killed on drop.
 pub struct DevNode {
     child: Child,
     pub rpc_port: u16,
     pub log: PathBuf,
+    /// Held while the node lives (see [`ONE_NODE_AT_A_TIME`]); dropped after the node is.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl DevNode {
     /// Start a dev node on free ports and wait until its RPC answers.
     pub fn start() -> Self {
+        // A test that panicked while holding the turn poisons it; the next may still run.
+        let turn = ONE_NODE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let rpc_port = free_port();
         let p2p_port = free_port();
         let prom_port = free_port();
@@ -70,6 +79,7 @@ impl DevNode {
             child,
             rpc_port,
             log,
+            _turn: turn,
         };
         node.wait_for(Duration::from_secs(120), "RPC", || {
             node.try_rpc("system_health", json!([])).is_some()
