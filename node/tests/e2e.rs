@@ -79,7 +79,7 @@ fn three_trainers_train_a_sponsored_job_and_get_paid() {
 
 #[test]
 fn a_killed_trainer_is_not_paid_for_rounds_it_missed() {
-    let (node, job_id) = node_with_job(6);
+    let (node, job_id) = node_with_job(4);
     let mut trainers = Trainers::start(&node, job_id);
 
     // The job starts once two have joined, so Dave may miss the first round. Kill him
