@@ -14,92 +14,82 @@ use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
 pub const DEV_ENDOWMENT: u128 = 1_000_000 * UNIT;
 
 fn testnet_genesis(
-    initial_authorities: Vec<(AuraId, GrandpaId)>,
-    endowed_accounts: Vec<AccountId>,
-    root: AccountId,
+	initial_authorities: Vec<(AuraId, GrandpaId)>,
+	endowed_accounts: Vec<AccountId>,
+	root: AccountId,
 ) -> Value {
-    build_struct_json_patch!(RuntimeGenesisConfig {
-        balances: BalancesConfig {
-            balances: endowed_accounts
-                .iter()
-                .cloned()
-                .map(|k| (k, DEV_ENDOWMENT))
-                .collect::<Vec<_>>(),
-        },
-        aura: pallet_aura::GenesisConfig {
-            authorities: initial_authorities
-                .iter()
-                .map(|x| x.0.clone())
-                .collect::<Vec<_>>(),
-        },
-        grandpa: pallet_grandpa::GenesisConfig {
-            authorities: initial_authorities
-                .iter()
-                .map(|x| (x.1.clone(), 1))
-                .collect::<Vec<_>>(),
-        },
-        sudo: SudoConfig { key: Some(root) },
-    })
+	build_struct_json_patch!(RuntimeGenesisConfig {
+		balances: BalancesConfig {
+			balances: endowed_accounts
+				.iter()
+				.cloned()
+				.map(|k| (k, DEV_ENDOWMENT))
+				.collect::<Vec<_>>(),
+		},
+		aura: pallet_aura::GenesisConfig {
+			authorities: initial_authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
+		},
+		grandpa: pallet_grandpa::GenesisConfig {
+			authorities: initial_authorities.iter().map(|x| (x.1.clone(), 1)).collect::<Vec<_>>(),
+		},
+		sudo: SudoConfig { key: Some(root) },
+	})
 }
 
 /// The `development` preset.
 pub fn development_config_genesis() -> Value {
-    testnet_genesis(
-        vec![grandpa_pair(Sr25519Keyring::Alice)],
-        endowed(),
-        Sr25519Keyring::Alice.to_account_id(),
-    )
+	testnet_genesis(
+		vec![grandpa_pair(Sr25519Keyring::Alice)],
+		endowed(),
+		Sr25519Keyring::Alice.to_account_id(),
+	)
 }
 
 /// The `local_testnet` preset.
 pub fn local_config_genesis() -> Value {
-    testnet_genesis(
-        vec![
-            grandpa_pair(Sr25519Keyring::Alice),
-            grandpa_pair(Sr25519Keyring::Bob),
-            grandpa_pair(Sr25519Keyring::Charlie),
-        ],
-        endowed(),
-        Sr25519Keyring::Alice.to_account_id(),
-    )
+	testnet_genesis(
+		vec![
+			grandpa_pair(Sr25519Keyring::Alice),
+			grandpa_pair(Sr25519Keyring::Bob),
+			grandpa_pair(Sr25519Keyring::Charlie),
+		],
+		endowed(),
+		Sr25519Keyring::Alice.to_account_id(),
+	)
 }
 
 /// Aura key (sr25519) and GRANDPA key (ed25519) of a dev validator.
 fn grandpa_pair(k: Sr25519Keyring) -> (AuraId, GrandpaId) {
-    let ed = match k {
-        Sr25519Keyring::Bob => Ed25519Keyring::Bob,
-        Sr25519Keyring::Charlie => Ed25519Keyring::Charlie,
-        _ => Ed25519Keyring::Alice,
-    };
-    (k.public().into(), ed.public().into())
+	let ed = match k {
+		Sr25519Keyring::Bob => Ed25519Keyring::Bob,
+		Sr25519Keyring::Charlie => Ed25519Keyring::Charlie,
+		_ => Ed25519Keyring::Alice,
+	};
+	(k.public().into(), ed.public().into())
 }
 
 /// The dev accounts that get endowed.
 fn endowed() -> Vec<AccountId> {
-    Sr25519Keyring::iter()
-        .filter(|k| k != &Sr25519Keyring::One && k != &Sr25519Keyring::Two)
-        .map(|k| k.to_account_id())
-        .collect()
+	Sr25519Keyring::iter()
+		.filter(|k| k != &Sr25519Keyring::One && k != &Sr25519Keyring::Two)
+		.map(|k| k.to_account_id())
+		.collect()
 }
 
 /// Return the preset with this id.
 pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
-    let patch = match id.as_ref() {
-        sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
-        sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
-        _ => return None,
-    };
-    Some(
-        serde_json::to_string(&patch)
-            .unwrap_or_default()
-            .into_bytes(),
-    )
+	let patch = match id.as_ref() {
+		sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
+		sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
+		_ => return None,
+	};
+	Some(serde_json::to_string(&patch).unwrap_or_default().into_bytes())
 }
 
 /// The ids of the presets.
 pub fn preset_names() -> Vec<PresetId> {
-    vec![
-        PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
-        PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
-    ]
+	vec![
+		PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
+		PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
+	]
 }

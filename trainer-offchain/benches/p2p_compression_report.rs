@@ -16,79 +16,68 @@ use trainchain_trainer::p2p::{net, Peer};
 use trainchain_trainer::train::{OptimizerConfig, TrainConfig};
 
 async fn compression_report() {
-    init_tracing();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    let all = data::load_csv(dir.join("digits-train.csv"), CsvOptions::default()).unwrap();
-    let test = data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap();
-    let rounds: u32 = std::env::var("REPORT_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
-    let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
-    let shards = data::shard_iid(&all, 4, 42).unwrap();
-    let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];
-    for comp in ["none", "fp16", "int8", "topk:0.1", "topk:0.01"] {
-        let compression: Compression = comp.parse().unwrap();
-        let mut handles = Vec::new();
-        let mut boot = Vec::new();
-        for (i, s) in suris.iter().enumerate() {
-            let mut cfg = peer_cfg(s, 4);
-            cfg.compression = compression;
-            cfg.round_timeout = Duration::from_secs(20);
-            let cfgt = TrainConfig {
-                optimizer: OptimizerConfig::sgd(0.05, 0.9),
-                ..Default::default()
-            };
-            let t = ShardTrainer::new(
-                &spec,
-                shards[i].clone(),
-                i as u64,
-                Some(test.clone()),
-                cfgt,
-                42,
-            )
-            .unwrap();
-            let (client, events) = net::start(net_cfg(boot.clone())).await.unwrap();
-            if boot.is_empty() {
-                let a = client.listen_addrs().await.unwrap()[0].clone();
-                boot.push(a.with(libp2p::multiaddr::Protocol::P2p(client.local_peer_id())));
-            }
-            let initial = spec.initial_params().unwrap();
-            handles.push(tokio::spawn(async move {
-                let mut peer = Peer::new(cfg, client.clone(), events, t, initial);
-                peer.sync(Duration::from_secs(10)).await.unwrap();
-                let out = peer.run(rounds).await.unwrap();
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                client.shutdown();
-                out
-            }));
-        }
-        let mut all_reports = Vec::new();
-        for h in handles {
-            all_reports.push(h.await.unwrap());
-        }
-        agree(&all_reports);
-        let sent: Vec<u64> = all_reports
-            .iter()
-            .flat_map(|r| r.iter().skip(1))
-            .map(|r| r.bytes_sent)
-            .collect();
-        let avg = sent.iter().sum::<u64>() / sent.len() as u64;
-        let upd = all_reports[0].last().unwrap().update_bytes;
-        let acc = all_reports[0].last().unwrap().eval.unwrap().1;
-        println!(
+	init_tracing();
+	let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+	let all = data::load_csv(dir.join("digits-train.csv"), CsvOptions::default()).unwrap();
+	let test = data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap();
+	let rounds: u32 = std::env::var("REPORT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+	let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
+	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
+	let shards = data::shard_iid(&all, 4, 42).unwrap();
+	let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];
+	for comp in ["none", "fp16", "int8", "topk:0.1", "topk:0.01"] {
+		let compression: Compression = comp.parse().unwrap();
+		let mut handles = Vec::new();
+		let mut boot = Vec::new();
+		for (i, s) in suris.iter().enumerate() {
+			let mut cfg = peer_cfg(s, 4);
+			cfg.compression = compression;
+			cfg.round_timeout = Duration::from_secs(20);
+			let cfgt =
+				TrainConfig { optimizer: OptimizerConfig::sgd(0.05, 0.9), ..Default::default() };
+			let t =
+				ShardTrainer::new(&spec, shards[i].clone(), i as u64, Some(test.clone()), cfgt, 42)
+					.unwrap();
+			let (client, events) = net::start(net_cfg(boot.clone())).await.unwrap();
+			if boot.is_empty() {
+				let a = client.listen_addrs().await.unwrap()[0].clone();
+				boot.push(a.with(libp2p::multiaddr::Protocol::P2p(client.local_peer_id())));
+			}
+			let initial = spec.initial_params().unwrap();
+			handles.push(tokio::spawn(async move {
+				let mut peer = Peer::new(cfg, client.clone(), events, t, initial);
+				peer.sync(Duration::from_secs(10)).await.unwrap();
+				let out = peer.run(rounds).await.unwrap();
+				tokio::time::sleep(Duration::from_secs(2)).await;
+				client.shutdown();
+				out
+			}));
+		}
+		let mut all_reports = Vec::new();
+		for h in handles {
+			all_reports.push(h.await.unwrap());
+		}
+		agree(&all_reports);
+		let sent: Vec<u64> = all_reports
+			.iter()
+			.flat_map(|r| r.iter().skip(1))
+			.map(|r| r.bytes_sent)
+			.collect();
+		let avg = sent.iter().sum::<u64>() / sent.len() as u64;
+		let upd = all_reports[0].last().unwrap().update_bytes;
+		let acc = all_reports[0].last().unwrap().eval.unwrap().1;
+		println!(
             "compression-report compression={comp} params={} update_bytes={upd} bytes_sent_per_peer_per_round={avg} rounds={rounds} accuracy={acc:.4}",
             spec.num_params().unwrap()
         );
-    }
+	}
 }
 
 fn main() {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(compression_report());
+	tokio::runtime::Builder::new_multi_thread()
+		.worker_threads(2)
+		.enable_all()
+		.build()
+		.expect("tokio runtime")
+		.block_on(compression_report());
 }

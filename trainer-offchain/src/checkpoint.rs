@@ -18,103 +18,97 @@ pub const SPEC_TENSOR: &str = "__trainchain_spec__";
 
 /// Save the model's parameters (and spec) to `path`.
 pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let mut map: HashMap<String, Tensor> = HashMap::new();
-    for (name, var) in model.named_params() {
-        map.insert(name.to_string(), var.as_tensor().clone());
-    }
-    let spec = model.spec().canonical_bytes();
-    let n = spec.len();
-    map.insert(
-        SPEC_TENSOR.to_string(),
-        Tensor::from_vec(spec, n, &Device::Cpu)?,
-    );
-    candle_core::safetensors::save(&map, path).map_err(|e| TrainerError::Checkpoint {
-        path: path.to_path_buf(),
-        msg: format!("cannot write: {e}"),
-    })
+	let path = path.as_ref();
+	let mut map: HashMap<String, Tensor> = HashMap::new();
+	for (name, var) in model.named_params() {
+		map.insert(name.to_string(), var.as_tensor().clone());
+	}
+	let spec = model.spec().canonical_bytes();
+	let n = spec.len();
+	map.insert(SPEC_TENSOR.to_string(), Tensor::from_vec(spec, n, &Device::Cpu)?);
+	candle_core::safetensors::save(&map, path).map_err(|e| TrainerError::Checkpoint {
+		path: path.to_path_buf(),
+		msg: format!("cannot write: {e}"),
+	})
 }
 
 /// Read the spec stored in a checkpoint, if it has one.
 pub fn read_spec(path: impl AsRef<Path>) -> Result<Option<ModelSpec>> {
-    let path = path.as_ref();
-    let map = read_map(path)?;
-    spec_of(path, &map)
+	let path = path.as_ref();
+	let map = read_map(path)?;
+	spec_of(path, &map)
 }
 
 fn read_map(path: &Path) -> Result<HashMap<String, Tensor>> {
-    if !path.exists() {
-        return Err(TrainerError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        ));
-    }
-    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| TrainerError::Checkpoint {
-        path: path.to_path_buf(),
-        msg: format!("not a readable safetensors file: {e}"),
-    })
+	if !path.exists() {
+		return Err(TrainerError::io(
+			path,
+			std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+		));
+	}
+	candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| TrainerError::Checkpoint {
+		path: path.to_path_buf(),
+		msg: format!("not a readable safetensors file: {e}"),
+	})
 }
 
 fn spec_of(path: &Path, map: &HashMap<String, Tensor>) -> Result<Option<ModelSpec>> {
-    let Some(t) = map.get(SPEC_TENSOR) else {
-        return Ok(None);
-    };
-    let bytes = t.to_dtype(DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
-    ModelSpec::from_canonical_bytes(&bytes)
-        .map(Some)
-        .map_err(|e| TrainerError::Checkpoint {
-            path: path.to_path_buf(),
-            msg: format!("stored spec: {e}"),
-        })
+	let Some(t) = map.get(SPEC_TENSOR) else {
+		return Ok(None);
+	};
+	let bytes = t.to_dtype(DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
+	ModelSpec::from_canonical_bytes(&bytes)
+		.map(Some)
+		.map_err(|e| TrainerError::Checkpoint {
+			path: path.to_path_buf(),
+			msg: format!("stored spec: {e}"),
+		})
 }
 
 /// Load a checkpoint. With `spec = None` the stored spec is used (error if there is none);
 /// with `Some(spec)` the stored spec, if any, must equal it. Every parameter must be present
 /// with the right shape and dtype, and no unknown tensors may be present.
 pub fn load(path: impl AsRef<Path>, spec: Option<&ModelSpec>) -> Result<Model> {
-    let path = path.as_ref();
-    let map = read_map(path)?;
-    let err = |msg: String| TrainerError::Checkpoint {
-        path: path.to_path_buf(),
-        msg,
-    };
-    let stored = spec_of(path, &map)?;
-    let spec = match (spec, stored) {
-        (Some(s), Some(st)) if *s != st => {
-            return Err(err(format!("was saved for model {st}, not {s}")));
-        }
-        (Some(s), _) => s.clone(),
-        (None, Some(st)) => st,
-        (None, None) => return Err(err("has no stored model spec; pass the model spec".into())),
-    };
-    let infos = spec.param_infos()?;
-    let mut flat = Vec::with_capacity(infos.iter().map(|p| p.len()).sum());
-    for p in &infos {
-        let t = map
-            .get(&p.name)
-            .ok_or_else(|| err(format!("missing tensor {:?} of model {spec}", p.name)))?;
-        if t.dtype() != DType::F32 {
-            return Err(err(format!(
-                "tensor {:?} has dtype {:?}, expected f32",
-                p.name,
-                t.dtype()
-            )));
-        }
-        if t.dims() != p.shape.as_slice() {
-            return Err(err(format!(
-                "tensor {:?} has shape {:?}, model {spec} needs {:?}",
-                p.name,
-                t.dims(),
-                p.shape
-            )));
-        }
-        flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
-    }
-    if let Some(extra) = map
-        .keys()
-        .find(|k| k.as_str() != SPEC_TENSOR && !infos.iter().any(|p| &p.name == *k))
-    {
-        return Err(err(format!("unexpected tensor {extra:?} for model {spec}")));
-    }
-    Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))
+	let path = path.as_ref();
+	let map = read_map(path)?;
+	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
+	let stored = spec_of(path, &map)?;
+	let spec = match (spec, stored) {
+		(Some(s), Some(st)) if *s != st => {
+			return Err(err(format!("was saved for model {st}, not {s}")));
+		},
+		(Some(s), _) => s.clone(),
+		(None, Some(st)) => st,
+		(None, None) => return Err(err("has no stored model spec; pass the model spec".into())),
+	};
+	let infos = spec.param_infos()?;
+	let mut flat = Vec::with_capacity(infos.iter().map(|p| p.len()).sum());
+	for p in &infos {
+		let t = map
+			.get(&p.name)
+			.ok_or_else(|| err(format!("missing tensor {:?} of model {spec}", p.name)))?;
+		if t.dtype() != DType::F32 {
+			return Err(err(format!(
+				"tensor {:?} has dtype {:?}, expected f32",
+				p.name,
+				t.dtype()
+			)));
+		}
+		if t.dims() != p.shape.as_slice() {
+			return Err(err(format!(
+				"tensor {:?} has shape {:?}, model {spec} needs {:?}",
+				p.name,
+				t.dims(),
+				p.shape
+			)));
+		}
+		flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
+	}
+	if let Some(extra) = map
+		.keys()
+		.find(|k| k.as_str() != SPEC_TENSOR && !infos.iter().any(|p| &p.name == *k))
+	{
+		return Err(err(format!("unexpected tensor {extra:?} for model {spec}")));
+	}
+	Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))
 }

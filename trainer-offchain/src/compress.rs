@@ -20,536 +20,490 @@ pub const MIN_BLOCK_LEN: usize = 512;
 /// How updates are compressed on the wire.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Compression {
-    /// Raw little-endian f32.
-    None,
-    /// IEEE half precision.
-    Fp16,
-    /// Symmetric linear int8 with one f32 scale per block.
-    Int8,
-    /// Keep the `fraction` largest-magnitude values of every block (index + f32 value).
-    TopK {
-        /// Fraction of values kept, in (0, 1].
-        fraction: f32,
-    },
+	/// Raw little-endian f32.
+	None,
+	/// IEEE half precision.
+	Fp16,
+	/// Symmetric linear int8 with one f32 scale per block.
+	Int8,
+	/// Keep the `fraction` largest-magnitude values of every block (index + f32 value).
+	TopK {
+		/// Fraction of values kept, in (0, 1].
+		fraction: f32,
+	},
 }
 
 impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Compression::None => write!(f, "none"),
-            Compression::Fp16 => write!(f, "fp16"),
-            Compression::Int8 => write!(f, "int8"),
-            Compression::TopK { fraction } => write!(f, "topk:{fraction}"),
-        }
-    }
+	fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+		match self {
+			Compression::None => write!(f, "none"),
+			Compression::Fp16 => write!(f, "fp16"),
+			Compression::Int8 => write!(f, "int8"),
+			Compression::TopK { fraction } => write!(f, "topk:{fraction}"),
+		}
+	}
 }
 
 impl FromStr for Compression {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "none" => Compression::None,
-            "fp16" => Compression::Fp16,
-            "int8" => Compression::Int8,
-            other => {
-                let Some(k) = other.strip_prefix("topk:") else {
-                    bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION)");
-                };
-                let fraction: f32 = k.parse()?;
-                ensure!(
-                    fraction > 0.0 && fraction <= 1.0,
-                    "topk fraction must be in (0, 1]"
-                );
-                Compression::TopK { fraction }
-            }
-        })
-    }
+	type Err = anyhow::Error;
+	fn from_str(s: &str) -> Result<Self> {
+		Ok(match s {
+			"none" => Compression::None,
+			"fp16" => Compression::Fp16,
+			"int8" => Compression::Int8,
+			other => {
+				let Some(k) = other.strip_prefix("topk:") else {
+					bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION)");
+				};
+				let fraction: f32 = k.parse()?;
+				ensure!(fraction > 0.0 && fraction <= 1.0, "topk fraction must be in (0, 1]");
+				Compression::TopK { fraction }
+			},
+		})
+	}
 }
 
 impl Compression {
-    /// Wire tag.
-    pub fn tag(&self) -> u8 {
-        match self {
-            Compression::None => 0,
-            Compression::Fp16 => 1,
-            Compression::Int8 => 2,
-            Compression::TopK { .. } => 3,
-        }
-    }
+	/// Wire tag.
+	pub fn tag(&self) -> u8 {
+		match self {
+			Compression::None => 0,
+			Compression::Fp16 => 1,
+			Compression::Int8 => 2,
+			Compression::TopK { .. } => 3,
+		}
+	}
 
-    /// Whether compression loses information (so error feedback applies).
-    pub fn is_lossy(&self) -> bool {
-        !matches!(self, Compression::None)
-    }
+	/// Whether compression loses information (so error feedback applies).
+	pub fn is_lossy(&self) -> bool {
+		!matches!(self, Compression::None)
+	}
 
-    /// Compress one block.
-    pub fn encode_block(&self, xs: &[f32]) -> Vec<u8> {
-        match *self {
-            Compression::None => xs.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Compression::Fp16 => xs
-                .iter()
-                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                .collect(),
-            Compression::Int8 => {
-                let max = xs
-                    .iter()
-                    .filter(|x| x.is_finite())
-                    .fold(0f32, |m, x| m.max(x.abs()));
-                let scale = if max > 0.0 { max / 127.0 } else { 0.0 };
-                let mut out = Vec::with_capacity(4 + xs.len());
-                out.extend_from_slice(&scale.to_le_bytes());
-                for x in xs {
-                    let q = if scale > 0.0 && x.is_finite() {
-                        (x / scale).round().clamp(-127.0, 127.0) as i8
-                    } else {
-                        0
-                    };
-                    out.push(q as u8);
-                }
-                // NaN/inf survive as a NaN scale so the receiver rejects the update.
-                if xs.iter().any(|x| !x.is_finite()) {
-                    out.splice(0..4, f32::NAN.to_le_bytes());
-                }
-                out
-            }
-            Compression::TopK { fraction } => {
-                let k =
-                    ((xs.len() as f64 * fraction as f64).ceil() as usize).clamp(1, xs.len().max(1));
-                let mut idx: Vec<u32> = (0..xs.len() as u32).collect();
-                let mag = |i: u32| {
-                    xs.get(i as usize)
-                        .map(|x| if x.is_nan() { f32::INFINITY } else { x.abs() })
-                };
-                idx.sort_by(|a, b| {
-                    mag(*b)
-                        .partial_cmp(&mag(*a))
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                        .then(a.cmp(b))
-                });
-                idx.truncate(k.min(xs.len()));
-                idx.sort_unstable();
-                let wide = xs.len() > 1 << 16;
-                let mut out = Vec::with_capacity(4 + 8 * idx.len());
-                out.extend_from_slice(&(idx.len() as u32).to_le_bytes());
-                for i in idx {
-                    if wide {
-                        out.extend_from_slice(&i.to_le_bytes());
-                    } else {
-                        out.extend_from_slice(&(i as u16).to_le_bytes());
-                    }
-                    out.extend_from_slice(
-                        &xs.get(i as usize).copied().unwrap_or(0.0).to_le_bytes(),
-                    );
-                }
-                out
-            }
-        }
-    }
+	/// Compress one block.
+	pub fn encode_block(&self, xs: &[f32]) -> Vec<u8> {
+		match *self {
+			Compression::None => xs.iter().flat_map(|x| x.to_le_bytes()).collect(),
+			Compression::Fp16 => {
+				xs.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()
+			},
+			Compression::Int8 => {
+				let max = xs.iter().filter(|x| x.is_finite()).fold(0f32, |m, x| m.max(x.abs()));
+				let scale = if max > 0.0 { max / 127.0 } else { 0.0 };
+				let mut out = Vec::with_capacity(4 + xs.len());
+				out.extend_from_slice(&scale.to_le_bytes());
+				for x in xs {
+					let q = if scale > 0.0 && x.is_finite() {
+						(x / scale).round().clamp(-127.0, 127.0) as i8
+					} else {
+						0
+					};
+					out.push(q as u8);
+				}
+				// NaN/inf survive as a NaN scale so the receiver rejects the update.
+				if xs.iter().any(|x| !x.is_finite()) {
+					out.splice(0..4, f32::NAN.to_le_bytes());
+				}
+				out
+			},
+			Compression::TopK { fraction } => {
+				let k =
+					((xs.len() as f64 * fraction as f64).ceil() as usize).clamp(1, xs.len().max(1));
+				let mut idx: Vec<u32> = (0..xs.len() as u32).collect();
+				let mag = |i: u32| {
+					xs.get(i as usize).map(|x| if x.is_nan() { f32::INFINITY } else { x.abs() })
+				};
+				idx.sort_by(|a, b| {
+					mag(*b)
+						.partial_cmp(&mag(*a))
+						.unwrap_or(std::cmp::Ordering::Equal)
+						.then(a.cmp(b))
+				});
+				idx.truncate(k.min(xs.len()));
+				idx.sort_unstable();
+				let wide = xs.len() > 1 << 16;
+				let mut out = Vec::with_capacity(4 + 8 * idx.len());
+				out.extend_from_slice(&(idx.len() as u32).to_le_bytes());
+				for i in idx {
+					if wide {
+						out.extend_from_slice(&i.to_le_bytes());
+					} else {
+						out.extend_from_slice(&(i as u16).to_le_bytes());
+					}
+					out.extend_from_slice(
+						&xs.get(i as usize).copied().unwrap_or(0.0).to_le_bytes(),
+					);
+				}
+				out
+			},
+		}
+	}
 
-    /// Decompress one block of `len` values. Errors on malformed bytes (never panics).
-    pub fn decode_block(&self, bytes: &[u8], len: usize) -> Result<Vec<f32>> {
-        match *self {
-            Compression::None => {
-                ensure!(
-                    bytes.len() == len * 4,
-                    "raw block: {} bytes for {len} values",
-                    bytes.len()
-                );
-                Ok(bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect())
-            }
-            Compression::Fp16 => {
-                ensure!(
-                    bytes.len() == len * 2,
-                    "fp16 block: {} bytes for {len} values",
-                    bytes.len()
-                );
-                Ok(bytes
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect())
-            }
-            Compression::Int8 => {
-                ensure!(
-                    bytes.len() == len + 4,
-                    "int8 block: {} bytes for {len} values",
-                    bytes.len()
-                );
-                let (s, q) = bytes.split_at(4);
-                let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-                Ok(q.iter().map(|b| (*b as i8) as f32 * scale).collect())
-            }
-            Compression::TopK { .. } => {
-                ensure!(bytes.len() >= 4, "topk block too short");
-                let (n, rest) = bytes.split_at(4);
-                let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
-                let w = if len > 1 << 16 { 4 } else { 2 };
-                ensure!(
-                    n <= len && rest.len() == n * (w + 4),
-                    "topk block: {n} entries in {} bytes",
-                    rest.len()
-                );
-                let mut out = vec![0f32; len];
-                let mut last: Option<usize> = None;
-                for e in rest.chunks_exact(w + 4) {
-                    let (i, v) = e.split_at(w);
-                    let i = if w == 4 {
-                        u32::from_le_bytes([i[0], i[1], i[2], i[3]]) as usize
-                    } else {
-                        u16::from_le_bytes([i[0], i[1]]) as usize
-                    };
-                    ensure!(
-                        last.is_none_or(|l| i > l),
-                        "topk indices not strictly increasing"
-                    );
-                    last = Some(i);
-                    let v = f32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-                    match out.get_mut(i) {
-                        Some(slot) => *slot = v,
-                        None => bail!("topk index {i} out of range {len}"),
-                    }
-                }
-                Ok(out)
-            }
-        }
-    }
+	/// Decompress one block of `len` values. Errors on malformed bytes (never panics).
+	pub fn decode_block(&self, bytes: &[u8], len: usize) -> Result<Vec<f32>> {
+		match *self {
+			Compression::None => {
+				ensure!(
+					bytes.len() == len * 4,
+					"raw block: {} bytes for {len} values",
+					bytes.len()
+				);
+				Ok(bytes
+					.chunks_exact(4)
+					.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+					.collect())
+			},
+			Compression::Fp16 => {
+				ensure!(
+					bytes.len() == len * 2,
+					"fp16 block: {} bytes for {len} values",
+					bytes.len()
+				);
+				Ok(bytes
+					.chunks_exact(2)
+					.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+					.collect())
+			},
+			Compression::Int8 => {
+				ensure!(
+					bytes.len() == len + 4,
+					"int8 block: {} bytes for {len} values",
+					bytes.len()
+				);
+				let (s, q) = bytes.split_at(4);
+				let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+				Ok(q.iter().map(|b| (*b as i8) as f32 * scale).collect())
+			},
+			Compression::TopK { .. } => {
+				ensure!(bytes.len() >= 4, "topk block too short");
+				let (n, rest) = bytes.split_at(4);
+				let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
+				let w = if len > 1 << 16 { 4 } else { 2 };
+				ensure!(
+					n <= len && rest.len() == n * (w + 4),
+					"topk block: {n} entries in {} bytes",
+					rest.len()
+				);
+				let mut out = vec![0f32; len];
+				let mut last: Option<usize> = None;
+				for e in rest.chunks_exact(w + 4) {
+					let (i, v) = e.split_at(w);
+					let i = if w == 4 {
+						u32::from_le_bytes([i[0], i[1], i[2], i[3]]) as usize
+					} else {
+						u16::from_le_bytes([i[0], i[1]]) as usize
+					};
+					ensure!(last.is_none_or(|l| i > l), "topk indices not strictly increasing");
+					last = Some(i);
+					let v = f32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+					match out.get_mut(i) {
+						Some(slot) => *slot = v,
+						None => bail!("topk index {i} out of range {len}"),
+					}
+				}
+				Ok(out)
+			},
+		}
+	}
 }
 
 /// Number of blocks for an update of `len` values.
 pub fn block_count(len: usize) -> usize {
-    (len / MIN_BLOCK_LEN).clamp(1, BLOCKS)
+	(len / MIN_BLOCK_LEN).clamp(1, BLOCKS)
 }
 
 /// Element range of block `i` of `blocks` over `len` values.
 pub fn block_range(len: usize, blocks: usize, i: usize) -> std::ops::Range<usize> {
-    (i * len / blocks)..((i + 1) * len / blocks)
+	(i * len / blocks)..((i + 1) * len / blocks)
 }
 
 /// Block range of chunk `c` of `n` chunks over `blocks` blocks.
 pub fn chunk_blocks(blocks: usize, n: usize, c: usize) -> std::ops::Range<usize> {
-    (c * blocks / n)..((c + 1) * blocks / n)
+	(c * blocks / n)..((c + 1) * blocks / n)
 }
 
 /// Element range covered by chunk `c` of `n` for an update of `len` values.
 pub fn chunk_elems(len: usize, n: usize, c: usize) -> std::ops::Range<usize> {
-    let blocks = block_count(len);
-    let b = chunk_blocks(blocks, n, c);
-    (b.start * len / blocks)..(b.end * len / blocks)
+	let blocks = block_count(len);
+	let b = chunk_blocks(blocks, n, c);
+	(b.start * len / blocks)..(b.end * len / blocks)
 }
 
 /// A compressed update: one byte string per block.
 #[derive(Clone, Debug)]
 pub struct Compressed {
-    /// Compression used.
-    pub compression: Compression,
-    /// Number of values.
-    pub len: usize,
-    /// Encoded blocks.
-    pub blocks: Vec<Vec<u8>>,
+	/// Compression used.
+	pub compression: Compression,
+	/// Number of values.
+	pub len: usize,
+	/// Encoded blocks.
+	pub blocks: Vec<Vec<u8>>,
 }
 
 impl Compressed {
-    /// Compress `xs`.
-    pub fn new(compression: Compression, xs: &[f32]) -> Self {
-        let nb = block_count(xs.len());
-        let blocks = (0..nb)
-            .map(|i| {
-                compression.encode_block(xs.get(block_range(xs.len(), nb, i)).unwrap_or_default())
-            })
-            .collect();
-        Self {
-            compression,
-            len: xs.len(),
-            blocks,
-        }
-    }
+	/// Compress `xs`.
+	pub fn new(compression: Compression, xs: &[f32]) -> Self {
+		let nb = block_count(xs.len());
+		let blocks = (0..nb)
+			.map(|i| {
+				compression.encode_block(xs.get(block_range(xs.len(), nb, i)).unwrap_or_default())
+			})
+			.collect();
+		Self { compression, len: xs.len(), blocks }
+	}
 
-    /// Total encoded bytes.
-    pub fn byte_len(&self) -> usize {
-        self.blocks.iter().map(Vec::len).sum()
-    }
+	/// Total encoded bytes.
+	pub fn byte_len(&self) -> usize {
+		self.blocks.iter().map(Vec::len).sum()
+	}
 
-    /// Per-block hashes.
-    pub fn leaf_hashes(&self) -> Vec<[u8; 32]> {
-        self.blocks.iter().map(|b| leaf_hash(b)).collect()
-    }
+	/// Per-block hashes.
+	pub fn leaf_hashes(&self) -> Vec<[u8; 32]> {
+		self.blocks.iter().map(|b| leaf_hash(b)).collect()
+	}
 
-    /// The commitment to this update.
-    pub fn root(&self) -> [u8; 32] {
-        merkle_root(&self.leaf_hashes())
-    }
+	/// The commitment to this update.
+	pub fn root(&self) -> [u8; 32] {
+		merkle_root(&self.leaf_hashes())
+	}
 
-    /// Decompress everything.
-    pub fn decode(&self) -> Result<Vec<f32>> {
-        decode_blocks(self.compression, self.len, 0, &self.blocks)
-    }
+	/// Decompress everything.
+	pub fn decode(&self) -> Result<Vec<f32>> {
+		decode_blocks(self.compression, self.len, 0, &self.blocks)
+	}
 }
 
 /// Decode consecutive blocks starting at block `first` of an update of `len` values.
 pub fn decode_blocks(
-    compression: Compression,
-    len: usize,
-    first: usize,
-    blocks: &[Vec<u8>],
+	compression: Compression,
+	len: usize,
+	first: usize,
+	blocks: &[Vec<u8>],
 ) -> Result<Vec<f32>> {
-    let nb = block_count(len);
-    ensure!(
-        first + blocks.len() <= nb,
-        "block range {first}+{} beyond {nb}",
-        blocks.len()
-    );
-    let mut out = Vec::new();
-    for (j, b) in blocks.iter().enumerate() {
-        let r = block_range(len, nb, first + j);
-        out.extend(compression.decode_block(b, r.len())?);
-    }
-    Ok(out)
+	let nb = block_count(len);
+	ensure!(first + blocks.len() <= nb, "block range {first}+{} beyond {nb}", blocks.len());
+	let mut out = Vec::new();
+	for (j, b) in blocks.iter().enumerate() {
+		let r = block_range(len, nb, first + j);
+		out.extend(compression.decode_block(b, r.len())?);
+	}
+	Ok(out)
 }
 
 /// Error feedback for lossy compression: the part of past updates not yet transmitted.
 #[derive(Clone, Debug, Default)]
 pub struct ErrorFeedback {
-    residual: Vec<f32>,
+	residual: Vec<f32>,
 }
 
 impl ErrorFeedback {
-    /// Compress `update + residual`; keep the new residual. Returns the compressed update
-    /// and its decoded form (what the receivers will see).
-    pub fn compress(
-        &mut self,
-        compression: Compression,
-        update: &[f32],
-    ) -> Result<(Compressed, Vec<f32>)> {
-        let mut corrected = update.to_vec();
-        if compression.is_lossy() && self.residual.len() == update.len() {
-            for (c, r) in corrected.iter_mut().zip(&self.residual) {
-                *c += r;
-            }
-        }
-        let c = Compressed::new(compression, &corrected);
-        let decoded = c.decode()?;
-        if compression.is_lossy() {
-            self.residual = corrected.iter().zip(&decoded).map(|(a, b)| a - b).collect();
-            if self.residual.iter().any(|x| !x.is_finite()) {
-                self.residual.clear();
-            }
-        }
-        Ok((c, decoded))
-    }
+	/// Compress `update + residual`; keep the new residual. Returns the compressed update
+	/// and its decoded form (what the receivers will see).
+	pub fn compress(
+		&mut self,
+		compression: Compression,
+		update: &[f32],
+	) -> Result<(Compressed, Vec<f32>)> {
+		let mut corrected = update.to_vec();
+		if compression.is_lossy() && self.residual.len() == update.len() {
+			for (c, r) in corrected.iter_mut().zip(&self.residual) {
+				*c += r;
+			}
+		}
+		let c = Compressed::new(compression, &corrected);
+		let decoded = c.decode()?;
+		if compression.is_lossy() {
+			self.residual = corrected.iter().zip(&decoded).map(|(a, b)| a - b).collect();
+			if self.residual.iter().any(|x| !x.is_finite()) {
+				self.residual.clear();
+			}
+		}
+		Ok((c, decoded))
+	}
 
-    /// Drop the residual (e.g. when an update was not included).
-    pub fn reset(&mut self) {
-        self.residual.clear();
-    }
+	/// Drop the residual (e.g. when an update was not included).
+	pub fn reset(&mut self) {
+		self.residual.clear();
+	}
 }
 
 fn leaf_hash(b: &[u8]) -> [u8; 32] {
-    let mut v = Vec::with_capacity(b.len() + 1);
-    v.push(0u8);
-    v.extend_from_slice(b);
-    sp_crypto_hashing::blake2_256(&v)
+	let mut v = Vec::with_capacity(b.len() + 1);
+	v.push(0u8);
+	v.extend_from_slice(b);
+	sp_crypto_hashing::blake2_256(&v)
 }
 
 fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
-    let mut v = [0u8; 65];
-    v[0] = 1;
-    v[1..33].copy_from_slice(l);
-    v[33..].copy_from_slice(r);
-    sp_crypto_hashing::blake2_256(&v)
+	let mut v = [0u8; 65];
+	v[0] = 1;
+	v[1..33].copy_from_slice(l);
+	v[33..].copy_from_slice(r);
+	sp_crypto_hashing::blake2_256(&v)
 }
 
 /// Hash of the subtree over leaves `[lo, hi)` (split at the midpoint).
 fn subtree(leaves: &[[u8; 32]], lo: usize, hi: usize) -> [u8; 32] {
-    if hi - lo == 1 {
-        return leaves.get(lo).copied().unwrap_or_default();
-    }
-    let mid = lo + (hi - lo) / 2;
-    node_hash(&subtree(leaves, lo, mid), &subtree(leaves, mid, hi))
+	if hi - lo == 1 {
+		return leaves.get(lo).copied().unwrap_or_default();
+	}
+	let mid = lo + (hi - lo) / 2;
+	node_hash(&subtree(leaves, lo, mid), &subtree(leaves, mid, hi))
 }
 
 /// Merkle root over block hashes.
 pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    if leaves.is_empty() {
-        return [0; 32];
-    }
-    subtree(leaves, 0, leaves.len())
+	if leaves.is_empty() {
+		return [0; 32];
+	}
+	subtree(leaves, 0, leaves.len())
 }
 
 /// Sibling hashes proving leaves `[a, b)` of `leaves`.
 pub fn range_proof(leaves: &[[u8; 32]], a: usize, b: usize) -> Vec<[u8; 32]> {
-    fn go(leaves: &[[u8; 32]], lo: usize, hi: usize, a: usize, b: usize, out: &mut Vec<[u8; 32]>) {
-        if hi <= a || lo >= b {
-            out.push(subtree(leaves, lo, hi));
-        } else if lo >= a && hi <= b {
-        } else {
-            let mid = lo + (hi - lo) / 2;
-            go(leaves, lo, mid, a, b, out);
-            go(leaves, mid, hi, a, b, out);
-        }
-    }
-    let mut out = Vec::new();
-    if !leaves.is_empty() {
-        go(leaves, 0, leaves.len(), a, b, &mut out);
-    }
-    out
+	fn go(leaves: &[[u8; 32]], lo: usize, hi: usize, a: usize, b: usize, out: &mut Vec<[u8; 32]>) {
+		if hi <= a || lo >= b {
+			out.push(subtree(leaves, lo, hi));
+		} else if lo >= a && hi <= b {
+		} else {
+			let mid = lo + (hi - lo) / 2;
+			go(leaves, lo, mid, a, b, out);
+			go(leaves, mid, hi, a, b, out);
+		}
+	}
+	let mut out = Vec::new();
+	if !leaves.is_empty() {
+		go(leaves, 0, leaves.len(), a, b, &mut out);
+	}
+	out
 }
 
 /// Root implied by leaves `[a, b)` (given as `range`) of a tree of `n` leaves plus `proof`.
 pub fn root_from_range(
-    n: usize,
-    a: usize,
-    range: &[[u8; 32]],
-    proof: &[[u8; 32]],
+	n: usize,
+	a: usize,
+	range: &[[u8; 32]],
+	proof: &[[u8; 32]],
 ) -> Result<[u8; 32]> {
-    fn go(
-        lo: usize,
-        hi: usize,
-        a: usize,
-        b: usize,
-        range: &[[u8; 32]],
-        proof: &mut std::slice::Iter<[u8; 32]>,
-    ) -> Result<[u8; 32]> {
-        if hi <= a || lo >= b {
-            return proof
-                .next()
-                .copied()
-                .ok_or_else(|| anyhow::anyhow!("proof too short"));
-        }
-        if hi - lo == 1 {
-            return range
-                .get(lo - a)
-                .copied()
-                .ok_or_else(|| anyhow::anyhow!("range too short"));
-        }
-        let mid = lo + (hi - lo) / 2;
-        let l = go(lo, mid, a, b, range, proof)?;
-        let r = go(mid, hi, a, b, range, proof)?;
-        Ok(node_hash(&l, &r))
-    }
-    ensure!(
-        n > 0 && !range.is_empty() && a + range.len() <= n,
-        "bad range"
-    );
-    let mut it = proof.iter();
-    let root = go(0, n, a, a + range.len(), range, &mut it)?;
-    ensure!(it.next().is_none(), "proof too long");
-    Ok(root)
+	fn go(
+		lo: usize,
+		hi: usize,
+		a: usize,
+		b: usize,
+		range: &[[u8; 32]],
+		proof: &mut std::slice::Iter<[u8; 32]>,
+	) -> Result<[u8; 32]> {
+		if hi <= a || lo >= b {
+			return proof.next().copied().ok_or_else(|| anyhow::anyhow!("proof too short"));
+		}
+		if hi - lo == 1 {
+			return range.get(lo - a).copied().ok_or_else(|| anyhow::anyhow!("range too short"));
+		}
+		let mid = lo + (hi - lo) / 2;
+		let l = go(lo, mid, a, b, range, proof)?;
+		let r = go(mid, hi, a, b, range, proof)?;
+		Ok(node_hash(&l, &r))
+	}
+	ensure!(n > 0 && !range.is_empty() && a + range.len() <= n, "bad range");
+	let mut it = proof.iter();
+	let root = go(0, n, a, a + range.len(), range, &mut it)?;
+	ensure!(it.next().is_none(), "proof too long");
+	Ok(root)
 }
 
 /// Leaf hashes of encoded blocks (for checking a received chunk).
 pub fn leaf_hashes(blocks: &[Vec<u8>]) -> Vec<[u8; 32]> {
-    blocks.iter().map(|b| leaf_hash(b)).collect()
+	blocks.iter().map(|b| leaf_hash(b)).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use super::*;
+	#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+	use super::*;
 
-    fn vec(n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-            .collect()
-    }
+	fn vec(n: usize) -> Vec<f32> {
+		(0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+	}
 
-    #[test]
-    fn round_trips_and_errors() {
-        let xs = vec(5000);
-        for c in [
-            Compression::None,
-            Compression::Fp16,
-            Compression::Int8,
-            "topk:0.1".parse().unwrap(),
-        ] {
-            let comp = Compressed::new(c, &xs);
-            let back = comp.decode().unwrap();
-            assert_eq!(back.len(), xs.len());
-            let err: f32 = xs
-                .iter()
-                .zip(&back)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            match c {
-                Compression::None => assert_eq!(err, 0.0),
-                Compression::Fp16 => assert!(err < 1e-3),
-                Compression::Int8 => assert!(err < 0.01),
-                Compression::TopK { .. } => assert!(err <= 0.5),
-            }
-            // Truncated blocks are errors, never panics.
-            assert!(c.decode_block(&comp.blocks[0][..1], 6).is_err());
-        }
-        assert!("topk:0".parse::<Compression>().is_err());
-        assert!("zip".parse::<Compression>().is_err());
-    }
+	#[test]
+	fn round_trips_and_errors() {
+		let xs = vec(5000);
+		for c in
+			[Compression::None, Compression::Fp16, Compression::Int8, "topk:0.1".parse().unwrap()]
+		{
+			let comp = Compressed::new(c, &xs);
+			let back = comp.decode().unwrap();
+			assert_eq!(back.len(), xs.len());
+			let err: f32 = xs.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+			match c {
+				Compression::None => assert_eq!(err, 0.0),
+				Compression::Fp16 => assert!(err < 1e-3),
+				Compression::Int8 => assert!(err < 0.01),
+				Compression::TopK { .. } => assert!(err <= 0.5),
+			}
+			// Truncated blocks are errors, never panics.
+			assert!(c.decode_block(&comp.blocks[0][..1], 6).is_err());
+		}
+		assert!("topk:0".parse::<Compression>().is_err());
+		assert!("zip".parse::<Compression>().is_err());
+	}
 
-    #[test]
-    fn chunks_partition_and_proofs_verify() {
-        for len in [1usize, 7, 839, 840, 5000, 75_000, 1_000_000] {
-            let comp = Compressed::new(Compression::Int8, &vec(len));
-            let leaves = comp.leaf_hashes();
-            let root = merkle_root(&leaves);
-            for n in 1..=5usize {
-                let mut covered = 0;
-                for c in 0..n {
-                    let b = chunk_blocks(leaves.len(), n, c);
-                    let e = chunk_elems(len, n, c);
-                    assert_eq!(e.start, covered);
-                    covered = e.end;
-                    if b.is_empty() {
-                        continue;
-                    }
-                    let proof = range_proof(&leaves, b.start, b.end);
-                    assert!(proof.len() <= 2 * 11);
-                    assert!(leaves.len() <= BLOCKS);
-                    assert_eq!(
-                        root_from_range(leaves.len(), b.start, &leaves[b.clone()], &proof).unwrap(),
-                        root
-                    );
-                    let mut bad = leaves[b.clone()].to_vec();
-                    bad[0][0] ^= 1;
-                    assert_ne!(
-                        root_from_range(leaves.len(), b.start, &bad, &proof).unwrap(),
-                        root
-                    );
-                    let dec =
-                        decode_blocks(comp.compression, len, b.start, &comp.blocks[b.clone()])
-                            .unwrap();
-                    assert_eq!(dec.len(), e.len());
-                }
-                assert_eq!(covered, len);
-            }
-        }
-    }
+	#[test]
+	fn chunks_partition_and_proofs_verify() {
+		for len in [1usize, 7, 839, 840, 5000, 75_000, 1_000_000] {
+			let comp = Compressed::new(Compression::Int8, &vec(len));
+			let leaves = comp.leaf_hashes();
+			let root = merkle_root(&leaves);
+			for n in 1..=5usize {
+				let mut covered = 0;
+				for c in 0..n {
+					let b = chunk_blocks(leaves.len(), n, c);
+					let e = chunk_elems(len, n, c);
+					assert_eq!(e.start, covered);
+					covered = e.end;
+					if b.is_empty() {
+						continue;
+					}
+					let proof = range_proof(&leaves, b.start, b.end);
+					assert!(proof.len() <= 2 * 11);
+					assert!(leaves.len() <= BLOCKS);
+					assert_eq!(
+						root_from_range(leaves.len(), b.start, &leaves[b.clone()], &proof).unwrap(),
+						root
+					);
+					let mut bad = leaves[b.clone()].to_vec();
+					bad[0][0] ^= 1;
+					assert_ne!(root_from_range(leaves.len(), b.start, &bad, &proof).unwrap(), root);
+					let dec =
+						decode_blocks(comp.compression, len, b.start, &comp.blocks[b.clone()])
+							.unwrap();
+					assert_eq!(dec.len(), e.len());
+				}
+				assert_eq!(covered, len);
+			}
+		}
+	}
 
-    #[test]
-    fn error_feedback_accumulates() {
-        let mut ef = ErrorFeedback::default();
-        let xs = vec(2000);
-        let mut sent = vec![0f32; xs.len()];
-        for _ in 0..20 {
-            let (_, dec) = ef.compress("topk:0.1".parse().unwrap(), &xs).unwrap();
-            for (s, d) in sent.iter_mut().zip(&dec) {
-                *s += d;
-            }
-        }
-        // After 20 rounds the transmitted total tracks 20·xs up to the bounded residual;
-        // without error feedback 90% of the coordinates would never be sent (error ≈ 10).
-        let err: f32 = xs
-            .iter()
-            .zip(&sent)
-            .map(|(x, s)| (20.0 * x - s).abs())
-            .fold(0.0, f32::max);
-        assert!(err < 3.0, "{err}");
-        let no_ef = Compressed::new("topk:0.1".parse().unwrap(), &xs)
-            .decode()
-            .unwrap();
-        let err0: f32 = xs
-            .iter()
-            .zip(&no_ef)
-            .map(|(x, s)| (20.0 * x - 20.0 * s).abs())
-            .fold(0.0, f32::max);
-        assert!(err0 > 8.0 && err < err0 / 3.0, "{err0} {err}");
-    }
+	#[test]
+	fn error_feedback_accumulates() {
+		let mut ef = ErrorFeedback::default();
+		let xs = vec(2000);
+		let mut sent = vec![0f32; xs.len()];
+		for _ in 0..20 {
+			let (_, dec) = ef.compress("topk:0.1".parse().unwrap(), &xs).unwrap();
+			for (s, d) in sent.iter_mut().zip(&dec) {
+				*s += d;
+			}
+		}
+		// After 20 rounds the transmitted total tracks 20·xs up to the bounded residual;
+		// without error feedback 90% of the coordinates would never be sent (error ≈ 10).
+		let err: f32 = xs.iter().zip(&sent).map(|(x, s)| (20.0 * x - s).abs()).fold(0.0, f32::max);
+		assert!(err < 3.0, "{err}");
+		let no_ef = Compressed::new("topk:0.1".parse().unwrap(), &xs).decode().unwrap();
+		let err0: f32 = xs
+			.iter()
+			.zip(&no_ef)
+			.map(|(x, s)| (20.0 * x - 20.0 * s).abs())
+			.fold(0.0, f32::max);
+		assert!(err0 > 8.0 && err < err0 / 3.0, "{err0} {err}");
+	}
 }

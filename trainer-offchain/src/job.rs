@@ -25,8 +25,8 @@ use libp2p::Multiaddr;
 use serde_json::json;
 use sp_core::{Pair as _, H256};
 use trainchain_chain_client::{
-    account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
-    JobPhase, SignedContribution, Sr25519Signature,
+	account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
+	JobPhase, SignedContribution, Sr25519Signature,
 };
 use trainchain_primitives::{update_commitment, Hash32, IncludedShare, RoundIndex};
 
@@ -48,101 +48,96 @@ const COMMIT_WAIT: Duration = Duration::from_secs(24);
 /// Arguments of `trainchain-trainer run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// WebSocket RPC of a trainchain node.
-    #[arg(long, default_value = "ws://127.0.0.1:9944", env = "TRAINCHAIN_NODE")]
-    pub node: String,
-    /// Expected genesis hash (hex): refuse a node of another chain.
-    #[arg(long)]
-    pub genesis: Option<String>,
-    /// sr25519 secret URI of the contributor (e.g. //Bob). Never printed.
-    #[arg(
-        long,
-        env = "TRAINCHAIN_SURI",
-        hide_env_values = true,
-        conflicts_with = "key_file"
-    )]
-    pub suri: Option<String>,
-    /// File holding the secret URI.
-    #[arg(long)]
-    pub key_file: Option<PathBuf>,
-    /// The job to join.
-    #[arg(long)]
-    pub job: u64,
-    /// Training data CSV (features..., label last).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Use shard i of n of --data (IID), written i/n.
-    #[arg(long, default_value = "0/1")]
-    pub shard: String,
-    /// Held-out CSV for per-round accuracy (reported on-chain as the metric).
-    #[arg(long)]
-    pub test: Option<PathBuf>,
-    /// Multiaddr to listen on for peers.
-    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-    pub listen: Vec<Multiaddr>,
-    /// Multiaddr of a peer to connect to (repeatable).
-    #[arg(long)]
-    pub bootstrap: Vec<Multiaddr>,
-    /// Seed for shuffles and sharding.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Local epochs per round.
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
-    /// mean | median | trimmed[:FRACTION].
-    #[arg(long, default_value = "mean")]
-    pub aggregator: Aggregator,
-    /// none | fp16 | int8 | topk:FRACTION.
-    #[arg(long, default_value = "none")]
-    pub compression: Compression,
-    /// Per-phase peer deadline in seconds.
-    #[arg(long, default_value_t = 20.0)]
-    pub round_timeout: f64,
-    /// Stop after this many rounds (default: until the job ends).
-    #[arg(long)]
-    pub max_rounds: Option<u32>,
-    /// One JSON object per event on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Fault injection for tests: take part in the peer exchange and sign, but never commit
-    /// on-chain (a contributor that is included and then withholds or crashes).
-    #[arg(long, hide = true)]
-    pub fault_skip_commit: bool,
+	/// WebSocket RPC of a trainchain node.
+	#[arg(long, default_value = "ws://127.0.0.1:9944", env = "TRAINCHAIN_NODE")]
+	pub node: String,
+	/// Expected genesis hash (hex): refuse a node of another chain.
+	#[arg(long)]
+	pub genesis: Option<String>,
+	/// sr25519 secret URI of the contributor (e.g. //Bob). Never printed.
+	#[arg(long, env = "TRAINCHAIN_SURI", hide_env_values = true, conflicts_with = "key_file")]
+	pub suri: Option<String>,
+	/// File holding the secret URI.
+	#[arg(long)]
+	pub key_file: Option<PathBuf>,
+	/// The job to join.
+	#[arg(long)]
+	pub job: u64,
+	/// Training data CSV (features..., label last).
+	#[arg(long)]
+	pub data: PathBuf,
+	/// Use shard i of n of --data (IID), written i/n.
+	#[arg(long, default_value = "0/1")]
+	pub shard: String,
+	/// Held-out CSV for per-round accuracy (reported on-chain as the metric).
+	#[arg(long)]
+	pub test: Option<PathBuf>,
+	/// Multiaddr to listen on for peers.
+	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+	pub listen: Vec<Multiaddr>,
+	/// Multiaddr of a peer to connect to (repeatable).
+	#[arg(long)]
+	pub bootstrap: Vec<Multiaddr>,
+	/// Seed for shuffles and sharding.
+	#[arg(long, default_value_t = 42)]
+	pub seed: u64,
+	/// Local epochs per round.
+	#[arg(long, default_value_t = 1)]
+	pub epochs: usize,
+	/// mean | median | trimmed[:FRACTION].
+	#[arg(long, default_value = "mean")]
+	pub aggregator: Aggregator,
+	/// none | fp16 | int8 | topk:FRACTION.
+	#[arg(long, default_value = "none")]
+	pub compression: Compression,
+	/// Per-phase peer deadline in seconds.
+	#[arg(long, default_value_t = 20.0)]
+	pub round_timeout: f64,
+	/// Stop after this many rounds (default: until the job ends).
+	#[arg(long)]
+	pub max_rounds: Option<u32>,
+	/// One JSON object per event on stdout.
+	#[arg(long)]
+	pub json: bool,
+	/// Fault injection for tests: take part in the peer exchange and sign, but never commit
+	/// on-chain (a contributor that is included and then withholds or crashes).
+	#[arg(long, hide = true)]
+	pub fault_skip_commit: bool,
 }
 
 /// The model spec a job's metadata names (`model=<spec>;data=<name>`).
 pub fn model_of(job: &Job) -> Result<String> {
-    let meta = String::from_utf8_lossy(&job.metadata).to_string();
-    meta.split(';')
-        .find_map(|kv| kv.strip_prefix("model="))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            anyhow!(
-                "job {}: its metadata names no model (expected model=<spec>): {meta:?}",
-                job.job_id
-            )
-        })
+	let meta = String::from_utf8_lossy(&job.metadata).to_string();
+	meta.split(';')
+		.find_map(|kv| kv.strip_prefix("model="))
+		.map(str::to_string)
+		.ok_or_else(|| {
+			anyhow!(
+				"job {}: its metadata names no model (expected model=<spec>): {meta:?}",
+				job.job_id
+			)
+		})
 }
 
 /// The salt that goes with `update_hash`: public once the update hash is revealed.
 pub fn salt_of(update_hash: &Hash32, who: &PublicKey) -> Hash32 {
-    let mut bytes = b"trainchain/salt/v1".to_vec();
-    bytes.extend_from_slice(update_hash);
-    bytes.extend_from_slice(who);
-    sp_crypto_hashing::blake2_256(&bytes)
+	let mut bytes = b"trainchain/salt/v1".to_vec();
+	bytes.extend_from_slice(update_hash);
+	bytes.extend_from_slice(who);
+	sp_crypto_hashing::blake2_256(&bytes)
 }
 
 fn emit(json_out: bool, v: serde_json::Value, text: String) {
-    if json_out {
-        println!("{v}");
-    } else {
-        println!("{text}");
-    }
+	if json_out {
+		println!("{v}");
+	} else {
+		println!("{text}");
+	}
 }
 
 /// Map chain errors of joining to what the user must do.
 fn explain(e: ChainError) -> anyhow::Error {
-    match e.dispatch_error() {
+	match e.dispatch_error() {
 		Some("TrainingRewards.InsufficientBalance") =>
 			anyhow!("the account cannot cover the job's contributor bond (TrainingRewards.InsufficientBalance)"),
 		Some("TrainingRewards.JobFull") => anyhow!("the job already has max_contributors (TrainingRewards.JobFull)"),
@@ -153,363 +148,338 @@ fn explain(e: ChainError) -> anyhow::Error {
 
 /// Run the `run` subcommand (builds its own tokio runtime).
 pub fn run(args: RunArgs) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run_async(args))
+	tokio::runtime::Builder::new_multi_thread()
+		.enable_all()
+		.build()?
+		.block_on(run_async(args))
 }
 
 /// The `run` subcommand inside an existing runtime: prepare the job, join it, start the
 /// peer, then take part in every on-chain round until the job ends.
 pub async fn run_async(args: RunArgs) -> Result<()> {
-    let (keys, pair) = load_keys(&args)?;
-    let chain = connect(&args).await?;
-    let (job, spec, trainer) = prepare_job(&args, &chain).await?;
-    join_once(&args, &chain, &pair, &job).await?;
-    let me = keys.public();
-    let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;
-    let mut contributor = Contributor {
-        args,
-        chain,
-        pair,
-        me,
-        peer,
-    };
-    contributor.run_rounds().await
+	let (keys, pair) = load_keys(&args)?;
+	let chain = connect(&args).await?;
+	let (job, spec, trainer) = prepare_job(&args, &chain).await?;
+	join_once(&args, &chain, &pair, &job).await?;
+	let me = keys.public();
+	let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;
+	let mut contributor = Contributor { args, chain, pair, me, peer };
+	contributor.run_rounds().await
 }
 
 /// The sr25519 key from `--suri`, `--key-file` or `TRAINCHAIN_SURI` (never printed).
 fn load_keys(args: &RunArgs) -> Result<(Keys, sp_core::sr25519::Pair)> {
-    let suri = match (&args.suri, &args.key_file) {
-        (Some(s), _) => s.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading key file {}", f.display()))?
-            .trim()
-            .to_string(),
-        (None, None) => bail!("--suri or --key-file is required"),
-    };
-    Ok((Keys::from_suri(&suri)?, pair_from_suri(&suri)?))
+	let suri = match (&args.suri, &args.key_file) {
+		(Some(s), _) => s.clone(),
+		(None, Some(f)) => std::fs::read_to_string(f)
+			.with_context(|| format!("reading key file {}", f.display()))?
+			.trim()
+			.to_string(),
+		(None, None) => bail!("--suri or --key-file is required"),
+	};
+	Ok((Keys::from_suri(&suri)?, pair_from_suri(&suri)?))
 }
 
 /// Connect to the node, refusing another chain when `--genesis` is given.
 async fn connect(args: &RunArgs) -> Result<ChainClient> {
-    let expected_genesis = match &args.genesis {
-        Some(h) => Some(H256::from_slice(
-            &hex::decode(h.trim_start_matches("0x"))
-                .ok()
-                .filter(|b| b.len() == 32)
-                .context("--genesis must be 32 bytes of hex")?,
-        )),
-        None => None,
-    };
-    Ok(ChainClient::connect(&args.node, expected_genesis).await?)
+	let expected_genesis = match &args.genesis {
+		Some(h) => Some(H256::from_slice(
+			&hex::decode(h.trim_start_matches("0x"))
+				.ok()
+				.filter(|b| b.len() == 32)
+				.context("--genesis must be 32 bytes of hex")?,
+		)),
+		None => None,
+	};
+	Ok(ChainClient::connect(&args.node, expected_genesis).await?)
 }
 
 /// The job, its model (checked against the job's commitment) and this trainer's shard.
-async fn prepare_job(args: &RunArgs, chain: &ChainClient) -> Result<(Job, ModelSpec, ShardTrainer)> {
-    let job = chain.existing_job(args.job).await?;
-    if matches!(
-        job.phase,
-        JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled
-    ) {
-        bail!("job {} has ended ({})", job.job_id, job.phase.as_str());
-    }
-    let model = model_of(&job)?;
-    let spec = ModelSpec::parse(&model)
-        .with_context(|| format!("job {}: unsupported model {model:?}", job.job_id))?;
-    let commitment = spec.commitment()?;
-    if commitment != job.model_commitment {
-        bail!(
+async fn prepare_job(
+	args: &RunArgs,
+	chain: &ChainClient,
+) -> Result<(Job, ModelSpec, ShardTrainer)> {
+	let job = chain.existing_job(args.job).await?;
+	if matches!(job.phase, JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled) {
+		bail!("job {} has ended ({})", job.job_id, job.phase.as_str());
+	}
+	let model = model_of(&job)?;
+	let spec = ModelSpec::parse(&model)
+		.with_context(|| format!("job {}: unsupported model {model:?}", job.job_id))?;
+	let commitment = spec.commitment()?;
+	if commitment != job.model_commitment {
+		bail!(
 			"job {}: model commitment 0x{} is not what this trainer computes for {model:?} (0x{}); refusing the job",
 			job.job_id,
 			hex::encode(job.model_commitment),
 			hex::encode(commitment)
 		);
-    }
-    let (_, shard_i, shard, test) =
-        load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
-    let lr = f64::from(job.learning_rate_ppm) / 1e6;
-    let cfg = TrainConfig {
-        epochs: args.epochs,
-        batch_size: job.batch_size.max(1) as usize,
-        optimizer: train::OptimizerConfig::sgd(lr, 0.9),
-        ..Default::default()
-    };
-    let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
-    Ok((job, spec, trainer))
+	}
+	let (_, shard_i, shard, test) =
+		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
+	let lr = f64::from(job.learning_rate_ppm) / 1e6;
+	let cfg = TrainConfig {
+		epochs: args.epochs,
+		batch_size: job.batch_size.max(1) as usize,
+		optimizer: train::OptimizerConfig::sgd(lr, 0.9),
+		..Default::default()
+	};
+	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
+	Ok((job, spec, trainer))
 }
 
 /// Join the job (bond on hold) unless this account already is a member.
 async fn join_once(
-    args: &RunArgs,
-    chain: &ChainClient,
-    pair: &sp_core::sr25519::Pair,
-    job: &Job,
+	args: &RunArgs,
+	chain: &ChainClient,
+	pair: &sp_core::sr25519::Pair,
+	job: &Job,
 ) -> Result<()> {
-    let account = account_of(pair);
-    let already = chain
-        .contributors(job.job_id)
-        .await?
-        .iter()
-        .any(|c| c.who == account);
-    if !already {
-        chain
-            .submit(pair, calls::join_job(job.job_id))
-            .await
-            .map_err(explain)?;
-        emit(
-            args.json,
-            json!({"event": "joined", "job": job.job_id, "who": account.to_string()}),
-            format!("joined job {} as {account}", job.job_id),
-        );
-    }
-    Ok(())
+	let account = account_of(pair);
+	let already = chain.contributors(job.job_id).await?.iter().any(|c| c.who == account);
+	if !already {
+		chain.submit(pair, calls::join_job(job.job_id)).await.map_err(explain)?;
+		emit(
+			args.json,
+			json!({"event": "joined", "job": job.job_id, "who": account.to_string()}),
+			format!("joined job {} as {account}", job.job_id),
+		);
+	}
+	Ok(())
 }
 
 /// Start libp2p and the round runner, and take the job's current model from the peers.
 async fn start_peer(
-    args: &RunArgs,
-    chain: &ChainClient,
-    job: &Job,
-    keys: Keys,
-    spec: &ModelSpec,
-    trainer: ShardTrainer,
+	args: &RunArgs,
+	chain: &ChainClient,
+	job: &Job,
+	keys: Keys,
+	spec: &ModelSpec,
+	trainer: ShardTrainer,
 ) -> Result<Peer<ShardTrainer>> {
-    let mut pcfg = PeerConfig::new(job.job_id, keys);
-    pcfg.genesis_hash = chain.genesis_hash().0;
-    pcfg.min_peers = job.min_contributors.max(1) as usize;
-    pcfg.initial_peers = job.min_contributors.max(1) as usize;
-    pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
-    pcfg.robust = RobustConfig {
-        aggregator: args.aggregator,
-        ..RobustConfig::default()
-    };
-    pcfg.compression = args.compression;
-    pcfg.scheme = Scheme::Chunked;
-    let mut ncfg = NetConfig::for_job(job.job_id);
-    ncfg.listen = args.listen.clone();
-    ncfg.bootstrap = args.bootstrap.clone();
-    let (client, events) = net::start(ncfg).await?;
-    let addrs = client.listen_addrs().await?;
-    emit(
-        args.json,
-        json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
-        format!("listening on {addrs:?}"),
-    );
-    // The job's initial model (checked against its commitment); a job that already has
-    // finalised rounds gets its current model from the peers in `sync`.
-    let initial = spec.initial_params()?;
-    let mut peer = Peer::new(pcfg, client, events, trainer, initial);
-    peer.set_chain_view(chain_view(chain, job).await?);
-    peer.sync(Duration::from_secs(60)).await?;
-    Ok(peer)
+	let mut pcfg = PeerConfig::new(job.job_id, keys);
+	pcfg.genesis_hash = chain.genesis_hash().0;
+	pcfg.min_peers = job.min_contributors.max(1) as usize;
+	pcfg.initial_peers = job.min_contributors.max(1) as usize;
+	pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
+	pcfg.robust = RobustConfig { aggregator: args.aggregator, ..RobustConfig::default() };
+	pcfg.compression = args.compression;
+	pcfg.scheme = Scheme::Chunked;
+	let mut ncfg = NetConfig::for_job(job.job_id);
+	ncfg.listen = args.listen.clone();
+	ncfg.bootstrap = args.bootstrap.clone();
+	let (client, events) = net::start(ncfg).await?;
+	let addrs = client.listen_addrs().await?;
+	emit(
+		args.json,
+		json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
+		format!("listening on {addrs:?}"),
+	);
+	// The job's initial model (checked against its commitment); a job that already has
+	// finalised rounds gets its current model from the peers in `sync`.
+	let initial = spec.initial_params()?;
+	let mut peer = Peer::new(pcfg, client, events, trainer, initial);
+	peer.set_chain_view(chain_view(chain, job).await?);
+	peer.sync(Duration::from_secs(60)).await?;
+	Ok(peer)
 }
 
 /// A contributor taking part in a job's on-chain rounds.
 struct Contributor {
-    args: RunArgs,
-    chain: ChainClient,
-    pair: sp_core::sr25519::Pair,
-    me: PublicKey,
-    peer: Peer<ShardTrainer>,
+	args: RunArgs,
+	chain: ChainClient,
+	pair: sp_core::sr25519::Pair,
+	me: PublicKey,
+	peer: Peer<ShardTrainer>,
 }
 
 /// What one peer round produced: the report, and the certificate when this peer has one.
 type Attempted = (RoundReport, Option<QuorumCertificate>);
 
 impl Contributor {
-    /// One chain round after another until the job ends (or `--max-rounds`).
-    async fn run_rounds(&mut self) -> Result<()> {
-        let mut rounds_done = 0u32;
-        loop {
-            let job = self.chain.existing_job(self.args.job).await?;
-            match job.phase {
-                JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
-                    emit(
-                        self.args.json,
-                        json!({"event": "job_ended", "phase": job.phase.as_str()}),
-                        format!("job ended: {}", job.phase.as_str()),
-                    );
-                    return Ok(());
-                }
-                JobPhase::WaitingForContributors | JobPhase::Aggregate => {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-                JobPhase::Commit => {}
-            }
-            if !self.ready_for(&job).await? {
-                self.wait_closed(job.current_round).await?;
-                continue;
-            }
-            self.chain_round(&job).await?;
-            rounds_done += 1;
-            if self.args.max_rounds.is_some_and(|m| rounds_done >= m) {
-                return Ok(());
-            }
-        }
-    }
+	/// One chain round after another until the job ends (or `--max-rounds`).
+	async fn run_rounds(&mut self) -> Result<()> {
+		let mut rounds_done = 0u32;
+		loop {
+			let job = self.chain.existing_job(self.args.job).await?;
+			match job.phase {
+				JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
+					emit(
+						self.args.json,
+						json!({"event": "job_ended", "phase": job.phase.as_str()}),
+						format!("job ended: {}", job.phase.as_str()),
+					);
+					return Ok(());
+				},
+				JobPhase::WaitingForContributors | JobPhase::Aggregate => {
+					tokio::time::sleep(Duration::from_secs(1)).await;
+					continue;
+				},
+				JobPhase::Commit => {},
+			}
+			if !self.ready_for(&job).await? {
+				self.wait_closed(job.current_round).await?;
+				continue;
+			}
+			self.chain_round(&job).await?;
+			rounds_done += 1;
+			if self.args.max_rounds.is_some_and(|m| rounds_done >= m) {
+				return Ok(());
+			}
+		}
+	}
 
-    /// Whether this peer can take part in the job's open round: it holds the model the
-    /// chain finalised last (resyncing from a peer if not), and it did not join after the
-    /// round's peer exchange.
-    async fn ready_for(&mut self, job: &Job) -> Result<bool> {
-        let round = job.current_round;
-        self.peer.set_chain_view(chain_view(&self.chain, job).await?);
-        // Before the first finalised round, `latest_model` is the commitment (checked above).
-        if job.finalized_rounds > 0 && self.peer.model_hash_now() != job.latest_model {
-            // We missed a round (or restarted): take the state the chain finalised.
-            self.peer
-                .resync()
-                .await
-                .context("fetching the current model from a peer")?;
-            if self.peer.model_hash_now() != job.latest_model {
-                tracing::warn!(round, "after resync the model hash still differs from the chain; sitting this round out");
-                return Ok(false);
-            }
-        }
-        // A trainer that joined after this round's peer exchange synced its result from the
-        // peers (its state is already for a later round): the exchange ran without it, so it
-        // sits this round out and takes part from the next one.
-        if self.peer.round() > round {
-            tracing::info!(
-                round,
-                synced_round = self.peer.round(),
-                "joined after this round's peer exchange; taking part from the next round"
-            );
-            return Ok(false);
-        }
-        Ok(true)
-    }
+	/// Whether this peer can take part in the job's open round: it holds the model the
+	/// chain finalised last (resyncing from a peer if not), and it did not join after the
+	/// round's peer exchange.
+	async fn ready_for(&mut self, job: &Job) -> Result<bool> {
+		let round = job.current_round;
+		self.peer.set_chain_view(chain_view(&self.chain, job).await?);
+		// Before the first finalised round, `latest_model` is the commitment (checked above).
+		if job.finalized_rounds > 0 && self.peer.model_hash_now() != job.latest_model {
+			// We missed a round (or restarted): take the state the chain finalised.
+			self.peer.resync().await.context("fetching the current model from a peer")?;
+			if self.peer.model_hash_now() != job.latest_model {
+				tracing::warn!(round, "after resync the model hash still differs from the chain; sitting this round out");
+				return Ok(false);
+			}
+		}
+		// A trainer that joined after this round's peer exchange synced its result from the
+		// peers (its state is already for a later round): the exchange ran without it, so it
+		// sits this round out and takes part from the next one.
+		if self.peer.round() > round {
+			tracing::info!(
+				round,
+				synced_round = self.peer.round(),
+				"joined after this round's peer exchange; taking part from the next round"
+			);
+			return Ok(false);
+		}
+		Ok(true)
+	}
 
-    /// One on-chain round: run it with the peers (re-running without included peers that
-    /// never commit), submit, wait for the chain's result, report, roll back if it failed.
-    async fn chain_round(&mut self, job: &Job) -> Result<()> {
-        let round = job.current_round;
-        let checkpoint = self.peer.checkpoint();
-        let t0 = std::time::Instant::now();
-        let Some((report, certificate)) = self.attempt_round(job, &checkpoint).await? else {
-            self.peer.restore(checkpoint)?;
-            return self.wait_closed(round).await;
-        };
-        let t_peer = t0.elapsed();
-        let t1 = std::time::Instant::now();
-        let included_me = report.included.iter().any(|s| s.who == self.me);
-        match certificate {
-            Some(qc) => {
-                submit_if_needed(&self.chain, &self.pair, &qc, self.args.job, round).await
-            }
-            None if included_me => tracing::warn!(
-                round,
-                "no complete certificate reached this peer; it cannot submit the aggregate"
-            ),
-            None => {}
-        }
-        let closed = wait_round_closed(&self.chain, self.args.job, round).await?;
-        report_round(&self.args, &report, closed.as_ref(), included_me, t_peer, t1.elapsed());
-        let matches = closed.as_ref().and_then(|r| r.model_hash) == Some(report.model_hash);
-        if closed.as_ref().is_some_and(|r| !r.finalized) {
-            // The round failed on-chain: the model stays what the chain last finalised.
-            self.peer.restore(checkpoint)?;
-        } else if !matches {
-            tracing::warn!(
-                round,
-                "local model differs from the chain's result; will resync"
-            );
-        }
-        Ok(())
-    }
+	/// One on-chain round: run it with the peers (re-running without included peers that
+	/// never commit), submit, wait for the chain's result, report, roll back if it failed.
+	async fn chain_round(&mut self, job: &Job) -> Result<()> {
+		let round = job.current_round;
+		let checkpoint = self.peer.checkpoint();
+		let t0 = std::time::Instant::now();
+		let Some((report, certificate)) = self.attempt_round(job, &checkpoint).await? else {
+			self.peer.restore(checkpoint)?;
+			return self.wait_closed(round).await;
+		};
+		let t_peer = t0.elapsed();
+		let t1 = std::time::Instant::now();
+		let included_me = report.included.iter().any(|s| s.who == self.me);
+		match certificate {
+			Some(qc) => submit_if_needed(&self.chain, &self.pair, &qc, self.args.job, round).await,
+			None if included_me => tracing::warn!(
+				round,
+				"no complete certificate reached this peer; it cannot submit the aggregate"
+			),
+			None => {},
+		}
+		let closed = wait_round_closed(&self.chain, self.args.job, round).await?;
+		report_round(&self.args, &report, closed.as_ref(), included_me, t_peer, t1.elapsed());
+		let matches = closed.as_ref().and_then(|r| r.model_hash) == Some(report.model_hash);
+		if closed.as_ref().is_some_and(|r| !r.finalized) {
+			// The round failed on-chain: the model stays what the chain last finalised.
+			self.peer.restore(checkpoint)?;
+		} else if !matches {
+			tracing::warn!(round, "local model differs from the chain's result; will resync");
+		}
+		Ok(())
+	}
 
-    /// Run the peer round; if peers that were included never commit on-chain (crashed, out
-    /// of funds, withholding), run it again without them. Training is deterministic per
-    /// (model, round), so the re-run reproduces every remaining update and its commitment.
-    /// `None`: the round cannot produce an aggregate this peer takes part in.
-    async fn attempt_round(
-        &mut self,
-        job: &Job,
-        checkpoint: &crate::p2p::round::Checkpoint,
-    ) -> Result<Option<Attempted>> {
-        let round = job.current_round;
-        let mut excluded: BTreeSet<PublicKey> = BTreeSet::new();
-        for attempt in 0..MAX_RERUNS {
-            if attempt > 0 {
-                self.peer.restore(checkpoint.clone())?;
-                self.peer.exclude(excluded.iter().copied());
-            }
-            self.peer.set_round(round);
-            let report = match self.peer.run_round().await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(round, "peer round failed: {e:#}");
-                    return Ok(None);
-                }
-            };
-            emit_signed(self.args.json, &report);
-            if !report.included.iter().any(|s| s.who == self.me) {
-                return Ok(Some((report, None)));
-            }
-            if !self.args.fault_skip_commit {
-                commit_mine(&self.chain, &self.pair, &report, self.args.job, round, &self.me)
-                    .await;
-            }
-            let missing = missing_commitments(&self.chain, job, round, &report).await?;
-            if missing.contains(&self.me) {
-                return Ok(Some((report, None)));
-            }
-            if !missing.is_empty() {
-                tracing::warn!(
-                    round,
-                    missing = missing.len(),
-                    "included peers did not commit on-chain; re-running the round without them"
-                );
-                excluded.extend(missing);
-                continue;
-            }
-            // The holder has the certificate; the other included peers take the copy it
-            // broadcasts, so they can submit if the holder does not (see `submit_if_needed`).
-            // If it never comes (the holder died after committing), re-run without the holder:
-            // every commitment on-chain stays valid.
-            let certificate = match report.certificate.clone() {
-                Some(qc) => Some(qc),
-                None => self
-                    .peer
-                    .await_certificate(round, Duration::from_secs(10))
-                    .await
-                    .unwrap_or_default(),
-            };
-            match (certificate, report.included.first().map(|s| s.who)) {
-                (None, Some(holder)) if holder != self.me => {
-                    tracing::warn!(
-                        round,
-                        "no certificate from the holder; re-running the round without it"
-                    );
-                    excluded.insert(holder);
-                }
-                (certificate, _) => return Ok(Some((report, certificate))),
-            }
-        }
-        Ok(None)
-    }
+	/// Run the peer round; if peers that were included never commit on-chain (crashed, out
+	/// of funds, withholding), run it again without them. Training is deterministic per
+	/// (model, round), so the re-run reproduces every remaining update and its commitment.
+	/// `None`: the round cannot produce an aggregate this peer takes part in.
+	async fn attempt_round(
+		&mut self,
+		job: &Job,
+		checkpoint: &crate::p2p::round::Checkpoint,
+	) -> Result<Option<Attempted>> {
+		let round = job.current_round;
+		let mut excluded: BTreeSet<PublicKey> = BTreeSet::new();
+		for attempt in 0..MAX_RERUNS {
+			if attempt > 0 {
+				self.peer.restore(checkpoint.clone())?;
+				self.peer.exclude(excluded.iter().copied());
+			}
+			self.peer.set_round(round);
+			let report = match self.peer.run_round().await {
+				Ok(r) => r,
+				Err(e) => {
+					tracing::warn!(round, "peer round failed: {e:#}");
+					return Ok(None);
+				},
+			};
+			emit_signed(self.args.json, &report);
+			if !report.included.iter().any(|s| s.who == self.me) {
+				return Ok(Some((report, None)));
+			}
+			if !self.args.fault_skip_commit {
+				commit_mine(&self.chain, &self.pair, &report, self.args.job, round, &self.me).await;
+			}
+			let missing = missing_commitments(&self.chain, job, round, &report).await?;
+			if missing.contains(&self.me) {
+				return Ok(Some((report, None)));
+			}
+			if !missing.is_empty() {
+				tracing::warn!(
+					round,
+					missing = missing.len(),
+					"included peers did not commit on-chain; re-running the round without them"
+				);
+				excluded.extend(missing);
+				continue;
+			}
+			// The holder has the certificate; the other included peers take the copy it
+			// broadcasts, so they can submit if the holder does not (see `submit_if_needed`).
+			// If it never comes (the holder died after committing), re-run without the holder:
+			// every commitment on-chain stays valid.
+			let certificate = match report.certificate.clone() {
+				Some(qc) => Some(qc),
+				None => self
+					.peer
+					.await_certificate(round, Duration::from_secs(10))
+					.await
+					.unwrap_or_default(),
+			};
+			match (certificate, report.included.first().map(|s| s.who)) {
+				(None, Some(holder)) if holder != self.me => {
+					tracing::warn!(
+						round,
+						"no certificate from the holder; re-running the round without it"
+					);
+					excluded.insert(holder);
+				},
+				(certificate, _) => return Ok(Some((report, certificate))),
+			}
+		}
+		Ok(None)
+	}
 
-    async fn wait_closed(&self, round: RoundIndex) -> Result<()> {
-        wait_round_closed(&self.chain, self.args.job, round).await?;
-        Ok(())
-    }
+	async fn wait_closed(&self, round: RoundIndex) -> Result<()> {
+		wait_round_closed(&self.chain, self.args.job, round).await?;
+		Ok(())
+	}
 }
 
 /// Print one round's outcome: the model against the chain's, accuracy, time split, bytes.
 fn report_round(
-    args: &RunArgs,
-    report: &RoundReport,
-    closed: Option<&trainchain_chain_client::Round>,
-    included_me: bool,
-    t_peer: Duration,
-    t_chain: Duration,
+	args: &RunArgs,
+	report: &RoundReport,
+	closed: Option<&trainchain_chain_client::Round>,
+	included_me: bool,
+	t_peer: Duration,
+	t_chain: Duration,
 ) {
-    let round = report.round;
-    let on_chain = closed.and_then(|r| r.model_hash);
-    let matches = on_chain == Some(report.model_hash);
-    emit(
+	let round = report.round;
+	let on_chain = closed.and_then(|r| r.model_hash);
+	let matches = on_chain == Some(report.model_hash);
+	emit(
         args.json,
         json!({
             "event": "round", "round": round, "included": report.included.len(), "included_me": included_me,
@@ -538,86 +508,75 @@ fn report_round(
 /// signature: the evidence anyone would need to report it, published so that it can be
 /// checked that honest recovery never signs two conflicting statements.
 fn emit_signed(json_out: bool, report: &RoundReport) {
-    let (Some(payload), Some(sig), true) = (&report.payload, &report.signature, json_out) else {
-        return;
-    };
-    let statement = payload.signing_bytes(report.eval.map(crate::p2p::round::metric_ppm));
-    emit(
-        true,
-        json!({
-            "event": "signed", "round": report.round,
-            "included": payload.included.len(),
-            "statement": format!("0x{}", hex::encode(statement)),
-            "signature": format!("0x{}", hex::encode(sig)),
-        }),
-        String::new(),
-    );
+	let (Some(payload), Some(sig), true) = (&report.payload, &report.signature, json_out) else {
+		return;
+	};
+	let statement = payload.signing_bytes(report.eval.map(crate::p2p::round::metric_ppm));
+	emit(
+		true,
+		json!({
+			"event": "signed", "round": report.round,
+			"included": payload.included.len(),
+			"statement": format!("0x{}", hex::encode(statement)),
+			"signature": format!("0x{}", hex::encode(sig)),
+		}),
+		String::new(),
+	);
 }
 
 /// Post this peer's commitment for the round, unless it is already there.
 async fn commit_mine(
-    chain: &ChainClient,
-    pair: &sp_core::sr25519::Pair,
-    report: &RoundReport,
-    job: u64,
-    round: RoundIndex,
-    me: &PublicKey,
+	chain: &ChainClient,
+	pair: &sp_core::sr25519::Pair,
+	report: &RoundReport,
+	job: u64,
+	round: RoundIndex,
+	me: &PublicKey,
 ) {
-    let Some(update_hash) = report.update_root_of(me) else {
-        tracing::warn!(round, "no agreed update root for this peer; not committing");
-        return;
-    };
-    let Some(samples) = report
-        .included
-        .iter()
-        .find(|s| &s.who == me)
-        .map(|s| s.samples)
-    else {
-        return;
-    };
-    let salt = salt_of(&update_hash, me);
-    let commitment = update_commitment(job, round, me, &update_hash, &salt);
-    // Never send the same commitment twice (a re-run round reproduces it).
-    let on_chain = chain.contributors(job).await.is_ok_and(|cs| {
-        cs.iter()
-            .any(|c| c.who.as_ref() as &[u8] == me.as_slice() && c.last_commit_round == Some(round))
-    });
-    if on_chain {
-        return;
-    }
-    match chain
-        .submit(pair, calls::commit_update(job, round, commitment, samples))
-        .await
-    {
-        Ok(_) => tracing::info!(round, samples, "committed update"),
-        Err(e) if e.dispatch_error() == Some("TrainingRewards.AlreadyCommitted") => {}
-        Err(e) => tracing::warn!(round, "commit failed: {e}"),
-    }
+	let Some(update_hash) = report.update_root_of(me) else {
+		tracing::warn!(round, "no agreed update root for this peer; not committing");
+		return;
+	};
+	let Some(samples) = report.included.iter().find(|s| &s.who == me).map(|s| s.samples) else {
+		return;
+	};
+	let salt = salt_of(&update_hash, me);
+	let commitment = update_commitment(job, round, me, &update_hash, &salt);
+	// Never send the same commitment twice (a re-run round reproduces it).
+	let on_chain = chain.contributors(job).await.is_ok_and(|cs| {
+		cs.iter()
+			.any(|c| c.who.as_ref() as &[u8] == me.as_slice() && c.last_commit_round == Some(round))
+	});
+	if on_chain {
+		return;
+	}
+	match chain.submit(pair, calls::commit_update(job, round, commitment, samples)).await {
+		Ok(_) => tracing::info!(round, samples, "committed update"),
+		Err(e) if e.dispatch_error() == Some("TrainingRewards.AlreadyCommitted") => {},
+		Err(e) => tracing::warn!(round, "commit failed: {e}"),
+	}
 }
 
 /// The job's members and last finalised model, as the peer protocol checks them.
 async fn chain_view(chain: &ChainClient, job: &Job) -> Result<ChainView> {
-    let members = chain
-        .contributors(job.job_id)
-        .await?
-        .iter()
-        .map(|c| {
-            let bytes: &[u8] = c.who.as_ref();
-            let mut key = [0u8; 32];
-            key.copy_from_slice(bytes);
-            key
-        })
-        .collect();
-    Ok(ChainView {
-        members,
-        latest_model: (job.finalized_rounds > 0).then_some(job.latest_model),
-    })
+	let members = chain
+		.contributors(job.job_id)
+		.await?
+		.iter()
+		.map(|c| {
+			let bytes: &[u8] = c.who.as_ref();
+			let mut key = [0u8; 32];
+			key.copy_from_slice(bytes);
+			key
+		})
+		.collect();
+	Ok(ChainView { members, latest_model: (job.finalized_rounds > 0).then_some(job.latest_model) })
 }
 
 /// The commitment `who` must post for `round` if the aggregate includes `share`.
 fn expected_commitment(job: u64, round: RoundIndex, share: &IncludedShare<PublicKey>) -> Hash32 {
-    let salt = salt_of(&share.update_hash, &share.who);
-    update_commitment(job, round, &share.who, &share.update_hash, &salt)
+	let salt = salt_of(&share.update_hash, &share.who);
+	update_commitment(job, round, &share.who, &share.update_hash, &salt)
 }
 
 /// Included peers whose commitment for `round` is not on-chain after a few blocks (or when
@@ -625,161 +584,151 @@ fn expected_commitment(job: u64, round: RoundIndex, share: &IncludedShare<Public
 /// another sample count than they announced to the peers: the chain would refuse the
 /// aggregate).
 async fn missing_commitments(
-    chain: &ChainClient,
-    job: &Job,
-    round: RoundIndex,
-    report: &RoundReport,
+	chain: &ChainClient,
+	job: &Job,
+	round: RoundIndex,
+	report: &RoundReport,
 ) -> Result<BTreeSet<PublicKey>> {
-    let deadline = std::time::Instant::now() + COMMIT_WAIT;
-    loop {
-        let committed = chain.contributors(job.job_id).await?;
-        let missing: BTreeSet<PublicKey> = report
-            .included
-            .iter()
-            .filter(|s| {
-                let want = expected_commitment(job.job_id, round, s);
-                !committed.iter().any(|c| {
-                    c.who.as_ref() as &[u8] == s.who.as_slice()
-                        && c.last_commit_round == Some(round)
-                        && c.current_commitment == Some(want)
-                        && c.last_samples == Some(s.samples)
-                })
-            })
-            .map(|s| s.who)
-            .collect();
-        let window_open = chain
-            .existing_job(job.job_id)
-            .await
-            .is_ok_and(|j| j.current_round == round && j.phase == JobPhase::Commit);
-        if missing.is_empty() || !window_open || std::time::Instant::now() > deadline {
-            return Ok(missing);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+	let deadline = std::time::Instant::now() + COMMIT_WAIT;
+	loop {
+		let committed = chain.contributors(job.job_id).await?;
+		let missing: BTreeSet<PublicKey> = report
+			.included
+			.iter()
+			.filter(|s| {
+				let want = expected_commitment(job.job_id, round, s);
+				!committed.iter().any(|c| {
+					c.who.as_ref() as &[u8] == s.who.as_slice()
+						&& c.last_commit_round == Some(round)
+						&& c.current_commitment == Some(want)
+						&& c.last_samples == Some(s.samples)
+				})
+			})
+			.map(|s| s.who)
+			.collect();
+		let window_open = chain
+			.existing_job(job.job_id)
+			.await
+			.is_ok_and(|j| j.current_round == round && j.phase == JobPhase::Commit);
+		if missing.is_empty() || !window_open || std::time::Instant::now() > deadline {
+			return Ok(missing);
+		}
+		tokio::time::sleep(Duration::from_millis(500)).await;
+	}
 }
 
 /// The certificate holder submits; other holders submit as a fallback if the round is still
 /// open a few blocks later.
 async fn submit_if_needed(
-    chain: &ChainClient,
-    pair: &sp_core::sr25519::Pair,
-    qc: &QuorumCertificate,
-    job: u64,
-    round: RoundIndex,
+	chain: &ChainClient,
+	pair: &sp_core::sr25519::Pair,
+	qc: &QuorumCertificate,
+	job: u64,
+	round: RoundIndex,
 ) {
-    if !qc.is_complete() {
-        tracing::warn!(round, "the certificate is incomplete; not submitting");
-        return;
-    }
-    let me = pair.public().0;
-    let position = qc
-        .payload
-        .included
-        .iter()
-        .position(|s| s.who == me)
-        .unwrap_or(usize::MAX);
-    if position == usize::MAX {
-        return;
-    }
-    // Fallback order: position 0 now, position k after k × 3 blocks if the round is still
-    // open; stop waiting as soon as it closes.
-    if position > 0 {
-        let turn = std::time::Instant::now() + Duration::from_secs(9 * position as u64);
-        loop {
-            let open = chain.existing_job(job).await.is_ok_and(|j| {
-                j.current_round == round
-                    && matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate)
-            });
-            if !open {
-                return;
-            }
-            if std::time::Instant::now() >= turn {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        tracing::info!(round, "fallback: submitting the aggregate");
-    }
-    let aggregate = aggregate_of(qc);
-    match submit_when_commitments_are_in(chain, pair, job, round, aggregate).await {
-        Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
-        Err(e)
-            if matches!(
-                e.dispatch_error(),
-                Some("TrainingRewards.WrongRound" | "TrainingRewards.JobNotRunning")
-            ) =>
-        {
-            tracing::info!(round, "round already closed on-chain")
-        }
-        Err(e) => tracing::warn!(round, "submit_aggregate failed: {e}"),
-    }
+	if !qc.is_complete() {
+		tracing::warn!(round, "the certificate is incomplete; not submitting");
+		return;
+	}
+	let me = pair.public().0;
+	let position = qc.payload.included.iter().position(|s| s.who == me).unwrap_or(usize::MAX);
+	if position == usize::MAX {
+		return;
+	}
+	// Fallback order: position 0 now, position k after k × 3 blocks if the round is still
+	// open; stop waiting as soon as it closes.
+	if position > 0 {
+		let turn = std::time::Instant::now() + Duration::from_secs(9 * position as u64);
+		loop {
+			let open = chain.existing_job(job).await.is_ok_and(|j| {
+				j.current_round == round
+					&& matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate)
+			});
+			if !open {
+				return;
+			}
+			if std::time::Instant::now() >= turn {
+				break;
+			}
+			tokio::time::sleep(Duration::from_millis(500)).await;
+		}
+		tracing::info!(round, "fallback: submitting the aggregate");
+	}
+	let aggregate = aggregate_of(qc);
+	match submit_when_commitments_are_in(chain, pair, job, round, aggregate).await {
+		Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
+		Err(e)
+			if matches!(
+				e.dispatch_error(),
+				Some("TrainingRewards.WrongRound" | "TrainingRewards.JobNotRunning")
+			) =>
+		{
+			tracing::info!(round, "round already closed on-chain")
+		},
+		Err(e) => tracing::warn!(round, "submit_aggregate failed: {e}"),
+	}
 }
 
 /// The `submit_aggregate` argument for a complete certificate: each included peer's reveal
 /// (its update hash, as signed, and its derived salt), metric and signature.
 fn aggregate_of(qc: &QuorumCertificate) -> Aggregate {
-    let contributions: Vec<SignedContribution> = qc
-        .payload
-        .included
-        .iter()
-        .filter_map(|s| {
-            let e = qc.endorsement(&s.who)?;
-            Some(SignedContribution {
-                who: s.who.into(),
-                update_hash: H256(s.update_hash),
-                salt: H256(salt_of(&s.update_hash, &s.who)),
-                metric: e.metric,
-                signature: Sr25519Signature(sp_core::sr25519::Signature::from_raw(
-                    e.signature,
-                )),
-            })
-        })
-        .collect();
-    Aggregate {
-        model_hash: H256(qc.payload.model_hash),
-        submitter: qc.payload.submitter.into(),
-        contributions: BoundedVec::truncate_from(contributions),
-    }
+	let contributions: Vec<SignedContribution> = qc
+		.payload
+		.included
+		.iter()
+		.filter_map(|s| {
+			let e = qc.endorsement(&s.who)?;
+			Some(SignedContribution {
+				who: s.who.into(),
+				update_hash: H256(s.update_hash),
+				salt: H256(salt_of(&s.update_hash, &s.who)),
+				metric: e.metric,
+				signature: Sr25519Signature(sp_core::sr25519::Signature::from_raw(e.signature)),
+			})
+		})
+		.collect();
+	Aggregate {
+		model_hash: H256(qc.payload.model_hash),
+		submitter: qc.payload.submitter.into(),
+		contributions: BoundedVec::truncate_from(contributions),
+	}
 }
 
 /// Submit the aggregate; while the chain answers `CommitWindowOpen` (a member has not
 /// committed yet and the window is open: the aggregate must count every commitment), retry
 /// once per block.
 async fn submit_when_commitments_are_in(
-    chain: &ChainClient,
-    pair: &sp_core::sr25519::Pair,
-    job: u64,
-    round: RoundIndex,
-    aggregate: Aggregate,
+	chain: &ChainClient,
+	pair: &sp_core::sr25519::Pair,
+	job: u64,
+	round: RoundIndex,
+	aggregate: Aggregate,
 ) -> trainchain_chain_client::Result<()> {
-    loop {
-        match chain
-            .submit(pair, calls::submit_aggregate(job, round, aggregate.clone()))
-            .await
-        {
-            Err(e) if e.dispatch_error() == Some("TrainingRewards.CommitWindowOpen") => {
-                tracing::debug!(round, "commit window open; waiting for every commitment");
-                tokio::time::sleep(Duration::from_secs(3)).await;
-            }
-            other => return other.map(|_| ()),
-        }
-    }
+	loop {
+		match chain.submit(pair, calls::submit_aggregate(job, round, aggregate.clone())).await {
+			Err(e) if e.dispatch_error() == Some("TrainingRewards.CommitWindowOpen") => {
+				tracing::debug!(round, "commit window open; waiting for every commitment");
+				tokio::time::sleep(Duration::from_secs(3)).await;
+			},
+			other => return other.map(|_| ()),
+		}
+	}
 }
 
 /// Wait until `round` is no longer the job's open round; return its stored result.
 async fn wait_round_closed(
-    chain: &ChainClient,
-    job: u64,
-    round: RoundIndex,
+	chain: &ChainClient,
+	job: u64,
+	round: RoundIndex,
 ) -> Result<Option<trainchain_chain_client::Round>> {
-    loop {
-        let j = chain.existing_job(job).await?;
-        let open =
-            j.current_round == round && matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate);
-        if !open {
-            let rounds = chain.rounds(job).await?;
-            return Ok(rounds.into_iter().find(|r| r.round == round));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+	loop {
+		let j = chain.existing_job(job).await?;
+		let open =
+			j.current_round == round && matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate);
+		if !open {
+			let rounds = chain.rounds(job).await?;
+			return Ok(rounds.into_iter().find(|r| r.round == round));
+		}
+		tokio::time::sleep(Duration::from_secs(1)).await;
+	}
 }

@@ -50,35 +50,35 @@ pub const DEFAULT_CNN_CHANNELS: [u32; 2] = [8, 16];
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Arch {
-    /// Multinomial logistic regression: one dense layer.
-    Logistic {
-        /// Number of input features.
-        inputs: u32,
-        /// Number of classes.
-        classes: u32,
-    },
-    /// Multi-layer perceptron with ReLU hidden layers.
-    Mlp {
-        /// Number of input features.
-        inputs: u32,
-        /// Hidden layer widths (may be empty).
-        hidden: Vec<u32>,
-        /// Number of classes.
-        classes: u32,
-    },
-    /// Small CNN: `conv3x3 → ReLU → maxpool2` stages, then one dense layer.
-    Cnn {
-        /// Input channels.
-        channels: u32,
-        /// Input height.
-        height: u32,
-        /// Input width.
-        width: u32,
-        /// Output channels of each conv stage (at least one).
-        conv: Vec<u32>,
-        /// Number of classes.
-        classes: u32,
-    },
+	/// Multinomial logistic regression: one dense layer.
+	Logistic {
+		/// Number of input features.
+		inputs: u32,
+		/// Number of classes.
+		classes: u32,
+	},
+	/// Multi-layer perceptron with ReLU hidden layers.
+	Mlp {
+		/// Number of input features.
+		inputs: u32,
+		/// Hidden layer widths (may be empty).
+		hidden: Vec<u32>,
+		/// Number of classes.
+		classes: u32,
+	},
+	/// Small CNN: `conv3x3 → ReLU → maxpool2` stages, then one dense layer.
+	Cnn {
+		/// Input channels.
+		channels: u32,
+		/// Input height.
+		height: u32,
+		/// Input width.
+		width: u32,
+		/// Output channels of each conv stage (at least one).
+		conv: Vec<u32>,
+		/// Number of classes.
+		classes: u32,
+	},
 }
 
 /// A model: architecture plus the seed of its initial weights.
@@ -88,670 +88,572 @@ pub enum Arch {
 /// (default seed 0), e.g. `mlp:64-32-10@7`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelSpec {
-    /// The architecture.
-    pub arch: Arch,
-    /// Seed of the initial weights.
-    pub seed: u64,
+	/// The architecture.
+	pub arch: Arch,
+	/// Seed of the initial weights.
+	pub seed: u64,
 }
 
 /// Kind of a parameter tensor, used by the initialiser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Init {
-    /// U(-b, b), b = sqrt(6 / fan_in).
-    Kaiming {
-        fan_in: usize,
-    },
-    /// U(-b, b), b = sqrt(6 / (fan_in + fan_out)).
-    Xavier {
-        fan_in: usize,
-        fan_out: usize,
-    },
-    Zeros,
+	/// U(-b, b), b = sqrt(6 / fan_in).
+	Kaiming {
+		fan_in: usize,
+	},
+	/// U(-b, b), b = sqrt(6 / (fan_in + fan_out)).
+	Xavier {
+		fan_in: usize,
+		fan_out: usize,
+	},
+	Zeros,
 }
 
 /// Name and shape of one parameter tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamInfo {
-    /// Name, e.g. `fc0.weight`.
-    pub name: String,
-    /// Shape.
-    pub shape: Vec<usize>,
-    init: Init,
+	/// Name, e.g. `fc0.weight`.
+	pub name: String,
+	/// Shape.
+	pub shape: Vec<usize>,
+	init: Init,
 }
 
 impl ParamInfo {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
+	/// Number of elements.
+	pub fn len(&self) -> usize {
+		self.shape.iter().product()
+	}
 
-    /// True for a zero-sized tensor (never produced by a valid spec).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+	/// True for a zero-sized tensor (never produced by a valid spec).
+	pub fn is_empty(&self) -> bool {
+		self.len() == 0
+	}
 }
 
 fn spec_err(spec: &str, msg: impl Into<String>) -> TrainerError {
-    TrainerError::Spec {
-        spec: spec.to_string(),
-        msg: msg.into(),
-    }
+	TrainerError::Spec { spec: spec.to_string(), msg: msg.into() }
 }
 
 fn parse_dim(spec: &str, s: &str) -> Result<u32> {
-    let v: u32 = s
-        .trim()
-        .parse()
-        .map_err(|_| spec_err(spec, format!("{s:?} is not a positive integer")))?;
-    if v == 0 {
-        return Err(spec_err(spec, "sizes must be positive"));
-    }
-    Ok(v)
+	let v: u32 = s
+		.trim()
+		.parse()
+		.map_err(|_| spec_err(spec, format!("{s:?} is not a positive integer")))?;
+	if v == 0 {
+		return Err(spec_err(spec, "sizes must be positive"));
+	}
+	Ok(v)
 }
 
 impl ModelSpec {
-    /// Parse `logreg:F-C`, `mlp:F-H1-...-C`, `cnn:CxHxW-K1-...-C`, each optionally
-    /// followed by `@seed`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let (body, seed) = match s.split_once('@') {
-            Some((b, seed)) => (
-                b,
-                seed.trim()
-                    .parse::<u64>()
-                    .map_err(|_| spec_err(s, format!("seed {seed:?} is not a u64")))?,
-            ),
-            None => (s, 0),
-        };
-        let (kind, dims) = body.split_once(':').ok_or_else(|| {
-            spec_err(
-                s,
-                "expected KIND:DIMS, e.g. mlp:64-32-10, logreg:64-10, cnn:1x8x8-8-16-10",
-            )
-        })?;
-        let parts: Vec<&str> = dims.split('-').collect();
-        let arch = match kind.trim() {
-            "logreg" | "logistic" => {
-                let [i, c] = parts.as_slice() else {
-                    return Err(spec_err(s, "logreg takes exactly INPUTS-CLASSES"));
-                };
-                Arch::Logistic {
-                    inputs: parse_dim(s, i)?,
-                    classes: parse_dim(s, c)?,
-                }
-            }
-            "mlp" => {
-                let Some((first, rest)) = parts.split_first() else {
-                    return Err(spec_err(s, "mlp takes INPUTS-[HIDDEN-...]-CLASSES"));
-                };
-                let Some((last, hidden)) = rest.split_last() else {
-                    return Err(spec_err(s, "mlp takes INPUTS-[HIDDEN-...]-CLASSES"));
-                };
-                Arch::Mlp {
-                    inputs: parse_dim(s, first)?,
-                    hidden: hidden
-                        .iter()
-                        .map(|h| parse_dim(s, h))
-                        .collect::<Result<_>>()?,
-                    classes: parse_dim(s, last)?,
-                }
-            }
-            "cnn" => {
-                let Some((first, rest)) = parts.split_first() else {
-                    return Err(spec_err(s, "cnn takes CxHxW-K1-...-CLASSES"));
-                };
-                let Some((last, conv)) = rest.split_last() else {
-                    return Err(spec_err(s, "cnn takes CxHxW-K1-...-CLASSES"));
-                };
-                let img: Vec<&str> = first.split('x').collect();
-                let [c, h, w] = img.as_slice() else {
-                    return Err(spec_err(
-                        s,
-                        "cnn input must be CHANNELSxHEIGHTxWIDTH, e.g. 1x28x28",
-                    ));
-                };
-                Arch::Cnn {
-                    channels: parse_dim(s, c)?,
-                    height: parse_dim(s, h)?,
-                    width: parse_dim(s, w)?,
-                    conv: conv
-                        .iter()
-                        .map(|k| parse_dim(s, k))
-                        .collect::<Result<_>>()?,
-                    classes: parse_dim(s, last)?,
-                }
-            }
-            other => {
-                return Err(spec_err(
-                    s,
-                    format!("unknown model kind {other:?} (logreg, mlp, cnn)"),
-                ))
-            }
-        };
-        let spec = Self { arch, seed };
-        spec.validate()?;
-        Ok(spec)
-    }
+	/// Parse `logreg:F-C`, `mlp:F-H1-...-C`, `cnn:CxHxW-K1-...-C`, each optionally
+	/// followed by `@seed`.
+	pub fn parse(s: &str) -> Result<Self> {
+		let (body, seed) = match s.split_once('@') {
+			Some((b, seed)) => (
+				b,
+				seed.trim()
+					.parse::<u64>()
+					.map_err(|_| spec_err(s, format!("seed {seed:?} is not a u64")))?,
+			),
+			None => (s, 0),
+		};
+		let (kind, dims) = body.split_once(':').ok_or_else(|| {
+			spec_err(s, "expected KIND:DIMS, e.g. mlp:64-32-10, logreg:64-10, cnn:1x8x8-8-16-10")
+		})?;
+		let parts: Vec<&str> = dims.split('-').collect();
+		let arch = match kind.trim() {
+			"logreg" | "logistic" => {
+				let [i, c] = parts.as_slice() else {
+					return Err(spec_err(s, "logreg takes exactly INPUTS-CLASSES"));
+				};
+				Arch::Logistic { inputs: parse_dim(s, i)?, classes: parse_dim(s, c)? }
+			},
+			"mlp" => {
+				let Some((first, rest)) = parts.split_first() else {
+					return Err(spec_err(s, "mlp takes INPUTS-[HIDDEN-...]-CLASSES"));
+				};
+				let Some((last, hidden)) = rest.split_last() else {
+					return Err(spec_err(s, "mlp takes INPUTS-[HIDDEN-...]-CLASSES"));
+				};
+				Arch::Mlp {
+					inputs: parse_dim(s, first)?,
+					hidden: hidden.iter().map(|h| parse_dim(s, h)).collect::<Result<_>>()?,
+					classes: parse_dim(s, last)?,
+				}
+			},
+			"cnn" => {
+				let Some((first, rest)) = parts.split_first() else {
+					return Err(spec_err(s, "cnn takes CxHxW-K1-...-CLASSES"));
+				};
+				let Some((last, conv)) = rest.split_last() else {
+					return Err(spec_err(s, "cnn takes CxHxW-K1-...-CLASSES"));
+				};
+				let img: Vec<&str> = first.split('x').collect();
+				let [c, h, w] = img.as_slice() else {
+					return Err(spec_err(
+						s,
+						"cnn input must be CHANNELSxHEIGHTxWIDTH, e.g. 1x28x28",
+					));
+				};
+				Arch::Cnn {
+					channels: parse_dim(s, c)?,
+					height: parse_dim(s, h)?,
+					width: parse_dim(s, w)?,
+					conv: conv.iter().map(|k| parse_dim(s, k)).collect::<Result<_>>()?,
+					classes: parse_dim(s, last)?,
+				}
+			},
+			other => {
+				return Err(spec_err(s, format!("unknown model kind {other:?} (logreg, mlp, cnn)")))
+			},
+		};
+		let spec = Self { arch, seed };
+		spec.validate()?;
+		Ok(spec)
+	}
 
-    /// Parse a spec, allowing a bare kind (`logreg`, `mlp`, `cnn`, optionally with `@seed`)
-    /// whose sizes are taken from a data set: `features` inputs and `classes` classes.
-    /// A bare `mlp` gets one hidden layer of [`DEFAULT_MLP_HIDDEN`]; a bare `cnn` needs a
-    /// square single-channel image (`features` a perfect square) and gets
-    /// [`DEFAULT_CNN_CHANNELS`].
-    pub fn resolve(s: &str, features: usize, classes: usize) -> Result<Self> {
-        let (body, seed_part) = match s.split_once('@') {
-            Some((b, seed)) => (b, Some(seed)),
-            None => (s, None),
-        };
-        if body.contains(':') {
-            return Self::parse(s);
-        }
-        let body = body.trim();
-        let full = match body {
-            "logreg" | "logistic" => format!("logreg:{features}-{classes}"),
-            "mlp" => format!("mlp:{features}-{DEFAULT_MLP_HIDDEN}-{classes}"),
-            "cnn" => {
-                let side = (0..=features)
-                    .find(|k| k.saturating_mul(*k) >= features)
-                    .unwrap_or(0);
-                if side.saturating_mul(side) != features {
-                    return Err(spec_err(
-                        s,
-                        format!("{features} features are not a square image; give cnn:CxHxW-...-C"),
-                    ));
-                }
-                let conv: Vec<String> =
-                    DEFAULT_CNN_CHANNELS.iter().map(|c| c.to_string()).collect();
-                format!("cnn:1x{side}x{side}-{}-{classes}", conv.join("-"))
-            }
-            other => {
-                return Err(spec_err(
-                    s,
-                    format!("unknown model kind {other:?} (logreg, mlp, cnn)"),
-                ))
-            }
-        };
-        match seed_part {
-            Some(seed) => Self::parse(&format!("{full}@{seed}")),
-            None => Self::parse(&full),
-        }
-    }
+	/// Parse a spec, allowing a bare kind (`logreg`, `mlp`, `cnn`, optionally with `@seed`)
+	/// whose sizes are taken from a data set: `features` inputs and `classes` classes.
+	/// A bare `mlp` gets one hidden layer of [`DEFAULT_MLP_HIDDEN`]; a bare `cnn` needs a
+	/// square single-channel image (`features` a perfect square) and gets
+	/// [`DEFAULT_CNN_CHANNELS`].
+	pub fn resolve(s: &str, features: usize, classes: usize) -> Result<Self> {
+		let (body, seed_part) = match s.split_once('@') {
+			Some((b, seed)) => (b, Some(seed)),
+			None => (s, None),
+		};
+		if body.contains(':') {
+			return Self::parse(s);
+		}
+		let body = body.trim();
+		let full = match body {
+			"logreg" | "logistic" => format!("logreg:{features}-{classes}"),
+			"mlp" => format!("mlp:{features}-{DEFAULT_MLP_HIDDEN}-{classes}"),
+			"cnn" => {
+				let side = (0..=features).find(|k| k.saturating_mul(*k) >= features).unwrap_or(0);
+				if side.saturating_mul(side) != features {
+					return Err(spec_err(
+						s,
+						format!("{features} features are not a square image; give cnn:CxHxW-...-C"),
+					));
+				}
+				let conv: Vec<String> =
+					DEFAULT_CNN_CHANNELS.iter().map(|c| c.to_string()).collect();
+				format!("cnn:1x{side}x{side}-{}-{classes}", conv.join("-"))
+			},
+			other => {
+				return Err(spec_err(s, format!("unknown model kind {other:?} (logreg, mlp, cnn)")))
+			},
+		};
+		match seed_part {
+			Some(seed) => Self::parse(&format!("{full}@{seed}")),
+			None => Self::parse(&full),
+		}
+	}
 
-    /// Check sizes: every dimension positive, CNN feature maps non-empty, at most
-    /// [`MAX_PARAMS`] parameters.
-    pub fn validate(&self) -> Result<()> {
-        let s = self.to_string();
-        let positive = |v: u32| {
-            if v == 0 {
-                Err(spec_err(&s, "sizes must be positive"))
-            } else {
-                Ok(())
-            }
-        };
-        match &self.arch {
-            Arch::Logistic { inputs, classes } => {
-                positive(*inputs)?;
-                positive(*classes)?;
-            }
-            Arch::Mlp {
-                inputs,
-                hidden,
-                classes,
-            } => {
-                positive(*inputs)?;
-                positive(*classes)?;
-                for h in hidden {
-                    positive(*h)?;
-                }
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                conv,
-                classes,
-            } => {
-                positive(*channels)?;
-                positive(*height)?;
-                positive(*width)?;
-                positive(*classes)?;
-                if conv.is_empty() {
-                    return Err(spec_err(&s, "cnn needs at least one conv stage"));
-                }
-                for k in conv {
-                    positive(*k)?;
-                }
-                let stages = u32::try_from(conv.len()).unwrap_or(u32::MAX);
-                let div = 1u64.checked_shl(stages).unwrap_or(u64::MAX);
-                if u64::from(*height) < div || u64::from(*width) < div {
-                    return Err(spec_err(
-                        &s,
-                        format!("a {height}x{width} image is too small for {stages} 2x2 max-pools"),
-                    ));
-                }
-            }
-        }
-        let mut total: usize = 0;
-        for p in self.param_infos_unchecked() {
-            let n = p
-                .shape
-                .iter()
-                .try_fold(1usize, |a, d| a.checked_mul(*d))
-                .ok_or_else(|| spec_err(&s, "too many parameters"))?;
-            total = total
-                .checked_add(n)
-                .ok_or_else(|| spec_err(&s, "too many parameters"))?;
-        }
-        if total > MAX_PARAMS {
-            return Err(spec_err(
-                &s,
-                format!("{total} parameters exceed the limit of {MAX_PARAMS}"),
-            ));
-        }
-        Ok(())
-    }
+	/// Check sizes: every dimension positive, CNN feature maps non-empty, at most
+	/// [`MAX_PARAMS`] parameters.
+	pub fn validate(&self) -> Result<()> {
+		let s = self.to_string();
+		let positive = |v: u32| {
+			if v == 0 {
+				Err(spec_err(&s, "sizes must be positive"))
+			} else {
+				Ok(())
+			}
+		};
+		match &self.arch {
+			Arch::Logistic { inputs, classes } => {
+				positive(*inputs)?;
+				positive(*classes)?;
+			},
+			Arch::Mlp { inputs, hidden, classes } => {
+				positive(*inputs)?;
+				positive(*classes)?;
+				for h in hidden {
+					positive(*h)?;
+				}
+			},
+			Arch::Cnn { channels, height, width, conv, classes } => {
+				positive(*channels)?;
+				positive(*height)?;
+				positive(*width)?;
+				positive(*classes)?;
+				if conv.is_empty() {
+					return Err(spec_err(&s, "cnn needs at least one conv stage"));
+				}
+				for k in conv {
+					positive(*k)?;
+				}
+				let stages = u32::try_from(conv.len()).unwrap_or(u32::MAX);
+				let div = 1u64.checked_shl(stages).unwrap_or(u64::MAX);
+				if u64::from(*height) < div || u64::from(*width) < div {
+					return Err(spec_err(
+						&s,
+						format!("a {height}x{width} image is too small for {stages} 2x2 max-pools"),
+					));
+				}
+			},
+		}
+		let mut total: usize = 0;
+		for p in self.param_infos_unchecked() {
+			let n = p
+				.shape
+				.iter()
+				.try_fold(1usize, |a, d| a.checked_mul(*d))
+				.ok_or_else(|| spec_err(&s, "too many parameters"))?;
+			total = total.checked_add(n).ok_or_else(|| spec_err(&s, "too many parameters"))?;
+		}
+		if total > MAX_PARAMS {
+			return Err(spec_err(
+				&s,
+				format!("{total} parameters exceed the limit of {MAX_PARAMS}"),
+			));
+		}
+		Ok(())
+	}
 
-    /// Number of input features (`C·H·W` for a CNN).
-    pub fn in_features(&self) -> usize {
-        match &self.arch {
-            Arch::Logistic { inputs, .. } | Arch::Mlp { inputs, .. } => *inputs as usize,
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                ..
-            } => (*channels as usize) * (*height as usize) * (*width as usize),
-        }
-    }
+	/// Number of input features (`C·H·W` for a CNN).
+	pub fn in_features(&self) -> usize {
+		match &self.arch {
+			Arch::Logistic { inputs, .. } | Arch::Mlp { inputs, .. } => *inputs as usize,
+			Arch::Cnn { channels, height, width, .. } => {
+				(*channels as usize) * (*height as usize) * (*width as usize)
+			},
+		}
+	}
 
-    /// Number of classes.
-    pub fn classes(&self) -> usize {
-        match &self.arch {
-            Arch::Logistic { classes, .. }
-            | Arch::Mlp { classes, .. }
-            | Arch::Cnn { classes, .. } => *classes as usize,
-        }
-    }
+	/// Number of classes.
+	pub fn classes(&self) -> usize {
+		match &self.arch {
+			Arch::Logistic { classes, .. }
+			| Arch::Mlp { classes, .. }
+			| Arch::Cnn { classes, .. } => *classes as usize,
+		}
+	}
 
-    /// Names and shapes of the parameters, in the flat-vector order.
-    pub fn param_infos(&self) -> Result<Vec<ParamInfo>> {
-        self.validate()?;
-        Ok(self.param_infos_unchecked())
-    }
+	/// Names and shapes of the parameters, in the flat-vector order.
+	pub fn param_infos(&self) -> Result<Vec<ParamInfo>> {
+		self.validate()?;
+		Ok(self.param_infos_unchecked())
+	}
 
-    fn param_infos_unchecked(&self) -> Vec<ParamInfo> {
-        let dense = |out: &mut Vec<ParamInfo>, name: &str, fin: usize, fout: usize, last: bool| {
-            out.push(ParamInfo {
-                name: format!("{name}.weight"),
-                shape: vec![fin, fout],
-                init: if last {
-                    Init::Xavier {
-                        fan_in: fin,
-                        fan_out: fout,
-                    }
-                } else {
-                    Init::Kaiming { fan_in: fin }
-                },
-            });
-            out.push(ParamInfo {
-                name: format!("{name}.bias"),
-                shape: vec![fout],
-                init: Init::Zeros,
-            });
-        };
-        let mut out = Vec::new();
-        match &self.arch {
-            Arch::Logistic { inputs, classes } => {
-                dense(&mut out, "fc0", *inputs as usize, *classes as usize, true);
-            }
-            Arch::Mlp {
-                inputs,
-                hidden,
-                classes,
-            } => {
-                let mut fin = *inputs as usize;
-                for (i, h) in hidden.iter().enumerate() {
-                    dense(&mut out, &format!("fc{i}"), fin, *h as usize, false);
-                    fin = *h as usize;
-                }
-                dense(
-                    &mut out,
-                    &format!("fc{}", hidden.len()),
-                    fin,
-                    *classes as usize,
-                    true,
-                );
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                conv,
-                classes,
-            } => {
-                let mut cin = *channels as usize;
-                let (mut h, mut w) = (*height as usize, *width as usize);
-                for (i, k) in conv.iter().enumerate() {
-                    let k = *k as usize;
-                    out.push(ParamInfo {
-                        name: format!("conv{i}.weight"),
-                        shape: vec![k, cin, 3, 3],
-                        init: Init::Kaiming {
-                            fan_in: cin.saturating_mul(9),
-                        },
-                    });
-                    out.push(ParamInfo {
-                        name: format!("conv{i}.bias"),
-                        shape: vec![k],
-                        init: Init::Zeros,
-                    });
-                    cin = k;
-                    h /= 2;
-                    w /= 2;
-                }
-                dense(
-                    &mut out,
-                    "fc",
-                    cin.saturating_mul(h).saturating_mul(w),
-                    *classes as usize,
-                    true,
-                );
-            }
-        }
-        out
-    }
+	fn param_infos_unchecked(&self) -> Vec<ParamInfo> {
+		let dense = |out: &mut Vec<ParamInfo>, name: &str, fin: usize, fout: usize, last: bool| {
+			out.push(ParamInfo {
+				name: format!("{name}.weight"),
+				shape: vec![fin, fout],
+				init: if last {
+					Init::Xavier { fan_in: fin, fan_out: fout }
+				} else {
+					Init::Kaiming { fan_in: fin }
+				},
+			});
+			out.push(ParamInfo {
+				name: format!("{name}.bias"),
+				shape: vec![fout],
+				init: Init::Zeros,
+			});
+		};
+		let mut out = Vec::new();
+		match &self.arch {
+			Arch::Logistic { inputs, classes } => {
+				dense(&mut out, "fc0", *inputs as usize, *classes as usize, true);
+			},
+			Arch::Mlp { inputs, hidden, classes } => {
+				let mut fin = *inputs as usize;
+				for (i, h) in hidden.iter().enumerate() {
+					dense(&mut out, &format!("fc{i}"), fin, *h as usize, false);
+					fin = *h as usize;
+				}
+				dense(&mut out, &format!("fc{}", hidden.len()), fin, *classes as usize, true);
+			},
+			Arch::Cnn { channels, height, width, conv, classes } => {
+				let mut cin = *channels as usize;
+				let (mut h, mut w) = (*height as usize, *width as usize);
+				for (i, k) in conv.iter().enumerate() {
+					let k = *k as usize;
+					out.push(ParamInfo {
+						name: format!("conv{i}.weight"),
+						shape: vec![k, cin, 3, 3],
+						init: Init::Kaiming { fan_in: cin.saturating_mul(9) },
+					});
+					out.push(ParamInfo {
+						name: format!("conv{i}.bias"),
+						shape: vec![k],
+						init: Init::Zeros,
+					});
+					cin = k;
+					h /= 2;
+					w /= 2;
+				}
+				dense(
+					&mut out,
+					"fc",
+					cin.saturating_mul(h).saturating_mul(w),
+					*classes as usize,
+					true,
+				);
+			},
+		}
+		out
+	}
 
-    /// Total number of parameters.
-    pub fn num_params(&self) -> Result<usize> {
-        Ok(self.param_infos()?.iter().map(ParamInfo::len).sum())
-    }
+	/// Total number of parameters.
+	pub fn num_params(&self) -> Result<usize> {
+		Ok(self.param_infos()?.iter().map(ParamInfo::len).sum())
+	}
 
-    /// The deterministic initial parameters (flat, in declared order).
-    pub fn initial_params(&self) -> Result<Vec<f32>> {
-        let infos = self.param_infos()?;
-        let total = infos.iter().map(ParamInfo::len).sum();
-        let mut out = Vec::with_capacity(total);
-        for (idx, p) in infos.iter().enumerate() {
-            let mut rng = SplitMix64::derive(self.seed, &[idx as u64]);
-            let bound = match p.init {
-                Init::Kaiming { fan_in } => (6.0f32 / fan_in.max(1) as f32).sqrt(),
-                Init::Xavier { fan_in, fan_out } => {
-                    (6.0f32 / fan_in.saturating_add(fan_out).max(1) as f32).sqrt()
-                }
-                Init::Zeros => 0.0,
-            };
-            for _ in 0..p.len() {
-                out.push(if bound == 0.0 {
-                    0.0
-                } else {
-                    rng.uniform(bound)
-                });
-            }
-        }
-        Ok(out)
-    }
+	/// The deterministic initial parameters (flat, in declared order).
+	pub fn initial_params(&self) -> Result<Vec<f32>> {
+		let infos = self.param_infos()?;
+		let total = infos.iter().map(ParamInfo::len).sum();
+		let mut out = Vec::with_capacity(total);
+		for (idx, p) in infos.iter().enumerate() {
+			let mut rng = SplitMix64::derive(self.seed, &[idx as u64]);
+			let bound = match p.init {
+				Init::Kaiming { fan_in } => (6.0f32 / fan_in.max(1) as f32).sqrt(),
+				Init::Xavier { fan_in, fan_out } => {
+					(6.0f32 / fan_in.saturating_add(fan_out).max(1) as f32).sqrt()
+				},
+				Init::Zeros => 0.0,
+			};
+			for _ in 0..p.len() {
+				out.push(if bound == 0.0 { 0.0 } else { rng.uniform(bound) });
+			}
+		}
+		Ok(out)
+	}
 
-    /// Canonical bytes of the spec: [`SPEC_DOMAIN`] followed by the SCALE encoding of
-    /// `(arch, seed)`.
-    pub fn canonical_bytes(&self) -> Vec<u8> {
-        (SPEC_DOMAIN, &self.arch, self.seed).encode()
-    }
+	/// Canonical bytes of the spec: [`SPEC_DOMAIN`] followed by the SCALE encoding of
+	/// `(arch, seed)`.
+	pub fn canonical_bytes(&self) -> Vec<u8> {
+		(SPEC_DOMAIN, &self.arch, self.seed).encode()
+	}
 
-    /// Decode [`ModelSpec::canonical_bytes`].
-    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut input = bytes;
-        let (domain, arch, seed) =
-            <([u8; 24], Arch, u64)>::decode(&mut input).map_err(|e| TrainerError::Decode {
-                what: "model spec",
-                msg: e.to_string(),
-            })?;
-        if &domain != SPEC_DOMAIN {
-            return Err(TrainerError::Decode {
-                what: "model spec",
-                msg: "wrong domain tag".into(),
-            });
-        }
-        if !input.is_empty() {
-            return Err(TrainerError::Decode {
-                what: "model spec",
-                msg: format!("{} trailing bytes", input.len()),
-            });
-        }
-        let spec = Self { arch, seed };
-        spec.validate()?;
-        Ok(spec)
-    }
+	/// Decode [`ModelSpec::canonical_bytes`].
+	pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
+		let mut input = bytes;
+		let (domain, arch, seed) = <([u8; 24], Arch, u64)>::decode(&mut input)
+			.map_err(|e| TrainerError::Decode { what: "model spec", msg: e.to_string() })?;
+		if &domain != SPEC_DOMAIN {
+			return Err(TrainerError::Decode {
+				what: "model spec",
+				msg: "wrong domain tag".into(),
+			});
+		}
+		if !input.is_empty() {
+			return Err(TrainerError::Decode {
+				what: "model spec",
+				msg: format!("{} trailing bytes", input.len()),
+			});
+		}
+		let spec = Self { arch, seed };
+		spec.validate()?;
+		Ok(spec)
+	}
 
-    /// The job's model commitment:
-    /// `blake2_256(canonical_bytes(spec) ‖ update::encode_state(initial_params))`.
-    pub fn commitment(&self) -> Result<[u8; 32]> {
-        let mut bytes = self.canonical_bytes();
-        bytes.extend_from_slice(&update::encode_state(&self.initial_params()?));
-        Ok(sp_crypto_hashing::blake2_256(&bytes))
-    }
+	/// The job's model commitment:
+	/// `blake2_256(canonical_bytes(spec) ‖ update::encode_state(initial_params))`.
+	pub fn commitment(&self) -> Result<[u8; 32]> {
+		let mut bytes = self.canonical_bytes();
+		bytes.extend_from_slice(&update::encode_state(&self.initial_params()?));
+		Ok(sp_crypto_hashing::blake2_256(&bytes))
+	}
 }
 
 impl fmt::Display for ModelSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |v: &[u32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        match &self.arch {
-            Arch::Logistic { inputs, classes } => write!(f, "logreg:{inputs}-{classes}")?,
-            Arch::Mlp {
-                inputs,
-                hidden,
-                classes,
-            } => {
-                let mut parts = vec![inputs.to_string()];
-                parts.extend(join(hidden));
-                parts.push(classes.to_string());
-                write!(f, "mlp:{}", parts.join("-"))?
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                conv,
-                classes,
-            } => {
-                let mut parts = vec![format!("{channels}x{height}x{width}")];
-                parts.extend(join(conv));
-                parts.push(classes.to_string());
-                write!(f, "cnn:{}", parts.join("-"))?
-            }
-        }
-        write!(f, "@{}", self.seed)
-    }
+	fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+		let join = |v: &[u32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+		match &self.arch {
+			Arch::Logistic { inputs, classes } => write!(f, "logreg:{inputs}-{classes}")?,
+			Arch::Mlp { inputs, hidden, classes } => {
+				let mut parts = vec![inputs.to_string()];
+				parts.extend(join(hidden));
+				parts.push(classes.to_string());
+				write!(f, "mlp:{}", parts.join("-"))?
+			},
+			Arch::Cnn { channels, height, width, conv, classes } => {
+				let mut parts = vec![format!("{channels}x{height}x{width}")];
+				parts.extend(join(conv));
+				parts.push(classes.to_string());
+				write!(f, "cnn:{}", parts.join("-"))?
+			},
+		}
+		write!(f, "@{}", self.seed)
+	}
 }
 
 impl std::str::FromStr for ModelSpec {
-    type Err = TrainerError;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
+	type Err = TrainerError;
+	fn from_str(s: &str) -> Result<Self> {
+		Self::parse(s)
+	}
 }
 
 /// A model: its spec and its parameters as candle [`Var`]s (on the CPU), in declared order.
 #[derive(Debug)]
 pub struct Model {
-    spec: ModelSpec,
-    infos: Vec<ParamInfo>,
-    vars: Vec<Var>,
-    device: Device,
+	spec: ModelSpec,
+	infos: Vec<ParamInfo>,
+	vars: Vec<Var>,
+	device: Device,
 }
 
 impl Model {
-    /// A model with the spec's deterministic initial weights.
-    pub fn new(spec: &ModelSpec) -> Result<Self> {
-        let params = spec.initial_params()?;
-        Self::from_flat(spec, &params)
-    }
+	/// A model with the spec's deterministic initial weights.
+	pub fn new(spec: &ModelSpec) -> Result<Self> {
+		let params = spec.initial_params()?;
+		Self::from_flat(spec, &params)
+	}
 
-    /// A model with the given flat parameters.
-    pub fn from_flat(spec: &ModelSpec, params: &[f32]) -> Result<Self> {
-        let infos = spec.param_infos()?;
-        let device = Device::Cpu;
-        let expected: usize = infos.iter().map(ParamInfo::len).sum();
-        if params.len() != expected {
-            return Err(TrainerError::mismatch(
-                format!("parameter count of {spec}"),
-                expected,
-                params.len(),
-            ));
-        }
-        update::check_finite("model parameters", params)?;
-        let mut vars = Vec::with_capacity(infos.len());
-        let mut off = 0usize;
-        for p in &infos {
-            let n = p.len();
-            let chunk = params.get(off..off + n).unwrap_or_default();
-            vars.push(Var::from_tensor(&Tensor::from_slice(
-                chunk,
-                p.shape.as_slice(),
-                &device,
-            )?)?);
-            off += n;
-        }
-        Ok(Self {
-            spec: spec.clone(),
-            infos,
-            vars,
-            device,
-        })
-    }
+	/// A model with the given flat parameters.
+	pub fn from_flat(spec: &ModelSpec, params: &[f32]) -> Result<Self> {
+		let infos = spec.param_infos()?;
+		let device = Device::Cpu;
+		let expected: usize = infos.iter().map(ParamInfo::len).sum();
+		if params.len() != expected {
+			return Err(TrainerError::mismatch(
+				format!("parameter count of {spec}"),
+				expected,
+				params.len(),
+			));
+		}
+		update::check_finite("model parameters", params)?;
+		let mut vars = Vec::with_capacity(infos.len());
+		let mut off = 0usize;
+		for p in &infos {
+			let n = p.len();
+			let chunk = params.get(off..off + n).unwrap_or_default();
+			vars.push(Var::from_tensor(&Tensor::from_slice(chunk, p.shape.as_slice(), &device)?)?);
+			off += n;
+		}
+		Ok(Self { spec: spec.clone(), infos, vars, device })
+	}
 
-    /// A deep copy (fresh storage: training the copy does not touch `self`).
-    pub fn try_clone(&self) -> Result<Self> {
-        Self::from_flat(&self.spec, &self.flat_params()?)
-    }
+	/// A deep copy (fresh storage: training the copy does not touch `self`).
+	pub fn try_clone(&self) -> Result<Self> {
+		Self::from_flat(&self.spec, &self.flat_params()?)
+	}
 
-    /// The spec.
-    pub fn spec(&self) -> &ModelSpec {
-        &self.spec
-    }
+	/// The spec.
+	pub fn spec(&self) -> &ModelSpec {
+		&self.spec
+	}
 
-    /// The device (always the CPU for now).
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
+	/// The device (always the CPU for now).
+	pub fn device(&self) -> &Device {
+		&self.device
+	}
 
-    /// Names and shapes of the parameters, in declared order.
-    pub fn param_infos(&self) -> &[ParamInfo] {
-        &self.infos
-    }
+	/// Names and shapes of the parameters, in declared order.
+	pub fn param_infos(&self) -> &[ParamInfo] {
+		&self.infos
+	}
 
-    /// The parameter variables, in declared order (clones share storage with the model).
-    pub fn vars(&self) -> &[Var] {
-        &self.vars
-    }
+	/// The parameter variables, in declared order (clones share storage with the model).
+	pub fn vars(&self) -> &[Var] {
+		&self.vars
+	}
 
-    /// Named parameters, in declared order.
-    pub fn named_params(&self) -> impl Iterator<Item = (&str, &Var)> {
-        self.infos
-            .iter()
-            .map(|p| p.name.as_str())
-            .zip(self.vars.iter())
-    }
+	/// Named parameters, in declared order.
+	pub fn named_params(&self) -> impl Iterator<Item = (&str, &Var)> {
+		self.infos.iter().map(|p| p.name.as_str()).zip(self.vars.iter())
+	}
 
-    /// Total number of parameters (length of [`Model::flat_params`]).
-    pub fn num_params(&self) -> usize {
-        self.infos.iter().map(ParamInfo::len).sum()
-    }
+	/// Total number of parameters (length of [`Model::flat_params`]).
+	pub fn num_params(&self) -> usize {
+		self.infos.iter().map(ParamInfo::len).sum()
+	}
 
-    /// All parameters as one flat vector in declared order.
-    pub fn flat_params(&self) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(self.num_params());
-        for v in &self.vars {
-            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
-        }
-        Ok(out)
-    }
+	/// All parameters as one flat vector in declared order.
+	pub fn flat_params(&self) -> Result<Vec<f32>> {
+		let mut out = Vec::with_capacity(self.num_params());
+		for v in &self.vars {
+			out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+		}
+		Ok(out)
+	}
 
-    /// Replace all parameters from a flat vector in declared order. Rejects a vector of the
-    /// wrong length or with NaN/inf values (the model is left unchanged then).
-    pub fn set_flat_params(&mut self, params: &[f32]) -> Result<()> {
-        if params.len() != self.num_params() {
-            return Err(TrainerError::mismatch(
-                format!("parameter count of {}", self.spec),
-                self.num_params(),
-                params.len(),
-            ));
-        }
-        update::check_finite("model parameters", params)?;
-        let mut off = 0usize;
-        for (p, v) in self.infos.iter().zip(&self.vars) {
-            let n = p.len();
-            let chunk = params.get(off..off + n).unwrap_or_default();
-            v.set(&Tensor::from_slice(
-                chunk,
-                p.shape.as_slice(),
-                &self.device,
-            )?)?;
-            off += n;
-        }
-        Ok(())
-    }
+	/// Replace all parameters from a flat vector in declared order. Rejects a vector of the
+	/// wrong length or with NaN/inf values (the model is left unchanged then).
+	pub fn set_flat_params(&mut self, params: &[f32]) -> Result<()> {
+		if params.len() != self.num_params() {
+			return Err(TrainerError::mismatch(
+				format!("parameter count of {}", self.spec),
+				self.num_params(),
+				params.len(),
+			));
+		}
+		update::check_finite("model parameters", params)?;
+		let mut off = 0usize;
+		for (p, v) in self.infos.iter().zip(&self.vars) {
+			let n = p.len();
+			let chunk = params.get(off..off + n).unwrap_or_default();
+			v.set(&Tensor::from_slice(chunk, p.shape.as_slice(), &self.device)?)?;
+			off += n;
+		}
+		Ok(())
+	}
 
-    /// Logits `[batch, classes]` for inputs `[batch, in_features]` (f32).
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, f) = xs.dims2()?;
-        if f != self.spec.in_features() {
-            return Err(TrainerError::mismatch(
-                format!("input features of {}", self.spec),
-                self.spec.in_features(),
-                f,
-            ));
-        }
-        let dense = |h: Tensor, vars: &[Var], relu_last: bool| -> Result<Tensor> {
-            let mut h = h;
-            let n = vars.len() / 2;
-            for (i, pair) in vars.chunks_exact(2).enumerate() {
-                let [w, bias] = pair else { continue };
-                h = crate::ops::dense(&h, w.as_tensor(), bias.as_tensor())?;
-                if relu_last || i + 1 < n {
-                    h = h.relu()?;
-                }
-            }
-            Ok(h)
-        };
-        match &self.spec.arch {
-            Arch::Logistic { .. } | Arch::Mlp { .. } => dense(xs.clone(), &self.vars, false),
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                conv,
-                ..
-            } => {
-                let mut h =
-                    xs.reshape((b, *channels as usize, *height as usize, *width as usize))?;
-                let n_conv = conv.len();
-                for pair in self.vars.chunks_exact(2).take(n_conv) {
-                    let [w, bias] = pair else { continue };
-                    let k = bias.as_tensor().dim(0)?;
-                    h = h
-                        .conv2d(w.as_tensor(), 1, 1, 1, 1)?
-                        .broadcast_add(&bias.as_tensor().reshape((1, k, 1, 1))?)?
-                        .relu()?;
-                    h = max_pool2x2(&h)?;
-                }
-                let h = h.flatten_from(1)?;
-                let fc = self.vars.get(2 * n_conv..).unwrap_or_default();
-                dense(h, fc, false)
-            }
-        }
-    }
+	/// Logits `[batch, classes]` for inputs `[batch, in_features]` (f32).
+	pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+		let (b, f) = xs.dims2()?;
+		if f != self.spec.in_features() {
+			return Err(TrainerError::mismatch(
+				format!("input features of {}", self.spec),
+				self.spec.in_features(),
+				f,
+			));
+		}
+		let dense = |h: Tensor, vars: &[Var], relu_last: bool| -> Result<Tensor> {
+			let mut h = h;
+			let n = vars.len() / 2;
+			for (i, pair) in vars.chunks_exact(2).enumerate() {
+				let [w, bias] = pair else { continue };
+				h = crate::ops::dense(&h, w.as_tensor(), bias.as_tensor())?;
+				if relu_last || i + 1 < n {
+					h = h.relu()?;
+				}
+			}
+			Ok(h)
+		};
+		match &self.spec.arch {
+			Arch::Logistic { .. } | Arch::Mlp { .. } => dense(xs.clone(), &self.vars, false),
+			Arch::Cnn { channels, height, width, conv, .. } => {
+				let mut h =
+					xs.reshape((b, *channels as usize, *height as usize, *width as usize))?;
+				let n_conv = conv.len();
+				for pair in self.vars.chunks_exact(2).take(n_conv) {
+					let [w, bias] = pair else { continue };
+					let k = bias.as_tensor().dim(0)?;
+					h = h
+						.conv2d(w.as_tensor(), 1, 1, 1, 1)?
+						.broadcast_add(&bias.as_tensor().reshape((1, k, 1, 1))?)?
+						.relu()?;
+					h = max_pool2x2(&h)?;
+				}
+				let h = h.flatten_from(1)?;
+				let fc = self.vars.get(2 * n_conv..).unwrap_or_default();
+				dense(h, fc, false)
+			},
+		}
+	}
 
-    /// Convenience: build an input tensor `[batch, in_features]` from row-major data.
-    pub fn input_tensor(&self, data: &[f32], batch: usize) -> Result<Tensor> {
-        let f = self.spec.in_features();
-        if data.len() != batch.saturating_mul(f) {
-            return Err(TrainerError::mismatch(
-                "input buffer length",
-                batch.saturating_mul(f),
-                data.len(),
-            ));
-        }
-        Ok(Tensor::from_slice(data, (batch, f), &self.device)?)
-    }
+	/// Convenience: build an input tensor `[batch, in_features]` from row-major data.
+	pub fn input_tensor(&self, data: &[f32], batch: usize) -> Result<Tensor> {
+		let f = self.spec.in_features();
+		if data.len() != batch.saturating_mul(f) {
+			return Err(TrainerError::mismatch(
+				"input buffer length",
+				batch.saturating_mul(f),
+				data.len(),
+			));
+		}
+		Ok(Tensor::from_slice(data, (batch, f), &self.device)?)
+	}
 }
 
 /// 2x2 max-pool with stride 2 (odd trailing rows/columns dropped), built from a reshape and
@@ -759,14 +661,14 @@ impl Model {
 /// fraction of maxima in each window (÷4 for a unique max), which the finite-difference test
 /// caught; the reduction's backward routes the full gradient to the maximum, as it should.
 pub fn max_pool2x2(h: &Tensor) -> Result<Tensor> {
-    let (b, c, hh, ww) = h.dims4()?;
-    let (h2, w2) = (hh / 2, ww / 2);
-    let cropped = if hh % 2 == 1 || ww % 2 == 1 {
-        h.narrow(2, 0, h2 * 2)?.narrow(3, 0, w2 * 2)?
-    } else {
-        h.clone()
-    };
-    Ok(cropped.reshape((b, c, h2, 2, w2, 2))?.max(5)?.max(3)?)
+	let (b, c, hh, ww) = h.dims4()?;
+	let (h2, w2) = (hh / 2, ww / 2);
+	let cropped = if hh % 2 == 1 || ww % 2 == 1 {
+		h.narrow(2, 0, h2 * 2)?.narrow(3, 0, w2 * 2)?
+	} else {
+		h.clone()
+	};
+	Ok(cropped.reshape((b, c, h2, 2, w2, 2))?.max(5)?.max(3)?)
 }
 
 /// Dtype of every parameter.

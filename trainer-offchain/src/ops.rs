@@ -17,336 +17,303 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => data
-            .get(a..b)
-            .ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
-        None => Err(candle_core::Error::Msg(format!(
-            "{what}: needs a contiguous tensor"
-        ))),
-    }
+	let data = s.as_slice::<f32>()?;
+	match l.contiguous_offsets() {
+		Some((a, b)) => data
+			.get(a..b)
+			.ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
+		None => Err(candle_core::Error::Msg(format!("{what}: needs a contiguous tensor"))),
+	}
 }
 
 fn parallelism() -> gemm::Parallelism {
-    let n = candle_core::utils::get_num_threads();
-    if n > 1 {
-        gemm::Parallelism::Rayon(n)
-    } else {
-        gemm::Parallelism::None
-    }
+	let n = candle_core::utils::get_num_threads();
+	if n > 1 {
+		gemm::Parallelism::Rayon(n)
+	} else {
+		gemm::Parallelism::None
+	}
 }
 
 struct Dense;
 
 impl CustomOp3 for Dense {
-    fn name(&self) -> &'static str {
-        "trainchain-dense"
-    }
+	fn name(&self) -> &'static str {
+		"trainchain-dense"
+	}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (m, k) = l1.shape().dims2()?;
-        let (k2, n) = l2.shape().dims2()?;
-        let nb = l3.shape().dims1()?;
-        if k != k2 || nb != n {
-            return Err(candle_core::Error::Msg(format!(
-                "dense: shapes {:?} x {:?} + {:?}",
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            )));
-        }
-        let x = contiguous(s1, l1, "dense input")?;
-        let w = contiguous(s2, l2, "dense weight")?;
-        let b = contiguous(s3, l3, "dense bias")?;
-        let mut dst = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            dst.extend_from_slice(b);
-        }
-        if m > 0 && n > 0 {
-            // SAFETY: dst is m×n row-major, x is m×k row-major, w is k×n row-major, all
-            // contiguous with the lengths checked above; gemm only reads x/w and writes dst.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    true,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    w.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    parallelism(),
-                );
-            }
-        }
-        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
-    }
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+		s3: &CpuStorage,
+		l3: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let (m, k) = l1.shape().dims2()?;
+		let (k2, n) = l2.shape().dims2()?;
+		let nb = l3.shape().dims1()?;
+		if k != k2 || nb != n {
+			return Err(candle_core::Error::Msg(format!(
+				"dense: shapes {:?} x {:?} + {:?}",
+				l1.dims(),
+				l2.dims(),
+				l3.dims()
+			)));
+		}
+		let x = contiguous(s1, l1, "dense input")?;
+		let w = contiguous(s2, l2, "dense weight")?;
+		let b = contiguous(s3, l3, "dense bias")?;
+		let mut dst = Vec::with_capacity(m * n);
+		for _ in 0..m {
+			dst.extend_from_slice(b);
+		}
+		if m > 0 && n > 0 {
+			// SAFETY: dst is m×n row-major, x is m×k row-major, w is k×n row-major, all
+			// contiguous with the lengths checked above; gemm only reads x/w and writes dst.
+			unsafe {
+				gemm::gemm(
+					m,
+					n,
+					k,
+					dst.as_mut_ptr(),
+					1,
+					n as isize,
+					true,
+					x.as_ptr(),
+					1,
+					k as isize,
+					w.as_ptr(),
+					1,
+					n as isize,
+					1.0f32,
+					1.0f32,
+					false,
+					false,
+					false,
+					parallelism(),
+				);
+			}
+		}
+		Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+	}
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let gx = if x.track_op() {
-            Some(grad.matmul(&w.t()?)?)
-        } else {
-            None
-        };
-        let gw = x.t()?.matmul(grad)?;
-        let gb = grad.sum(0)?;
-        Ok((gx, Some(gw), Some(gb)))
-    }
+	fn bwd(
+		&self,
+		x: &Tensor,
+		w: &Tensor,
+		_b: &Tensor,
+		_res: &Tensor,
+		grad: &Tensor,
+	) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+		let gx = if x.track_op() { Some(grad.matmul(&w.t()?)?) } else { None };
+		let gw = x.t()?.matmul(grad)?;
+		let gb = grad.sum(0)?;
+		Ok((gx, Some(gw), Some(gb)))
+	}
 }
 
 /// `x @ w + b` for `x [B, in]`, `w [in, out]`, `b [out]` (f32), with the fused backward.
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    let x = if x.is_contiguous() {
-        x.clone()
-    } else {
-        x.contiguous()?
-    };
-    if x.track_op() || w.track_op() || b.track_op() {
-        x.apply_op3(w, b, Dense)
-    } else {
-        x.apply_op3_no_bwd(w, b, &Dense)
-    }
+	let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+	if x.track_op() || w.track_op() || b.track_op() {
+		x.apply_op3(w, b, Dense)
+	} else {
+		x.apply_op3_no_bwd(w, b, &Dense)
+	}
 }
 
 /// Per-row log-sum-exp minus the label's logit; returns (mean loss, softmax rows if wanted).
 fn ce_rows(
-    z: &[f32],
-    labels: &[u32],
-    c: usize,
-    mut softmax: Option<&mut Vec<f32>>,
+	z: &[f32],
+	labels: &[u32],
+	c: usize,
+	mut softmax: Option<&mut Vec<f32>>,
 ) -> candle_core::Result<f64> {
-    let mut total = 0f64;
-    for (row, &y) in z.chunks_exact(c).zip(labels) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for &v in row {
-            sum += (v - max).exp();
-        }
-        let zy = *row.get(y as usize).ok_or_else(|| {
-            candle_core::Error::Msg(format!("cross-entropy: label {y} >= {c} classes"))
-        })?;
-        total += f64::from(sum.ln() + max - zy);
-        if let Some(out) = softmax.as_deref_mut() {
-            let inv = 1.0 / sum;
-            out.extend(row.iter().map(|&v| (v - max).exp() * inv));
-        }
-    }
-    Ok(total)
+	let mut total = 0f64;
+	for (row, &y) in z.chunks_exact(c).zip(labels) {
+		let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+		let mut sum = 0f32;
+		for &v in row {
+			sum += (v - max).exp();
+		}
+		let zy = *row.get(y as usize).ok_or_else(|| {
+			candle_core::Error::Msg(format!("cross-entropy: label {y} >= {c} classes"))
+		})?;
+		total += f64::from(sum.ln() + max - zy);
+		if let Some(out) = softmax.as_deref_mut() {
+			let inv = 1.0 / sum;
+			out.extend(row.iter().map(|&v| (v - max).exp() * inv));
+		}
+	}
+	Ok(total)
 }
 
 struct SoftmaxCe;
 
 impl CustomOp2 for SoftmaxCe {
-    fn name(&self) -> &'static str {
-        "trainchain-softmax-ce"
-    }
+	fn name(&self) -> &'static str {
+		"trainchain-softmax-ce"
+	}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (b, c) = l1.shape().dims2()?;
-        if l2.shape().dims1()? != b {
-            return Err(candle_core::Error::Msg(
-                "cross-entropy: labels/logits batch mismatch".into(),
-            ));
-        }
-        let z = contiguous(s1, l1, "logits")?;
-        let labels = match l2.contiguous_offsets() {
-            Some((a, e)) => s2.as_slice::<u32>()?.get(a..e).unwrap_or_default(),
-            None => {
-                return Err(candle_core::Error::Msg(
-                    "labels: needs a contiguous tensor".into(),
-                ))
-            }
-        };
-        let total = ce_rows(z, labels, c, None)?;
-        let mean = if b == 0 {
-            0.0
-        } else {
-            (total / b as f64) as f32
-        };
-        Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
-    }
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let (b, c) = l1.shape().dims2()?;
+		if l2.shape().dims1()? != b {
+			return Err(candle_core::Error::Msg(
+				"cross-entropy: labels/logits batch mismatch".into(),
+			));
+		}
+		let z = contiguous(s1, l1, "logits")?;
+		let labels = match l2.contiguous_offsets() {
+			Some((a, e)) => s2.as_slice::<u32>()?.get(a..e).unwrap_or_default(),
+			None => {
+				return Err(candle_core::Error::Msg("labels: needs a contiguous tensor".into()))
+			},
+		};
+		let total = ce_rows(z, labels, c, None)?;
+		let mean = if b == 0 { 0.0 } else { (total / b as f64) as f32 };
+		Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
+	}
 
-    fn bwd(
-        &self,
-        logits: &Tensor,
-        labels: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let scale = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-        let g = logits.apply_op2_no_bwd(labels, &SoftmaxCeGrad { scale })?;
-        Ok((Some(g), None))
-    }
+	fn bwd(
+		&self,
+		logits: &Tensor,
+		labels: &Tensor,
+		_res: &Tensor,
+		grad: &Tensor,
+	) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+		let scale = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+		let g = logits.apply_op2_no_bwd(labels, &SoftmaxCeGrad { scale })?;
+		Ok((Some(g), None))
+	}
 }
 
 struct SoftmaxCeGrad {
-    scale: f32,
+	scale: f32,
 }
 
 impl CustomOp2 for SoftmaxCeGrad {
-    fn name(&self) -> &'static str {
-        "trainchain-softmax-ce-grad"
-    }
+	fn name(&self) -> &'static str {
+		"trainchain-softmax-ce-grad"
+	}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (b, c) = l1.shape().dims2()?;
-        let z = contiguous(s1, l1, "logits")?;
-        let labels = match l2.contiguous_offsets() {
-            Some((a, e)) => s2.as_slice::<u32>()?.get(a..e).unwrap_or_default(),
-            None => {
-                return Err(candle_core::Error::Msg(
-                    "labels: needs a contiguous tensor".into(),
-                ))
-            }
-        };
-        let mut out = Vec::with_capacity(b * c);
-        ce_rows(z, labels, c, Some(&mut out))?;
-        let k = if b == 0 { 0.0 } else { self.scale / b as f32 };
-        for (row, &y) in out.chunks_exact_mut(c).zip(labels) {
-            if let Some(v) = row.get_mut(y as usize) {
-                *v -= 1.0;
-            }
-            for v in row.iter_mut() {
-                *v *= k;
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, c))))
-    }
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let (b, c) = l1.shape().dims2()?;
+		let z = contiguous(s1, l1, "logits")?;
+		let labels = match l2.contiguous_offsets() {
+			Some((a, e)) => s2.as_slice::<u32>()?.get(a..e).unwrap_or_default(),
+			None => {
+				return Err(candle_core::Error::Msg("labels: needs a contiguous tensor".into()))
+			},
+		};
+		let mut out = Vec::with_capacity(b * c);
+		ce_rows(z, labels, c, Some(&mut out))?;
+		let k = if b == 0 { 0.0 } else { self.scale / b as f32 };
+		for (row, &y) in out.chunks_exact_mut(c).zip(labels) {
+			if let Some(v) = row.get_mut(y as usize) {
+				*v -= 1.0;
+			}
+			for v in row.iter_mut() {
+				*v *= k;
+			}
+		}
+		Ok((CpuStorage::F32(out), Shape::from((b, c))))
+	}
 }
 
 /// Mean softmax cross-entropy of `logits [B, C]` (f32) against `labels [B]` (u32), with a
 /// fused backward. Errors if a label is `>= C`.
 pub fn softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
-    let logits = if logits.is_contiguous() {
-        logits.clone()
-    } else {
-        logits.contiguous()?
-    };
-    logits.apply_op2(labels, SoftmaxCe)
+	let logits = if logits.is_contiguous() { logits.clone() } else { logits.contiguous()? };
+	logits.apply_op2(labels, SoftmaxCe)
 }
 
 struct SgdStep<'a> {
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-    velocity: RefCell<&'a mut Option<Vec<f32>>>,
+	lr: f32,
+	momentum: f32,
+	weight_decay: f32,
+	velocity: RefCell<&'a mut Option<Vec<f32>>>,
 }
 
 impl InplaceOp2 for SgdStep<'_> {
-    fn name(&self) -> &'static str {
-        "trainchain-sgd-momentum"
-    }
+	fn name(&self) -> &'static str {
+		"trainchain-sgd-momentum"
+	}
 
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<()> {
-        let g = contiguous(s2, l2, "gradient")?;
-        let (a, e) = l1.contiguous_offsets().ok_or_else(|| {
-            candle_core::Error::Msg("parameter: needs a contiguous tensor".into())
-        })?;
-        let theta = match s1 {
-            CpuStorage::F32(v) => v
-                .get_mut(a..e)
-                .ok_or_else(|| candle_core::Error::Msg("parameter: bad layout".into()))?,
-            _ => return Err(candle_core::Error::Msg("parameter: expected f32".into())),
-        };
-        if theta.len() != g.len() {
-            return Err(candle_core::Error::Msg(
-                "sgd: gradient/parameter size mismatch".into(),
-            ));
-        }
-        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
-        let mut vel = self.velocity.borrow_mut();
-        if mu == 0.0 {
-            for (t, &gi) in theta.iter_mut().zip(g) {
-                let gi = if wd != 0.0 { gi + wd * *t } else { gi };
-                *t -= lr * gi;
-            }
-            return Ok(());
-        }
-        match vel.as_mut() {
-            None => {
-                let mut v = Vec::with_capacity(g.len());
-                for (t, &gi) in theta.iter_mut().zip(g) {
-                    let gi = if wd != 0.0 { gi + wd * *t } else { gi };
-                    v.push(gi);
-                    *t -= lr * gi;
-                }
-                **vel = Some(v);
-            }
-            Some(v) => {
-                for ((t, &gi), vi) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
-                    let gi = if wd != 0.0 { gi + wd * *t } else { gi };
-                    *vi = mu * *vi + gi;
-                    *t -= lr * *vi;
-                }
-            }
-        }
-        Ok(())
-    }
+	fn cpu_fwd(
+		&self,
+		s1: &mut CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<()> {
+		let g = contiguous(s2, l2, "gradient")?;
+		let (a, e) = l1.contiguous_offsets().ok_or_else(|| {
+			candle_core::Error::Msg("parameter: needs a contiguous tensor".into())
+		})?;
+		let theta = match s1 {
+			CpuStorage::F32(v) => v
+				.get_mut(a..e)
+				.ok_or_else(|| candle_core::Error::Msg("parameter: bad layout".into()))?,
+			_ => return Err(candle_core::Error::Msg("parameter: expected f32".into())),
+		};
+		if theta.len() != g.len() {
+			return Err(candle_core::Error::Msg("sgd: gradient/parameter size mismatch".into()));
+		}
+		let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+		let mut vel = self.velocity.borrow_mut();
+		if mu == 0.0 {
+			for (t, &gi) in theta.iter_mut().zip(g) {
+				let gi = if wd != 0.0 { gi + wd * *t } else { gi };
+				*t -= lr * gi;
+			}
+			return Ok(());
+		}
+		match vel.as_mut() {
+			None => {
+				let mut v = Vec::with_capacity(g.len());
+				for (t, &gi) in theta.iter_mut().zip(g) {
+					let gi = if wd != 0.0 { gi + wd * *t } else { gi };
+					v.push(gi);
+					*t -= lr * gi;
+				}
+				**vel = Some(v);
+			},
+			Some(v) => {
+				for ((t, &gi), vi) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
+					let gi = if wd != 0.0 { gi + wd * *t } else { gi };
+					*vi = mu * *vi + gi;
+					*t -= lr * *vi;
+				}
+			},
+		}
+		Ok(())
+	}
 }
 
 /// In place: `g ← g + wd·θ; v ← μ·v + g (v = g on the first step); θ ← θ − lr·v`.
 pub fn sgd_momentum_inplace(
-    param: &Tensor,
-    grad: &Tensor,
-    velocity: &mut Option<Vec<f32>>,
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
+	param: &Tensor,
+	grad: &Tensor,
+	velocity: &mut Option<Vec<f32>>,
+	lr: f32,
+	momentum: f32,
+	weight_decay: f32,
 ) -> candle_core::Result<()> {
-    let grad = if grad.is_contiguous() {
-        grad.clone()
-    } else {
-        grad.contiguous()?
-    };
-    let op = SgdStep {
-        lr,
-        momentum,
-        weight_decay,
-        velocity: RefCell::new(velocity),
-    };
-    param.inplace_op2(&grad, &op)
+	let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
+	let op = SgdStep { lr, momentum, weight_decay, velocity: RefCell::new(velocity) };
+	param.inplace_op2(&grad, &op)
 }

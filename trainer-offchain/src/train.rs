@@ -20,416 +20,378 @@ use crate::update;
 /// `g ← g + wd·θ; v ← μ·v + g; θ ← θ − lr·v` (the first step uses `v = g`).
 #[derive(Debug)]
 pub struct SgdMomentum {
-    vars: Vec<(Var, Option<Vec<f32>>)>,
-    params: SgdParams,
+	vars: Vec<(Var, Option<Vec<f32>>)>,
+	params: SgdParams,
 }
 
 /// Parameters of [`SgdMomentum`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SgdParams {
-    /// Learning rate.
-    pub lr: f64,
-    /// Momentum coefficient μ (0 disables momentum).
-    pub momentum: f64,
-    /// L2 weight decay.
-    pub weight_decay: f64,
+	/// Learning rate.
+	pub lr: f64,
+	/// Momentum coefficient μ (0 disables momentum).
+	pub momentum: f64,
+	/// L2 weight decay.
+	pub weight_decay: f64,
 }
 
 impl Optimizer for SgdMomentum {
-    type Config = SgdParams;
+	type Config = SgdParams;
 
-    fn new(vars: Vec<Var>, params: SgdParams) -> candle_core::Result<Self> {
-        let vars = vars
-            .into_iter()
-            .filter(|v| v.dtype().is_float())
-            .map(|v| (v, None))
-            .collect();
-        Ok(Self { vars, params })
-    }
+	fn new(vars: Vec<Var>, params: SgdParams) -> candle_core::Result<Self> {
+		let vars = vars.into_iter().filter(|v| v.dtype().is_float()).map(|v| (v, None)).collect();
+		Ok(Self { vars, params })
+	}
 
-    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        let p = self.params;
-        for (var, velocity) in self.vars.iter_mut() {
-            let Some(g) = grads.get(var) else { continue };
-            // One fused in-place pass per parameter (see `ops::sgd_momentum_inplace`).
-            crate::ops::sgd_momentum_inplace(
-                var.as_tensor(),
-                g,
-                velocity,
-                p.lr as f32,
-                p.momentum as f32,
-                p.weight_decay as f32,
-            )?;
-        }
-        Ok(())
-    }
+	fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+		let p = self.params;
+		for (var, velocity) in self.vars.iter_mut() {
+			let Some(g) = grads.get(var) else { continue };
+			// One fused in-place pass per parameter (see `ops::sgd_momentum_inplace`).
+			crate::ops::sgd_momentum_inplace(
+				var.as_tensor(),
+				g,
+				velocity,
+				p.lr as f32,
+				p.momentum as f32,
+				p.weight_decay as f32,
+			)?;
+		}
+		Ok(())
+	}
 
-    fn learning_rate(&self) -> f64 {
-        self.params.lr
-    }
+	fn learning_rate(&self) -> f64 {
+		self.params.lr
+	}
 
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.params.lr = lr;
-    }
+	fn set_learning_rate(&mut self, lr: f64) {
+		self.params.lr = lr;
+	}
 }
 
 /// Which optimizer a round uses.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OptimizerConfig {
-    /// SGD with momentum.
-    Sgd(SgdParams),
-    /// Adam (AdamW with decoupled weight decay; `weight_decay = 0` is plain Adam).
-    Adam {
-        /// Learning rate.
-        lr: f64,
-        /// β₁.
-        beta1: f64,
-        /// β₂.
-        beta2: f64,
-        /// ε.
-        eps: f64,
-        /// Decoupled weight decay.
-        weight_decay: f64,
-    },
+	/// SGD with momentum.
+	Sgd(SgdParams),
+	/// Adam (AdamW with decoupled weight decay; `weight_decay = 0` is plain Adam).
+	Adam {
+		/// Learning rate.
+		lr: f64,
+		/// β₁.
+		beta1: f64,
+		/// β₂.
+		beta2: f64,
+		/// ε.
+		eps: f64,
+		/// Decoupled weight decay.
+		weight_decay: f64,
+	},
 }
 
 impl OptimizerConfig {
-    /// SGD, lr 0.05, momentum 0.9.
-    pub fn sgd(lr: f64, momentum: f64) -> Self {
-        Self::Sgd(SgdParams {
-            lr,
-            momentum,
-            weight_decay: 0.0,
-        })
-    }
+	/// SGD, lr 0.05, momentum 0.9.
+	pub fn sgd(lr: f64, momentum: f64) -> Self {
+		Self::Sgd(SgdParams { lr, momentum, weight_decay: 0.0 })
+	}
 
-    /// Adam with the usual betas and no weight decay.
-    pub fn adam(lr: f64) -> Self {
-        Self::Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
-    }
+	/// Adam with the usual betas and no weight decay.
+	pub fn adam(lr: f64) -> Self {
+		Self::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+	}
 
-    fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
-        Ok(match *self {
-            Self::Sgd(p) => {
-                if !(p.lr > 0.0 && p.lr.is_finite() && (0.0..1.0).contains(&p.momentum)) {
-                    return Err(TrainerError::Config(format!("bad SGD parameters {p:?}")));
-                }
-                AnyOptimizer::Sgd(SgdMomentum::new(vars, p)?)
-            }
-            Self::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
-                if !(lr > 0.0 && lr.is_finite()) {
-                    return Err(TrainerError::Config(format!("bad Adam learning rate {lr}")));
-                }
-                AnyOptimizer::Adam(AdamW::new(
-                    vars,
-                    ParamsAdamW {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                    },
-                )?)
-            }
-        })
-    }
+	fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
+		Ok(match *self {
+			Self::Sgd(p) => {
+				if !(p.lr > 0.0 && p.lr.is_finite() && (0.0..1.0).contains(&p.momentum)) {
+					return Err(TrainerError::Config(format!("bad SGD parameters {p:?}")));
+				}
+				AnyOptimizer::Sgd(SgdMomentum::new(vars, p)?)
+			},
+			Self::Adam { lr, beta1, beta2, eps, weight_decay } => {
+				if !(lr > 0.0 && lr.is_finite()) {
+					return Err(TrainerError::Config(format!("bad Adam learning rate {lr}")));
+				}
+				AnyOptimizer::Adam(AdamW::new(
+					vars,
+					ParamsAdamW { lr, beta1, beta2, eps, weight_decay },
+				)?)
+			},
+		})
+	}
 }
 
 enum AnyOptimizer {
-    Sgd(SgdMomentum),
-    Adam(AdamW),
+	Sgd(SgdMomentum),
+	Adam(AdamW),
 }
 
 impl AnyOptimizer {
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        match self {
-            Self::Sgd(o) => o.step(grads)?,
-            Self::Adam(o) => o.step(grads)?,
-        }
-        Ok(())
-    }
+	fn step(&mut self, grads: &GradStore) -> Result<()> {
+		match self {
+			Self::Sgd(o) => o.step(grads)?,
+			Self::Adam(o) => o.step(grads)?,
+		}
+		Ok(())
+	}
 }
 
 /// Configuration of local training.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Passes over the local data (ignored when `max_steps` is set).
-    pub epochs: usize,
-    /// If set, run exactly this many optimizer steps (cycling through epochs as needed).
-    pub max_steps: Option<usize>,
-    /// Mini-batch size (the last batch of an epoch may be smaller).
-    pub batch_size: usize,
-    /// Optimizer.
-    pub optimizer: OptimizerConfig,
+	/// Passes over the local data (ignored when `max_steps` is set).
+	pub epochs: usize,
+	/// If set, run exactly this many optimizer steps (cycling through epochs as needed).
+	pub max_steps: Option<usize>,
+	/// Mini-batch size (the last batch of an epoch may be smaller).
+	pub batch_size: usize,
+	/// Optimizer.
+	pub optimizer: OptimizerConfig,
 }
 
 impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 1,
-            max_steps: None,
-            batch_size: 32,
-            optimizer: OptimizerConfig::sgd(0.05, 0.9),
-        }
-    }
+	fn default() -> Self {
+		Self {
+			epochs: 1,
+			max_steps: None,
+			batch_size: 32,
+			optimizer: OptimizerConfig::sgd(0.05, 0.9),
+		}
+	}
 }
 
 /// Result of [`local_round`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoundOutput {
-    /// `new params − old params`, flat, declared order.
-    pub update: Vec<f32>,
-    /// Mean training loss over the round's steps (sample-weighted).
-    pub loss: f32,
-    /// Number of local training samples (the data set size); the FedAvg weight.
-    pub samples: u64,
-    /// Optimizer steps taken.
-    pub steps: usize,
+	/// `new params − old params`, flat, declared order.
+	pub update: Vec<f32>,
+	/// Mean training loss over the round's steps (sample-weighted).
+	pub loss: f32,
+	/// Number of local training samples (the data set size); the FedAvg weight.
+	pub samples: u64,
+	/// Optimizer steps taken.
+	pub steps: usize,
 }
 
 /// Progress events of [`fit`].
 #[derive(Clone, Debug)]
 pub enum Progress {
-    /// A step finished.
-    Step {
-        /// Steps done so far.
-        done: usize,
-        /// Total steps of the run.
-        total: usize,
-        /// Loss of this step's batch.
-        loss: f32,
-    },
-    /// An epoch finished.
-    Epoch(EpochReport),
+	/// A step finished.
+	Step {
+		/// Steps done so far.
+		done: usize,
+		/// Total steps of the run.
+		total: usize,
+		/// Loss of this step's batch.
+		loss: f32,
+	},
+	/// An epoch finished.
+	Epoch(EpochReport),
 }
 
 /// Per-epoch figures of [`fit`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochReport {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean training loss over the epoch.
-    pub train_loss: f32,
-    /// Held-out metrics, when a test set was given.
-    pub test: Option<Metrics>,
+	/// 1-based epoch.
+	pub epoch: usize,
+	/// Mean training loss over the epoch.
+	pub train_loss: f32,
+	/// Held-out metrics, when a test set was given.
+	pub test: Option<Metrics>,
 }
 
 /// A stateful trainer: one optimizer over the model's vars, reused across epochs.
 pub struct Trainer<'m> {
-    model: &'m Model,
-    opt: AnyOptimizer,
-    batch_size: usize,
-    steps: usize,
-    xbuf: Vec<f32>,
-    ybuf: Vec<u32>,
+	model: &'m Model,
+	opt: AnyOptimizer,
+	batch_size: usize,
+	steps: usize,
+	xbuf: Vec<f32>,
+	ybuf: Vec<u32>,
 }
 
 impl<'m> Trainer<'m> {
-    /// A trainer for `model` with a fresh optimizer state.
-    pub fn new(model: &'m Model, cfg: &TrainConfig) -> Result<Self> {
-        if cfg.batch_size == 0 {
-            return Err(TrainerError::Config("batch size must be positive".into()));
-        }
-        let opt = cfg.optimizer.build(model.vars().to_vec())?;
-        Ok(Self {
-            model,
-            opt,
-            batch_size: cfg.batch_size,
-            steps: 0,
-            xbuf: Vec::new(),
-            ybuf: Vec::new(),
-        })
-    }
+	/// A trainer for `model` with a fresh optimizer state.
+	pub fn new(model: &'m Model, cfg: &TrainConfig) -> Result<Self> {
+		if cfg.batch_size == 0 {
+			return Err(TrainerError::Config("batch size must be positive".into()));
+		}
+		let opt = cfg.optimizer.build(model.vars().to_vec())?;
+		Ok(Self {
+			model,
+			opt,
+			batch_size: cfg.batch_size,
+			steps: 0,
+			xbuf: Vec::new(),
+			ybuf: Vec::new(),
+		})
+	}
 
-    /// Optimizer steps taken so far.
-    pub fn steps(&self) -> usize {
-        self.steps
-    }
+	/// Optimizer steps taken so far.
+	pub fn steps(&self) -> usize {
+		self.steps
+	}
 
-    /// One optimizer step on the samples `idx` of `data`; returns the batch's mean loss.
-    pub fn step(&mut self, data: &Dataset, idx: &[usize]) -> Result<f32> {
-        let f = data.n_features();
-        self.xbuf.clear();
-        self.ybuf.clear();
-        for &i in idx {
-            self.xbuf.extend_from_slice(data.row(i));
-            self.ybuf.push(data.labels().get(i).copied().unwrap_or(0));
-        }
-        let b = idx.len();
-        let dev = self.model.device();
-        let xs = Tensor::from_slice(&self.xbuf, (b, f), dev)?;
-        let ys = Tensor::from_slice(&self.ybuf, b, dev)?;
-        let logits = self.model.forward(&xs)?;
-        let loss = crate::ops::softmax_cross_entropy(&logits, &ys)?;
-        let grads = loss.backward()?;
-        self.opt.step(&grads)?;
-        self.steps += 1;
-        let l = loss.to_scalar::<f32>()?;
-        if !l.is_finite() {
-            return Err(TrainerError::Diverged {
-                loss: l,
-                step: self.steps,
-            });
-        }
-        Ok(l)
-    }
+	/// One optimizer step on the samples `idx` of `data`; returns the batch's mean loss.
+	pub fn step(&mut self, data: &Dataset, idx: &[usize]) -> Result<f32> {
+		let f = data.n_features();
+		self.xbuf.clear();
+		self.ybuf.clear();
+		for &i in idx {
+			self.xbuf.extend_from_slice(data.row(i));
+			self.ybuf.push(data.labels().get(i).copied().unwrap_or(0));
+		}
+		let b = idx.len();
+		let dev = self.model.device();
+		let xs = Tensor::from_slice(&self.xbuf, (b, f), dev)?;
+		let ys = Tensor::from_slice(&self.ybuf, b, dev)?;
+		let logits = self.model.forward(&xs)?;
+		let loss = crate::ops::softmax_cross_entropy(&logits, &ys)?;
+		let grads = loss.backward()?;
+		self.opt.step(&grads)?;
+		self.steps += 1;
+		let l = loss.to_scalar::<f32>()?;
+		if !l.is_finite() {
+			return Err(TrainerError::Diverged { loss: l, step: self.steps });
+		}
+		Ok(l)
+	}
 
-    /// One shuffled pass over `data` (shuffle seeded by `seed`), at most `max_steps` steps.
-    /// Returns (sample-weighted loss sum, samples seen, steps).
-    pub fn epoch(
-        &mut self,
-        data: &Dataset,
-        seed: u64,
-        max_steps: Option<usize>,
-        on_step: &mut dyn FnMut(f32),
-    ) -> Result<(f64, usize, usize)> {
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        SplitMix64::new(seed).shuffle(&mut order);
-        let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0usize);
-        for batch in order.chunks(self.batch_size) {
-            if max_steps.is_some_and(|m| steps >= m) {
-                break;
-            }
-            let l = self.step(data, batch)?;
-            on_step(l);
-            loss_sum += f64::from(l) * batch.len() as f64;
-            seen += batch.len();
-            steps += 1;
-        }
-        Ok((loss_sum, seen, steps))
-    }
+	/// One shuffled pass over `data` (shuffle seeded by `seed`), at most `max_steps` steps.
+	/// Returns (sample-weighted loss sum, samples seen, steps).
+	pub fn epoch(
+		&mut self,
+		data: &Dataset,
+		seed: u64,
+		max_steps: Option<usize>,
+		on_step: &mut dyn FnMut(f32),
+	) -> Result<(f64, usize, usize)> {
+		let mut order: Vec<usize> = (0..data.len()).collect();
+		SplitMix64::new(seed).shuffle(&mut order);
+		let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0usize);
+		for batch in order.chunks(self.batch_size) {
+			if max_steps.is_some_and(|m| steps >= m) {
+				break;
+			}
+			let l = self.step(data, batch)?;
+			on_step(l);
+			loss_sum += f64::from(l) * batch.len() as f64;
+			seen += batch.len();
+			steps += 1;
+		}
+		Ok((loss_sum, seen, steps))
+	}
 }
 
 fn check_train_inputs(model: &Model, data: &Dataset, cfg: &TrainConfig) -> Result<()> {
-    data.check_compatible(model.spec())?;
-    if data.is_empty() {
-        return Err(TrainerError::Config(format!(
-            "{}: no training samples",
-            data.name
-        )));
-    }
-    if cfg.batch_size == 0 {
-        return Err(TrainerError::Config("batch size must be positive".into()));
-    }
-    if cfg.max_steps.is_none() && cfg.epochs == 0 {
-        return Err(TrainerError::Config(
-            "need at least one epoch or max_steps".into(),
-        ));
-    }
-    Ok(())
+	data.check_compatible(model.spec())?;
+	if data.is_empty() {
+		return Err(TrainerError::Config(format!("{}: no training samples", data.name)));
+	}
+	if cfg.batch_size == 0 {
+		return Err(TrainerError::Config("batch size must be positive".into()));
+	}
+	if cfg.max_steps.is_none() && cfg.epochs == 0 {
+		return Err(TrainerError::Config("need at least one epoch or max_steps".into()));
+	}
+	Ok(())
 }
 
 /// Total steps of a run of `cfg` over `n` samples.
 pub fn total_steps(cfg: &TrainConfig, n: usize) -> usize {
-    match cfg.max_steps {
-        Some(k) => k,
-        None => cfg.epochs.saturating_mul(n.div_ceil(cfg.batch_size.max(1))),
-    }
+	match cfg.max_steps {
+		Some(k) => k,
+		None => cfg.epochs.saturating_mul(n.div_ceil(cfg.batch_size.max(1))),
+	}
 }
 
 /// One round of local training from the model's current parameters: `cfg.epochs` epochs
 /// (or exactly `cfg.max_steps` steps) with a fresh optimizer, shuffles seeded by `seed`.
 /// The model ends at the new parameters; the output carries `new − old`.
 pub fn local_round(
-    model: &mut Model,
-    data: &Dataset,
-    cfg: &TrainConfig,
-    seed: u64,
+	model: &mut Model,
+	data: &Dataset,
+	cfg: &TrainConfig,
+	seed: u64,
 ) -> Result<RoundOutput> {
-    check_train_inputs(model, data, cfg)?;
-    let old = model.flat_params()?;
-    let mut trainer = Trainer::new(model, cfg)?;
-    let (mut loss_sum, mut seen) = (0f64, 0usize);
-    let mut epoch = 0u64;
-    loop {
-        let remaining = cfg.max_steps.map(|m| m.saturating_sub(trainer.steps()));
-        if remaining == Some(0) || (cfg.max_steps.is_none() && epoch >= cfg.epochs as u64) {
-            break;
-        }
-        let (l, s, _) = trainer.epoch(
-            data,
-            SplitMix64::derive(seed, &[epoch]).next_u64(),
-            remaining,
-            &mut |_| {},
-        )?;
-        loss_sum += l;
-        seen += s;
-        epoch += 1;
-    }
-    let steps = trainer.steps();
-    let new = model.flat_params()?;
-    let update = update::diff(&new, &old)?;
-    update::check_finite("update", &update)?;
-    Ok(RoundOutput {
-        update,
-        loss: if seen == 0 {
-            0.0
-        } else {
-            (loss_sum / seen as f64) as f32
-        },
-        samples: data.len() as u64,
-        steps,
-    })
+	check_train_inputs(model, data, cfg)?;
+	let old = model.flat_params()?;
+	let mut trainer = Trainer::new(model, cfg)?;
+	let (mut loss_sum, mut seen) = (0f64, 0usize);
+	let mut epoch = 0u64;
+	loop {
+		let remaining = cfg.max_steps.map(|m| m.saturating_sub(trainer.steps()));
+		if remaining == Some(0) || (cfg.max_steps.is_none() && epoch >= cfg.epochs as u64) {
+			break;
+		}
+		let (l, s, _) = trainer.epoch(
+			data,
+			SplitMix64::derive(seed, &[epoch]).next_u64(),
+			remaining,
+			&mut |_| {},
+		)?;
+		loss_sum += l;
+		seen += s;
+		epoch += 1;
+	}
+	let steps = trainer.steps();
+	let new = model.flat_params()?;
+	let update = update::diff(&new, &old)?;
+	update::check_finite("update", &update)?;
+	Ok(RoundOutput {
+		update,
+		loss: if seen == 0 { 0.0 } else { (loss_sum / seen as f64) as f32 },
+		samples: data.len() as u64,
+		steps,
+	})
 }
 
 /// Train for `cfg.epochs` epochs with one optimizer (centralised training), evaluating on
 /// `test` after each epoch; progress is reported through `on_progress`.
 pub fn fit(
-    model: &mut Model,
-    data: &Dataset,
-    test: Option<&Dataset>,
-    cfg: &TrainConfig,
-    seed: u64,
-    on_progress: &mut dyn FnMut(&Progress),
+	model: &mut Model,
+	data: &Dataset,
+	test: Option<&Dataset>,
+	cfg: &TrainConfig,
+	seed: u64,
+	on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<EpochReport>> {
-    check_train_inputs(model, data, cfg)?;
-    if let Some(t) = test {
-        t.check_compatible(model.spec())?;
-    }
-    let total = total_steps(cfg, data.len());
-    let mut trainer = Trainer::new(model, cfg)?;
-    let mut reports = Vec::new();
-    let mut epoch = 0usize;
-    loop {
-        let remaining = cfg.max_steps.map(|m| m.saturating_sub(trainer.steps()));
-        if remaining == Some(0) || (cfg.max_steps.is_none() && epoch >= cfg.epochs) {
-            break;
-        }
-        let mut done = trainer.steps();
-        let (l, s, _) = trainer.epoch(
-            data,
-            SplitMix64::derive(seed, &[epoch as u64]).next_u64(),
-            remaining,
-            &mut |loss| {
-                done += 1;
-                on_progress(&Progress::Step { done, total, loss });
-            },
-        )?;
-        epoch += 1;
-        let test = match test {
-            Some(t) => Some(evaluate(trainer.model, t)?),
-            None => None,
-        };
-        let report = EpochReport {
-            epoch,
-            train_loss: if s == 0 { 0.0 } else { (l / s as f64) as f32 },
-            test,
-        };
-        on_progress(&Progress::Epoch(report.clone()));
-        reports.push(report);
-    }
-    Ok(reports)
+	check_train_inputs(model, data, cfg)?;
+	if let Some(t) = test {
+		t.check_compatible(model.spec())?;
+	}
+	let total = total_steps(cfg, data.len());
+	let mut trainer = Trainer::new(model, cfg)?;
+	let mut reports = Vec::new();
+	let mut epoch = 0usize;
+	loop {
+		let remaining = cfg.max_steps.map(|m| m.saturating_sub(trainer.steps()));
+		if remaining == Some(0) || (cfg.max_steps.is_none() && epoch >= cfg.epochs) {
+			break;
+		}
+		let mut done = trainer.steps();
+		let (l, s, _) = trainer.epoch(
+			data,
+			SplitMix64::derive(seed, &[epoch as u64]).next_u64(),
+			remaining,
+			&mut |loss| {
+				done += 1;
+				on_progress(&Progress::Step { done, total, loss });
+			},
+		)?;
+		epoch += 1;
+		let test = match test {
+			Some(t) => Some(evaluate(trainer.model, t)?),
+			None => None,
+		};
+		let report = EpochReport {
+			epoch,
+			train_loss: if s == 0 { 0.0 } else { (l / s as f64) as f32 },
+			test,
+		};
+		on_progress(&Progress::Epoch(report.clone()));
+		reports.push(report);
+	}
+	Ok(reports)
 }

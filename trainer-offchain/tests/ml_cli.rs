@@ -5,139 +5,98 @@ use std::path::Path;
 use std::process::Command;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trainchain-trainer"))
+	Command::new(env!("CARGO_BIN_EXE_trainchain-trainer"))
 }
 
 fn testdata(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
-        .display()
-        .to_string()
+	Path::new(env!("CARGO_MANIFEST_DIR"))
+		.join("testdata")
+		.join(name)
+		.display()
+		.to_string()
 }
 
 #[test]
 fn train_eval_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("m.safetensors");
-    let o = bin()
-        .args([
-            "train",
-            "--model",
-            "mlp:64-32-10@1",
-            "--data",
-            &testdata("digits-train.csv"),
-            "--test",
-            &testdata("digits-test.csv"),
-            "--epochs",
-            "2",
-            "--json",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 4, "start, 2 epochs, done");
-    assert_eq!(lines[1]["event"], "epoch");
-    let done = &lines[3];
-    let trained_hash = done["model_hash"].as_str().unwrap().to_string();
-    assert!(done["test_accuracy"].as_f64().unwrap() > 0.8);
+	let dir = tempfile::tempdir().unwrap();
+	let out = dir.path().join("m.safetensors");
+	let o = bin()
+		.args([
+			"train",
+			"--model",
+			"mlp:64-32-10@1",
+			"--data",
+			&testdata("digits-train.csv"),
+			"--test",
+			&testdata("digits-test.csv"),
+			"--epochs",
+			"2",
+			"--json",
+			"--out",
+		])
+		.arg(&out)
+		.output()
+		.unwrap();
+	assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+	let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+		.unwrap()
+		.lines()
+		.map(|l| serde_json::from_str(l).unwrap())
+		.collect();
+	assert_eq!(lines.len(), 4, "start, 2 epochs, done");
+	assert_eq!(lines[1]["event"], "epoch");
+	let done = &lines[3];
+	let trained_hash = done["model_hash"].as_str().unwrap().to_string();
+	assert!(done["test_accuracy"].as_f64().unwrap() > 0.8);
 
-    let o = bin()
-        .args([
-            "eval",
-            "--json",
-            "--data",
-            &testdata("digits-test.csv"),
-            "--weights",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["model_hash"], trained_hash.as_str());
-    assert_eq!(v["accuracy"], done["test_accuracy"]);
+	let o = bin()
+		.args(["eval", "--json", "--data", &testdata("digits-test.csv"), "--weights"])
+		.arg(&out)
+		.output()
+		.unwrap();
+	assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+	let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+	assert_eq!(v["model_hash"], trained_hash.as_str());
+	assert_eq!(v["accuracy"], done["test_accuracy"]);
 
-    let o = bin()
-        .args(["hash", "--json", "--weights"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["weights_state_hash"], trained_hash.as_str());
-    assert_eq!(v["spec"], "mlp:64-32-10@1");
-    assert!(v["model_commitment"].as_str().unwrap().starts_with("0x"));
-    assert_eq!(v["model_commitment"].as_str().unwrap().len(), 66);
+	let o = bin().args(["hash", "--json", "--weights"]).arg(&out).output().unwrap();
+	let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+	assert_eq!(v["weights_state_hash"], trained_hash.as_str());
+	assert_eq!(v["spec"], "mlp:64-32-10@1");
+	assert!(v["model_commitment"].as_str().unwrap().starts_with("0x"));
+	assert_eq!(v["model_commitment"].as_str().unwrap().len(), 66);
 }
 
 fn fails_with(args: &[&str], want: &str) {
-    let o = bin().args(args).output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert!(
-        err.contains(want),
-        "{args:?}: {err:?} does not mention {want:?}"
-    );
+	let o = bin().args(args).output().unwrap();
+	let err = String::from_utf8_lossy(&o.stderr);
+	assert!(!o.status.success(), "{args:?} succeeded");
+	assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+	assert!(err.contains(want), "{args:?}: {err:?} does not mention {want:?}");
 }
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let ragged = dir.path().join("ragged.csv");
-    std::fs::write(&ragged, "1,2,0\n1,0\n").unwrap();
-    let ragged = ragged.display().to_string();
-    let train = testdata("digits-train.csv");
-    fails_with(&["train", "--data", "/nonexistent.csv"], "/nonexistent.csv");
-    fails_with(&["train", "--data", &ragged], "ragged.csv:2: ragged row");
-    fails_with(
-        &[
-            "train",
-            "--model",
-            "mlp:64-32-5",
-            "--data",
-            &train,
-            "--epochs",
-            "1",
-        ],
-        "outside the model's 5 classes",
-    );
-    fails_with(
-        &[
-            "train",
-            "--model",
-            "mlp:60-32-10",
-            "--data",
-            &train,
-            "--epochs",
-            "1",
-        ],
-        "expected 60, found 64",
-    );
-    fails_with(
-        &["train", "--model", "rnn:1-2", "--data", &train],
-        "unknown model kind",
-    );
-    fails_with(
-        &["train", "--data", &train, "--batch-size", "0"],
-        "batch size",
-    );
-    fails_with(&["hash"], "--model");
-    fails_with(
-        &[
-            "eval",
-            "--weights",
-            "/nonexistent.safetensors",
-            "--data",
-            &train,
-        ],
-        "/nonexistent.safetensors",
-    );
+	let dir = tempfile::tempdir().unwrap();
+	let ragged = dir.path().join("ragged.csv");
+	std::fs::write(&ragged, "1,2,0\n1,0\n").unwrap();
+	let ragged = ragged.display().to_string();
+	let train = testdata("digits-train.csv");
+	fails_with(&["train", "--data", "/nonexistent.csv"], "/nonexistent.csv");
+	fails_with(&["train", "--data", &ragged], "ragged.csv:2: ragged row");
+	fails_with(
+		&["train", "--model", "mlp:64-32-5", "--data", &train, "--epochs", "1"],
+		"outside the model's 5 classes",
+	);
+	fails_with(
+		&["train", "--model", "mlp:60-32-10", "--data", &train, "--epochs", "1"],
+		"expected 60, found 64",
+	);
+	fails_with(&["train", "--model", "rnn:1-2", "--data", &train], "unknown model kind");
+	fails_with(&["train", "--data", &train, "--batch-size", "0"], "batch size");
+	fails_with(&["hash"], "--model");
+	fails_with(
+		&["eval", "--weights", "/nonexistent.safetensors", "--data", &train],
+		"/nonexistent.safetensors",
+	);
 }

@@ -9,432 +9,314 @@ use trainchain_trainer::update::{self, model_state_hash};
 use trainchain_trainer::{checkpoint, Model, ModelSpec, TrainerError};
 
 fn shapes(spec: &str) -> Vec<(String, Vec<usize>)> {
-    let m = Model::new(&ModelSpec::parse(spec).unwrap()).unwrap();
-    m.param_infos()
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.clone()))
-        .collect()
+	let m = Model::new(&ModelSpec::parse(spec).unwrap()).unwrap();
+	m.param_infos().iter().map(|p| (p.name.clone(), p.shape.clone())).collect()
 }
 
 #[test]
 fn model_shapes_and_outputs() {
-    assert_eq!(
-        shapes("logreg:64-10"),
-        vec![
-            ("fc0.weight".into(), vec![64, 10]),
-            ("fc0.bias".into(), vec![10])
-        ]
-    );
-    assert_eq!(
-        shapes("mlp:64-32-16-10"),
-        vec![
-            ("fc0.weight".into(), vec![64, 32]),
-            ("fc0.bias".into(), vec![32]),
-            ("fc1.weight".into(), vec![32, 16]),
-            ("fc1.bias".into(), vec![16]),
-            ("fc2.weight".into(), vec![16, 10]),
-            ("fc2.bias".into(), vec![10]),
-        ]
-    );
-    assert_eq!(
-        shapes("cnn:1x28x28-8-16-10"),
-        vec![
-            ("conv0.weight".into(), vec![8, 1, 3, 3]),
-            ("conv0.bias".into(), vec![8]),
-            ("conv1.weight".into(), vec![16, 8, 3, 3]),
-            ("conv1.bias".into(), vec![16]),
-            ("fc.weight".into(), vec![16 * 7 * 7, 10]),
-            ("fc.bias".into(), vec![10]),
-        ]
-    );
-    for (spec, f, c, n) in [
-        ("logreg:64-10", 64, 10, 650),
-        ("mlp:64-32-10", 64, 10, 64 * 32 + 32 + 32 * 10 + 10),
-        ("cnn:1x8x8-4-10", 64, 10, 4 * 9 + 4 + 4 * 16 * 10 + 10),
-        (
-            "cnn:3x8x6-4-5-7",
-            144,
-            7,
-            4 * 27 + 4 + 5 * 36 + 5 + 5 * 2 * 7 + 7,
-        ),
-    ] {
-        let spec = ModelSpec::parse(spec).unwrap();
-        let m = Model::new(&spec).unwrap();
-        assert_eq!(m.num_params(), n, "{spec}");
-        assert_eq!(spec.num_params().unwrap(), n);
-        assert_eq!(m.flat_params().unwrap().len(), n);
-        let xs = Tensor::zeros((5, f), candle_core::DType::F32, m.device()).unwrap();
-        assert_eq!(m.forward(&xs).unwrap().dims(), &[5, c], "{spec}");
-        let bad = Tensor::zeros((5, f + 1), candle_core::DType::F32, m.device()).unwrap();
-        assert!(matches!(
-            m.forward(&bad),
-            Err(TrainerError::Mismatch { .. })
-        ));
-    }
+	assert_eq!(
+		shapes("logreg:64-10"),
+		vec![("fc0.weight".into(), vec![64, 10]), ("fc0.bias".into(), vec![10])]
+	);
+	assert_eq!(
+		shapes("mlp:64-32-16-10"),
+		vec![
+			("fc0.weight".into(), vec![64, 32]),
+			("fc0.bias".into(), vec![32]),
+			("fc1.weight".into(), vec![32, 16]),
+			("fc1.bias".into(), vec![16]),
+			("fc2.weight".into(), vec![16, 10]),
+			("fc2.bias".into(), vec![10]),
+		]
+	);
+	assert_eq!(
+		shapes("cnn:1x28x28-8-16-10"),
+		vec![
+			("conv0.weight".into(), vec![8, 1, 3, 3]),
+			("conv0.bias".into(), vec![8]),
+			("conv1.weight".into(), vec![16, 8, 3, 3]),
+			("conv1.bias".into(), vec![16]),
+			("fc.weight".into(), vec![16 * 7 * 7, 10]),
+			("fc.bias".into(), vec![10]),
+		]
+	);
+	for (spec, f, c, n) in [
+		("logreg:64-10", 64, 10, 650),
+		("mlp:64-32-10", 64, 10, 64 * 32 + 32 + 32 * 10 + 10),
+		("cnn:1x8x8-4-10", 64, 10, 4 * 9 + 4 + 4 * 16 * 10 + 10),
+		("cnn:3x8x6-4-5-7", 144, 7, 4 * 27 + 4 + 5 * 36 + 5 + 5 * 2 * 7 + 7),
+	] {
+		let spec = ModelSpec::parse(spec).unwrap();
+		let m = Model::new(&spec).unwrap();
+		assert_eq!(m.num_params(), n, "{spec}");
+		assert_eq!(spec.num_params().unwrap(), n);
+		assert_eq!(m.flat_params().unwrap().len(), n);
+		let xs = Tensor::zeros((5, f), candle_core::DType::F32, m.device()).unwrap();
+		assert_eq!(m.forward(&xs).unwrap().dims(), &[5, c], "{spec}");
+		let bad = Tensor::zeros((5, f + 1), candle_core::DType::F32, m.device()).unwrap();
+		assert!(matches!(m.forward(&bad), Err(TrainerError::Mismatch { .. })));
+	}
 }
 
 #[test]
 fn spec_parsing_and_encoding() {
-    let s = ModelSpec::parse("mlp:64-32-10@7").unwrap();
-    assert_eq!(
-        s.arch,
-        Arch::Mlp {
-            inputs: 64,
-            hidden: vec![32],
-            classes: 10
-        }
-    );
-    assert_eq!(s.seed, 7);
-    assert_eq!(s.to_string(), "mlp:64-32-10@7");
-    assert_eq!(ModelSpec::parse(&s.to_string()).unwrap(), s);
-    assert_eq!(
-        ModelSpec::from_canonical_bytes(&s.canonical_bytes()).unwrap(),
-        s
-    );
-    assert_eq!(ModelSpec::parse("mlp:64-10").unwrap().seed, 0);
-    assert_eq!(
-        ModelSpec::resolve("mlp@3", 64, 10).unwrap().to_string(),
-        "mlp:64-128-10@3"
-    );
-    assert_eq!(
-        ModelSpec::resolve("cnn", 64, 10).unwrap().to_string(),
-        "cnn:1x8x8-8-16-10@0"
-    );
-    assert_eq!(
-        ModelSpec::resolve("logreg", 5, 2).unwrap().to_string(),
-        "logreg:5-2@0"
-    );
-    for bad in [
-        "mlp",
-        "mlp:",
-        "mlp:64",
-        "mlp:64-0-10",
-        "mlp:a-10",
-        "rnn:3-4",
-        "cnn:1x8-10",
-        "cnn:1x8x8-10",
-        "cnn:1x2x2-4-4-10",
-        "mlp:4-10@x",
-    ] {
-        assert!(
-            matches!(ModelSpec::parse(bad), Err(TrainerError::Spec { .. })),
-            "{bad}"
-        );
-    }
-    let json = serde_json::to_string(&s).unwrap();
-    assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), s);
+	let s = ModelSpec::parse("mlp:64-32-10@7").unwrap();
+	assert_eq!(s.arch, Arch::Mlp { inputs: 64, hidden: vec![32], classes: 10 });
+	assert_eq!(s.seed, 7);
+	assert_eq!(s.to_string(), "mlp:64-32-10@7");
+	assert_eq!(ModelSpec::parse(&s.to_string()).unwrap(), s);
+	assert_eq!(ModelSpec::from_canonical_bytes(&s.canonical_bytes()).unwrap(), s);
+	assert_eq!(ModelSpec::parse("mlp:64-10").unwrap().seed, 0);
+	assert_eq!(ModelSpec::resolve("mlp@3", 64, 10).unwrap().to_string(), "mlp:64-128-10@3");
+	assert_eq!(ModelSpec::resolve("cnn", 64, 10).unwrap().to_string(), "cnn:1x8x8-8-16-10@0");
+	assert_eq!(ModelSpec::resolve("logreg", 5, 2).unwrap().to_string(), "logreg:5-2@0");
+	for bad in [
+		"mlp",
+		"mlp:",
+		"mlp:64",
+		"mlp:64-0-10",
+		"mlp:a-10",
+		"rnn:3-4",
+		"cnn:1x8-10",
+		"cnn:1x8x8-10",
+		"cnn:1x2x2-4-4-10",
+		"mlp:4-10@x",
+	] {
+		assert!(matches!(ModelSpec::parse(bad), Err(TrainerError::Spec { .. })), "{bad}");
+	}
+	let json = serde_json::to_string(&s).unwrap();
+	assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), s);
 }
 
 #[test]
 fn init_is_deterministic_and_seeded() {
-    let a = ModelSpec::parse("mlp:64-32-10@1").unwrap();
-    let b = ModelSpec::parse("mlp:64-32-10@2").unwrap();
-    assert_eq!(a.initial_params().unwrap(), a.initial_params().unwrap());
-    assert_ne!(a.initial_params().unwrap(), b.initial_params().unwrap());
-    assert_eq!(a.commitment().unwrap(), a.commitment().unwrap());
-    assert_ne!(a.commitment().unwrap(), b.commitment().unwrap());
-    assert_ne!(
-        a.commitment().unwrap(),
-        ModelSpec::parse("mlp:64-33-10@1")
-            .unwrap()
-            .commitment()
-            .unwrap()
-    );
-    // Kaiming bound of the first layer, zero biases.
-    let p = a.initial_params().unwrap();
-    let bound = (6.0f32 / 64.0).sqrt();
-    assert!(p[..64 * 32].iter().all(|w| w.abs() <= bound));
-    assert!(p[64 * 32..64 * 32 + 32].iter().all(|b| *b == 0.0));
-    // The commitment is blake2_256(spec bytes ‖ state bytes) and pinned: changing the
-    // initialiser or the encodings changes every job's commitment, so do it on purpose only.
-    let mut bytes = a.canonical_bytes();
-    bytes.extend(update::encode_state(&p));
-    assert_eq!(a.commitment().unwrap(), blake2_256(&bytes));
-    assert_eq!(
-        update::hex32(
-            &ModelSpec::parse("mlp:64-128-10@0")
-                .unwrap()
-                .commitment()
-                .unwrap()
-        ),
-        "0x321ca593e04bc366ff3b155b52aa19a8c2cc900f9291b8f32866519d6cf18d04"
-    );
+	let a = ModelSpec::parse("mlp:64-32-10@1").unwrap();
+	let b = ModelSpec::parse("mlp:64-32-10@2").unwrap();
+	assert_eq!(a.initial_params().unwrap(), a.initial_params().unwrap());
+	assert_ne!(a.initial_params().unwrap(), b.initial_params().unwrap());
+	assert_eq!(a.commitment().unwrap(), a.commitment().unwrap());
+	assert_ne!(a.commitment().unwrap(), b.commitment().unwrap());
+	assert_ne!(
+		a.commitment().unwrap(),
+		ModelSpec::parse("mlp:64-33-10@1").unwrap().commitment().unwrap()
+	);
+	// Kaiming bound of the first layer, zero biases.
+	let p = a.initial_params().unwrap();
+	let bound = (6.0f32 / 64.0).sqrt();
+	assert!(p[..64 * 32].iter().all(|w| w.abs() <= bound));
+	assert!(p[64 * 32..64 * 32 + 32].iter().all(|b| *b == 0.0));
+	// The commitment is blake2_256(spec bytes ‖ state bytes) and pinned: changing the
+	// initialiser or the encodings changes every job's commitment, so do it on purpose only.
+	let mut bytes = a.canonical_bytes();
+	bytes.extend(update::encode_state(&p));
+	assert_eq!(a.commitment().unwrap(), blake2_256(&bytes));
+	assert_eq!(
+		update::hex32(&ModelSpec::parse("mlp:64-128-10@0").unwrap().commitment().unwrap()),
+		"0x321ca593e04bc366ff3b155b52aa19a8c2cc900f9291b8f32866519d6cf18d04"
+	);
 }
 
 fn blake2_256(bytes: &[u8]) -> [u8; 32] {
-    sp_crypto_hashing::blake2_256(bytes)
+	sp_crypto_hashing::blake2_256(bytes)
 }
 
 /// Loss of a model on a batch (mean cross-entropy).
 fn loss_of(m: &Model, xs: &Tensor, ys: &Tensor) -> f32 {
-    candle_nn::loss::cross_entropy(&m.forward(xs).unwrap(), ys)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+	candle_nn::loss::cross_entropy(&m.forward(xs).unwrap(), ys)
+		.unwrap()
+		.to_scalar::<f32>()
+		.unwrap()
 }
 
 fn grad_check(spec: &str) {
-    let spec = ModelSpec::parse(spec).unwrap();
-    let data = gaussian_blobs(6, spec.in_features(), spec.classes(), 1.0, 0.5, 3).unwrap();
-    let mut m = Model::new(&spec).unwrap();
-    // Non-zero biases so every parameter gets a generic gradient.
-    let mut p = m.flat_params().unwrap();
-    for (i, x) in p.iter_mut().enumerate() {
-        *x += 0.05 * ((i as f32 * 0.7).sin());
-    }
-    m.set_flat_params(&p).unwrap();
-    let xs =
-        Tensor::from_slice(data.features(), (data.len(), data.n_features()), m.device()).unwrap();
-    let ys = Tensor::from_slice(data.labels(), data.len(), m.device()).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&m.forward(&xs).unwrap(), &ys).unwrap();
-    let grads = loss.backward().unwrap();
-    let mut analytic = Vec::new();
-    for v in m.vars() {
-        analytic.extend(
-            grads
-                .get(v)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
-        );
-    }
-    assert_eq!(analytic.len(), p.len());
-    let eps = 2e-3f32;
-    let mut worst = 0f32;
-    for i in 0..p.len() {
-        let mut q = p.clone();
-        q[i] = p[i] + eps;
-        m.set_flat_params(&q).unwrap();
-        let lp = loss_of(&m, &xs, &ys);
-        q[i] = p[i] - eps;
-        m.set_flat_params(&q).unwrap();
-        let lm = loss_of(&m, &xs, &ys);
-        let numeric = (lp - lm) / (2.0 * eps);
-        let err = (numeric - analytic[i]).abs() / (1e-2 + numeric.abs().max(analytic[i].abs()));
-        worst = worst.max(err);
-        assert!(
-            err < 0.05,
-            "{spec} param {i}: numeric {numeric} vs analytic {}",
-            analytic[i]
-        );
-    }
-    eprintln!("{spec}: worst relative gradient error {worst:.2e}");
+	let spec = ModelSpec::parse(spec).unwrap();
+	let data = gaussian_blobs(6, spec.in_features(), spec.classes(), 1.0, 0.5, 3).unwrap();
+	let mut m = Model::new(&spec).unwrap();
+	// Non-zero biases so every parameter gets a generic gradient.
+	let mut p = m.flat_params().unwrap();
+	for (i, x) in p.iter_mut().enumerate() {
+		*x += 0.05 * ((i as f32 * 0.7).sin());
+	}
+	m.set_flat_params(&p).unwrap();
+	let xs =
+		Tensor::from_slice(data.features(), (data.len(), data.n_features()), m.device()).unwrap();
+	let ys = Tensor::from_slice(data.labels(), data.len(), m.device()).unwrap();
+	let loss = candle_nn::loss::cross_entropy(&m.forward(&xs).unwrap(), &ys).unwrap();
+	let grads = loss.backward().unwrap();
+	let mut analytic = Vec::new();
+	for v in m.vars() {
+		analytic.extend(grads.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+	}
+	assert_eq!(analytic.len(), p.len());
+	let eps = 2e-3f32;
+	let mut worst = 0f32;
+	for i in 0..p.len() {
+		let mut q = p.clone();
+		q[i] = p[i] + eps;
+		m.set_flat_params(&q).unwrap();
+		let lp = loss_of(&m, &xs, &ys);
+		q[i] = p[i] - eps;
+		m.set_flat_params(&q).unwrap();
+		let lm = loss_of(&m, &xs, &ys);
+		let numeric = (lp - lm) / (2.0 * eps);
+		let err = (numeric - analytic[i]).abs() / (1e-2 + numeric.abs().max(analytic[i].abs()));
+		worst = worst.max(err);
+		assert!(err < 0.05, "{spec} param {i}: numeric {numeric} vs analytic {}", analytic[i]);
+	}
+	eprintln!("{spec}: worst relative gradient error {worst:.2e}");
 }
 
 #[test]
 fn finite_difference_gradients() {
-    grad_check("logreg:3-3@1");
-    grad_check("mlp:4-5-3@2");
-    grad_check("cnn:1x4x4-2-3@3");
+	grad_check("logreg:3-3@1");
+	grad_check("mlp:4-5-3@2");
+	grad_check("cnn:1x4x4-2-3@3");
 }
 
 #[test]
 fn update_encoding_round_trip_and_errors() {
-    let u = vec![0.5f32, -1.25, 3.0e-8, 0.0];
-    let bytes = update::encode(&u);
-    assert_eq!(&bytes[..4], b"TCU1");
-    assert_eq!(&bytes[4..8], &4u32.to_le_bytes());
-    assert_eq!(&bytes[8..12], &0.5f32.to_le_bytes());
-    assert_eq!(bytes.len(), 8 + 16);
-    assert_eq!(update::decode(&bytes).unwrap(), u);
-    assert_eq!(update::decode_expected(&bytes, 4).unwrap(), u);
-    assert_eq!(update::hash(&u), blake2_256(&bytes));
-    assert_ne!(
-        update::hash(&u),
-        update::state_hash(&u),
-        "update and state hashes are domain-separated"
-    );
-    assert!(matches!(
-        update::decode_expected(&bytes, 5),
-        Err(TrainerError::Mismatch {
-            expected: 5,
-            found: 4,
-            ..
-        })
-    ));
-    assert!(matches!(
-        update::decode(&bytes[..bytes.len() - 1]),
-        Err(TrainerError::Decode { .. })
-    ));
-    assert!(matches!(
-        update::decode(&bytes[..5]),
-        Err(TrainerError::Decode { .. })
-    ));
-    let mut wrong_magic = bytes.clone();
-    wrong_magic[0] = b'X';
-    assert!(matches!(
-        update::decode(&wrong_magic),
-        Err(TrainerError::Decode { .. })
-    ));
-    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        let e = update::decode(&update::encode(&[1.0, bad])).unwrap_err();
-        assert!(matches!(e, TrainerError::NonFinite { index: 1, .. }), "{e}");
-        assert!(e.to_string().contains("#1"), "{e}");
-    }
-    assert!(
-        update::decode_state(&bytes).is_err(),
-        "state decoder rejects update magic"
-    );
-    assert_eq!(update::decode_state(&update::encode_state(&u)).unwrap(), u);
+	let u = vec![0.5f32, -1.25, 3.0e-8, 0.0];
+	let bytes = update::encode(&u);
+	assert_eq!(&bytes[..4], b"TCU1");
+	assert_eq!(&bytes[4..8], &4u32.to_le_bytes());
+	assert_eq!(&bytes[8..12], &0.5f32.to_le_bytes());
+	assert_eq!(bytes.len(), 8 + 16);
+	assert_eq!(update::decode(&bytes).unwrap(), u);
+	assert_eq!(update::decode_expected(&bytes, 4).unwrap(), u);
+	assert_eq!(update::hash(&u), blake2_256(&bytes));
+	assert_ne!(
+		update::hash(&u),
+		update::state_hash(&u),
+		"update and state hashes are domain-separated"
+	);
+	assert!(matches!(
+		update::decode_expected(&bytes, 5),
+		Err(TrainerError::Mismatch { expected: 5, found: 4, .. })
+	));
+	assert!(matches!(update::decode(&bytes[..bytes.len() - 1]), Err(TrainerError::Decode { .. })));
+	assert!(matches!(update::decode(&bytes[..5]), Err(TrainerError::Decode { .. })));
+	let mut wrong_magic = bytes.clone();
+	wrong_magic[0] = b'X';
+	assert!(matches!(update::decode(&wrong_magic), Err(TrainerError::Decode { .. })));
+	for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+		let e = update::decode(&update::encode(&[1.0, bad])).unwrap_err();
+		assert!(matches!(e, TrainerError::NonFinite { index: 1, .. }), "{e}");
+		assert!(e.to_string().contains("#1"), "{e}");
+	}
+	assert!(update::decode_state(&bytes).is_err(), "state decoder rejects update magic");
+	assert_eq!(update::decode_state(&update::encode_state(&u)).unwrap(), u);
 }
 
 #[test]
 fn apply_update_and_average() {
-    let spec = ModelSpec::parse("mlp:4-3-2").unwrap();
-    let mut m = Model::new(&spec).unwrap();
-    let before = m.flat_params().unwrap();
-    let n = m.num_params();
-    let u: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
-    update::apply_update(&mut m, &u).unwrap();
-    let after = m.flat_params().unwrap();
-    for i in 0..n {
-        assert_eq!(after[i], before[i] + u[i]);
-    }
-    assert!(matches!(
-        update::apply_update(&mut m, &u[1..]),
-        Err(TrainerError::Mismatch { .. })
-    ));
-    let mut nan = u.clone();
-    nan[2] = f32::NAN;
-    assert!(matches!(
-        update::apply_update(&mut m, &nan),
-        Err(TrainerError::NonFinite { index: 2, .. })
-    ));
-    assert_eq!(
-        m.flat_params().unwrap(),
-        after,
-        "failed updates leave the model unchanged"
-    );
-    let a = vec![1.0f32, 2.0];
-    let b = vec![3.0f32, 6.0];
-    assert_eq!(
-        update::weighted_average(&[(&a, 1), (&b, 3)]).unwrap(),
-        vec![2.5, 5.0]
-    );
-    assert!(update::weighted_average(&[(&a, 1), (&b[..1], 3)]).is_err());
-    assert!(update::weighted_average(&[]).is_err());
+	let spec = ModelSpec::parse("mlp:4-3-2").unwrap();
+	let mut m = Model::new(&spec).unwrap();
+	let before = m.flat_params().unwrap();
+	let n = m.num_params();
+	let u: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
+	update::apply_update(&mut m, &u).unwrap();
+	let after = m.flat_params().unwrap();
+	for i in 0..n {
+		assert_eq!(after[i], before[i] + u[i]);
+	}
+	assert!(matches!(update::apply_update(&mut m, &u[1..]), Err(TrainerError::Mismatch { .. })));
+	let mut nan = u.clone();
+	nan[2] = f32::NAN;
+	assert!(matches!(
+		update::apply_update(&mut m, &nan),
+		Err(TrainerError::NonFinite { index: 2, .. })
+	));
+	assert_eq!(m.flat_params().unwrap(), after, "failed updates leave the model unchanged");
+	let a = vec![1.0f32, 2.0];
+	let b = vec![3.0f32, 6.0];
+	assert_eq!(update::weighted_average(&[(&a, 1), (&b, 3)]).unwrap(), vec![2.5, 5.0]);
+	assert!(update::weighted_average(&[(&a, 1), (&b[..1], 3)]).is_err());
+	assert!(update::weighted_average(&[]).is_err());
 }
 
 fn blobs_cfg(opt: OptimizerConfig) -> TrainConfig {
-    TrainConfig {
-        epochs: 2,
-        max_steps: None,
-        batch_size: 16,
-        optimizer: opt,
-    }
+	TrainConfig { epochs: 2, max_steps: None, batch_size: 16, optimizer: opt }
 }
 
 #[test]
 fn local_round_is_deterministic() {
-    let data = gaussian_blobs(200, 8, 3, 2.0, 0.5, 9).unwrap();
-    for opt in [OptimizerConfig::sgd(0.05, 0.9), OptimizerConfig::adam(0.01)] {
-        for spec in ["mlp:8-16-3@4", "cnn:1x4x2-3-3@4"] {
-            let spec = ModelSpec::parse(spec).unwrap();
-            let run = |seed| {
-                let mut m = Model::new(&spec).unwrap();
-                let out = local_round(&mut m, &data, &blobs_cfg(opt), seed).unwrap();
-                (
-                    update::hash(&out.update),
-                    out.samples,
-                    out.steps,
-                    model_state_hash(&m).unwrap(),
-                )
-            };
-            let a = run(1);
-            assert_eq!(a, run(1), "{spec} {opt:?}");
-            assert_ne!(
-                a.0,
-                run(2).0,
-                "the seed changes the shuffle and so the update"
-            );
-            assert_eq!(a.1, 200);
-            assert_eq!(a.2, 2 * 13);
-        }
-    }
-    // max_steps overrides epochs.
-    let spec = ModelSpec::parse("mlp:8-16-3").unwrap();
-    let mut m = Model::new(&spec).unwrap();
-    let cfg = TrainConfig {
-        max_steps: Some(30),
-        ..blobs_cfg(OptimizerConfig::sgd(0.05, 0.9))
-    };
-    assert_eq!(local_round(&mut m, &data, &cfg, 0).unwrap().steps, 30);
+	let data = gaussian_blobs(200, 8, 3, 2.0, 0.5, 9).unwrap();
+	for opt in [OptimizerConfig::sgd(0.05, 0.9), OptimizerConfig::adam(0.01)] {
+		for spec in ["mlp:8-16-3@4", "cnn:1x4x2-3-3@4"] {
+			let spec = ModelSpec::parse(spec).unwrap();
+			let run = |seed| {
+				let mut m = Model::new(&spec).unwrap();
+				let out = local_round(&mut m, &data, &blobs_cfg(opt), seed).unwrap();
+				(update::hash(&out.update), out.samples, out.steps, model_state_hash(&m).unwrap())
+			};
+			let a = run(1);
+			assert_eq!(a, run(1), "{spec} {opt:?}");
+			assert_ne!(a.0, run(2).0, "the seed changes the shuffle and so the update");
+			assert_eq!(a.1, 200);
+			assert_eq!(a.2, 2 * 13);
+		}
+	}
+	// max_steps overrides epochs.
+	let spec = ModelSpec::parse("mlp:8-16-3").unwrap();
+	let mut m = Model::new(&spec).unwrap();
+	let cfg = TrainConfig { max_steps: Some(30), ..blobs_cfg(OptimizerConfig::sgd(0.05, 0.9)) };
+	assert_eq!(local_round(&mut m, &data, &cfg, 0).unwrap().steps, 30);
 }
 
 #[test]
 fn update_equals_param_difference() {
-    let data = gaussian_blobs(64, 8, 3, 2.0, 0.5, 1).unwrap();
-    let spec = ModelSpec::parse("mlp:8-4-3").unwrap();
-    let mut m = Model::new(&spec).unwrap();
-    let old = m.flat_params().unwrap();
-    let out = local_round(&mut m, &data, &blobs_cfg(OptimizerConfig::sgd(0.1, 0.5)), 0).unwrap();
-    let mut fresh = Model::from_flat(&spec, &old).unwrap();
-    update::apply_update(&mut fresh, &out.update).unwrap();
-    let (a, b) = (fresh.flat_params().unwrap(), m.flat_params().unwrap());
-    for (x, y) in a.iter().zip(&b) {
-        assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{x} vs {y}");
-    }
-    assert!(out.loss.is_finite() && out.loss > 0.0);
+	let data = gaussian_blobs(64, 8, 3, 2.0, 0.5, 1).unwrap();
+	let spec = ModelSpec::parse("mlp:8-4-3").unwrap();
+	let mut m = Model::new(&spec).unwrap();
+	let old = m.flat_params().unwrap();
+	let out = local_round(&mut m, &data, &blobs_cfg(OptimizerConfig::sgd(0.1, 0.5)), 0).unwrap();
+	let mut fresh = Model::from_flat(&spec, &old).unwrap();
+	update::apply_update(&mut fresh, &out.update).unwrap();
+	let (a, b) = (fresh.flat_params().unwrap(), m.flat_params().unwrap());
+	for (x, y) in a.iter().zip(&b) {
+		assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{x} vs {y}");
+	}
+	assert!(out.loss.is_finite() && out.loss > 0.0);
 }
 
 #[test]
 fn checkpoint_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    for spec in ["logreg:5-3@1", "mlp:6-4-3@2", "cnn:2x4x4-3-3@3"] {
-        let spec = ModelSpec::parse(spec).unwrap();
-        let mut m = Model::new(&spec).unwrap();
-        let data = gaussian_blobs(32, spec.in_features(), 3, 2.0, 0.5, 1).unwrap();
-        local_round(&mut m, &data, &blobs_cfg(OptimizerConfig::adam(0.01)), 5).unwrap();
-        let path = dir.path().join("m.safetensors");
-        checkpoint::save(&m, &path).unwrap();
-        let back = checkpoint::load(&path, None).unwrap();
-        assert_eq!(back.spec(), &spec);
-        assert_eq!(
-            model_state_hash(&back).unwrap(),
-            model_state_hash(&m).unwrap()
-        );
-        assert_eq!(back.flat_params().unwrap(), m.flat_params().unwrap());
-        assert_eq!(checkpoint::read_spec(&path).unwrap(), Some(spec.clone()));
-        let same = checkpoint::load(&path, Some(&spec)).unwrap();
-        assert_eq!(
-            model_state_hash(&same).unwrap(),
-            model_state_hash(&m).unwrap()
-        );
-        let other = ModelSpec::parse("mlp:6-5-3").unwrap();
-        let e = checkpoint::load(&path, Some(&other)).unwrap_err();
-        assert!(matches!(e, TrainerError::Checkpoint { .. }), "{e}");
-    }
-    let missing = checkpoint::load(dir.path().join("nope.safetensors"), None).unwrap_err();
-    assert!(matches!(missing, TrainerError::Io { .. }), "{missing}");
-    let junk = dir.path().join("junk.safetensors");
-    std::fs::write(&junk, b"not safetensors").unwrap();
-    assert!(matches!(
-        checkpoint::load(&junk, None),
-        Err(TrainerError::Checkpoint { .. })
-    ));
+	let dir = tempfile::tempdir().unwrap();
+	for spec in ["logreg:5-3@1", "mlp:6-4-3@2", "cnn:2x4x4-3-3@3"] {
+		let spec = ModelSpec::parse(spec).unwrap();
+		let mut m = Model::new(&spec).unwrap();
+		let data = gaussian_blobs(32, spec.in_features(), 3, 2.0, 0.5, 1).unwrap();
+		local_round(&mut m, &data, &blobs_cfg(OptimizerConfig::adam(0.01)), 5).unwrap();
+		let path = dir.path().join("m.safetensors");
+		checkpoint::save(&m, &path).unwrap();
+		let back = checkpoint::load(&path, None).unwrap();
+		assert_eq!(back.spec(), &spec);
+		assert_eq!(model_state_hash(&back).unwrap(), model_state_hash(&m).unwrap());
+		assert_eq!(back.flat_params().unwrap(), m.flat_params().unwrap());
+		assert_eq!(checkpoint::read_spec(&path).unwrap(), Some(spec.clone()));
+		let same = checkpoint::load(&path, Some(&spec)).unwrap();
+		assert_eq!(model_state_hash(&same).unwrap(), model_state_hash(&m).unwrap());
+		let other = ModelSpec::parse("mlp:6-5-3").unwrap();
+		let e = checkpoint::load(&path, Some(&other)).unwrap_err();
+		assert!(matches!(e, TrainerError::Checkpoint { .. }), "{e}");
+	}
+	let missing = checkpoint::load(dir.path().join("nope.safetensors"), None).unwrap_err();
+	assert!(matches!(missing, TrainerError::Io { .. }), "{missing}");
+	let junk = dir.path().join("junk.safetensors");
+	std::fs::write(&junk, b"not safetensors").unwrap();
+	assert!(matches!(checkpoint::load(&junk, None), Err(TrainerError::Checkpoint { .. })));
 }
 
 #[test]
 fn set_flat_params_rejects_bad_vectors() {
-    let mut m = Model::new(&ModelSpec::parse("mlp:3-2-2").unwrap()).unwrap();
-    let n = m.num_params();
-    assert!(matches!(
-        m.set_flat_params(&vec![0.0; n + 1]),
-        Err(TrainerError::Mismatch { .. })
-    ));
-    let mut v = vec![0.0; n];
-    v[n - 1] = f32::INFINITY;
-    assert!(matches!(
-        m.set_flat_params(&v),
-        Err(TrainerError::NonFinite { .. })
-    ));
-    let c = m.try_clone().unwrap();
-    m.set_flat_params(&vec![1.0; n]).unwrap();
-    assert_ne!(
-        c.flat_params().unwrap(),
-        m.flat_params().unwrap(),
-        "try_clone is a deep copy"
-    );
+	let mut m = Model::new(&ModelSpec::parse("mlp:3-2-2").unwrap()).unwrap();
+	let n = m.num_params();
+	assert!(matches!(m.set_flat_params(&vec![0.0; n + 1]), Err(TrainerError::Mismatch { .. })));
+	let mut v = vec![0.0; n];
+	v[n - 1] = f32::INFINITY;
+	assert!(matches!(m.set_flat_params(&v), Err(TrainerError::NonFinite { .. })));
+	let c = m.try_clone().unwrap();
+	m.set_flat_params(&vec![1.0; n]).unwrap();
+	assert_ne!(c.flat_params().unwrap(), m.flat_params().unwrap(), "try_clone is a deep copy");
 }

@@ -11,76 +11,68 @@ const SURIS: [&str; 3] = ["//Alice", "//Bob", "//Charlie"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_agree_and_schemes_give_identical_models() {
-    init_tracing();
-    let chunked = honest_run(&SURIS, 3, |c| c.scheme = Scheme::Chunked).await;
-    let h1 = agree(&chunked);
-    assert_eq!(h1.len(), 3, "{h1:?}");
-    let all = honest_run(&SURIS, 3, |c| c.scheme = Scheme::AllToAll).await;
-    let h2 = agree(&all);
-    // The chunked scheme sums each coordinate in the same sorted order: bit-identical.
-    assert_eq!(h1, h2);
+	init_tracing();
+	let chunked = honest_run(&SURIS, 3, |c| c.scheme = Scheme::Chunked).await;
+	let h1 = agree(&chunked);
+	assert_eq!(h1.len(), 3, "{h1:?}");
+	let all = honest_run(&SURIS, 3, |c| c.scheme = Scheme::AllToAll).await;
+	let h2 = agree(&all);
+	// The chunked scheme sums each coordinate in the same sorted order: bit-identical.
+	assert_eq!(h1, h2);
 
-    // Exactly one peer per round holds a complete quorum certificate, and it verifies as the
-    // chain would (sr25519 over AggregatePayload::signing_bytes()).
-    for round in 0..3u32 {
-        let certs: Vec<_> = chunked
-            .iter()
-            .flat_map(|r| r.iter())
-            .filter(|r| r.round == round)
-            .filter_map(|r| r.certificate.clone())
-            .collect();
-        assert_eq!(certs.len(), 1, "round {round}");
-        let qc = &certs[0];
-        assert!(qc.is_complete());
-        assert_eq!(qc.verify().unwrap(), 3);
-        assert_eq!(qc.included().len(), 3);
-        let lowest = SURIS
-            .iter()
-            .map(|s| Keys::from_suri(s).unwrap().public())
-            .min()
-            .unwrap();
-        assert_eq!(
-            qc.included()[0].who,
-            lowest,
-            "included set sorted by key, holder is lowest"
-        );
-        for e in &qc.signatures {
-            assert!(verify(&e.who, &qc.payload.signing_bytes(e.metric), &e.signature));
-        }
-        // The holder is the submitter every signer named.
-        assert_eq!(qc.payload.submitter, lowest);
-        assert_eq!(qc.payload.genesis_hash, [5; 32]);
-        assert_eq!(qc.model_hash(), h1[round as usize].1);
-    }
-    // Traffic: the chunked scheme sends about 2·S·(N−1)/N per peer, all-to-all S·(N−1).
-    let s = (LEN * 4) as f64;
-    let avg = |runs: &Vec<Vec<trainchain_trainer::p2p::RoundReport>>| {
-        let v: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| r.iter().skip(1))
-            .map(|r| r.bytes_sent as f64)
-            .collect();
-        v.iter().sum::<f64>() / v.len() as f64
-    };
-    let ideal = 2.0 * s * 2.0 / 3.0;
-    let ratio = avg(&chunked) / ideal;
-    assert!(ratio < 1.25, "chunked bytes ratio {ratio}");
-    assert!(avg(&all) > avg(&chunked));
+	// Exactly one peer per round holds a complete quorum certificate, and it verifies as the
+	// chain would (sr25519 over AggregatePayload::signing_bytes()).
+	for round in 0..3u32 {
+		let certs: Vec<_> = chunked
+			.iter()
+			.flat_map(|r| r.iter())
+			.filter(|r| r.round == round)
+			.filter_map(|r| r.certificate.clone())
+			.collect();
+		assert_eq!(certs.len(), 1, "round {round}");
+		let qc = &certs[0];
+		assert!(qc.is_complete());
+		assert_eq!(qc.verify().unwrap(), 3);
+		assert_eq!(qc.included().len(), 3);
+		let lowest = SURIS.iter().map(|s| Keys::from_suri(s).unwrap().public()).min().unwrap();
+		assert_eq!(qc.included()[0].who, lowest, "included set sorted by key, holder is lowest");
+		for e in &qc.signatures {
+			assert!(verify(&e.who, &qc.payload.signing_bytes(e.metric), &e.signature));
+		}
+		// The holder is the submitter every signer named.
+		assert_eq!(qc.payload.submitter, lowest);
+		assert_eq!(qc.payload.genesis_hash, [5; 32]);
+		assert_eq!(qc.model_hash(), h1[round as usize].1);
+	}
+	// Traffic: the chunked scheme sends about 2·S·(N−1)/N per peer, all-to-all S·(N−1).
+	let s = (LEN * 4) as f64;
+	let avg = |runs: &Vec<Vec<trainchain_trainer::p2p::RoundReport>>| {
+		let v: Vec<f64> = runs
+			.iter()
+			.flat_map(|r| r.iter().skip(1))
+			.map(|r| r.bytes_sent as f64)
+			.collect();
+		v.iter().sum::<f64>() / v.len() as f64
+	};
+	let ideal = 2.0 * s * 2.0 / 3.0;
+	let ratio = avg(&chunked) / ideal;
+	assert!(ratio < 1.25, "chunked bytes ratio {ratio}");
+	assert!(avg(&all) > avg(&chunked));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lossy_compression_keeps_peers_in_agreement() {
-    init_tracing();
-    for c in ["fp16", "int8", "topk:0.1"] {
-        let comp: Compression = c.parse().unwrap();
-        let runs = honest_run(&SURIS, 2, |cfg| cfg.compression = comp).await;
-        let h = agree(&runs);
-        assert_eq!(h.len(), 2, "{c}");
-        let bytes = runs[0][1].update_bytes as f64 / (LEN * 4) as f64;
-        match c {
-            "fp16" => assert!((bytes - 0.5).abs() < 0.01, "{bytes}"),
-            "int8" => assert!(bytes < 0.3, "{bytes}"),
-            _ => assert!(bytes < 0.25, "{bytes}"),
-        }
-    }
+	init_tracing();
+	for c in ["fp16", "int8", "topk:0.1"] {
+		let comp: Compression = c.parse().unwrap();
+		let runs = honest_run(&SURIS, 2, |cfg| cfg.compression = comp).await;
+		let h = agree(&runs);
+		assert_eq!(h.len(), 2, "{c}");
+		let bytes = runs[0][1].update_bytes as f64 / (LEN * 4) as f64;
+		match c {
+			"fp16" => assert!((bytes - 0.5).abs() < 0.01, "{bytes}"),
+			"int8" => assert!(bytes < 0.3, "{bytes}"),
+			_ => assert!(bytes < 0.25, "{bytes}"),
+		}
+	}
 }

@@ -1,224 +1,225 @@
 //! The trainer side of the end-to-end tests: a dev node with a digits job created by the
 //! sponsor client, `trainchain-trainer run` processes on its shards, and readers for what
 //! they and the chain report.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+	dead_code,
+	clippy::unwrap_used,
+	clippy::expect_used,
+	clippy::panic,
+	clippy::indexing_slicing
+)]
 
 use super::{free_port, repo_root, sponsor, workspace_bin, DevNode};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
+	process::{Child, Command, Stdio},
+	time::Duration,
 };
 
 /// Three `trainchain-trainer run` processes; killed on drop.
 pub struct Trainers {
-    children: Vec<Option<Child>>,
-    pub logs: PathBuf,
+	children: Vec<Option<Child>>,
+	pub logs: PathBuf,
 }
 
 impl Trainers {
-    const SURIS: [&'static str; 3] = ["//Bob", "//Charlie", "//Dave"];
+	const SURIS: [&'static str; 3] = ["//Bob", "//Charlie", "//Dave"];
 
-    /// Start one trainer per dev account on shard i/3 of digits; trainer 0 is the bootstrap.
-    pub fn start(node: &DevNode, job_id: u64) -> Self {
-        Self::start_with(node, job_id, &[&[], &[], &[]])
-    }
+	/// Start one trainer per dev account on shard i/3 of digits; trainer 0 is the bootstrap.
+	pub fn start(node: &DevNode, job_id: u64) -> Self {
+		Self::start_with(node, job_id, &[&[], &[], &[]])
+	}
 
-    /// As [`Self::start`], with extra command-line arguments for each trainer.
-    pub fn start_with(node: &DevNode, job_id: u64, extra: &[&[&str]; 3]) -> Self {
-        let trainer = workspace_bin("trainchain-trainer");
-        assert!(
-            trainer.exists(),
-            "{} is built by `cargo test -p trainchain-trainer --features chain`",
-            trainer.display()
-        );
-        let data = repo_root().join("trainer-offchain/testdata");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
-        std::fs::create_dir_all(&logs).unwrap();
-        let mut children = Vec::new();
-        for (i, suri) in Self::SURIS.iter().enumerate() {
-            let mut cmd = Command::new(&trainer);
-            cmd.args(["run", "--node", &node.ws_url(), "--suri", suri])
-                .args(["--job", &job_id.to_string()])
-                .arg("--data")
-                .arg(data.join("digits-train.csv"))
-                .arg("--test")
-                .arg(data.join("digits-test.csv"))
-                .args(["--shard", &format!("{i}/3")])
-                .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", ports[i])])
-                .args(["--epochs", "2", "--json"])
-                .stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
-                .stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
-                .env(
-                    "TRAINCHAIN_LOG",
-                    "info,libp2p_kad=warn,libp2p_gossipsub=warn",
-                )
-                .stdin(Stdio::null());
-            if i > 0 {
-                cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);
-            }
-            cmd.args(extra[i]);
-            children.push(Some(cmd.spawn().unwrap()));
-        }
-        Trainers { children, logs }
-    }
+	/// As [`Self::start`], with extra command-line arguments for each trainer.
+	pub fn start_with(node: &DevNode, job_id: u64, extra: &[&[&str]; 3]) -> Self {
+		let trainer = workspace_bin("trainchain-trainer");
+		assert!(
+			trainer.exists(),
+			"{} is built by `cargo test -p trainchain-trainer --features chain`",
+			trainer.display()
+		);
+		let data = repo_root().join("trainer-offchain/testdata");
+		let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+		let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
+		std::fs::create_dir_all(&logs).unwrap();
+		let mut children = Vec::new();
+		for (i, suri) in Self::SURIS.iter().enumerate() {
+			let mut cmd = Command::new(&trainer);
+			cmd.args(["run", "--node", &node.ws_url(), "--suri", suri])
+				.args(["--job", &job_id.to_string()])
+				.arg("--data")
+				.arg(data.join("digits-train.csv"))
+				.arg("--test")
+				.arg(data.join("digits-test.csv"))
+				.args(["--shard", &format!("{i}/3")])
+				.args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", ports[i])])
+				.args(["--epochs", "2", "--json"])
+				.stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
+				.stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
+				.env("TRAINCHAIN_LOG", "info,libp2p_kad=warn,libp2p_gossipsub=warn")
+				.stdin(Stdio::null());
+			if i > 0 {
+				cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);
+			}
+			cmd.args(extra[i]);
+			children.push(Some(cmd.spawn().unwrap()));
+		}
+		Trainers { children, logs }
+	}
 
-    /// Kill trainer `i` (SIGKILL: no goodbye to the peers or the chain).
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            c.kill().unwrap();
-            let _ = c.wait();
-        }
-    }
+	/// Kill trainer `i` (SIGKILL: no goodbye to the peers or the chain).
+	pub fn kill(&mut self, i: usize) {
+		if let Some(mut c) = self.children[i].take() {
+			c.kill().unwrap();
+			let _ = c.wait();
+		}
+	}
 
-    /// Let the trainers exit on their own (they stop when the job ends), then kill stragglers.
-    pub fn finish(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.wait_timeout_or_kill(Duration::from_secs(30));
-        }
-    }
+	/// Let the trainers exit on their own (they stop when the job ends), then kill stragglers.
+	pub fn finish(&mut self) {
+		for c in self.children.iter_mut().flatten() {
+			let _ = c.wait_timeout_or_kill(Duration::from_secs(30));
+		}
+	}
 
-    /// The events trainer `i` printed (one JSON object per line).
-    pub fn events(&self, i: usize, kind: &str) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.logs.join(format!("trainer-{i}.jsonl"))).unwrap();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["event"] == kind)
-            .collect()
-    }
+	/// The events trainer `i` printed (one JSON object per line).
+	pub fn events(&self, i: usize, kind: &str) -> Vec<Value> {
+		let text = std::fs::read_to_string(self.logs.join(format!("trainer-{i}.jsonl"))).unwrap();
+		text.lines()
+			.filter_map(|l| serde_json::from_str::<Value>(l).ok())
+			.filter(|v| v["event"] == kind)
+			.collect()
+	}
 
-    /// The `round` events trainer `i` printed.
-    pub fn round_reports(&self, i: usize) -> Vec<Value> {
-        self.events(i, "round")
-    }
+	/// The `round` events trainer `i` printed.
+	pub fn round_reports(&self, i: usize) -> Vec<Value> {
+		self.events(i, "round")
+	}
 
-    /// The SS58 account trainer `i` joined with (from its `joined` event).
-    pub fn account(&self, i: usize) -> String {
-        let joined = self.events(i, "joined");
-        joined[0]["who"].as_str().unwrap().to_string()
-    }
+	/// The SS58 account trainer `i` joined with (from its `joined` event).
+	pub fn account(&self, i: usize) -> String {
+		let joined = self.events(i, "joined");
+		joined[0]["who"].as_str().unwrap().to_string()
+	}
 }
 
 impl Drop for Trainers {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+	fn drop(&mut self) {
+		for c in self.children.iter_mut().flatten() {
+			let _ = c.kill();
+			let _ = c.wait();
+		}
+	}
 }
 
 /// Start a dev node and create a digits job with the sponsor client (real @polkadot/api).
 pub fn node_with_job(rounds: u32) -> (DevNode, u64) {
-    let node = DevNode::start();
-    node.wait_for(Duration::from_secs(60), "block #1", || {
-        node.best_number() >= 1
-    });
-    let rounds = rounds.to_string();
-    let (ok, stdout, stderr) = sponsor(
-        &node,
-        &[
-            "create-job",
-            "--model",
-            "mlp:64-32-10",
-            "--rounds",
-            &rounds,
-            "--reward",
-            "300",
-            "--min",
-            "2",
-            "--max",
-            "3",
-            "--round-length",
-            "40",
-            "--commit-window",
-            "20",
-            "--bond",
-            "10",
-            "--lr",
-            "0.1",
-            "--batch",
-            "32",
-            "--json",
-        ],
-    );
-    assert!(ok, "create-job: {stderr}");
-    let job_id = serde_json::from_str::<Value>(stdout.trim().lines().last().unwrap()).unwrap()
-        ["jobId"]
-        .as_u64()
-        .unwrap();
-    (node, job_id)
+	let node = DevNode::start();
+	node.wait_for(Duration::from_secs(60), "block #1", || node.best_number() >= 1);
+	let rounds = rounds.to_string();
+	let (ok, stdout, stderr) = sponsor(
+		&node,
+		&[
+			"create-job",
+			"--model",
+			"mlp:64-32-10",
+			"--rounds",
+			&rounds,
+			"--reward",
+			"300",
+			"--min",
+			"2",
+			"--max",
+			"3",
+			"--round-length",
+			"40",
+			"--commit-window",
+			"20",
+			"--bond",
+			"10",
+			"--lr",
+			"0.1",
+			"--batch",
+			"32",
+			"--json",
+		],
+	);
+	assert!(ok, "create-job: {stderr}");
+	let job_id = serde_json::from_str::<Value>(stdout.trim().lines().last().unwrap()).unwrap()
+		["jobId"]
+		.as_u64()
+		.unwrap();
+	(node, job_id)
 }
 
 /// Wait until the job completes (panics if it fails or is cancelled).
 pub fn wait_completed(node: &DevNode, job_id: u64, logs: &std::path::Path) {
-    node.wait_for(Duration::from_secs(900), "the job to complete", || {
-        let job = node.rpc("training_job", json!([job_id]));
-        let phase = job["phase"].as_str().unwrap_or_default().to_string();
-        assert!(
-            !["failed", "cancelled"].contains(&phase.as_str()),
-            "job ended as {phase}; trainer logs in {}",
-            logs.display()
-        );
-        phase == "completed"
-    });
+	node.wait_for(Duration::from_secs(900), "the job to complete", || {
+		let job = node.rpc("training_job", json!([job_id]));
+		let phase = job["phase"].as_str().unwrap_or_default().to_string();
+		assert!(
+			!["failed", "cancelled"].contains(&phase.as_str()),
+			"job ended as {phase}; trainer logs in {}",
+			logs.display()
+		);
+		phase == "completed"
+	});
 }
 
 /// The finalised rounds of the job's history.
 pub fn finalized_rounds(node: &DevNode, job_id: u64) -> Vec<Value> {
-    let history = node.rpc("training_rounds", json!([job_id]));
-    history
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["outcome"] == "finalized")
-        .cloned()
-        .collect()
+	let history = node.rpc("training_rounds", json!([job_id]));
+	history
+		.as_array()
+		.unwrap()
+		.iter()
+		.filter(|r| r["outcome"] == "finalized")
+		.cloned()
+		.collect()
 }
 
 /// Payouts + submitter shares + refund = deposit, exactly; nothing left on hold; the per-round
 /// payouts add up to the job's total.
 pub fn assert_escrow_exact(node: &DevNode, job_id: u64, finalized: &[Value]) {
-    let job = node.rpc("training_job", json!([job_id]));
-    let e = &job["escrow"];
-    let n = |k: &str| e[k].as_str().unwrap().parse::<u128>().unwrap();
-    assert_eq!(
-        n("paidContributors") + n("paidSubmitters") + n("refunded"),
-        n("deposited"),
-        "escrow ledger: {e}"
-    );
-    assert_eq!(n("held"), 0);
-    let paid_in_rounds: u128 = finalized
-        .iter()
-        .flat_map(|r| r["payouts"].as_array().unwrap().iter())
-        .map(|p| p["amount"].as_str().unwrap().parse::<u128>().unwrap())
-        .sum();
-    assert_eq!(paid_in_rounds, n("paidContributors"));
+	let job = node.rpc("training_job", json!([job_id]));
+	let e = &job["escrow"];
+	let n = |k: &str| e[k].as_str().unwrap().parse::<u128>().unwrap();
+	assert_eq!(
+		n("paidContributors") + n("paidSubmitters") + n("refunded"),
+		n("deposited"),
+		"escrow ledger: {e}"
+	);
+	assert_eq!(n("held"), 0);
+	let paid_in_rounds: u128 = finalized
+		.iter()
+		.flat_map(|r| r["payouts"].as_array().unwrap().iter())
+		.map(|p| p["amount"].as_str().unwrap().parse::<u128>().unwrap())
+		.sum();
+	assert_eq!(paid_in_rounds, n("paidContributors"));
 }
 
 pub fn payees(round: &Value) -> Vec<String> {
-    round["payouts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["who"].as_str().unwrap().to_string())
-        .collect()
+	round["payouts"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|p| p["who"].as_str().unwrap().to_string())
+		.collect()
 }
 
 pub trait WaitTimeout {
-    fn wait_timeout_or_kill(&mut self, t: Duration) -> std::io::Result<()>;
+	fn wait_timeout_or_kill(&mut self, t: Duration) -> std::io::Result<()>;
 }
 impl WaitTimeout for Child {
-    fn wait_timeout_or_kill(&mut self, t: Duration) -> std::io::Result<()> {
-        let start = std::time::Instant::now();
-        while start.elapsed() < t {
-            if self.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        self.kill()
-    }
+	fn wait_timeout_or_kill(&mut self, t: Duration) -> std::io::Result<()> {
+		let start = std::time::Instant::now();
+		while start.elapsed() < t {
+			if self.try_wait()?.is_some() {
+				return Ok(());
+			}
+			std::thread::sleep(Duration::from_millis(200));
+		}
+		self.kill()
+	}
 }

@@ -1,22 +1,22 @@
 //! Benchmarks (FRAME v2 macros) with worst-case components; `weights.rs` is generated from
 //! them by `scripts/bench-pallet.sh`.
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing
+	clippy::unwrap_used,
+	clippy::expect_used,
+	clippy::arithmetic_side_effects,
+	clippy::indexing_slicing
 )]
 
 use super::*;
 use crate::pallet::{
-    AggregateOf, BalanceOf, Commitments, Config, Contributors, DeadlineCursor, Deadlines,
-    JobSpecOf, Jobs, NextJobId, Pallet,
+	AggregateOf, BalanceOf, Commitments, Config, Contributors, DeadlineCursor, Deadlines,
+	JobSpecOf, Jobs, NextJobId, Pallet,
 };
 use alloc::{vec, vec::Vec};
 use frame_benchmarking::v2::*;
 use frame_support::{
-    traits::{fungible::Mutate, Get, Hooks},
-    BoundedVec,
+	traits::{fungible::Mutate, Get, Hooks},
+	BoundedVec,
 };
 use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use sp_core::{crypto::KeyTypeId, sr25519, H256};
@@ -26,370 +26,349 @@ use trainchain_primitives::{update_commitment, AggregatePayload, IncludedShare};
 const KEY_TYPE: KeyTypeId = KeyTypeId(*b"trbn");
 
 fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
-    let who: T::AccountId = account(name, index, 0);
-    T::Currency::set_balance(&who, rich::<T>());
-    who
+	let who: T::AccountId = account(name, index, 0);
+	T::Currency::set_balance(&who, rich::<T>());
+	who
 }
 
 fn rich<T: Config>() -> BalanceOf<T> {
-    BalanceOf::<T>::from(u32::MAX).saturating_mul(1_000u32.into())
+	BalanceOf::<T>::from(u32::MAX).saturating_mul(1_000u32.into())
 }
 
 /// A signing key in the benchmark keystore and the account it identifies.
 fn signer<T: Config>() -> (sr25519::Public, T::AccountId)
 where
-    T::Signer: From<sr25519::Public>,
+	T::Signer: From<sr25519::Public>,
 {
-    let public = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
-    let who = T::Signer::from(public).into_account();
-    T::Currency::set_balance(&who, rich::<T>());
-    (public, who)
+	let public = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
+	let who = T::Signer::from(public).into_account();
+	T::Currency::set_balance(&who, rich::<T>());
+	(public, who)
 }
 
 fn sign<T: Config>(public: &sr25519::Public, msg: &[u8]) -> T::Signature
 where
-    T::Signature: From<sr25519::Signature>,
+	T::Signature: From<sr25519::Signature>,
 {
-    sp_io::crypto::sr25519_sign(KEY_TYPE, public, msg)
-        .expect("key is in the keystore")
-        .into()
+	sp_io::crypto::sr25519_sign(KEY_TYPE, public, msg)
+		.expect("key is in the keystore")
+		.into()
 }
 
 fn spec<T: Config>(min: u32, max: u32, max_failed_rounds: u32) -> JobSpecOf<T> {
-    JobSpec {
-        model_commitment: H256::repeat_byte(1),
-        dataset_commitment: H256::repeat_byte(2),
-        metadata: BoundedVec::truncate_from(vec![b'm'; T::MaxMetadataLen::get() as usize]),
-        hyperparameters: Hyperparameters {
-            learning_rate_ppm: 1_000,
-            batch_size: 32,
-            local_steps: 10,
-        },
-        min_contributors: min,
-        max_contributors: max,
-        round_length: 100u32.into(),
-        commit_window: 50u32.into(),
-        contributor_bond: 1_000u32.into(),
-        max_samples: 1_000_000,
-        max_failed_rounds,
-    }
+	JobSpec {
+		model_commitment: H256::repeat_byte(1),
+		dataset_commitment: H256::repeat_byte(2),
+		metadata: BoundedVec::truncate_from(vec![b'm'; T::MaxMetadataLen::get() as usize]),
+		hyperparameters: Hyperparameters {
+			learning_rate_ppm: 1_000,
+			batch_size: 32,
+			local_steps: 10,
+		},
+		min_contributors: min,
+		max_contributors: max,
+		round_length: 100u32.into(),
+		commit_window: 50u32.into(),
+		contributor_bond: 1_000u32.into(),
+		max_samples: 1_000_000,
+		max_failed_rounds,
+	}
 }
 
 fn new_job<T: Config>(min: u32, max: u32, rounds: u32, max_failed_rounds: u32) -> JobId {
-    new_job_of::<T>(0, min, max, rounds, max_failed_rounds)
+	new_job_of::<T>(0, min, max, rounds, max_failed_rounds)
 }
 
 /// A job of sponsor number `sponsor` (distinct sponsors touch distinct accounts and holds).
 fn new_job_of<T: Config>(
-    sponsor: u32,
-    min: u32,
-    max: u32,
-    rounds: u32,
-    max_failed_rounds: u32,
+	sponsor: u32,
+	min: u32,
+	max: u32,
+	rounds: u32,
+	max_failed_rounds: u32,
 ) -> JobId {
-    let sponsor = funded::<T>("sponsor", sponsor);
-    let id = NextJobId::<T>::get();
-    Pallet::<T>::create_job(
-        RawOrigin::Signed(sponsor).into(),
-        spec::<T>(min, max, max_failed_rounds),
-        1_000_000u32.into(),
-        rounds,
-    )
-    .unwrap();
-    id
+	let sponsor = funded::<T>("sponsor", sponsor);
+	let id = NextJobId::<T>::get();
+	Pallet::<T>::create_job(
+		RawOrigin::Signed(sponsor).into(),
+		spec::<T>(min, max, max_failed_rounds),
+		1_000_000u32.into(),
+		rounds,
+	)
+	.unwrap();
+	id
 }
 
 #[benchmarks(where T::Signature: From<sr25519::Signature>, T::Signer: From<sr25519::Public>)]
 mod benchmarks {
-    use super::*;
+	use super::*;
 
-    #[benchmark]
-    fn create_job() {
-        let sponsor = funded::<T>("sponsor", 0);
-        let spec = spec::<T>(1, T::MaxContributors::get(), T::MaxFailedRounds::get());
-        #[extrinsic_call]
-        _(
-            RawOrigin::Signed(sponsor),
-            spec,
-            1_000_000u32.into(),
-            T::MaxRounds::get(),
-        );
-        assert!(Jobs::<T>::contains_key(0));
-    }
+	#[benchmark]
+	fn create_job() {
+		let sponsor = funded::<T>("sponsor", 0);
+		let spec = spec::<T>(1, T::MaxContributors::get(), T::MaxFailedRounds::get());
+		#[extrinsic_call]
+		_(RawOrigin::Signed(sponsor), spec, 1_000_000u32.into(), T::MaxRounds::get());
+		assert!(Jobs::<T>::contains_key(0));
+	}
 
-    #[benchmark]
-    fn cancel_job() {
-        let id = new_job::<T>(1, 2, 3, 3);
-        let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
-        #[extrinsic_call]
-        _(RawOrigin::Signed(sponsor), id);
-        assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Cancelled);
-    }
+	#[benchmark]
+	fn cancel_job() {
+		let id = new_job::<T>(1, 2, 3, 3);
+		let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
+		#[extrinsic_call]
+		_(RawOrigin::Signed(sponsor), id);
+		assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Cancelled);
+	}
 
-    /// Worst case: the join that reaches `min_contributors` and starts the first round.
-    #[benchmark]
-    fn join_job() {
-        let id = new_job::<T>(1, 2, 3, 3);
-        let who = funded::<T>("contributor", 0);
-        #[extrinsic_call]
-        _(RawOrigin::Signed(who), id);
-        assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Running);
-    }
+	/// Worst case: the join that reaches `min_contributors` and starts the first round.
+	#[benchmark]
+	fn join_job() {
+		let id = new_job::<T>(1, 2, 3, 3);
+		let who = funded::<T>("contributor", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who), id);
+		assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Running);
+	}
 
-    /// Worst case: leaving after committing in the open round, once the grace has passed.
-    #[benchmark]
-    fn leave_job() {
-        let id = new_job::<T>(1, 2, 3, 3);
-        let who = funded::<T>("contributor", 0);
-        Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-        Pallet::<T>::commit_update(
-            RawOrigin::Signed(who.clone()).into(),
-            id,
-            0,
-            H256::repeat_byte(3),
-            10,
-        )
-        .unwrap();
-        let job = Jobs::<T>::get(id).unwrap();
-        frame_system::Pallet::<T>::set_block_number(
-            job.round.commit_until.saturating_add(T::LeaveGrace::get()),
-        );
-        #[extrinsic_call]
-        _(RawOrigin::Signed(who.clone()), id);
-        assert!(Contributors::<T>::get(id, &who)
-            .unwrap()
-            .unbonding_until
-            .is_some());
-    }
+	/// Worst case: leaving after committing in the open round, once the grace has passed.
+	#[benchmark]
+	fn leave_job() {
+		let id = new_job::<T>(1, 2, 3, 3);
+		let who = funded::<T>("contributor", 0);
+		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+		Pallet::<T>::commit_update(
+			RawOrigin::Signed(who.clone()).into(),
+			id,
+			0,
+			H256::repeat_byte(3),
+			10,
+		)
+		.unwrap();
+		let job = Jobs::<T>::get(id).unwrap();
+		frame_system::Pallet::<T>::set_block_number(
+			job.round.commit_until.saturating_add(T::LeaveGrace::get()),
+		);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), id);
+		assert!(Contributors::<T>::get(id, &who).unwrap().unbonding_until.is_some());
+	}
 
-    /// A bond released after unbonding, with a commitment to clean up.
-    #[benchmark]
-    fn withdraw_bond() {
-        let id = new_job::<T>(1, 2, 3, 3);
-        let who = funded::<T>("contributor", 0);
-        Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-        Pallet::<T>::commit_update(
-            RawOrigin::Signed(who.clone()).into(),
-            id,
-            0,
-            H256::repeat_byte(3),
-            10,
-        )
-        .unwrap();
-        let job = Jobs::<T>::get(id).unwrap();
-        frame_system::Pallet::<T>::set_block_number(
-            job.round.commit_until.saturating_add(T::LeaveGrace::get()),
-        );
-        Pallet::<T>::leave_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-        let until = Contributors::<T>::get(id, &who)
-            .unwrap()
-            .unbonding_until
-            .unwrap();
-        frame_system::Pallet::<T>::set_block_number(until);
-        #[extrinsic_call]
-        _(RawOrigin::Signed(who.clone()), id);
-        assert!(!Contributors::<T>::contains_key(id, &who));
-        assert!(!Commitments::<T>::contains_key(id, &who));
-    }
+	/// A bond released after unbonding, with a commitment to clean up.
+	#[benchmark]
+	fn withdraw_bond() {
+		let id = new_job::<T>(1, 2, 3, 3);
+		let who = funded::<T>("contributor", 0);
+		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+		Pallet::<T>::commit_update(
+			RawOrigin::Signed(who.clone()).into(),
+			id,
+			0,
+			H256::repeat_byte(3),
+			10,
+		)
+		.unwrap();
+		let job = Jobs::<T>::get(id).unwrap();
+		frame_system::Pallet::<T>::set_block_number(
+			job.round.commit_until.saturating_add(T::LeaveGrace::get()),
+		);
+		Pallet::<T>::leave_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+		let until = Contributors::<T>::get(id, &who).unwrap().unbonding_until.unwrap();
+		frame_system::Pallet::<T>::set_block_number(until);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), id);
+		assert!(!Contributors::<T>::contains_key(id, &who));
+		assert!(!Commitments::<T>::contains_key(id, &who));
+	}
 
-    /// Worst case: a commitment that replaces the contributor's one from the previous round.
-    #[benchmark]
-    fn commit_update() {
-        let id = new_job::<T>(1, 2, 3, 3);
-        let who = funded::<T>("contributor", 0);
-        Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-        Pallet::<T>::commit_update(
-            RawOrigin::Signed(who.clone()).into(),
-            id,
-            0,
-            H256::repeat_byte(3),
-            10,
-        )
-        .unwrap();
-        Jobs::<T>::mutate(id, |j| {
-            if let Some(j) = j {
-                j.round.index = 1;
-                j.round.committed = 0;
-            }
-        });
-        #[extrinsic_call]
-        _(
-            RawOrigin::Signed(who.clone()),
-            id,
-            1,
-            H256::repeat_byte(4),
-            1_000,
-        );
-        assert_eq!(Commitments::<T>::get(id, &who).unwrap().round, 1);
-    }
+	/// Worst case: a commitment that replaces the contributor's one from the previous round.
+	#[benchmark]
+	fn commit_update() {
+		let id = new_job::<T>(1, 2, 3, 3);
+		let who = funded::<T>("contributor", 0);
+		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+		Pallet::<T>::commit_update(
+			RawOrigin::Signed(who.clone()).into(),
+			id,
+			0,
+			H256::repeat_byte(3),
+			10,
+		)
+		.unwrap();
+		Jobs::<T>::mutate(id, |j| {
+			if let Some(j) = j {
+				j.round.index = 1;
+				j.round.committed = 0;
+			}
+		});
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), id, 1, H256::repeat_byte(4), 1_000);
+		assert_eq!(Commitments::<T>::get(id, &who).unwrap().round, 1);
+	}
 
-    /// `s` signers, every one verified; the round finalises and the next one starts.
-    #[benchmark]
-    fn submit_aggregate(s: Linear<1, { T::MaxContributors::get() }>) {
-        let max = T::MaxContributors::get();
-        let id = new_job::<T>(1, max, 2, 3);
-        let mut keys = Vec::new();
-        for _ in 0..s {
-            let (public, who) = signer::<T>();
-            Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-            keys.push((public, who));
-        }
-        let mut shares = Vec::new();
-        let mut reveals = Vec::new();
-        for (i, (_, who)) in keys.iter().enumerate() {
-            let update_hash = H256::repeat_byte(i as u8);
-            let salt = H256::repeat_byte(0xff - i as u8);
-            let c = update_commitment(id, 0, who, &update_hash.0, &salt.0);
-            Pallet::<T>::commit_update(
-                RawOrigin::Signed(who.clone()).into(),
-                id,
-                0,
-                H256(c),
-                1_000,
-            )
-            .unwrap();
-            shares.push(IncludedShare {
-                who: who.clone(),
-                samples: 1_000,
-                update_hash: update_hash.0,
-            });
-            reveals.push((update_hash, salt));
-        }
-        let model = H256::repeat_byte(9);
-        let submitter = keys[0].1.clone();
-        let payload = AggregatePayload::new(
-            Pallet::<T>::genesis_hash(),
-            id,
-            0,
-            model.0,
-            submitter.clone(),
-            shares,
-        );
-        let contributions: Vec<_> = keys
-            .iter()
-            .zip(reveals)
-            .enumerate()
-            .map(|(i, ((public, who), (update_hash, salt)))| SignedContribution {
-                who: who.clone(),
-                update_hash,
-                salt,
-                metric: Some(i as u32),
-                signature: sign::<T>(public, &payload.signing_bytes(Some(i as u32))),
-            })
-            .collect();
-        let aggregate: AggregateOf<T> = Aggregate {
-            model_hash: model,
-            submitter: submitter.clone(),
-            contributions: BoundedVec::truncate_from(contributions),
-        };
-        #[extrinsic_call]
-        _(RawOrigin::Signed(submitter), id, 0, aggregate);
-        assert_eq!(Jobs::<T>::get(id).unwrap().finalized_rounds, 1);
-    }
+	/// `s` signers, every one verified; the round finalises and the next one starts.
+	#[benchmark]
+	fn submit_aggregate(s: Linear<1, { T::MaxContributors::get() }>) {
+		let max = T::MaxContributors::get();
+		let id = new_job::<T>(1, max, 2, 3);
+		let mut keys = Vec::new();
+		for _ in 0..s {
+			let (public, who) = signer::<T>();
+			Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+			keys.push((public, who));
+		}
+		let mut shares = Vec::new();
+		let mut reveals = Vec::new();
+		for (i, (_, who)) in keys.iter().enumerate() {
+			let update_hash = H256::repeat_byte(i as u8);
+			let salt = H256::repeat_byte(0xff - i as u8);
+			let c = update_commitment(id, 0, who, &update_hash.0, &salt.0);
+			Pallet::<T>::commit_update(
+				RawOrigin::Signed(who.clone()).into(),
+				id,
+				0,
+				H256(c),
+				1_000,
+			)
+			.unwrap();
+			shares.push(IncludedShare {
+				who: who.clone(),
+				samples: 1_000,
+				update_hash: update_hash.0,
+			});
+			reveals.push((update_hash, salt));
+		}
+		let model = H256::repeat_byte(9);
+		let submitter = keys[0].1.clone();
+		let payload = AggregatePayload::new(
+			Pallet::<T>::genesis_hash(),
+			id,
+			0,
+			model.0,
+			submitter.clone(),
+			shares,
+		);
+		let contributions: Vec<_> = keys
+			.iter()
+			.zip(reveals)
+			.enumerate()
+			.map(|(i, ((public, who), (update_hash, salt)))| SignedContribution {
+				who: who.clone(),
+				update_hash,
+				salt,
+				metric: Some(i as u32),
+				signature: sign::<T>(public, &payload.signing_bytes(Some(i as u32))),
+			})
+			.collect();
+		let aggregate: AggregateOf<T> = Aggregate {
+			model_hash: model,
+			submitter: submitter.clone(),
+			contributions: BoundedVec::truncate_from(contributions),
+		};
+		#[extrinsic_call]
+		_(RawOrigin::Signed(submitter), id, 0, aggregate);
+		assert_eq!(Jobs::<T>::get(id).unwrap().finalized_rounds, 1);
+	}
 
-    /// Two statements of the largest size, both signatures verified; the offender committed
-    /// in the open round, so the round's count is corrected too.
-    #[benchmark]
-    fn report_equivocation() {
-        let max = T::MaxContributors::get();
-        let id = new_job::<T>(1, max, 2, 3);
-        let (public, offender) = signer::<T>();
-        Pallet::<T>::join_job(RawOrigin::Signed(offender.clone()).into(), id).unwrap();
-        Pallet::<T>::commit_update(
-            RawOrigin::Signed(offender.clone()).into(),
-            id,
-            0,
-            H256::repeat_byte(3),
-            10,
-        )
-        .unwrap();
-        let shares: Vec<_> = (0..max)
-            .map(|_| IncludedShare {
-                who: offender.clone(),
-                samples: 1,
-                update_hash: [3u8; 32],
-            })
-            .collect();
-        let genesis = Pallet::<T>::genesis_hash();
-        let statement = |model: u8| {
-            AggregatePayload::new(genesis, id, 0, [model; 32], offender.clone(), shares.clone())
-                .signing_bytes(Some(u32::MAX))
-        };
-        let (a, b) = (statement(1), statement(2));
-        let proof = EquivocationProof {
-            job_id: id,
-            round: 0,
-            offender: offender.clone(),
-            first: SignedEvidence {
-                signature: sign::<T>(&public, &a),
-                statement: BoundedVec::truncate_from(a),
-            },
-            second: SignedEvidence {
-                signature: sign::<T>(&public, &b),
-                statement: BoundedVec::truncate_from(b),
-            },
-        };
-        let reporter = funded::<T>("reporter", 0);
-        #[extrinsic_call]
-        _(RawOrigin::Signed(reporter), alloc::boxed::Box::new(proof));
-        assert!(!Contributors::<T>::contains_key(id, &offender));
-        assert_eq!(Jobs::<T>::get(id).unwrap().round.committed, 0);
-    }
+	/// Two statements of the largest size, both signatures verified; the offender committed
+	/// in the open round, so the round's count is corrected too.
+	#[benchmark]
+	fn report_equivocation() {
+		let max = T::MaxContributors::get();
+		let id = new_job::<T>(1, max, 2, 3);
+		let (public, offender) = signer::<T>();
+		Pallet::<T>::join_job(RawOrigin::Signed(offender.clone()).into(), id).unwrap();
+		Pallet::<T>::commit_update(
+			RawOrigin::Signed(offender.clone()).into(),
+			id,
+			0,
+			H256::repeat_byte(3),
+			10,
+		)
+		.unwrap();
+		let shares: Vec<_> = (0..max)
+			.map(|_| IncludedShare { who: offender.clone(), samples: 1, update_hash: [3u8; 32] })
+			.collect();
+		let genesis = Pallet::<T>::genesis_hash();
+		let statement = |model: u8| {
+			AggregatePayload::new(genesis, id, 0, [model; 32], offender.clone(), shares.clone())
+				.signing_bytes(Some(u32::MAX))
+		};
+		let (a, b) = (statement(1), statement(2));
+		let proof = EquivocationProof {
+			job_id: id,
+			round: 0,
+			offender: offender.clone(),
+			first: SignedEvidence {
+				signature: sign::<T>(&public, &a),
+				statement: BoundedVec::truncate_from(a),
+			},
+			second: SignedEvidence {
+				signature: sign::<T>(&public, &b),
+				statement: BoundedVec::truncate_from(b),
+			},
+		};
+		let reporter = funded::<T>("reporter", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(reporter), alloc::boxed::Box::new(proof));
+		assert!(!Contributors::<T>::contains_key(id, &offender));
+		assert_eq!(Jobs::<T>::get(id).unwrap().round.committed, 0);
+	}
 
-    /// `d` rounds expire in one block; each one is the job's last allowed failure, so each
-    /// job also ends and releases its escrow and deposit. Every job has its own sponsor, so
-    /// every release touches another account and hold.
-    #[benchmark]
-    fn on_initialize_deadlines(d: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
-        for i in 0..d {
-            let id = new_job_of::<T>(i, 1, 2, 2, 1);
-            let who = funded::<T>("contributor", i);
-            Pallet::<T>::join_job(RawOrigin::Signed(who).into(), id).unwrap();
-        }
-        let now = frame_system::Pallet::<T>::block_number();
-        let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
-        assert_eq!(Deadlines::<T>::iter_prefix(deadline).count() as u32, d);
-        DeadlineCursor::<T>::put(deadline);
-        #[block]
-        {
-            Pallet::<T>::on_initialize(deadline);
-        }
-        for id in 0..u64::from(d) {
-            assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Failed);
-        }
-    }
+	/// `d` rounds expire in one block; each one is the job's last allowed failure, so each
+	/// job also ends and releases its escrow and deposit. Every job has its own sponsor, so
+	/// every release touches another account and hold.
+	#[benchmark]
+	fn on_initialize_deadlines(d: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
+		for i in 0..d {
+			let id = new_job_of::<T>(i, 1, 2, 2, 1);
+			let who = funded::<T>("contributor", i);
+			Pallet::<T>::join_job(RawOrigin::Signed(who).into(), id).unwrap();
+		}
+		let now = frame_system::Pallet::<T>::block_number();
+		let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
+		assert_eq!(Deadlines::<T>::iter_prefix(deadline).count() as u32, d);
+		DeadlineCursor::<T>::put(deadline);
+		#[block]
+		{
+			Pallet::<T>::on_initialize(deadline);
+		}
+		for id in 0..u64::from(d) {
+			assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Failed);
+		}
+	}
 
-    /// An ended job with `h` items to clear (round results, then offence records).
-    #[benchmark]
-    fn reap_job(h: Linear<0, { T::HistoryDepth::get() + T::MaxContributors::get() }>) {
-        let id = new_job::<T>(1, 2, 3, 3);
-        let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
-        let results = h.min(T::HistoryDepth::get());
-        for round in 0..results {
-            crate::pallet::RoundResults::<T>::insert(
-                id,
-                round,
-                RoundResult {
-                    outcome: RoundOutcome::Failed,
-                    closed_at: 1u32.into(),
-                    committed: 0,
-                    model_hash: None,
-                    metric: None,
-                    submitter: None,
-                    submitter_reward: 0u32.into(),
-                    payouts: BoundedVec::new(),
-                },
-            );
-        }
-        for i in 0..h.saturating_sub(results) {
-            let who: T::AccountId = account("offender", i, 0);
-            crate::pallet::Offences::<T>::insert(id, (0, who), ());
-        }
-        Pallet::<T>::cancel_job(RawOrigin::Signed(sponsor.clone()).into(), id).unwrap();
-        #[extrinsic_call]
-        _(RawOrigin::Signed(sponsor), id);
-        assert!(!Jobs::<T>::contains_key(id));
-    }
+	/// An ended job with `h` items to clear (round results, then offence records).
+	#[benchmark]
+	fn reap_job(h: Linear<0, { T::HistoryDepth::get() + T::MaxContributors::get() }>) {
+		let id = new_job::<T>(1, 2, 3, 3);
+		let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
+		let results = h.min(T::HistoryDepth::get());
+		for round in 0..results {
+			crate::pallet::RoundResults::<T>::insert(
+				id,
+				round,
+				RoundResult {
+					outcome: RoundOutcome::Failed,
+					closed_at: 1u32.into(),
+					committed: 0,
+					model_hash: None,
+					metric: None,
+					submitter: None,
+					submitter_reward: 0u32.into(),
+					payouts: BoundedVec::new(),
+				},
+			);
+		}
+		for i in 0..h.saturating_sub(results) {
+			let who: T::AccountId = account("offender", i, 0);
+			crate::pallet::Offences::<T>::insert(id, (0, who), ());
+		}
+		Pallet::<T>::cancel_job(RawOrigin::Signed(sponsor.clone()).into(), id).unwrap();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(sponsor), id);
+		assert!(!Jobs::<T>::contains_key(id));
+	}
 
-    impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }

@@ -9,51 +9,51 @@ use trainchain_trainer::ModelSpec;
 /// How to read CSV files.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CsvArgs {
-    /// Label column of CSV files: last, first or a 0-based index.
-    #[arg(long, default_value = "last")]
-    pub label_column: String,
-    /// Header row of CSV files: auto (skip a first row with non-numeric fields), yes, no.
-    #[arg(long, default_value = "auto")]
-    pub header: String,
+	/// Label column of CSV files: last, first or a 0-based index.
+	#[arg(long, default_value = "last")]
+	pub label_column: String,
+	/// Header row of CSV files: auto (skip a first row with non-numeric fields), yes, no.
+	#[arg(long, default_value = "auto")]
+	pub header: String,
 }
 
 impl CsvArgs {
-    pub fn options(&self) -> Result<CsvOptions> {
-        let label = match self.label_column.as_str() {
-            "last" => LabelColumn::Last,
-            "first" => LabelColumn::First,
-            s => LabelColumn::Index(s.parse().with_context(|| {
-                format!("--label-column {s:?}: expected last, first or an index")
-            })?),
-        };
-        let header = match self.header.as_str() {
-            "auto" => Header::Auto,
-            "yes" | "true" => Header::Yes,
-            "no" | "false" => Header::No,
-            s => anyhow::bail!("--header {s:?}: expected auto, yes or no"),
-        };
-        Ok(CsvOptions { label, header })
-    }
+	pub fn options(&self) -> Result<CsvOptions> {
+		let label = match self.label_column.as_str() {
+			"last" => LabelColumn::Last,
+			"first" => LabelColumn::First,
+			s => LabelColumn::Index(s.parse().with_context(|| {
+				format!("--label-column {s:?}: expected last, first or an index")
+			})?),
+		};
+		let header = match self.header.as_str() {
+			"auto" => Header::Auto,
+			"yes" | "true" => Header::Yes,
+			"no" | "false" => Header::No,
+			s => anyhow::bail!("--header {s:?}: expected auto, yes or no"),
+		};
+		Ok(CsvOptions { label, header })
+	}
 }
 
 /// Load a data set: a CSV file, or an IDX image file when `labels` (the IDX label file) is given.
 pub fn load(path: &Path, labels: Option<&PathBuf>, csv: &CsvArgs) -> Result<Dataset> {
-    let d = match labels {
-        Some(l) => data::load_idx(path, l)?,
-        None => data::load_csv(path, csv.options()?)?,
-    };
-    tracing::info!(file = %path.display(), samples = d.len(), features = d.n_features(), "loaded data");
-    Ok(d)
+	let d = match labels {
+		Some(l) => data::load_idx(path, l)?,
+		None => data::load_csv(path, csv.options()?)?,
+	};
+	tracing::info!(file = %path.display(), samples = d.len(), features = d.n_features(), "loaded data");
+	Ok(d)
 }
 
 /// Resolve `--model` (a full spec, or a bare kind sized from the data sets).
 pub fn resolve_spec(model: &str, sets: &[&Dataset]) -> Result<ModelSpec> {
-    let features = sets.first().map_or(0, |d| d.n_features());
-    let classes = sets.iter().map(|d| d.num_classes()).max().unwrap_or(0);
-    Ok(ModelSpec::resolve(model, features, classes)?)
+	let features = sets.first().map_or(0, |d| d.n_features());
+	let classes = sets.iter().map(|d| d.num_classes()).max().unwrap_or(0);
+	Ok(ModelSpec::resolve(model, features, classes)?)
 }
 
 /// Print a JSON value on one line.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{v}");
+	println!("{v}");
 }

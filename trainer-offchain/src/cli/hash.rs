@@ -10,65 +10,62 @@ use trainchain_trainer::{checkpoint, Model, ModelSpec};
 /// Arguments of `hash`.
 #[derive(clap::Args, Debug)]
 pub struct HashArgs {
-    /// Model spec (e.g. mlp:64-128-10@0); default: the spec stored in --weights.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Weights (safetensors): also print their state hash.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
+	/// Model spec (e.g. mlp:64-128-10@0); default: the spec stored in --weights.
+	#[arg(long)]
+	pub model: Option<String>,
+	/// Weights (safetensors): also print their state hash.
+	#[arg(long)]
+	pub weights: Option<PathBuf>,
+	/// Machine-readable output.
+	#[arg(long)]
+	pub json: bool,
 }
 
 pub fn run(a: HashArgs) -> Result<()> {
-    let given = match &a.model {
-        Some(m) => Some(ModelSpec::parse(m)?),
-        None => None,
-    };
-    let (spec, weights_hash) = match &a.weights {
-        Some(w) => {
-            let model = checkpoint::load(w, given.as_ref())?;
-            (
-                model.spec().clone(),
-                Some(hex32(&model_state_hash(&model)?)),
-            )
-        }
-        None => match given {
-            Some(s) => (s, None),
-            None => anyhow::bail!("give --model SPEC (e.g. mlp:64-128-10) and/or --weights FILE"),
-        },
-    };
-    let initial = Model::new(&spec)?;
-    let commitment = hex32(&spec.commitment()?);
-    let initial_hash = hex32(&model_state_hash(&initial)?);
-    if a.json {
-        common_json(
-            &spec,
-            initial.num_params(),
-            &commitment,
-            &initial_hash,
-            weights_hash.as_deref(),
-        );
-    } else {
-        println!("spec             {spec}");
-        println!("params           {}", initial.num_params());
-        println!("model_commitment {commitment}");
-        println!("initial_state    {initial_hash}");
-        if let Some(h) = &weights_hash {
-            println!("weights_state    {h}");
-        }
-    }
-    Ok(())
+	let given = match &a.model {
+		Some(m) => Some(ModelSpec::parse(m)?),
+		None => None,
+	};
+	let (spec, weights_hash) = match &a.weights {
+		Some(w) => {
+			let model = checkpoint::load(w, given.as_ref())?;
+			(model.spec().clone(), Some(hex32(&model_state_hash(&model)?)))
+		},
+		None => match given {
+			Some(s) => (s, None),
+			None => anyhow::bail!("give --model SPEC (e.g. mlp:64-128-10) and/or --weights FILE"),
+		},
+	};
+	let initial = Model::new(&spec)?;
+	let commitment = hex32(&spec.commitment()?);
+	let initial_hash = hex32(&model_state_hash(&initial)?);
+	if a.json {
+		common_json(
+			&spec,
+			initial.num_params(),
+			&commitment,
+			&initial_hash,
+			weights_hash.as_deref(),
+		);
+	} else {
+		println!("spec             {spec}");
+		println!("params           {}", initial.num_params());
+		println!("model_commitment {commitment}");
+		println!("initial_state    {initial_hash}");
+		if let Some(h) = &weights_hash {
+			println!("weights_state    {h}");
+		}
+	}
+	Ok(())
 }
 
 fn common_json(
-    spec: &ModelSpec,
-    params: usize,
-    commitment: &str,
-    initial: &str,
-    weights: Option<&str>,
+	spec: &ModelSpec,
+	params: usize,
+	commitment: &str,
+	initial: &str,
+	weights: Option<&str>,
 ) {
-    super::common::print_json(&json!({"spec": spec.to_string(), "params": params,
+	super::common::print_json(&json!({"spec": spec.to_string(), "params": params,
         "model_commitment": commitment, "initial_state_hash": initial, "weights_state_hash": weights}));
 }

@@ -12,55 +12,55 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "trainchain-trainer", version, about)]
 pub struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. info or trainchain_trainer=debug.
-    #[arg(long, global = true, env = "TRAINCHAIN_LOG", default_value = "warn")]
-    pub log: String,
-    /// Worker threads for candle/rayon (sets RAYON_NUM_THREADS; default: all cores).
-    #[arg(long, global = true)]
-    pub threads: Option<usize>,
-    /// The subcommand.
-    #[command(subcommand)]
-    pub command: Command,
+	/// Log filter (tracing EnvFilter syntax), e.g. info or trainchain_trainer=debug.
+	#[arg(long, global = true, env = "TRAINCHAIN_LOG", default_value = "warn")]
+	pub log: String,
+	/// Worker threads for candle/rayon (sets RAYON_NUM_THREADS; default: all cores).
+	#[arg(long, global = true)]
+	pub threads: Option<usize>,
+	/// The subcommand.
+	#[command(subcommand)]
+	pub command: Command,
 }
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a model on a data set (one process) and save it as safetensors.
-    Train(train::TrainArgs),
-    /// Evaluate saved weights on a data set.
-    Eval(eval::EvalArgs),
-    /// Print a model's commitment and state hash.
-    Hash(hash::HashArgs),
-    /// Train on a shard and average with peers over libp2p every round.
-    Peer(trainchain_trainer::p2p::cli::PeerArgs),
-    /// Join a job on a trainchain node: train with peers, commit, submit, get paid.
-    #[cfg(feature = "chain")]
-    Run(trainchain_trainer::job::RunArgs),
+	/// Train a model on a data set (one process) and save it as safetensors.
+	Train(train::TrainArgs),
+	/// Evaluate saved weights on a data set.
+	Eval(eval::EvalArgs),
+	/// Print a model's commitment and state hash.
+	Hash(hash::HashArgs),
+	/// Train on a shard and average with peers over libp2p every round.
+	Peer(trainchain_trainer::p2p::cli::PeerArgs),
+	/// Join a job on a trainchain node: train with peers, commit, submit, get paid.
+	#[cfg(feature = "chain")]
+	Run(trainchain_trainer::job::RunArgs),
 }
 
 /// Parse the command line and run.
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Some(t) = cli.threads {
-        if t == 0 {
-            anyhow::bail!("--threads must be positive");
-        }
-        // Before any candle/rayon work, so the thread pools pick it up.
-        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
-    }
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .map_err(|e| anyhow::anyhow!("bad --log filter {:?}: {e}", cli.log))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    match cli.command {
-        Command::Train(a) => train::run(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Hash(a) => hash::run(a),
-        Command::Peer(a) => trainchain_trainer::p2p::cli::run(a),
-        #[cfg(feature = "chain")]
-        Command::Run(a) => trainchain_trainer::job::run(a),
-    }
+	let cli = Cli::parse();
+	if let Some(t) = cli.threads {
+		if t == 0 {
+			anyhow::bail!("--threads must be positive");
+		}
+		// Before any candle/rayon work, so the thread pools pick it up.
+		std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+	}
+	let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+		.map_err(|e| anyhow::anyhow!("bad --log filter {:?}: {e}", cli.log))?;
+	tracing_subscriber::fmt()
+		.with_env_filter(filter)
+		.with_writer(std::io::stderr)
+		.init();
+	match cli.command {
+		Command::Train(a) => train::run(a),
+		Command::Eval(a) => eval::run(a),
+		Command::Hash(a) => hash::run(a),
+		Command::Peer(a) => trainchain_trainer::p2p::cli::run(a),
+		#[cfg(feature = "chain")]
+		Command::Run(a) => trainchain_trainer::job::run(a),
+	}
 }

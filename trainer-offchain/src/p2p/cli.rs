@@ -25,308 +25,291 @@ use trainchain_primitives::RoundIndex;
 /// Arguments of `trainchain-trainer peer`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PeerArgs {
-    /// Multiaddr to listen on (repeatable), e.g. /ip4/127.0.0.1/tcp/30400 or
-    /// /ip4/127.0.0.1/udp/30400/quic-v1.
-    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-    pub listen: Vec<Multiaddr>,
-    /// Multiaddr of a peer to connect to at start (repeatable).
-    #[arg(long)]
-    pub bootstrap: Vec<Multiaddr>,
-    /// sr25519 secret URI of this peer (e.g. //Alice).
-    #[arg(long, conflicts_with = "key_file")]
-    pub suri: Option<String>,
-    /// File holding the secret URI / hex seed.
-    #[arg(long)]
-    pub key_file: Option<PathBuf>,
-    /// Training data CSV (features..., label last).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Use shard i of n (IID split of --data), written i/n.
-    #[arg(long, default_value = "0/1")]
-    pub shard: String,
-    /// Held-out CSV for per-round accuracy.
-    #[arg(long)]
-    pub test: Option<PathBuf>,
-    /// Model spec (e.g. mlp, logreg, mlp:64-32-10@7).
-    #[arg(long, default_value = "mlp")]
-    pub model: String,
-    /// Seed for shuffles and sharding.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Rounds to run.
-    #[arg(long, default_value_t = 5)]
-    pub rounds: RoundIndex,
-    /// Local epochs per round.
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// SGD learning rate.
-    #[arg(long, default_value_t = 0.05)]
-    pub lr: f64,
-    /// Job id.
-    #[arg(long, default_value_t = 0)]
-    pub job_id: u64,
-    /// Genesis hash of the chain (hex), signed into the aggregate payload.
-    #[arg(long)]
-    pub genesis_hash: Option<String>,
-    /// Fewest participants for a round.
-    #[arg(long, default_value_t = 2)]
-    pub min_peers: usize,
-    /// Peers to wait for before round 0 (default: --min-peers).
-    #[arg(long)]
-    pub initial_peers: Option<usize>,
-    /// Per-phase deadline in seconds.
-    #[arg(long, default_value_t = 20.0)]
-    pub round_timeout: f64,
-    /// Start rounds at least this many seconds apart (0 = as fast as the peers go), so that
-    /// peers joining later find the session still running.
-    #[arg(long, default_value_t = 0.0)]
-    pub min_round_secs: f64,
-    /// mean | median | trimmed[:FRACTION].
-    #[arg(long, default_value = "mean")]
-    pub aggregator: Aggregator,
-    /// Reject updates with norm > K × median norm (0 = off).
-    #[arg(long, default_value_t = 10.0)]
-    pub norm_factor: f32,
-    /// Clip updates to this L2 norm.
-    #[arg(long)]
-    pub clip_norm: Option<f32>,
-    /// none | fp16 | int8 | topk:FRACTION.
-    #[arg(long, default_value = "none")]
-    pub compression: Compression,
-    /// chunked (reduce-scatter + all-gather) | all-to-all.
-    #[arg(long, default_value = "chunked")]
-    pub scheme: Scheme,
-    /// Largest accepted network message in bytes.
-    #[arg(long, default_value_t = 256 << 20)]
-    pub max_message_bytes: usize,
-    /// Serve Prometheus counters on this address (e.g. 127.0.0.1:9616).
-    #[arg(long)]
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Print one JSON object per round on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// FOR TESTS ONLY: misbehave (scale:FACTOR multiplies updates, nan sends NaNs).
-    #[arg(long, hide = true)]
-    pub byzantine: Option<Byzantine>,
+	/// Multiaddr to listen on (repeatable), e.g. /ip4/127.0.0.1/tcp/30400 or
+	/// /ip4/127.0.0.1/udp/30400/quic-v1.
+	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+	pub listen: Vec<Multiaddr>,
+	/// Multiaddr of a peer to connect to at start (repeatable).
+	#[arg(long)]
+	pub bootstrap: Vec<Multiaddr>,
+	/// sr25519 secret URI of this peer (e.g. //Alice).
+	#[arg(long, conflicts_with = "key_file")]
+	pub suri: Option<String>,
+	/// File holding the secret URI / hex seed.
+	#[arg(long)]
+	pub key_file: Option<PathBuf>,
+	/// Training data CSV (features..., label last).
+	#[arg(long)]
+	pub data: PathBuf,
+	/// Use shard i of n (IID split of --data), written i/n.
+	#[arg(long, default_value = "0/1")]
+	pub shard: String,
+	/// Held-out CSV for per-round accuracy.
+	#[arg(long)]
+	pub test: Option<PathBuf>,
+	/// Model spec (e.g. mlp, logreg, mlp:64-32-10@7).
+	#[arg(long, default_value = "mlp")]
+	pub model: String,
+	/// Seed for shuffles and sharding.
+	#[arg(long, default_value_t = 42)]
+	pub seed: u64,
+	/// Rounds to run.
+	#[arg(long, default_value_t = 5)]
+	pub rounds: RoundIndex,
+	/// Local epochs per round.
+	#[arg(long, default_value_t = 1)]
+	pub epochs: usize,
+	/// Mini-batch size.
+	#[arg(long, default_value_t = 32)]
+	pub batch_size: usize,
+	/// SGD learning rate.
+	#[arg(long, default_value_t = 0.05)]
+	pub lr: f64,
+	/// Job id.
+	#[arg(long, default_value_t = 0)]
+	pub job_id: u64,
+	/// Genesis hash of the chain (hex), signed into the aggregate payload.
+	#[arg(long)]
+	pub genesis_hash: Option<String>,
+	/// Fewest participants for a round.
+	#[arg(long, default_value_t = 2)]
+	pub min_peers: usize,
+	/// Peers to wait for before round 0 (default: --min-peers).
+	#[arg(long)]
+	pub initial_peers: Option<usize>,
+	/// Per-phase deadline in seconds.
+	#[arg(long, default_value_t = 20.0)]
+	pub round_timeout: f64,
+	/// Start rounds at least this many seconds apart (0 = as fast as the peers go), so that
+	/// peers joining later find the session still running.
+	#[arg(long, default_value_t = 0.0)]
+	pub min_round_secs: f64,
+	/// mean | median | trimmed[:FRACTION].
+	#[arg(long, default_value = "mean")]
+	pub aggregator: Aggregator,
+	/// Reject updates with norm > K × median norm (0 = off).
+	#[arg(long, default_value_t = 10.0)]
+	pub norm_factor: f32,
+	/// Clip updates to this L2 norm.
+	#[arg(long)]
+	pub clip_norm: Option<f32>,
+	/// none | fp16 | int8 | topk:FRACTION.
+	#[arg(long, default_value = "none")]
+	pub compression: Compression,
+	/// chunked (reduce-scatter + all-gather) | all-to-all.
+	#[arg(long, default_value = "chunked")]
+	pub scheme: Scheme,
+	/// Largest accepted network message in bytes.
+	#[arg(long, default_value_t = 256 << 20)]
+	pub max_message_bytes: usize,
+	/// Serve Prometheus counters on this address (e.g. 127.0.0.1:9616).
+	#[arg(long)]
+	pub metrics_listen: Option<std::net::SocketAddr>,
+	/// Print one JSON object per round on stdout.
+	#[arg(long)]
+	pub json: bool,
+	/// FOR TESTS ONLY: misbehave (scale:FACTOR multiplies updates, nan sends NaNs).
+	#[arg(long, hide = true)]
+	pub byzantine: Option<Byzantine>,
 }
 
 /// Trainer over one shard of a CSV data set.
 pub struct ShardTrainer {
-    worker: Model,
-    shard: Dataset,
-    shard_index: u64,
-    test: Option<Dataset>,
-    cfg: TrainConfig,
-    seed: u64,
+	worker: Model,
+	shard: Dataset,
+	shard_index: u64,
+	test: Option<Dataset>,
+	cfg: TrainConfig,
+	seed: u64,
 }
 
 impl ShardTrainer {
-    /// Build from a spec and data.
-    pub fn new(
-        spec: &ModelSpec,
-        shard: Dataset,
-        shard_index: u64,
-        test: Option<Dataset>,
-        cfg: TrainConfig,
-        seed: u64,
-    ) -> Result<Self> {
-        Ok(Self {
-            worker: Model::new(spec)?,
-            shard,
-            shard_index,
-            test,
-            cfg,
-            seed,
-        })
-    }
+	/// Build from a spec and data.
+	pub fn new(
+		spec: &ModelSpec,
+		shard: Dataset,
+		shard_index: u64,
+		test: Option<Dataset>,
+		cfg: TrainConfig,
+		seed: u64,
+	) -> Result<Self> {
+		Ok(Self { worker: Model::new(spec)?, shard, shard_index, test, cfg, seed })
+	}
 }
 
 impl LocalTrainer for ShardTrainer {
-    fn train(&mut self, model: &[f32], round: RoundIndex) -> Result<LocalUpdate> {
-        self.worker.set_flat_params(model)?;
-        // Same shuffle seeds as `fedavg::simulate` (shard i, round r).
-        let s = SplitMix64::derive(self.seed, &[round as u64, self.shard_index]).next_u64();
-        let out = train::local_round(&mut self.worker, &self.shard, &self.cfg, s)?;
-        Ok(LocalUpdate {
-            delta: out.update,
-            samples: out.samples,
-            train_loss: out.loss,
-        })
-    }
+	fn train(&mut self, model: &[f32], round: RoundIndex) -> Result<LocalUpdate> {
+		self.worker.set_flat_params(model)?;
+		// Same shuffle seeds as `fedavg::simulate` (shard i, round r).
+		let s = SplitMix64::derive(self.seed, &[round as u64, self.shard_index]).next_u64();
+		let out = train::local_round(&mut self.worker, &self.shard, &self.cfg, s)?;
+		Ok(LocalUpdate { delta: out.update, samples: out.samples, train_loss: out.loss })
+	}
 
-    fn evaluate(&mut self, model: &[f32]) -> Option<(f32, f32)> {
-        let test = self.test.as_ref()?;
-        self.worker.set_flat_params(model).ok()?;
-        let m = crate::eval::evaluate(&self.worker, test).ok()?;
-        Some((m.loss, m.accuracy))
-    }
+	fn evaluate(&mut self, model: &[f32]) -> Option<(f32, f32)> {
+		let test = self.test.as_ref()?;
+		self.worker.set_flat_params(model).ok()?;
+		let m = crate::eval::evaluate(&self.worker, test).ok()?;
+		Some((m.loss, m.accuracy))
+	}
 }
 
 /// Load `data`, keep IID shard `i/n` of it (`shard` is written `i/n`), and load the optional
 /// held-out set. Returns (all data, i, the shard, the test set).
 pub fn load_shard(
-    data: &std::path::Path,
-    shard: &str,
-    seed: u64,
-    test: Option<&std::path::Path>,
+	data: &std::path::Path,
+	shard: &str,
+	seed: u64,
+	test: Option<&std::path::Path>,
 ) -> Result<(Dataset, usize, Dataset, Option<Dataset>)> {
-    let (shard_i, shard_n) = parse_shard(shard)?;
-    let all = data::load_csv(data, CsvOptions::default())?;
-    let mine = data::shard_iid(&all, shard_n, seed)?
-        .into_iter()
-        .nth(shard_i)
-        .context("shard")?;
-    let test = match test {
-        Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
-        None => None,
-    };
-    Ok((all, shard_i, mine, test))
+	let (shard_i, shard_n) = parse_shard(shard)?;
+	let all = data::load_csv(data, CsvOptions::default())?;
+	let mine = data::shard_iid(&all, shard_n, seed)?
+		.into_iter()
+		.nth(shard_i)
+		.context("shard")?;
+	let test = match test {
+		Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
+		None => None,
+	};
+	Ok((all, shard_i, mine, test))
 }
 
 /// Parse `i/n` (shard `i` of `n`).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s.split_once('/').context("--shard must be i/n")?;
-    let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
-    if n == 0 || i >= n {
-        bail!("--shard {s}: need 0 <= i < n");
-    }
-    Ok((i, n))
+	let (i, n) = s.split_once('/').context("--shard must be i/n")?;
+	let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
+	if n == 0 || i >= n {
+		bail!("--shard {s}: need 0 <= i < n");
+	}
+	Ok((i, n))
 }
 
 fn report_json(r: &RoundReport) -> serde_json::Value {
-    serde_json::json!({
-        "event": "round",
-        "round": r.round,
-        "attempt": r.attempt,
-        "participated": r.participated,
-        "included": r.included.iter().map(|s| serde_json::json!({"who": hex::encode(s.who), "samples": s.samples})).collect::<Vec<_>>(),
-        "rejected": r.rejected.iter().map(|(w, why)| serde_json::json!({"who": hex::encode(w), "reason": why})).collect::<Vec<_>>(),
-        "model_hash": hex::encode(r.model_hash),
-        "signature": r.signature.map(hex::encode),
-        "certificate_signatures": r.certificate.as_ref().map(|q| q.signatures.len()),
-        "certificate_complete": r.certificate.as_ref().map(|q| q.is_complete()),
-        "bytes_sent": r.bytes_sent,
-        "bytes_received": r.bytes_received,
-        "update_bytes": r.update_bytes,
-        "compute_ms": r.compute_ms,
-        "network_ms": r.network_ms,
-        "train_loss": r.train_loss,
-        "loss": r.eval.map(|e| e.0),
-        "accuracy": r.eval.map(|e| e.1),
-    })
+	serde_json::json!({
+		"event": "round",
+		"round": r.round,
+		"attempt": r.attempt,
+		"participated": r.participated,
+		"included": r.included.iter().map(|s| serde_json::json!({"who": hex::encode(s.who), "samples": s.samples})).collect::<Vec<_>>(),
+		"rejected": r.rejected.iter().map(|(w, why)| serde_json::json!({"who": hex::encode(w), "reason": why})).collect::<Vec<_>>(),
+		"model_hash": hex::encode(r.model_hash),
+		"signature": r.signature.map(hex::encode),
+		"certificate_signatures": r.certificate.as_ref().map(|q| q.signatures.len()),
+		"certificate_complete": r.certificate.as_ref().map(|q| q.is_complete()),
+		"bytes_sent": r.bytes_sent,
+		"bytes_received": r.bytes_received,
+		"update_bytes": r.update_bytes,
+		"compute_ms": r.compute_ms,
+		"network_ms": r.network_ms,
+		"train_loss": r.train_loss,
+		"loss": r.eval.map(|e| e.0),
+		"accuracy": r.eval.map(|e| e.1),
+	})
 }
 
 /// Run the `peer` subcommand (builds its own tokio runtime).
 pub fn run(args: PeerArgs) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run_async(args))
+	tokio::runtime::Builder::new_multi_thread()
+		.enable_all()
+		.build()?
+		.block_on(run_async(args))
 }
 
 /// The `peer` subcommand inside an existing runtime.
 pub async fn run_async(args: PeerArgs) -> Result<()> {
-    let keys = match (&args.suri, &args.key_file) {
-        (Some(s), _) => Keys::from_suri(s)?,
-        (None, Some(f)) => Keys::from_file(f)?,
-        (None, None) => bail!("--suri or --key-file is required"),
-    };
-    let (all, shard_i, shard, test) =
-        load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
-    let spec = ModelSpec::resolve(&args.model, all.n_features(), all.num_classes())?;
-    let initial = spec.initial_params()?;
-    let cfg = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer: train::OptimizerConfig::sgd(args.lr, 0.9),
-        ..Default::default()
-    };
-    let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
-    let genesis_hash = match &args.genesis_hash {
-        Some(h) => {
-            let v = hex::decode(h.trim_start_matches("0x"))?;
-            <[u8; 32]>::try_from(v.as_slice())
-                .map_err(|_| anyhow::anyhow!("genesis hash must be 32 bytes"))?
-        }
-        None => [0; 32],
-    };
-    let mut pcfg = PeerConfig::new(args.job_id, keys);
-    pcfg.genesis_hash = genesis_hash;
-    pcfg.min_peers = args.min_peers;
-    pcfg.initial_peers = args.initial_peers.unwrap_or(args.min_peers);
-    pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
-    pcfg.robust = RobustConfig {
-        aggregator: args.aggregator,
-        norm_factor: args.norm_factor,
-        clip_norm: args.clip_norm,
-    };
-    pcfg.compression = args.compression;
-    pcfg.scheme = args.scheme;
-    pcfg.byzantine = args.byzantine;
-    if let Some(b) = args.byzantine {
-        tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");
-    }
-    let mut ncfg = NetConfig::for_job(args.job_id);
-    ncfg.listen = args.listen.clone();
-    ncfg.bootstrap = args.bootstrap.clone();
-    ncfg.max_message = args.max_message_bytes;
-    let (client, events) = net::start(ncfg).await?;
-    if let Some(addr) = args.metrics_listen {
-        let local = metrics::serve(addr, client.metrics().clone()).await?;
-        tracing::info!(%local, "metrics endpoint");
-    }
-    let me = hex::encode(pcfg.keys.public());
-    let addrs = client.listen_addrs().await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "who": me,
+	let keys = match (&args.suri, &args.key_file) {
+		(Some(s), _) => Keys::from_suri(s)?,
+		(None, Some(f)) => Keys::from_file(f)?,
+		(None, None) => bail!("--suri or --key-file is required"),
+	};
+	let (all, shard_i, shard, test) =
+		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
+	let spec = ModelSpec::resolve(&args.model, all.n_features(), all.num_classes())?;
+	let initial = spec.initial_params()?;
+	let cfg = TrainConfig {
+		epochs: args.epochs,
+		batch_size: args.batch_size,
+		optimizer: train::OptimizerConfig::sgd(args.lr, 0.9),
+		..Default::default()
+	};
+	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
+	let genesis_hash = match &args.genesis_hash {
+		Some(h) => {
+			let v = hex::decode(h.trim_start_matches("0x"))?;
+			<[u8; 32]>::try_from(v.as_slice())
+				.map_err(|_| anyhow::anyhow!("genesis hash must be 32 bytes"))?
+		},
+		None => [0; 32],
+	};
+	let mut pcfg = PeerConfig::new(args.job_id, keys);
+	pcfg.genesis_hash = genesis_hash;
+	pcfg.min_peers = args.min_peers;
+	pcfg.initial_peers = args.initial_peers.unwrap_or(args.min_peers);
+	pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
+	pcfg.robust = RobustConfig {
+		aggregator: args.aggregator,
+		norm_factor: args.norm_factor,
+		clip_norm: args.clip_norm,
+	};
+	pcfg.compression = args.compression;
+	pcfg.scheme = args.scheme;
+	pcfg.byzantine = args.byzantine;
+	if let Some(b) = args.byzantine {
+		tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");
+	}
+	let mut ncfg = NetConfig::for_job(args.job_id);
+	ncfg.listen = args.listen.clone();
+	ncfg.bootstrap = args.bootstrap.clone();
+	ncfg.max_message = args.max_message_bytes;
+	let (client, events) = net::start(ncfg).await?;
+	if let Some(addr) = args.metrics_listen {
+		let local = metrics::serve(addr, client.metrics().clone()).await?;
+		tracing::info!(%local, "metrics endpoint");
+	}
+	let me = hex::encode(pcfg.keys.public());
+	let addrs = client.listen_addrs().await?;
+	if args.json {
+		println!(
+			"{}",
+			serde_json::json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "who": me,
                 "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()})
-        );
-    }
-    let mut peer = Peer::new(pcfg, client.clone(), events, trainer, initial);
-    peer.sync(Duration::from_secs(10)).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "joined", "round": peer.round(), "who": me})
-        );
-    }
-    let pace = Duration::try_from_secs_f64(args.min_round_secs)
-        .map_err(|_| anyhow::anyhow!("--min-round-secs must be a finite number ≥ 0"))?;
-    while peer.round() < args.rounds {
-        let started = std::time::Instant::now();
-        match peer.run_round().await {
-            Ok(r) => {
-                if args.json {
-                    println!("{}", report_json(&r));
-                }
-            }
-            Err(e) => {
-                tracing::warn!("round failed: {e:#}");
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"event": "round_failed", "round": peer.round().saturating_sub(1), "error": format!("{e:#}")})
-                    );
-                }
-            }
-        }
-        if peer.round() < args.rounds {
-            peer.idle(started + pace).await?;
-        }
-    }
-    // Stay a little so slower peers can fetch signatures / state.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "done", "metrics": client.metrics().render()})
-        );
-    }
-    client.shutdown();
-    Ok(())
+		);
+	}
+	let mut peer = Peer::new(pcfg, client.clone(), events, trainer, initial);
+	peer.sync(Duration::from_secs(10)).await?;
+	if args.json {
+		println!("{}", serde_json::json!({"event": "joined", "round": peer.round(), "who": me}));
+	}
+	let pace = Duration::try_from_secs_f64(args.min_round_secs)
+		.map_err(|_| anyhow::anyhow!("--min-round-secs must be a finite number ≥ 0"))?;
+	while peer.round() < args.rounds {
+		let started = std::time::Instant::now();
+		match peer.run_round().await {
+			Ok(r) => {
+				if args.json {
+					println!("{}", report_json(&r));
+				}
+			},
+			Err(e) => {
+				tracing::warn!("round failed: {e:#}");
+				if args.json {
+					println!(
+						"{}",
+						serde_json::json!({"event": "round_failed", "round": peer.round().saturating_sub(1), "error": format!("{e:#}")})
+					);
+				}
+			},
+		}
+		if peer.round() < args.rounds {
+			peer.idle(started + pace).await?;
+		}
+	}
+	// Stay a little so slower peers can fetch signatures / state.
+	tokio::time::sleep(Duration::from_secs(2)).await;
+	if args.json {
+		println!("{}", serde_json::json!({"event": "done", "metrics": client.metrics().render()}));
+	}
+	client.shutdown();
+	Ok(())
 }

@@ -28,51 +28,51 @@ macro_rules! counters {
 }
 
 counters! {
-    bytes_sent: "Application bytes sent (request-response frames and gossip publishes).",
-    bytes_received: "Application bytes received.",
-    rounds_completed: "Rounds that produced an aggregate.",
-    rounds_failed: "Rounds that ended without an aggregate.",
-    updates_rejected: "Contributions rejected by screening (NaN/inf, wrong shape, norm outlier).",
-    messages_rejected: "Messages rejected (bad signature, wrong job/round, unknown sender, bad binding).",
-    malformed: "Undecodable frames or messages.",
-    oversized: "Frames refused for exceeding the size limit.",
-    equivocations: "Peers caught sending two different updates in one round.",
-    replays: "Messages from an earlier round.",
-    impersonations: "Messages whose libp2p sender is not the claimed key's peer.",
-    exchange_rejected: "Exchange messages (chunk, norms, reduced) from a peer that is not a participant / the chunk's owner in the agreed proposal, or bound to another proposal.",
-    state_syncs: "Model states fetched from peers.",
+	bytes_sent: "Application bytes sent (request-response frames and gossip publishes).",
+	bytes_received: "Application bytes received.",
+	rounds_completed: "Rounds that produced an aggregate.",
+	rounds_failed: "Rounds that ended without an aggregate.",
+	updates_rejected: "Contributions rejected by screening (NaN/inf, wrong shape, norm outlier).",
+	messages_rejected: "Messages rejected (bad signature, wrong job/round, unknown sender, bad binding).",
+	malformed: "Undecodable frames or messages.",
+	oversized: "Frames refused for exceeding the size limit.",
+	equivocations: "Peers caught sending two different updates in one round.",
+	replays: "Messages from an earlier round.",
+	impersonations: "Messages whose libp2p sender is not the claimed key's peer.",
+	exchange_rejected: "Exchange messages (chunk, norms, reduced) from a peer that is not a participant / the chunk's owner in the agreed proposal, or bound to another proposal.",
+	state_syncs: "Model states fetched from peers.",
 }
 
 impl Metrics {
-    /// Add one.
-    pub fn inc(c: &AtomicU64) {
-        c.fetch_add(1, Relaxed);
-    }
+	/// Add one.
+	pub fn inc(c: &AtomicU64) {
+		c.fetch_add(1, Relaxed);
+	}
 }
 
 /// Serve `GET /metrics` (any path) on `addr` until the process exits.
 pub async fn serve(
-    addr: std::net::SocketAddr,
-    metrics: Arc<Metrics>,
+	addr: std::net::SocketAddr,
+	metrics: Arc<Metrics>,
 ) -> anyhow::Result<std::net::SocketAddr> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let m = metrics.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = sock.read(&mut buf).await;
-                let body = m.render();
-                let resp = format!(
+	use tokio::io::{AsyncReadExt, AsyncWriteExt};
+	let listener = tokio::net::TcpListener::bind(addr).await?;
+	let local = listener.local_addr()?;
+	tokio::spawn(async move {
+		while let Ok((mut sock, _)) = listener.accept().await {
+			let m = metrics.clone();
+			tokio::spawn(async move {
+				let mut buf = [0u8; 1024];
+				let _ = sock.read(&mut buf).await;
+				let body = m.render();
+				let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                     body.len(),
                     body
                 );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    Ok(local)
+				let _ = sock.write_all(resp.as_bytes()).await;
+			});
+		}
+	});
+	Ok(local)
 }

@@ -11,5 +11,5 @@ pub mod wire;
 pub use metrics::Metrics;
 pub use net::{start as start_network, NetClient, NetConfig, NetEvent};
 pub use round::{
-    Byzantine, LocalTrainer, LocalUpdate, Peer, PeerConfig, RoundReport, Scheme, StateSnapshot,
+	Byzantine, LocalTrainer, LocalUpdate, Peer, PeerConfig, RoundReport, Scheme, StateSnapshot,
 };

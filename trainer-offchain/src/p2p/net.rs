@@ -12,10 +12,10 @@ use super::metrics::Metrics;
 use anyhow::{anyhow, Context, Result};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{
-    gossipsub, identify, kad,
-    request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
-    swarm::{dial_opts::DialOpts, NetworkBehaviour, SwarmEvent},
-    Multiaddr, PeerId, StreamProtocol, Swarm,
+	gossipsub, identify, kad,
+	request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
+	swarm::{dial_opts::DialOpts, NetworkBehaviour, SwarmEvent},
+	Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use std::collections::HashMap;
 use std::io;
@@ -32,692 +32,603 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/trainchain/kad/1"
 /// A request on the wire.
 #[derive(Debug, Clone)]
 pub enum Request {
-    /// A signed protocol message (`wire::Envelope` bytes).
-    Msg(Vec<u8>),
-    /// Ask for the current model state.
-    GetState,
+	/// A signed protocol message (`wire::Envelope` bytes).
+	Msg(Vec<u8>),
+	/// Ask for the current model state.
+	GetState,
 }
 
 /// A response on the wire.
 #[derive(Debug, Clone)]
 pub enum Response {
-    /// Message accepted for processing.
-    Ack,
-    /// The model state (`round::StateSnapshot` bytes).
-    State(Vec<u8>),
-    /// No state to give.
-    Refused,
+	/// Message accepted for processing.
+	Ack,
+	/// The model state (`round::StateSnapshot` bytes).
+	State(Vec<u8>),
+	/// No state to give.
+	Refused,
 }
 
 /// Length-prefixed codec: `u32 BE length ‖ tag ‖ payload`. Refuses frames above `max`.
 #[derive(Clone)]
 pub struct WireCodec {
-    max: usize,
-    metrics: Arc<Metrics>,
+	max: usize,
+	metrics: Arc<Metrics>,
 }
 
 impl Default for WireCodec {
-    fn default() -> Self {
-        Self {
-            max: 64 << 20,
-            metrics: Arc::new(Metrics::default()),
-        }
-    }
+	fn default() -> Self {
+		Self { max: 64 << 20, metrics: Arc::new(Metrics::default()) }
+	}
 }
 
 impl WireCodec {
-    async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
-        &self,
-        io: &mut T,
-    ) -> io::Result<(u8, Vec<u8>)> {
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > self.max.saturating_add(1) {
-            self.metrics.oversized.fetch_add(1, Relaxed);
-            tracing::warn!(len, max = self.max, "refusing oversized message");
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("frame of {len} bytes exceeds {}", self.max),
-            ));
-        }
-        if len == 0 {
-            self.metrics.malformed.fetch_add(1, Relaxed);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty frame"));
-        }
-        let mut buf = vec![0u8; len];
-        io.read_exact(&mut buf).await?;
-        self.metrics
-            .bytes_received
-            .fetch_add(len as u64 + 4, Relaxed);
-        let tag = buf.remove(0);
-        Ok((tag, buf))
-    }
+	async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
+		&self,
+		io: &mut T,
+	) -> io::Result<(u8, Vec<u8>)> {
+		let mut len = [0u8; 4];
+		io.read_exact(&mut len).await?;
+		let len = u32::from_be_bytes(len) as usize;
+		if len > self.max.saturating_add(1) {
+			self.metrics.oversized.fetch_add(1, Relaxed);
+			tracing::warn!(len, max = self.max, "refusing oversized message");
+			return Err(io::Error::new(
+				io::ErrorKind::InvalidData,
+				format!("frame of {len} bytes exceeds {}", self.max),
+			));
+		}
+		if len == 0 {
+			self.metrics.malformed.fetch_add(1, Relaxed);
+			return Err(io::Error::new(io::ErrorKind::InvalidData, "empty frame"));
+		}
+		let mut buf = vec![0u8; len];
+		io.read_exact(&mut buf).await?;
+		self.metrics.bytes_received.fetch_add(len as u64 + 4, Relaxed);
+		let tag = buf.remove(0);
+		Ok((tag, buf))
+	}
 
-    async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
-        &self,
-        io: &mut T,
-        tag: u8,
-        payload: &[u8],
-    ) -> io::Result<()> {
-        let len =
-            u32::try_from(payload.len() + 1).map_err(|_| io::Error::other("frame too large"))?;
-        io.write_all(&len.to_be_bytes()).await?;
-        io.write_all(&[tag]).await?;
-        io.write_all(payload).await?;
-        io.flush().await?;
-        self.metrics.bytes_sent.fetch_add(len as u64 + 4, Relaxed);
-        Ok(())
-    }
+	async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
+		&self,
+		io: &mut T,
+		tag: u8,
+		payload: &[u8],
+	) -> io::Result<()> {
+		let len =
+			u32::try_from(payload.len() + 1).map_err(|_| io::Error::other("frame too large"))?;
+		io.write_all(&len.to_be_bytes()).await?;
+		io.write_all(&[tag]).await?;
+		io.write_all(payload).await?;
+		io.flush().await?;
+		self.metrics.bytes_sent.fetch_add(len as u64 + 4, Relaxed);
+		Ok(())
+	}
 
-    fn bad(&self, what: &str) -> io::Error {
-        self.metrics.malformed.fetch_add(1, Relaxed);
-        tracing::warn!("malformed {what}");
-        io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}"))
-    }
+	fn bad(&self, what: &str) -> io::Error {
+		self.metrics.malformed.fetch_add(1, Relaxed);
+		tracing::warn!("malformed {what}");
+		io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}"))
+	}
 }
 
 impl request_response::Codec for WireCodec {
-    type Protocol = StreamProtocol;
-    type Request = Request;
-    type Response = Response;
+	type Protocol = StreamProtocol;
+	type Request = Request;
+	type Response = Response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        match self.read_frame(io).await? {
-            (1, b) => Ok(Request::Msg(b)),
-            (2, b) if b.is_empty() => Ok(Request::GetState),
-            _ => Err(self.bad("request")),
-        }
-    }
+	async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+	where
+		T: futures::AsyncRead + Unpin + Send,
+	{
+		match self.read_frame(io).await? {
+			(1, b) => Ok(Request::Msg(b)),
+			(2, b) if b.is_empty() => Ok(Request::GetState),
+			_ => Err(self.bad("request")),
+		}
+	}
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        match self.read_frame(io).await? {
-            (1, b) if b.is_empty() => Ok(Response::Ack),
-            (2, b) => Ok(Response::State(b)),
-            (3, b) if b.is_empty() => Ok(Response::Refused),
-            _ => Err(self.bad("response")),
-        }
-    }
+	async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+	where
+		T: futures::AsyncRead + Unpin + Send,
+	{
+		match self.read_frame(io).await? {
+			(1, b) if b.is_empty() => Ok(Response::Ack),
+			(2, b) => Ok(Response::State(b)),
+			(3, b) if b.is_empty() => Ok(Response::Refused),
+			_ => Err(self.bad("response")),
+		}
+	}
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Request,
-    ) -> io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        match req {
-            Request::Msg(b) => self.write_frame(io, 1, &b).await,
-            Request::GetState => self.write_frame(io, 2, &[]).await,
-        }
-    }
+	async fn write_request<T>(
+		&mut self,
+		_: &StreamProtocol,
+		io: &mut T,
+		req: Request,
+	) -> io::Result<()>
+	where
+		T: futures::AsyncWrite + Unpin + Send,
+	{
+		match req {
+			Request::Msg(b) => self.write_frame(io, 1, &b).await,
+			Request::GetState => self.write_frame(io, 2, &[]).await,
+		}
+	}
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Response,
-    ) -> io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        match res {
-            Response::Ack => self.write_frame(io, 1, &[]).await,
-            Response::State(b) => self.write_frame(io, 2, &b).await,
-            Response::Refused => self.write_frame(io, 3, &[]).await,
-        }
-    }
+	async fn write_response<T>(
+		&mut self,
+		_: &StreamProtocol,
+		io: &mut T,
+		res: Response,
+	) -> io::Result<()>
+	where
+		T: futures::AsyncWrite + Unpin + Send,
+	{
+		match res {
+			Response::Ack => self.write_frame(io, 1, &[]).await,
+			Response::State(b) => self.write_frame(io, 2, &b).await,
+			Response::Refused => self.write_frame(io, 3, &[]).await,
+		}
+	}
 }
 
 /// The combined behaviour.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
-    /// Exchange of listen addresses and protocols.
-    pub identify: identify::Behaviour,
-    /// Peer discovery.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
-    /// Round announcements.
-    pub gossipsub: gossipsub::Behaviour,
-    /// Update transfer and state sync.
-    pub rr: request_response::Behaviour<WireCodec>,
+	/// Exchange of listen addresses and protocols.
+	pub identify: identify::Behaviour,
+	/// Peer discovery.
+	pub kad: kad::Behaviour<kad::store::MemoryStore>,
+	/// Round announcements.
+	pub gossipsub: gossipsub::Behaviour,
+	/// Update transfer and state sync.
+	pub rr: request_response::Behaviour<WireCodec>,
 }
 
 /// Network settings.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
-    /// Addresses to listen on (e.g. `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/udp/0/quic-v1`).
-    pub listen: Vec<Multiaddr>,
-    /// Peers to dial at start.
-    pub bootstrap: Vec<Multiaddr>,
-    /// Gossipsub topic (one per job).
-    pub topic: String,
-    /// Largest accepted request-response frame.
-    pub max_message: usize,
-    /// Request-response timeout.
-    pub request_timeout: Duration,
+	/// Addresses to listen on (e.g. `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/udp/0/quic-v1`).
+	pub listen: Vec<Multiaddr>,
+	/// Peers to dial at start.
+	pub bootstrap: Vec<Multiaddr>,
+	/// Gossipsub topic (one per job).
+	pub topic: String,
+	/// Largest accepted request-response frame.
+	pub max_message: usize,
+	/// Request-response timeout.
+	pub request_timeout: Duration,
 }
 
 impl NetConfig {
-    /// Defaults for a job: loopback TCP on an ephemeral port.
-    pub fn for_job(job_id: u64) -> Self {
-        Self {
-            listen: vec!["/ip4/127.0.0.1/tcp/0"
-                .parse()
-                .unwrap_or_else(|_| Multiaddr::empty())],
-            bootstrap: Vec::new(),
-            topic: format!("trainchain/job/{job_id}"),
-            max_message: 256 << 20,
-            request_timeout: Duration::from_secs(120),
-        }
-    }
+	/// Defaults for a job: loopback TCP on an ephemeral port.
+	pub fn for_job(job_id: u64) -> Self {
+		Self {
+			listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
+			bootstrap: Vec::new(),
+			topic: format!("trainchain/job/{job_id}"),
+			max_message: 256 << 20,
+			request_timeout: Duration::from_secs(120),
+		}
+	}
 }
 
 /// What the network task reports.
 #[derive(Debug)]
 pub enum NetEvent {
-    /// A protocol message: via gossip (`from` = originator) or a direct request (`from` =
-    /// the sending connection's peer).
-    Message {
-        /// Sender.
-        from: PeerId,
-        /// `wire::Envelope` bytes.
-        data: Vec<u8>,
-        /// Whether it came by gossip.
-        gossip: bool,
-    },
-    /// First connection to a peer.
-    Connected(PeerId),
-    /// Last connection to a peer closed.
-    Disconnected(PeerId),
-    /// A new listen address.
-    Listening(Multiaddr),
+	/// A protocol message: via gossip (`from` = originator) or a direct request (`from` =
+	/// the sending connection's peer).
+	Message {
+		/// Sender.
+		from: PeerId,
+		/// `wire::Envelope` bytes.
+		data: Vec<u8>,
+		/// Whether it came by gossip.
+		gossip: bool,
+	},
+	/// First connection to a peer.
+	Connected(PeerId),
+	/// Last connection to a peer closed.
+	Disconnected(PeerId),
+	/// A new listen address.
+	Listening(Multiaddr),
 }
 
 enum Command {
-    Publish(Vec<u8>),
-    Send {
-        peer: PeerId,
-        data: Vec<u8>,
-        reply: Option<oneshot::Sender<Result<()>>>,
-    },
-    FetchState {
-        peer: PeerId,
-        reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
-    },
-    SetState(Arc<Vec<u8>>),
-    SetHello(Vec<u8>),
-    Dial(Multiaddr),
-    Peers(oneshot::Sender<Vec<PeerId>>),
-    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
-    Shutdown,
+	Publish(Vec<u8>),
+	Send { peer: PeerId, data: Vec<u8>, reply: Option<oneshot::Sender<Result<()>>> },
+	FetchState { peer: PeerId, reply: oneshot::Sender<Result<Option<Vec<u8>>>> },
+	SetState(Arc<Vec<u8>>),
+	SetHello(Vec<u8>),
+	Dial(Multiaddr),
+	Peers(oneshot::Sender<Vec<PeerId>>),
+	ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+	Shutdown,
 }
 
 /// Cloneable handle to the network task.
 #[derive(Clone)]
 pub struct NetClient {
-    tx: mpsc::UnboundedSender<Command>,
-    local_peer_id: PeerId,
-    metrics: Arc<Metrics>,
+	tx: mpsc::UnboundedSender<Command>,
+	local_peer_id: PeerId,
+	metrics: Arc<Metrics>,
 }
 
 impl NetClient {
-    /// This node's libp2p id.
-    pub fn local_peer_id(&self) -> PeerId {
-        self.local_peer_id
-    }
+	/// This node's libp2p id.
+	pub fn local_peer_id(&self) -> PeerId {
+		self.local_peer_id
+	}
 
-    /// Shared counters.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
+	/// Shared counters.
+	pub fn metrics(&self) -> &Arc<Metrics> {
+		&self.metrics
+	}
 
-    fn cmd(&self, c: Command) -> Result<()> {
-        self.tx.send(c).map_err(|_| anyhow!("network task stopped"))
-    }
+	fn cmd(&self, c: Command) -> Result<()> {
+		self.tx.send(c).map_err(|_| anyhow!("network task stopped"))
+	}
 
-    /// Publish on the job's gossip topic.
-    pub fn publish(&self, data: Vec<u8>) -> Result<()> {
-        self.cmd(Command::Publish(data))
-    }
+	/// Publish on the job's gossip topic.
+	pub fn publish(&self, data: Vec<u8>) -> Result<()> {
+		self.cmd(Command::Publish(data))
+	}
 
-    /// Send a message by request-response and wait for the acknowledgement.
-    pub async fn send(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.cmd(Command::Send {
-            peer,
-            data,
-            reply: Some(reply),
-        })?;
-        rx.await.map_err(|_| anyhow!("network task stopped"))?
-    }
+	/// Send a message by request-response and wait for the acknowledgement.
+	pub async fn send(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
+		let (reply, rx) = oneshot::channel();
+		self.cmd(Command::Send { peer, data, reply: Some(reply) })?;
+		rx.await.map_err(|_| anyhow!("network task stopped"))?
+	}
 
-    /// Send without waiting (failures are logged by the network task).
-    pub fn send_nowait(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
-        self.cmd(Command::Send {
-            peer,
-            data,
-            reply: None,
-        })
-    }
+	/// Send without waiting (failures are logged by the network task).
+	pub fn send_nowait(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
+		self.cmd(Command::Send { peer, data, reply: None })
+	}
 
-    /// Ask `peer` for its model state (`None` if it has none to give).
-    pub async fn fetch_state(&self, peer: PeerId) -> Result<Option<Vec<u8>>> {
-        let (reply, rx) = oneshot::channel();
-        self.cmd(Command::FetchState { peer, reply })?;
-        rx.await.map_err(|_| anyhow!("network task stopped"))?
-    }
+	/// Ask `peer` for its model state (`None` if it has none to give).
+	pub async fn fetch_state(&self, peer: PeerId) -> Result<Option<Vec<u8>>> {
+		let (reply, rx) = oneshot::channel();
+		self.cmd(Command::FetchState { peer, reply })?;
+		rx.await.map_err(|_| anyhow!("network task stopped"))?
+	}
 
-    /// Set the state served to `GetState` requests.
-    pub fn set_state(&self, bytes: Vec<u8>) -> Result<()> {
-        self.cmd(Command::SetState(Arc::new(bytes)))
-    }
+	/// Set the state served to `GetState` requests.
+	pub fn set_state(&self, bytes: Vec<u8>) -> Result<()> {
+		self.cmd(Command::SetState(Arc::new(bytes)))
+	}
 
-    /// Set the hello message sent to every (new and current) peer.
-    pub fn set_hello(&self, bytes: Vec<u8>) -> Result<()> {
-        self.cmd(Command::SetHello(bytes))
-    }
+	/// Set the hello message sent to every (new and current) peer.
+	pub fn set_hello(&self, bytes: Vec<u8>) -> Result<()> {
+		self.cmd(Command::SetHello(bytes))
+	}
 
-    /// Dial an address.
-    pub fn dial(&self, addr: Multiaddr) -> Result<()> {
-        self.cmd(Command::Dial(addr))
-    }
+	/// Dial an address.
+	pub fn dial(&self, addr: Multiaddr) -> Result<()> {
+		self.cmd(Command::Dial(addr))
+	}
 
-    /// Currently connected peers.
-    pub async fn connected_peers(&self) -> Result<Vec<PeerId>> {
-        let (reply, rx) = oneshot::channel();
-        self.cmd(Command::Peers(reply))?;
-        rx.await.map_err(|_| anyhow!("network task stopped"))
-    }
+	/// Currently connected peers.
+	pub async fn connected_peers(&self) -> Result<Vec<PeerId>> {
+		let (reply, rx) = oneshot::channel();
+		self.cmd(Command::Peers(reply))?;
+		rx.await.map_err(|_| anyhow!("network task stopped"))
+	}
 
-    /// Current listen addresses.
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>> {
-        let (reply, rx) = oneshot::channel();
-        self.cmd(Command::ListenAddrs(reply))?;
-        rx.await.map_err(|_| anyhow!("network task stopped"))
-    }
+	/// Current listen addresses.
+	pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>> {
+		let (reply, rx) = oneshot::channel();
+		self.cmd(Command::ListenAddrs(reply))?;
+		rx.await.map_err(|_| anyhow!("network task stopped"))
+	}
 
-    /// Stop the network task.
-    pub fn shutdown(&self) {
-        let _ = self.cmd(Command::Shutdown);
-    }
+	/// Stop the network task.
+	pub fn shutdown(&self) {
+		let _ = self.cmd(Command::Shutdown);
+	}
 }
 
 enum Pending {
-    Send(Option<oneshot::Sender<Result<()>>>),
-    State(oneshot::Sender<Result<Option<Vec<u8>>>>),
+	Send(Option<oneshot::Sender<Result<()>>>),
+	State(oneshot::Sender<Result<Option<Vec<u8>>>>),
 }
 
 /// Build the swarm, start listening, spawn the network task. Returns the client and the
 /// event stream.
 pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver<NetEvent>)> {
-    let metrics = Arc::new(Metrics::default());
-    let codec = WireCodec {
-        max: cfg.max_message,
-        metrics: metrics.clone(),
-    };
-    let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let local_peer_id = keypair.public().to_peer_id();
-    let request_timeout = cfg.request_timeout;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )?
-        .with_quic()
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let gossip_cfg = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(500))
-                .validation_mode(gossipsub::ValidationMode::Strict)
-                .max_transmit_size(256 * 1024)
-                .build()
-                .map_err(|e| anyhow!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossip_cfg,
-            )
-            .map_err(|e| anyhow!("gossipsub: {e}"))?;
-            let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
-            kad_cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(5)));
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                kad::store::MemoryStore::new(peer_id),
-                kad_cfg,
-            );
-            kad.set_mode(Some(kad::Mode::Server));
-            let identify = identify::Behaviour::new(identify::Config::new(
-                "/trainchain/1.0.0".into(),
-                key.public(),
-            ));
-            let rr = request_response::Behaviour::with_codec(
-                codec,
-                [(RR_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(request_timeout)
-                    .with_max_concurrent_streams(256),
-            );
-            Ok(Behaviour {
-                identify,
-                kad,
-                gossipsub,
-                rr,
-            })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
-    let topic = gossipsub::IdentTopic::new(cfg.topic.clone());
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .context("subscribe")?;
-    for addr in &cfg.listen {
-        swarm
-            .listen_on(addr.clone())
-            .with_context(|| format!("listen on {addr}"))?;
-    }
-    for addr in &cfg.bootstrap {
-        if let Err(e) = swarm.dial(addr.clone()) {
-            tracing::warn!(%addr, "dial bootstrap: {e}");
-        }
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (etx, erx) = mpsc::unbounded_channel();
-    // Wait for the first listen address so callers can print it.
-    let mut early = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !cfg.listen.is_empty() {
-        match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
-            Ok(SwarmEvent::NewListenAddr { address, .. }) => {
-                let _ = etx.send(NetEvent::Listening(address));
-                break;
-            }
-            Ok(other) => early.push(other),
-            Err(_) => break,
-        }
-    }
-    let task = NetTask {
-        swarm,
-        topic,
-        events: etx,
-        pending: HashMap::new(),
-        state: None,
-        hello: None,
-        metrics: metrics.clone(),
-        bootstrap: cfg.bootstrap.clone(),
-    };
-    tokio::spawn(task.run(rx, early));
-    Ok((
-        NetClient {
-            tx,
-            local_peer_id,
-            metrics,
-        },
-        erx,
-    ))
+	let metrics = Arc::new(Metrics::default());
+	let codec = WireCodec { max: cfg.max_message, metrics: metrics.clone() };
+	let keypair = libp2p::identity::Keypair::generate_ed25519();
+	let local_peer_id = keypair.public().to_peer_id();
+	let request_timeout = cfg.request_timeout;
+	let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+		.with_tokio()
+		.with_tcp(
+			libp2p::tcp::Config::default().nodelay(true),
+			libp2p::noise::Config::new,
+			libp2p::yamux::Config::default,
+		)?
+		.with_quic()
+		.with_behaviour(|key| {
+			let peer_id = key.public().to_peer_id();
+			let gossip_cfg = gossipsub::ConfigBuilder::default()
+				.heartbeat_interval(Duration::from_millis(500))
+				.validation_mode(gossipsub::ValidationMode::Strict)
+				.max_transmit_size(256 * 1024)
+				.build()
+				.map_err(|e| anyhow!("gossipsub config: {e}"))?;
+			let gossipsub = gossipsub::Behaviour::new(
+				gossipsub::MessageAuthenticity::Signed(key.clone()),
+				gossip_cfg,
+			)
+			.map_err(|e| anyhow!("gossipsub: {e}"))?;
+			let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+			kad_cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(5)));
+			let mut kad = kad::Behaviour::with_config(
+				peer_id,
+				kad::store::MemoryStore::new(peer_id),
+				kad_cfg,
+			);
+			kad.set_mode(Some(kad::Mode::Server));
+			let identify = identify::Behaviour::new(identify::Config::new(
+				"/trainchain/1.0.0".into(),
+				key.public(),
+			));
+			let rr = request_response::Behaviour::with_codec(
+				codec,
+				[(RR_PROTOCOL, ProtocolSupport::Full)],
+				request_response::Config::default()
+					.with_request_timeout(request_timeout)
+					.with_max_concurrent_streams(256),
+			);
+			Ok(Behaviour { identify, kad, gossipsub, rr })
+		})?
+		.with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+		.build();
+	let topic = gossipsub::IdentTopic::new(cfg.topic.clone());
+	swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribe")?;
+	for addr in &cfg.listen {
+		swarm.listen_on(addr.clone()).with_context(|| format!("listen on {addr}"))?;
+	}
+	for addr in &cfg.bootstrap {
+		if let Err(e) = swarm.dial(addr.clone()) {
+			tracing::warn!(%addr, "dial bootstrap: {e}");
+		}
+	}
+	let (tx, rx) = mpsc::unbounded_channel();
+	let (etx, erx) = mpsc::unbounded_channel();
+	// Wait for the first listen address so callers can print it.
+	let mut early = Vec::new();
+	let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+	while !cfg.listen.is_empty() {
+		match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
+			Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+				let _ = etx.send(NetEvent::Listening(address));
+				break;
+			},
+			Ok(other) => early.push(other),
+			Err(_) => break,
+		}
+	}
+	let task = NetTask {
+		swarm,
+		topic,
+		events: etx,
+		pending: HashMap::new(),
+		state: None,
+		hello: None,
+		metrics: metrics.clone(),
+		bootstrap: cfg.bootstrap.clone(),
+	};
+	tokio::spawn(task.run(rx, early));
+	Ok((NetClient { tx, local_peer_id, metrics }, erx))
 }
 
 struct NetTask {
-    swarm: Swarm<Behaviour>,
-    topic: gossipsub::IdentTopic,
-    events: mpsc::UnboundedSender<NetEvent>,
-    pending: HashMap<OutboundRequestId, Pending>,
-    state: Option<Arc<Vec<u8>>>,
-    hello: Option<Vec<u8>>,
-    metrics: Arc<Metrics>,
-    bootstrap: Vec<Multiaddr>,
+	swarm: Swarm<Behaviour>,
+	topic: gossipsub::IdentTopic,
+	events: mpsc::UnboundedSender<NetEvent>,
+	pending: HashMap<OutboundRequestId, Pending>,
+	state: Option<Arc<Vec<u8>>>,
+	hello: Option<Vec<u8>>,
+	metrics: Arc<Metrics>,
+	bootstrap: Vec<Multiaddr>,
 }
 
 impl NetTask {
-    async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<Command>,
-        early: Vec<SwarmEvent<BehaviourEvent>>,
-    ) {
-        for ev in early {
-            self.on_swarm(ev);
-        }
-        let mut redial = tokio::time::interval(Duration::from_secs(3));
-        loop {
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    None | Some(Command::Shutdown) => break,
-                    Some(c) => self.on_command(c),
-                },
-                ev = self.swarm.select_next_some() => self.on_swarm(ev),
-                _ = redial.tick() => {
-                    // Keep the bootstrap peers connected (e.g. after they restart).
-                    if self.swarm.connected_peers().next().is_none() {
-                        for addr in self.bootstrap.clone() {
-                            let _ = self.swarm.dial(addr);
-                        }
-                    }
-                }
-            }
-        }
-        tracing::debug!("network task stopped");
-    }
+	async fn run(
+		mut self,
+		mut rx: mpsc::UnboundedReceiver<Command>,
+		early: Vec<SwarmEvent<BehaviourEvent>>,
+	) {
+		for ev in early {
+			self.on_swarm(ev);
+		}
+		let mut redial = tokio::time::interval(Duration::from_secs(3));
+		loop {
+			tokio::select! {
+				cmd = rx.recv() => match cmd {
+					None | Some(Command::Shutdown) => break,
+					Some(c) => self.on_command(c),
+				},
+				ev = self.swarm.select_next_some() => self.on_swarm(ev),
+				_ = redial.tick() => {
+					// Keep the bootstrap peers connected (e.g. after they restart).
+					if self.swarm.connected_peers().next().is_none() {
+						for addr in self.bootstrap.clone() {
+							let _ = self.swarm.dial(addr);
+						}
+					}
+				}
+			}
+		}
+		tracing::debug!("network task stopped");
+	}
 
-    fn emit(&self, ev: NetEvent) {
-        let _ = self.events.send(ev);
-    }
+	fn emit(&self, ev: NetEvent) {
+		let _ = self.events.send(ev);
+	}
 
-    fn send_msg(
-        &mut self,
-        peer: PeerId,
-        data: Vec<u8>,
-        reply: Option<oneshot::Sender<Result<()>>>,
-    ) {
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .rr
-            .send_request(&peer, Request::Msg(data));
-        self.pending.insert(id, Pending::Send(reply));
-    }
+	fn send_msg(
+		&mut self,
+		peer: PeerId,
+		data: Vec<u8>,
+		reply: Option<oneshot::Sender<Result<()>>>,
+	) {
+		let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::Msg(data));
+		self.pending.insert(id, Pending::Send(reply));
+	}
 
-    fn on_command(&mut self, c: Command) {
-        match c {
-            Command::Publish(data) => {
-                let peers = self.swarm.behaviour().gossipsub.all_peers().count() as u64;
-                let len = data.len() as u64;
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(self.topic.clone(), data)
-                {
-                    Ok(_) => {
-                        self.metrics.bytes_sent.fetch_add(len * peers, Relaxed);
-                    }
-                    Err(e) => tracing::debug!("gossip publish: {e}"),
-                }
-            }
-            Command::Send { peer, data, reply } => self.send_msg(peer, data, reply),
-            Command::FetchState { peer, reply } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rr
-                    .send_request(&peer, Request::GetState);
-                self.pending.insert(id, Pending::State(reply));
-            }
-            Command::SetState(s) => self.state = Some(s),
-            Command::SetHello(h) => {
-                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                for p in peers {
-                    self.send_msg(p, h.clone(), None);
-                }
-                self.hello = Some(h);
-            }
-            Command::Dial(addr) => {
-                if let Err(e) = self.swarm.dial(addr.clone()) {
-                    tracing::warn!(%addr, "dial: {e}");
-                }
-            }
-            Command::Peers(reply) => {
-                let _ = reply.send(self.swarm.connected_peers().copied().collect());
-            }
-            Command::ListenAddrs(reply) => {
-                let _ = reply.send(self.swarm.listeners().cloned().collect());
-            }
-            Command::Shutdown => {}
-        }
-    }
+	fn on_command(&mut self, c: Command) {
+		match c {
+			Command::Publish(data) => {
+				let peers = self.swarm.behaviour().gossipsub.all_peers().count() as u64;
+				let len = data.len() as u64;
+				match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+					Ok(_) => {
+						self.metrics.bytes_sent.fetch_add(len * peers, Relaxed);
+					},
+					Err(e) => tracing::debug!("gossip publish: {e}"),
+				}
+			},
+			Command::Send { peer, data, reply } => self.send_msg(peer, data, reply),
+			Command::FetchState { peer, reply } => {
+				let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::GetState);
+				self.pending.insert(id, Pending::State(reply));
+			},
+			Command::SetState(s) => self.state = Some(s),
+			Command::SetHello(h) => {
+				let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+				for p in peers {
+					self.send_msg(p, h.clone(), None);
+				}
+				self.hello = Some(h);
+			},
+			Command::Dial(addr) => {
+				if let Err(e) = self.swarm.dial(addr.clone()) {
+					tracing::warn!(%addr, "dial: {e}");
+				}
+			},
+			Command::Peers(reply) => {
+				let _ = reply.send(self.swarm.connected_peers().copied().collect());
+			},
+			Command::ListenAddrs(reply) => {
+				let _ = reply.send(self.swarm.listeners().cloned().collect());
+			},
+			Command::Shutdown => {},
+		}
+	}
 
-    fn respond(&mut self, channel: ResponseChannel<Response>, r: Response) {
-        if self
-            .swarm
-            .behaviour_mut()
-            .rr
-            .send_response(channel, r)
-            .is_err()
-        {
-            tracing::debug!("response channel closed");
-        }
-    }
+	fn respond(&mut self, channel: ResponseChannel<Response>, r: Response) {
+		if self.swarm.behaviour_mut().rr.send_response(channel, r).is_err() {
+			tracing::debug!("response channel closed");
+		}
+	}
 
-    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
-        match ev {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "listening");
-                self.emit(NetEvent::Listening(address));
-            }
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                num_established,
-                endpoint,
-                ..
-            } => {
-                if endpoint.is_dialer() {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, endpoint.get_remote_address().clone());
-                }
-                if num_established.get() == 1 {
-                    tracing::debug!(%peer_id, "connected");
-                    if let Some(h) = self.hello.clone() {
-                        self.send_msg(peer_id, h, None);
-                    }
-                    self.emit(NetEvent::Connected(peer_id));
-                }
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established: 0,
-                ..
-            } => {
-                tracing::debug!(%peer_id, "disconnected");
-                self.emit(NetEvent::Disconnected(peer_id));
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                }
-                if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
-                    tracing::debug!("kad bootstrap: {e}");
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
-                peer, ..
-            })) if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() => {
-                let _ = self.swarm.dial(DialOpts::peer_id(peer).build());
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message,
-                ..
-            })) => {
-                self.metrics
-                    .bytes_received
-                    .fetch_add(message.data.len() as u64, Relaxed);
-                let from = message.source.unwrap_or(propagation_source);
-                self.emit(NetEvent::Message {
-                    from,
-                    data: message.data,
-                    gossip: true,
-                });
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(request_response::Event::Message {
-                peer,
-                message,
-                ..
-            })) => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => match request {
-                    Request::Msg(data) => {
-                        self.respond(channel, Response::Ack);
-                        self.emit(NetEvent::Message {
-                            from: peer,
-                            data,
-                            gossip: false,
-                        });
-                    }
-                    Request::GetState => {
-                        let r = match &self.state {
-                            Some(s) => Response::State(s.as_ref().clone()),
-                            None => Response::Refused,
-                        };
-                        self.respond(channel, r);
-                    }
-                },
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => match (self.pending.remove(&request_id), response) {
-                    (Some(Pending::Send(Some(r))), _) => {
-                        let _ = r.send(Ok(()));
-                    }
-                    (Some(Pending::State(r)), Response::State(b)) => {
-                        let _ = r.send(Ok(Some(b)));
-                    }
-                    (Some(Pending::State(r)), _) => {
-                        let _ = r.send(Ok(None));
-                    }
-                    _ => {}
-                },
-            },
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(
-                request_response::Event::OutboundFailure {
-                    peer,
-                    request_id,
-                    error,
-                    ..
-                },
-            )) => {
-                tracing::debug!(%peer, "request failed: {error}");
-                match self.pending.remove(&request_id) {
-                    Some(Pending::Send(Some(r))) => {
-                        let _ = r.send(Err(anyhow!("request to {peer} failed: {error}")));
-                    }
-                    Some(Pending::State(r)) => {
-                        let _ = r.send(Err(anyhow!("state request to {peer} failed: {error}")));
-                    }
-                    _ => {}
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(
-                request_response::Event::InboundFailure { peer, error, .. },
-            )) => {
-                tracing::warn!(%peer, "inbound request failed: {error}");
-            }
-            _ => {}
-        }
-    }
+	fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+		match ev {
+			SwarmEvent::NewListenAddr { address, .. } => {
+				tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "listening");
+				self.emit(NetEvent::Listening(address));
+			},
+			SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+				if endpoint.is_dialer() {
+					self.swarm
+						.behaviour_mut()
+						.kad
+						.add_address(&peer_id, endpoint.get_remote_address().clone());
+				}
+				if num_established.get() == 1 {
+					tracing::debug!(%peer_id, "connected");
+					if let Some(h) = self.hello.clone() {
+						self.send_msg(peer_id, h, None);
+					}
+					self.emit(NetEvent::Connected(peer_id));
+				}
+			},
+			SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+				tracing::debug!(%peer_id, "disconnected");
+				self.emit(NetEvent::Disconnected(peer_id));
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+				peer_id,
+				info,
+				..
+			})) => {
+				for addr in info.listen_addrs {
+					self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+				}
+				if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+					tracing::debug!("kad bootstrap: {e}");
+				}
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+				peer, ..
+			})) if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() => {
+				let _ = self.swarm.dial(DialOpts::peer_id(peer).build());
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+				propagation_source,
+				message,
+				..
+			})) => {
+				self.metrics.bytes_received.fetch_add(message.data.len() as u64, Relaxed);
+				let from = message.source.unwrap_or(propagation_source);
+				self.emit(NetEvent::Message { from, data: message.data, gossip: true });
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Rr(request_response::Event::Message {
+				peer,
+				message,
+				..
+			})) => match message {
+				request_response::Message::Request { request, channel, .. } => match request {
+					Request::Msg(data) => {
+						self.respond(channel, Response::Ack);
+						self.emit(NetEvent::Message { from: peer, data, gossip: false });
+					},
+					Request::GetState => {
+						let r = match &self.state {
+							Some(s) => Response::State(s.as_ref().clone()),
+							None => Response::Refused,
+						};
+						self.respond(channel, r);
+					},
+				},
+				request_response::Message::Response { request_id, response } => {
+					match (self.pending.remove(&request_id), response) {
+						(Some(Pending::Send(Some(r))), _) => {
+							let _ = r.send(Ok(()));
+						},
+						(Some(Pending::State(r)), Response::State(b)) => {
+							let _ = r.send(Ok(Some(b)));
+						},
+						(Some(Pending::State(r)), _) => {
+							let _ = r.send(Ok(None));
+						},
+						_ => {},
+					}
+				},
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Rr(
+				request_response::Event::OutboundFailure { peer, request_id, error, .. },
+			)) => {
+				tracing::debug!(%peer, "request failed: {error}");
+				match self.pending.remove(&request_id) {
+					Some(Pending::Send(Some(r))) => {
+						let _ = r.send(Err(anyhow!("request to {peer} failed: {error}")));
+					},
+					Some(Pending::State(r)) => {
+						let _ = r.send(Err(anyhow!("state request to {peer} failed: {error}")));
+					},
+					_ => {},
+				}
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Rr(
+				request_response::Event::InboundFailure { peer, error, .. },
+			)) => {
+				tracing::warn!(%peer, "inbound request failed: {error}");
+			},
+			_ => {},
+		}
+	}
 }

@@ -18,278 +18,244 @@ pub const P2P_DOMAIN: &[u8; 17] = b"trainchain/p2p/v1";
 /// One participant of a round attempt, as fixed by the proposal.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Participant {
-    /// sr25519 key.
-    pub who: PublicKey,
-    /// libp2p peer id bytes.
-    pub peer_id: Vec<u8>,
-    /// Samples trained on.
-    pub samples: u64,
-    /// Merkle root of the compressed update.
-    pub root: Hash32,
+	/// sr25519 key.
+	pub who: PublicKey,
+	/// libp2p peer id bytes.
+	pub peer_id: Vec<u8>,
+	/// Samples trained on.
+	pub samples: u64,
+	/// Merkle root of the compressed update.
+	pub root: Hash32,
 }
 
 /// Per-sender statistics of one chunk, reported by the chunk's owner.
 #[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub struct ChunkStat {
-    /// Sender.
-    pub who: PublicKey,
-    /// Sum of squares of the chunk's values (f64 bits).
-    pub sq_norm_bits: u64,
-    /// All values finite.
-    pub finite: bool,
-    /// Chunk received, decodable and matching the sender's root.
-    pub well_formed: bool,
+	/// Sender.
+	pub who: PublicKey,
+	/// Sum of squares of the chunk's values (f64 bits).
+	pub sq_norm_bits: u64,
+	/// All values finite.
+	pub finite: bool,
+	/// Chunk received, decodable and matching the sender's root.
+	pub well_formed: bool,
 }
 
 /// Message bodies.
 #[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub enum Body {
-    /// Binds a key to a libp2p peer; `joining_round` is the first round the sender takes
-    /// part in.
-    Hello {
-        /// libp2p peer id bytes.
-        peer_id: Vec<u8>,
-        /// First round the sender will contribute to.
-        joining_round: RoundIndex,
-    },
-    /// "My update for this round is ready" (gossip).
-    Ready {
-        /// Attempt within the round.
-        attempt: u32,
-        /// libp2p peer id bytes.
-        peer_id: Vec<u8>,
-        /// Samples trained on.
-        samples: u64,
-        /// Number of values.
-        len: u32,
-        /// Compression tag.
-        compression: u8,
-        /// Merkle root of the compressed blocks.
-        root: Hash32,
-        /// Hash of the model the update was trained from: peers on another base (lagging,
-        /// or forked) are not mixed into the round.
-        base_model: Hash32,
-    },
-    /// The participant set of an attempt, sorted by key (gossip, from the proposer).
-    Proposal {
-        /// Attempt within the round.
-        attempt: u32,
-        /// Participants, sorted by key.
-        participants: Vec<Participant>,
-    },
-    /// Compressed blocks `[first_block, first_block + blocks.len())` of the sender's
-    /// update, with a Merkle range proof against its root. Accepted only from a participant
-    /// of the proposal named by `proposal`.
-    Chunk {
-        /// Attempt.
-        attempt: u32,
-        /// [`proposal_hash`] of the proposal this exchange follows.
-        proposal: Hash32,
-        /// First block index.
-        first_block: u32,
-        /// Encoded blocks.
-        blocks: Vec<Vec<u8>>,
-        /// Range proof.
-        proof: Vec<Hash32>,
-    },
-    /// Statistics of the chunk the sender owns, per participant. Accepted only from the
-    /// chunk's owner in the proposal named by `proposal`.
-    Norms {
-        /// Attempt.
-        attempt: u32,
-        /// [`proposal_hash`] of the proposal this exchange follows.
-        proposal: Hash32,
-        /// Chunk index (= owner's position).
-        chunk: u32,
-        /// One per participant, in participant order.
-        stats: Vec<ChunkStat>,
-    },
-    /// The aggregated values of the sender's chunk (encoded blocks). Accepted only from the
-    /// chunk's owner in the proposal named by `proposal`.
-    Reduced {
-        /// Attempt.
-        attempt: u32,
-        /// [`proposal_hash`] of the proposal this exchange follows.
-        proposal: Hash32,
-        /// Chunk index.
-        chunk: u32,
-        /// Encoded blocks of the aggregate.
-        blocks: Vec<Vec<u8>>,
-    },
-    /// The sender's signature over the round's aggregate payload.
-    SigShare {
-        /// Model hash signed.
-        model_hash: Hash32,
-        /// Included set signed.
-        included: Vec<IncludedShare<PublicKey>>,
-        /// The sender's own metric of the new model, signed with the payload.
-        metric: Option<u32>,
-        /// Signature over `AggregatePayload::signing_bytes(metric)`.
-        sig: SignatureBytes,
-    },
-    /// The completed certificate (gossip).
-    Certificate(QuorumCertificate),
+	/// Binds a key to a libp2p peer; `joining_round` is the first round the sender takes
+	/// part in.
+	Hello {
+		/// libp2p peer id bytes.
+		peer_id: Vec<u8>,
+		/// First round the sender will contribute to.
+		joining_round: RoundIndex,
+	},
+	/// "My update for this round is ready" (gossip).
+	Ready {
+		/// Attempt within the round.
+		attempt: u32,
+		/// libp2p peer id bytes.
+		peer_id: Vec<u8>,
+		/// Samples trained on.
+		samples: u64,
+		/// Number of values.
+		len: u32,
+		/// Compression tag.
+		compression: u8,
+		/// Merkle root of the compressed blocks.
+		root: Hash32,
+		/// Hash of the model the update was trained from: peers on another base (lagging,
+		/// or forked) are not mixed into the round.
+		base_model: Hash32,
+	},
+	/// The participant set of an attempt, sorted by key (gossip, from the proposer).
+	Proposal {
+		/// Attempt within the round.
+		attempt: u32,
+		/// Participants, sorted by key.
+		participants: Vec<Participant>,
+	},
+	/// Compressed blocks `[first_block, first_block + blocks.len())` of the sender's
+	/// update, with a Merkle range proof against its root. Accepted only from a participant
+	/// of the proposal named by `proposal`.
+	Chunk {
+		/// Attempt.
+		attempt: u32,
+		/// [`proposal_hash`] of the proposal this exchange follows.
+		proposal: Hash32,
+		/// First block index.
+		first_block: u32,
+		/// Encoded blocks.
+		blocks: Vec<Vec<u8>>,
+		/// Range proof.
+		proof: Vec<Hash32>,
+	},
+	/// Statistics of the chunk the sender owns, per participant. Accepted only from the
+	/// chunk's owner in the proposal named by `proposal`.
+	Norms {
+		/// Attempt.
+		attempt: u32,
+		/// [`proposal_hash`] of the proposal this exchange follows.
+		proposal: Hash32,
+		/// Chunk index (= owner's position).
+		chunk: u32,
+		/// One per participant, in participant order.
+		stats: Vec<ChunkStat>,
+	},
+	/// The aggregated values of the sender's chunk (encoded blocks). Accepted only from the
+	/// chunk's owner in the proposal named by `proposal`.
+	Reduced {
+		/// Attempt.
+		attempt: u32,
+		/// [`proposal_hash`] of the proposal this exchange follows.
+		proposal: Hash32,
+		/// Chunk index.
+		chunk: u32,
+		/// Encoded blocks of the aggregate.
+		blocks: Vec<Vec<u8>>,
+	},
+	/// The sender's signature over the round's aggregate payload.
+	SigShare {
+		/// Model hash signed.
+		model_hash: Hash32,
+		/// Included set signed.
+		included: Vec<IncludedShare<PublicKey>>,
+		/// The sender's own metric of the new model, signed with the payload.
+		metric: Option<u32>,
+		/// Signature over `AggregatePayload::signing_bytes(metric)`.
+		sig: SignatureBytes,
+	},
+	/// The completed certificate (gossip).
+	Certificate(QuorumCertificate),
 }
 
 impl Body {
-    /// Short name for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Body::Hello { .. } => "hello",
-            Body::Ready { .. } => "ready",
-            Body::Proposal { .. } => "proposal",
-            Body::Chunk { .. } => "chunk",
-            Body::Norms { .. } => "norms",
-            Body::Reduced { .. } => "reduced",
-            Body::SigShare { .. } => "sigshare",
-            Body::Certificate(_) => "certificate",
-        }
-    }
+	/// Short name for logs.
+	pub fn kind(&self) -> &'static str {
+		match self {
+			Body::Hello { .. } => "hello",
+			Body::Ready { .. } => "ready",
+			Body::Proposal { .. } => "proposal",
+			Body::Chunk { .. } => "chunk",
+			Body::Norms { .. } => "norms",
+			Body::Reduced { .. } => "reduced",
+			Body::SigShare { .. } => "sigshare",
+			Body::Certificate(_) => "certificate",
+		}
+	}
 
-    /// `(attempt, proposal hash, chunk)` of an exchange message (`Chunk`, `Norms`,
-    /// `Reduced`); the chunk is `None` for `Chunk`, which any participant sends.
-    pub fn exchange_key(&self) -> Option<(u32, Hash32, Option<u32>)> {
-        match self {
-            Body::Chunk {
-                attempt, proposal, ..
-            } => Some((*attempt, *proposal, None)),
-            Body::Norms {
-                attempt,
-                proposal,
-                chunk,
-                ..
-            }
-            | Body::Reduced {
-                attempt,
-                proposal,
-                chunk,
-                ..
-            } => Some((*attempt, *proposal, Some(*chunk))),
-            _ => None,
-        }
-    }
+	/// `(attempt, proposal hash, chunk)` of an exchange message (`Chunk`, `Norms`,
+	/// `Reduced`); the chunk is `None` for `Chunk`, which any participant sends.
+	pub fn exchange_key(&self) -> Option<(u32, Hash32, Option<u32>)> {
+		match self {
+			Body::Chunk { attempt, proposal, .. } => Some((*attempt, *proposal, None)),
+			Body::Norms { attempt, proposal, chunk, .. }
+			| Body::Reduced { attempt, proposal, chunk, .. } => Some((*attempt, *proposal, Some(*chunk))),
+			_ => None,
+		}
+	}
 }
 
 /// The hash that binds exchange messages to one proposal:
 /// `blake2_256(SCALE(round, attempt, participants))`.
 pub fn proposal_hash(round: RoundIndex, attempt: u32, participants: &[Participant]) -> Hash32 {
-    sp_crypto_hashing::blake2_256(&(round, attempt, participants).encode())
+	sp_crypto_hashing::blake2_256(&(round, attempt, participants).encode())
 }
 
 /// A signed message.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Envelope {
-    /// Job.
-    pub job: JobId,
-    /// Round.
-    pub round: RoundIndex,
-    /// Sender key.
-    pub who: PublicKey,
-    /// SCALE-encoded [`Body`].
-    pub body: Vec<u8>,
-    /// Signature.
-    pub sig: SignatureBytes,
+	/// Job.
+	pub job: JobId,
+	/// Round.
+	pub round: RoundIndex,
+	/// Sender key.
+	pub who: PublicKey,
+	/// SCALE-encoded [`Body`].
+	pub body: Vec<u8>,
+	/// Signature.
+	pub sig: SignatureBytes,
 }
 
 fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, body: &[u8]) -> Vec<u8> {
-    (
-        P2P_DOMAIN,
-        job,
-        round,
-        who,
-        sp_crypto_hashing::blake2_256(body),
-    )
-        .encode()
+	(P2P_DOMAIN, job, round, who, sp_crypto_hashing::blake2_256(body)).encode()
 }
 
 impl Envelope {
-    /// Sign a body.
-    pub fn seal(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Self {
-        let body = body.encode();
-        let who = keys.public();
-        let sig = keys.sign(&signed_bytes(job, round, &who, &body));
-        Self {
-            job,
-            round,
-            who,
-            body,
-            sig,
-        }
-    }
+	/// Sign a body.
+	pub fn seal(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Self {
+		let body = body.encode();
+		let who = keys.public();
+		let sig = keys.sign(&signed_bytes(job, round, &who, &body));
+		Self { job, round, who, body, sig }
+	}
 
-    /// Sign and encode.
-    pub fn seal_bytes(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Vec<u8> {
-        Self::seal(keys, job, round, body).encode()
-    }
+	/// Sign and encode.
+	pub fn seal_bytes(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Vec<u8> {
+		Self::seal(keys, job, round, body).encode()
+	}
 
-    /// Decode without checking anything.
-    pub fn decode_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut input = bytes;
-        let e = Envelope::decode(&mut input)
-            .map_err(|e| anyhow::anyhow!("undecodable envelope: {e}"))?;
-        if !input.is_empty() {
-            bail!("{} trailing bytes after envelope", input.len());
-        }
-        Ok(e)
-    }
+	/// Decode without checking anything.
+	pub fn decode_bytes(bytes: &[u8]) -> Result<Self> {
+		let mut input = bytes;
+		let e = Envelope::decode(&mut input)
+			.map_err(|e| anyhow::anyhow!("undecodable envelope: {e}"))?;
+		if !input.is_empty() {
+			bail!("{} trailing bytes after envelope", input.len());
+		}
+		Ok(e)
+	}
 
-    /// Check the signature and decode the body.
-    pub fn open(&self) -> Result<Body> {
-        if !verify(
-            &self.who,
-            &signed_bytes(self.job, self.round, &self.who, &self.body),
-            &self.sig,
-        ) {
-            bail!("bad signature");
-        }
-        let mut input = &self.body[..];
-        let b = Body::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable body: {e}"))?;
-        if !input.is_empty() {
-            bail!("trailing bytes after body");
-        }
-        Ok(b)
-    }
+	/// Check the signature and decode the body.
+	pub fn open(&self) -> Result<Body> {
+		if !verify(&self.who, &signed_bytes(self.job, self.round, &self.who, &self.body), &self.sig)
+		{
+			bail!("bad signature");
+		}
+		let mut input = &self.body[..];
+		let b = Body::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable body: {e}"))?;
+		if !input.is_empty() {
+			bail!("trailing bytes after body");
+		}
+		Ok(b)
+	}
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
+	#![allow(clippy::unwrap_used)]
+	use super::*;
 
-    #[test]
-    fn seal_open_and_tamper() {
-        let alice = Keys::from_suri("//Alice").unwrap();
-        let bob = Keys::from_suri("//Bob").unwrap();
-        let body = Body::Hello {
-            peer_id: vec![1, 2],
-            joining_round: 3,
-        };
-        let e = Envelope::seal(&alice, 1, 2, &body);
-        assert_eq!(
-            Envelope::decode_bytes(&e.encode()).unwrap().open().unwrap(),
-            body
-        );
-        let mut replay = e.clone();
-        replay.round = 3;
-        assert!(replay.open().is_err());
-        let mut claim = Envelope::seal(&bob, 1, 2, &body);
-        claim.who = alice.public();
-        assert!(claim.open().is_err());
-        assert!(Envelope::decode_bytes(b"garbage").is_err());
-    }
+	#[test]
+	fn seal_open_and_tamper() {
+		let alice = Keys::from_suri("//Alice").unwrap();
+		let bob = Keys::from_suri("//Bob").unwrap();
+		let body = Body::Hello { peer_id: vec![1, 2], joining_round: 3 };
+		let e = Envelope::seal(&alice, 1, 2, &body);
+		assert_eq!(Envelope::decode_bytes(&e.encode()).unwrap().open().unwrap(), body);
+		let mut replay = e.clone();
+		replay.round = 3;
+		assert!(replay.open().is_err());
+		let mut claim = Envelope::seal(&bob, 1, 2, &body);
+		claim.who = alice.public();
+		assert!(claim.open().is_err());
+		assert!(Envelope::decode_bytes(b"garbage").is_err());
+	}
 
-    #[test]
-    fn proposal_hash_binds_round_attempt_and_participants() {
-        let p = |seed: u8| Participant {
-            who: Keys::from_suri("//Alice").unwrap().public(),
-            peer_id: vec![seed],
-            samples: 1,
-            root: [seed; 32],
-        };
-        let h = proposal_hash(1, 0, &[p(1)]);
-        assert_eq!(h, proposal_hash(1, 0, &[p(1)]));
-        assert_ne!(h, proposal_hash(2, 0, &[p(1)]));
-        assert_ne!(h, proposal_hash(1, 1, &[p(1)]));
-        assert_ne!(h, proposal_hash(1, 0, &[p(2)]));
-    }
+	#[test]
+	fn proposal_hash_binds_round_attempt_and_participants() {
+		let p = |seed: u8| Participant {
+			who: Keys::from_suri("//Alice").unwrap().public(),
+			peer_id: vec![seed],
+			samples: 1,
+			root: [seed; 32],
+		};
+		let h = proposal_hash(1, 0, &[p(1)]);
+		assert_eq!(h, proposal_hash(1, 0, &[p(1)]));
+		assert_ne!(h, proposal_hash(2, 0, &[p(1)]));
+		assert_ne!(h, proposal_hash(1, 1, &[p(1)]));
+		assert_ne!(h, proposal_hash(1, 0, &[p(2)]));
+	}
 }

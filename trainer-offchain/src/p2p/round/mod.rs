@@ -52,7 +52,7 @@ type SigShareOf = (Hash32, Vec<IncludedShare<PublicKey>>, Option<u32>, Signature
 
 /// Accuracy in parts per million, as signed into the aggregate payload.
 pub fn metric_ppm(eval: (f32, f32)) -> u32 {
-    (eval.1.clamp(0.0, 1.0) * 1e6) as u32
+	(eval.1.clamp(0.0, 1.0) * 1e6) as u32
 }
 use anyhow::{anyhow, bail, Context, Result};
 use codec::{Decode, Encode};
@@ -67,197 +67,194 @@ use trainchain_primitives::{AggregatePayload, Hash32, IncludedShare, JobId, Roun
 /// What local training produced.
 #[derive(Clone, Debug)]
 pub struct LocalUpdate {
-    /// `new params − old params`.
-    pub delta: Vec<f32>,
-    /// Samples trained on.
-    pub samples: u64,
-    /// Mean training loss.
-    pub train_loss: f32,
+	/// `new params − old params`.
+	pub delta: Vec<f32>,
+	/// Samples trained on.
+	pub samples: u64,
+	/// Mean training loss.
+	pub train_loss: f32,
 }
 
 /// The ML side of a peer. Runs on a blocking thread, never on the network task.
 pub trait LocalTrainer: Send + 'static {
-    /// Train for `round` starting from `model`.
-    fn train(&mut self, model: &[f32], round: RoundIndex) -> Result<LocalUpdate>;
-    /// `(loss, accuracy)` of `model` on held-out data, if any.
-    fn evaluate(&mut self, _model: &[f32]) -> Option<(f32, f32)> {
-        None
-    }
-    /// Hash of a model state (the `model_hash` of the chain's payload).
-    fn model_hash(&self, model: &[f32]) -> Hash32 {
-        crate::update::state_hash(model)
-    }
+	/// Train for `round` starting from `model`.
+	fn train(&mut self, model: &[f32], round: RoundIndex) -> Result<LocalUpdate>;
+	/// `(loss, accuracy)` of `model` on held-out data, if any.
+	fn evaluate(&mut self, _model: &[f32]) -> Option<(f32, f32)> {
+		None
+	}
+	/// Hash of a model state (the `model_hash` of the chain's payload).
+	fn model_hash(&self, model: &[f32]) -> Hash32 {
+		crate::update::state_hash(model)
+	}
 }
 
 /// How updates travel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
-    /// Everybody sends its whole update to everybody: `S·(N−1)` per peer.
-    AllToAll,
-    /// Reduce-scatter to chunk owners + all-gather: `≈ 2·S·(N−1)/N` per peer.
-    Chunked,
+	/// Everybody sends its whole update to everybody: `S·(N−1)` per peer.
+	AllToAll,
+	/// Reduce-scatter to chunk owners + all-gather: `≈ 2·S·(N−1)/N` per peer.
+	Chunked,
 }
 
 impl FromStr for Scheme {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "all-to-all" | "alltoall" => Ok(Scheme::AllToAll),
-            "chunked" | "ring" | "reduce-scatter" => Ok(Scheme::Chunked),
-            o => bail!("unknown scheme {o:?} (all-to-all|chunked)"),
-        }
-    }
+	type Err = anyhow::Error;
+	fn from_str(s: &str) -> Result<Self> {
+		match s {
+			"all-to-all" | "alltoall" => Ok(Scheme::AllToAll),
+			"chunked" | "ring" | "reduce-scatter" => Ok(Scheme::Chunked),
+			o => bail!("unknown scheme {o:?} (all-to-all|chunked)"),
+		}
+	}
 }
 
 impl std::fmt::Display for Scheme {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Scheme::AllToAll => "all-to-all",
-            Scheme::Chunked => "chunked",
-        })
-    }
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.write_str(match self {
+			Scheme::AllToAll => "all-to-all",
+			Scheme::Chunked => "chunked",
+		})
+	}
 }
 
 /// Misbehaviour for tests only.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Byzantine {
-    /// Multiply the honest update by this factor.
-    Scale(f32),
-    /// Send NaNs.
-    Nan,
+	/// Multiply the honest update by this factor.
+	Scale(f32),
+	/// Send NaNs.
+	Nan,
 }
 
 impl FromStr for Byzantine {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        if s == "nan" {
-            return Ok(Byzantine::Nan);
-        }
-        match s.strip_prefix("scale:") {
-            Some(f) => Ok(Byzantine::Scale(f.parse()?)),
-            None => bail!("unknown byzantine mode {s:?} (scale:FACTOR|nan)"),
-        }
-    }
+	type Err = anyhow::Error;
+	fn from_str(s: &str) -> Result<Self> {
+		if s == "nan" {
+			return Ok(Byzantine::Nan);
+		}
+		match s.strip_prefix("scale:") {
+			Some(f) => Ok(Byzantine::Scale(f.parse()?)),
+			None => bail!("unknown byzantine mode {s:?} (scale:FACTOR|nan)"),
+		}
+	}
 }
 
 /// Settings of a peer.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
-    /// Job id.
-    pub job_id: JobId,
-    /// Genesis hash of the chain (goes into the signed payload).
-    pub genesis_hash: Hash32,
-    /// The peer's key.
-    pub keys: Keys,
-    /// Fewest participants for a round to count.
-    pub min_peers: usize,
-    /// Participants to wait for before round 0.
-    pub initial_peers: usize,
-    /// Deadline for each phase (readiness after own training; each exchange attempt).
-    pub round_timeout: Duration,
-    /// Aggregation and screening.
-    pub robust: RobustConfig,
-    /// Compression.
-    pub compression: Compression,
-    /// Exchange scheme.
-    pub scheme: Scheme,
-    /// Test-only misbehaviour.
-    pub byzantine: Option<Byzantine>,
-    /// Exchange attempts per round before the round is given up.
-    pub max_attempts: u32,
+	/// Job id.
+	pub job_id: JobId,
+	/// Genesis hash of the chain (goes into the signed payload).
+	pub genesis_hash: Hash32,
+	/// The peer's key.
+	pub keys: Keys,
+	/// Fewest participants for a round to count.
+	pub min_peers: usize,
+	/// Participants to wait for before round 0.
+	pub initial_peers: usize,
+	/// Deadline for each phase (readiness after own training; each exchange attempt).
+	pub round_timeout: Duration,
+	/// Aggregation and screening.
+	pub robust: RobustConfig,
+	/// Compression.
+	pub compression: Compression,
+	/// Exchange scheme.
+	pub scheme: Scheme,
+	/// Test-only misbehaviour.
+	pub byzantine: Option<Byzantine>,
+	/// Exchange attempts per round before the round is given up.
+	pub max_attempts: u32,
 }
 
 impl PeerConfig {
-    /// Defaults for tests and the CLI.
-    pub fn new(job_id: JobId, keys: Keys) -> Self {
-        Self {
-            job_id,
-            genesis_hash: [0; 32],
-            keys,
-            min_peers: 2,
-            initial_peers: 2,
-            round_timeout: Duration::from_secs(20),
-            robust: RobustConfig::default(),
-            compression: Compression::None,
-            scheme: Scheme::Chunked,
-            byzantine: None,
-            max_attempts: 3,
-        }
-    }
+	/// Defaults for tests and the CLI.
+	pub fn new(job_id: JobId, keys: Keys) -> Self {
+		Self {
+			job_id,
+			genesis_hash: [0; 32],
+			keys,
+			min_peers: 2,
+			initial_peers: 2,
+			round_timeout: Duration::from_secs(20),
+			robust: RobustConfig::default(),
+			compression: Compression::None,
+			scheme: Scheme::Chunked,
+			byzantine: None,
+			max_attempts: 3,
+		}
+	}
 }
 
 /// The outcome of one round, for logs, JSON output and the chain integration.
 #[derive(Clone, Debug)]
 pub struct RoundReport {
-    /// Round index.
-    pub round: RoundIndex,
-    /// Exchange attempt that succeeded.
-    pub attempt: u32,
-    /// Whether this peer contributed (false: it only synced the result).
-    pub participated: bool,
-    /// Included contributions (sorted by key), as signed.
-    pub included: Vec<IncludedShare<PublicKey>>,
-    /// Agreed Merkle root of each participant's update (the `update_hash` committed on-chain).
-    pub update_roots: Vec<(PublicKey, Hash32)>,
-    /// Rejected contributions with reasons.
-    pub rejected: Vec<(PublicKey, String)>,
-    /// Hash of the new model state.
-    pub model_hash: Hash32,
-    /// This peer's signature over the payload.
-    pub signature: Option<SignatureBytes>,
-    /// The full certificate, if this peer holds it.
-    pub certificate: Option<QuorumCertificate>,
-    /// The signed payload.
-    pub payload: Option<AggregatePayload<PublicKey>>,
-    /// Bytes this peer sent during the round.
-    pub bytes_sent: u64,
-    /// Bytes this peer received during the round.
-    pub bytes_received: u64,
-    /// Size of this peer's compressed update.
-    pub update_bytes: u64,
-    /// Local training time.
-    pub compute_ms: u64,
-    /// Everything else (waiting, exchange, aggregation).
-    pub network_ms: u64,
-    /// Mean training loss.
-    pub train_loss: Option<f32>,
-    /// Evaluation `(loss, accuracy)` of the new model.
-    pub eval: Option<(f32, f32)>,
+	/// Round index.
+	pub round: RoundIndex,
+	/// Exchange attempt that succeeded.
+	pub attempt: u32,
+	/// Whether this peer contributed (false: it only synced the result).
+	pub participated: bool,
+	/// Included contributions (sorted by key), as signed.
+	pub included: Vec<IncludedShare<PublicKey>>,
+	/// Agreed Merkle root of each participant's update (the `update_hash` committed on-chain).
+	pub update_roots: Vec<(PublicKey, Hash32)>,
+	/// Rejected contributions with reasons.
+	pub rejected: Vec<(PublicKey, String)>,
+	/// Hash of the new model state.
+	pub model_hash: Hash32,
+	/// This peer's signature over the payload.
+	pub signature: Option<SignatureBytes>,
+	/// The full certificate, if this peer holds it.
+	pub certificate: Option<QuorumCertificate>,
+	/// The signed payload.
+	pub payload: Option<AggregatePayload<PublicKey>>,
+	/// Bytes this peer sent during the round.
+	pub bytes_sent: u64,
+	/// Bytes this peer received during the round.
+	pub bytes_received: u64,
+	/// Size of this peer's compressed update.
+	pub update_bytes: u64,
+	/// Local training time.
+	pub compute_ms: u64,
+	/// Everything else (waiting, exchange, aggregation).
+	pub network_ms: u64,
+	/// Mean training loss.
+	pub train_loss: Option<f32>,
+	/// Evaluation `(loss, accuracy)` of the new model.
+	pub eval: Option<(f32, f32)>,
 }
 
 impl RoundReport {
-    /// The agreed update root of `who` in this round.
-    pub fn update_root_of(&self, who: &PublicKey) -> Option<Hash32> {
-        self.update_roots
-            .iter()
-            .find(|(w, _)| w == who)
-            .map(|(_, r)| *r)
-    }
+	/// The agreed update root of `who` in this round.
+	pub fn update_root_of(&self, who: &PublicKey) -> Option<Hash32> {
+		self.update_roots.iter().find(|(w, _)| w == who).map(|(_, r)| *r)
+	}
 }
 
 /// What a peer serves to `GetState`.
 #[derive(Clone, Debug, Encode, Decode)]
 pub struct StateSnapshot {
-    /// Job.
-    pub job: JobId,
-    /// Rounds completed (= the next round to run).
-    pub next_round: RoundIndex,
-    /// Flat parameters.
-    pub params: Vec<u32>,
-    /// Hash of the parameters.
-    pub model_hash: Hash32,
-    /// Certificate of round `next_round − 1`, when known.
-    pub certificate: Option<QuorumCertificate>,
+	/// Job.
+	pub job: JobId,
+	/// Rounds completed (= the next round to run).
+	pub next_round: RoundIndex,
+	/// Flat parameters.
+	pub params: Vec<u32>,
+	/// Hash of the parameters.
+	pub model_hash: Hash32,
+	/// Certificate of round `next_round − 1`, when known.
+	pub certificate: Option<QuorumCertificate>,
 }
 
 #[derive(Clone, Debug)]
 struct ReadyInfo {
-    peer_id: PeerId,
-    samples: u64,
-    len: u32,
-    compression: u8,
-    root: Hash32,
-    base_model: Hash32,
+	peer_id: PeerId,
+	samples: u64,
+	len: u32,
+	compression: u8,
+	root: Hash32,
+	base_model: Hash32,
 }
 
 /// `(first_block, blocks, proof)` of a received chunk.
@@ -268,257 +265,252 @@ const EARLY_CAP: usize = 4096;
 
 #[derive(Default)]
 struct RoundState {
-    readies: BTreeMap<(u32, PublicKey), ReadyInfo>,
-    suspects_reported: BTreeSet<PublicKey>,
-    roots: HashMap<PublicKey, Hash32>,
-    equivocators: BTreeSet<PublicKey>,
-    proposals: HashMap<u32, (PublicKey, Vec<Participant>)>,
-    chunks: HashMap<(u32, PublicKey), ChunkMsg>,
-    norms: HashMap<(u32, u32), Vec<ChunkStat>>,
-    reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
-    /// The proposal this peer follows in each attempt: its hash and participants. Exchange
-    /// messages are accepted only if bound to it and sent by the chunk's owner.
-    agreed: HashMap<u32, (Hash32, Vec<Participant>)>,
-    /// Exchange messages that arrived before this peer agreed on their attempt, one per
-    /// `(attempt, sender, kind)`; checked when the attempt's exchange starts.
-    early: HashMap<(u32, PublicKey, &'static str), Body>,
-    sigshares: HashMap<PublicKey, SigShareOf>,
-    certificate: Option<QuorumCertificate>,
-    /// Hash of the model this round trains from (set when the round starts).
-    base_model: Option<Hash32>,
+	readies: BTreeMap<(u32, PublicKey), ReadyInfo>,
+	suspects_reported: BTreeSet<PublicKey>,
+	roots: HashMap<PublicKey, Hash32>,
+	equivocators: BTreeSet<PublicKey>,
+	proposals: HashMap<u32, (PublicKey, Vec<Participant>)>,
+	chunks: HashMap<(u32, PublicKey), ChunkMsg>,
+	norms: HashMap<(u32, u32), Vec<ChunkStat>>,
+	reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
+	/// The proposal this peer follows in each attempt: its hash and participants. Exchange
+	/// messages are accepted only if bound to it and sent by the chunk's owner.
+	agreed: HashMap<u32, (Hash32, Vec<Participant>)>,
+	/// Exchange messages that arrived before this peer agreed on their attempt, one per
+	/// `(attempt, sender, kind)`; checked when the attempt's exchange starts.
+	early: HashMap<(u32, PublicKey, &'static str), Body>,
+	sigshares: HashMap<PublicKey, SigShareOf>,
+	certificate: Option<QuorumCertificate>,
+	/// Hash of the model this round trains from (set when the round starts).
+	base_model: Option<Hash32>,
 }
 
 /// A peer: the round runner. Owns the model, talks to the network task via [`NetClient`].
 pub struct Peer<T: LocalTrainer> {
-    cfg: PeerConfig,
-    me: PublicKey,
-    net: NetClient,
-    events: mpsc::UnboundedReceiver<NetEvent>,
-    trainer: Option<T>,
-    model: Vec<f32>,
-    round: RoundIndex,
-    last_qc: Option<QuorumCertificate>,
-    ef: ErrorFeedback,
-    bindings: HashMap<PublicKey, PeerId>,
-    joining: HashMap<PublicKey, RoundIndex>,
-    connected: HashSet<PeerId>,
-    future: Vec<(PeerId, bool, Envelope)>,
-    st: RoundState,
-    /// Peers to leave out of the next round (see [`Peer::exclude`]).
-    excluded: BTreeSet<PublicKey>,
-    /// What the chain says (see [`Peer::set_chain_view`]); `None` outside `run`.
-    chain: Option<ChainView>,
+	cfg: PeerConfig,
+	me: PublicKey,
+	net: NetClient,
+	events: mpsc::UnboundedReceiver<NetEvent>,
+	trainer: Option<T>,
+	model: Vec<f32>,
+	round: RoundIndex,
+	last_qc: Option<QuorumCertificate>,
+	ef: ErrorFeedback,
+	bindings: HashMap<PublicKey, PeerId>,
+	joining: HashMap<PublicKey, RoundIndex>,
+	connected: HashSet<PeerId>,
+	future: Vec<(PeerId, bool, Envelope)>,
+	st: RoundState,
+	/// Peers to leave out of the next round (see [`Peer::exclude`]).
+	excluded: BTreeSet<PublicKey>,
+	/// What the chain says (see [`Peer::set_chain_view`]); `None` outside `run`.
+	chain: Option<ChainView>,
 }
 
 /// What the chain says about the job, for a peer in `run` mode.
 #[derive(Clone, Debug, Default)]
 pub struct ChainView {
-    /// Keys of the accounts that joined the job: only they may take part.
-    pub members: BTreeSet<PublicKey>,
-    /// The model hash of the last finalised round: a synced state that matches it needs no
-    /// certificate of its own.
-    pub latest_model: Option<Hash32>,
+	/// Keys of the accounts that joined the job: only they may take part.
+	pub members: BTreeSet<PublicKey>,
+	/// The model hash of the last finalised round: a synced state that matches it needs no
+	/// certificate of its own.
+	pub latest_model: Option<Hash32>,
 }
 
 /// What a peer needs to undo a round that the chain did not accept: the model, round,
 /// certificate and error-feedback state from before it.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
-    model: Vec<f32>,
-    round: RoundIndex,
-    last_qc: Option<QuorumCertificate>,
-    ef: ErrorFeedback,
+	model: Vec<f32>,
+	round: RoundIndex,
+	last_qc: Option<QuorumCertificate>,
+	ef: ErrorFeedback,
 }
 
 fn peer_id_bytes(p: &PeerId) -> Vec<u8> {
-    p.to_bytes()
+	p.to_bytes()
 }
 
 fn f32s_to_u32s(xs: &[f32]) -> Vec<u32> {
-    xs.iter().map(|x| x.to_bits()).collect()
+	xs.iter().map(|x| x.to_bits()).collect()
 }
 
 fn elapsed_ms(t: Instant) -> u64 {
-    t.elapsed().as_millis() as u64
+	t.elapsed().as_millis() as u64
 }
 
 impl<T: LocalTrainer> Peer<T> {
-    /// A peer with the job's initial model.
-    pub fn new(
-        cfg: PeerConfig,
-        net: NetClient,
-        events: mpsc::UnboundedReceiver<NetEvent>,
-        trainer: T,
-        initial_model: Vec<f32>,
-    ) -> Self {
-        let me = cfg.keys.public();
-        Self {
-            cfg,
-            me,
-            net,
-            events,
-            trainer: Some(trainer),
-            model: initial_model,
-            round: 0,
-            last_qc: None,
-            ef: ErrorFeedback::default(),
-            bindings: HashMap::new(),
-            joining: HashMap::new(),
-            connected: HashSet::new(),
-            future: Vec::new(),
-            st: RoundState::default(),
-            excluded: BTreeSet::new(),
-            chain: None,
-        }
-    }
+	/// A peer with the job's initial model.
+	pub fn new(
+		cfg: PeerConfig,
+		net: NetClient,
+		events: mpsc::UnboundedReceiver<NetEvent>,
+		trainer: T,
+		initial_model: Vec<f32>,
+	) -> Self {
+		let me = cfg.keys.public();
+		Self {
+			cfg,
+			me,
+			net,
+			events,
+			trainer: Some(trainer),
+			model: initial_model,
+			round: 0,
+			last_qc: None,
+			ef: ErrorFeedback::default(),
+			bindings: HashMap::new(),
+			joining: HashMap::new(),
+			connected: HashSet::new(),
+			future: Vec::new(),
+			st: RoundState::default(),
+			excluded: BTreeSet::new(),
+			chain: None,
+		}
+	}
 
-    /// The state to return to if the next round does not stand (see [`Peer::restore`]).
-    pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint {
-            model: self.model.clone(),
-            round: self.round,
-            last_qc: self.last_qc.clone(),
-            ef: self.ef.clone(),
-        }
-    }
+	/// The state to return to if the next round does not stand (see [`Peer::restore`]).
+	pub fn checkpoint(&self) -> Checkpoint {
+		Checkpoint {
+			model: self.model.clone(),
+			round: self.round,
+			last_qc: self.last_qc.clone(),
+			ef: self.ef.clone(),
+		}
+	}
 
-    /// Tell the peer what the chain says about the job (call before every round in `run`).
-    pub fn set_chain_view(&mut self, view: ChainView) {
-        self.chain = Some(view);
-    }
+	/// Tell the peer what the chain says about the job (call before every round in `run`).
+	pub fn set_chain_view(&mut self, view: ChainView) {
+		self.chain = Some(view);
+	}
 
-    /// False if the chain view is known and `who` has not joined the job.
-    fn is_member(&self, who: &PublicKey) -> bool {
-        self.chain.as_ref().is_none_or(|c| c.members.contains(who))
-    }
+	/// False if the chain view is known and `who` has not joined the job.
+	fn is_member(&self, who: &PublicKey) -> bool {
+		self.chain.as_ref().is_none_or(|c| c.members.contains(who))
+	}
 
-    /// Go back to `cp`: the model, round and certificate served to peers are those of the
-    /// checkpoint again. Training is deterministic per (model, round), so re-running the
-    /// round reproduces this peer's update and its commitment stays valid.
-    pub fn restore(&mut self, cp: Checkpoint) -> Result<()> {
-        self.model = cp.model;
-        self.last_qc = cp.last_qc;
-        self.ef = cp.ef;
-        self.set_round(cp.round);
-        self.publish_state()
-    }
+	/// Go back to `cp`: the model, round and certificate served to peers are those of the
+	/// checkpoint again. Training is deterministic per (model, round), so re-running the
+	/// round reproduces this peer's update and its commitment stays valid.
+	pub fn restore(&mut self, cp: Checkpoint) -> Result<()> {
+		self.model = cp.model;
+		self.last_qc = cp.last_qc;
+		self.ef = cp.ef;
+		self.set_round(cp.round);
+		self.publish_state()
+	}
 
-    /// Leave these peers out of the next [`Peer::run_round`] (e.g. they were included in an
-    /// aggregate but never committed on-chain).
-    pub fn exclude(&mut self, peers: impl IntoIterator<Item = PublicKey>) {
-        self.excluded.extend(peers);
-    }
+	/// Leave these peers out of the next [`Peer::run_round`] (e.g. they were included in an
+	/// aggregate but never committed on-chain).
+	pub fn exclude(&mut self, peers: impl IntoIterator<Item = PublicKey>) {
+		self.excluded.extend(peers);
+	}
 
-    /// The current model.
-    pub fn model(&self) -> &[f32] {
-        &self.model
-    }
+	/// The current model.
+	pub fn model(&self) -> &[f32] {
+		&self.model
+	}
 
-    /// The next round to run.
-    pub fn round(&self) -> RoundIndex {
-        self.round
-    }
+	/// The next round to run.
+	pub fn round(&self) -> RoundIndex {
+		self.round
+	}
 
-    /// The network handle.
-    pub fn net(&self) -> &NetClient {
-        &self.net
-    }
+	/// The network handle.
+	pub fn net(&self) -> &NetClient {
+		&self.net
+	}
 
-    /// The latest certificate this peer has.
-    pub fn last_certificate(&self) -> Option<&QuorumCertificate> {
-        self.last_qc.as_ref()
-    }
+	/// The latest certificate this peer has.
+	pub fn last_certificate(&self) -> Option<&QuorumCertificate> {
+		self.last_qc.as_ref()
+	}
 
-    /// Move to another round: per-round state starts empty (messages for later rounds wait
-    /// in `future`).
-    /// Set the next round to run (the chain's open round, when driven by the chain).
-    pub fn set_round(&mut self, round: RoundIndex) {
-        self.round = round;
-        self.st = RoundState::default();
-    }
+	/// Move to another round: per-round state starts empty (messages for later rounds wait
+	/// in `future`).
+	/// Set the next round to run (the chain's open round, when driven by the chain).
+	pub fn set_round(&mut self, round: RoundIndex) {
+		self.round = round;
+		self.st = RoundState::default();
+	}
 
-    /// Hash of the current model state (the chain's `latest_model` once a round finalised).
-    pub fn model_hash_now(&self) -> Hash32 {
-        self.model_hash()
-    }
+	/// Hash of the current model state (the chain's `latest_model` once a round finalised).
+	pub fn model_hash_now(&self) -> Hash32 {
+		self.model_hash()
+	}
 
-    fn metrics(&self) -> &Metrics {
-        self.net.metrics()
-    }
+	fn metrics(&self) -> &Metrics {
+		self.net.metrics()
+	}
 
-    fn model_hash(&self) -> Hash32 {
-        match &self.trainer {
-            Some(t) => t.model_hash(&self.model),
-            None => crate::update::state_hash(&self.model),
-        }
-    }
+	fn model_hash(&self) -> Hash32 {
+		match &self.trainer {
+			Some(t) => t.model_hash(&self.model),
+			None => crate::update::state_hash(&self.model),
+		}
+	}
 
-    fn publish_state(&self) -> Result<()> {
-        let snap = StateSnapshot {
-            job: self.cfg.job_id,
-            next_round: self.round,
-            params: f32s_to_u32s(&self.model),
-            model_hash: self.model_hash(),
-            certificate: self
-                .last_qc
-                .clone()
-                .filter(|q| q.round().checked_add(1) == Some(self.round)),
-        };
-        self.net.set_state(snap.encode())
-    }
+	fn publish_state(&self) -> Result<()> {
+		let snap = StateSnapshot {
+			job: self.cfg.job_id,
+			next_round: self.round,
+			params: f32s_to_u32s(&self.model),
+			model_hash: self.model_hash(),
+			certificate: self
+				.last_qc
+				.clone()
+				.filter(|q| q.round().checked_add(1) == Some(self.round)),
+		};
+		self.net.set_state(snap.encode())
+	}
 
-    fn hello(&self) -> Result<()> {
-        let body = Body::Hello {
-            peer_id: peer_id_bytes(&self.net.local_peer_id()),
-            joining_round: self.round,
-        };
-        self.net.set_hello(Envelope::seal_bytes(
-            &self.cfg.keys,
-            self.cfg.job_id,
-            self.round,
-            &body,
-        ))
-    }
+	fn hello(&self) -> Result<()> {
+		let body = Body::Hello {
+			peer_id: peer_id_bytes(&self.net.local_peer_id()),
+			joining_round: self.round,
+		};
+		self.net
+			.set_hello(Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, &body))
+	}
 
-    fn seal(&self, body: &Body) -> Vec<u8> {
-        Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, body)
-    }
+	fn seal(&self, body: &Body) -> Vec<u8> {
+		Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, body)
+	}
 
-    fn send_to(&self, who: &PublicKey, body: &Body) {
-        match self.bindings.get(who) {
-            Some(p) => {
-                if let Err(e) = self.net.send_nowait(*p, self.seal(body)) {
-                    tracing::warn!("send: {e}");
-                }
-            }
-            None => tracing::warn!(to = %short(who), "no peer id for key"),
-        }
-    }
+	fn send_to(&self, who: &PublicKey, body: &Body) {
+		match self.bindings.get(who) {
+			Some(p) => {
+				if let Err(e) = self.net.send_nowait(*p, self.seal(body)) {
+					tracing::warn!("send: {e}");
+				}
+			},
+			None => tracing::warn!(to = %short(who), "no peer id for key"),
+		}
+	}
 
-    // ---------------------------------------------------------------- events
+	// ---------------------------------------------------------------- events
 
-    // ---------------------------------------------------------------- sync
+	// ---------------------------------------------------------------- sync
 
-    // ---------------------------------------------------------------- round
-
+	// ---------------------------------------------------------------- round
 }
 
 fn log_report(r: &RoundReport) {
-    tracing::info!(
-        target: "trainchain::round",
-        round = r.round,
-        attempt = r.attempt,
-        participated = r.participated,
-        peers = r.included.len(),
-        rejected = r.rejected.len(),
-        bytes_sent = r.bytes_sent,
-        bytes_received = r.bytes_received,
-        compute_ms = r.compute_ms,
-        network_ms = r.network_ms,
-        train_loss = r.train_loss.unwrap_or(f32::NAN),
-        eval_loss = r.eval.map(|e| e.0).unwrap_or(f32::NAN),
-        accuracy = r.eval.map(|e| e.1).unwrap_or(f32::NAN),
-        model_hash = %hex::encode(r.model_hash),
-        "round complete"
-    );
+	tracing::info!(
+		target: "trainchain::round",
+		round = r.round,
+		attempt = r.attempt,
+		participated = r.participated,
+		peers = r.included.len(),
+		rejected = r.rejected.len(),
+		bytes_sent = r.bytes_sent,
+		bytes_received = r.bytes_received,
+		compute_ms = r.compute_ms,
+		network_ms = r.network_ms,
+		train_loss = r.train_loss.unwrap_or(f32::NAN),
+		eval_loss = r.eval.map(|e| e.0).unwrap_or(f32::NAN),
+		accuracy = r.eval.map(|e| e.1).unwrap_or(f32::NAN),
+		model_hash = %hex::encode(r.model_hash),
+		"round complete"
+	);
 }

@@ -5,103 +5,88 @@ use super::super::*;
 use super::{Attempt, ExchangeResult};
 
 impl<T: LocalTrainer> Peer<T> {
-    /// All-to-all exchange of one attempt.
-    pub(super) async fn exchange_all_to_all(
-        &mut self,
-        ctx: &Attempt,
-        parts: &[Participant],
-        mine: &Compressed,
-    ) -> Result<ExchangeResult> {
-        let Attempt { attempt, proposal, deadline, n, len, nb, me, my_idx, comp, .. } = *ctx;
-        let leaves = &ctx.leaves;
-        let _ = (n, my_idx, leaves);
-        let body = Body::Chunk {
-            attempt,
-            proposal,
-            first_block: 0,
-            blocks: mine.blocks.clone(),
-            proof: Vec::new(),
-        };
-        let bytes = self.seal(&body);
-        for p in parts.iter().filter(|p| p.who != me) {
-            if let Some(pid) = self.bindings.get(&p.who) {
-                let _ = self.net.send_nowait(*pid, bytes.clone());
-            }
-        }
-        self.st
-            .chunks
-            .insert((attempt, me), (0, mine.blocks.clone(), Vec::new()));
-        let others: Vec<PublicKey> = parts.iter().map(|p| p.who).collect();
-        let ok = self
-            .wait_until(deadline, |s| {
-                others
-                    .iter()
-                    .all(|w| s.st.chunks.contains_key(&(attempt, *w)))
-            })
-            .await?;
-        if !ok {
-            let missing = others
-                .into_iter()
-                .filter(|w| !self.st.chunks.contains_key(&(attempt, *w)))
-                .collect();
-            return Ok(Err(missing));
-        }
-        let mut stats = Vec::new();
-        let mut decoded: Vec<Vec<f32>> = Vec::new();
-        for p in parts {
-            let (first, blocks, _) = self
-                .st
-                .chunks
-                .get(&(attempt, p.who))
-                .cloned()
-                .unwrap_or_default();
-            let ok = first == 0
-                && blocks.len() == nb
-                && compress::merkle_root(&compress::leaf_hashes(&blocks)) == p.root;
-            let vals = if ok {
-                compress::decode_blocks(comp, len, 0, &blocks).ok()
-            } else {
-                None
-            };
-            match vals {
-                Some(v) => {
-                    stats.push(Stat::of(p.who, p.samples, &v, len));
-                    decoded.push(v);
-                }
-                None => {
-                    tracing::warn!(who = %short(&p.who), "update does not match its announced root or is malformed");
-                    stats.push(Stat {
-                        who: p.who,
-                        samples: p.samples,
-                        sq_norm: 0.0,
-                        finite: true,
-                        well_formed: false,
-                    });
-                    decoded.push(Vec::new());
-                }
-            }
-        }
-        let screening = aggregate::screen(&stats, &self.cfg.robust);
-        self.count_rejections(&screening.rejected);
-        if screening.accepted.is_empty() {
-            bail!("every update was rejected");
-        }
-        let cols: Vec<&[f32]> = screening
-            .accepted
-            .iter()
-            .filter_map(|a| {
-                parts
-                    .iter()
-                    .position(|p| p.who == a.who)
-                    .and_then(|i| decoded.get(i))
-                    .map(|v| v.as_slice())
-            })
-            .collect();
-        let agg = aggregate::aggregate_columns(
-            self.cfg.robust.aggregator,
-            &screening.accepted,
-            &cols,
-        )?;
-        Ok(Ok((agg, screening.accepted, screening.rejected)))
-    }
+	/// All-to-all exchange of one attempt.
+	pub(super) async fn exchange_all_to_all(
+		&mut self,
+		ctx: &Attempt,
+		parts: &[Participant],
+		mine: &Compressed,
+	) -> Result<ExchangeResult> {
+		let Attempt { attempt, proposal, deadline, n, len, nb, me, my_idx, comp, .. } = *ctx;
+		let leaves = &ctx.leaves;
+		let _ = (n, my_idx, leaves);
+		let body = Body::Chunk {
+			attempt,
+			proposal,
+			first_block: 0,
+			blocks: mine.blocks.clone(),
+			proof: Vec::new(),
+		};
+		let bytes = self.seal(&body);
+		for p in parts.iter().filter(|p| p.who != me) {
+			if let Some(pid) = self.bindings.get(&p.who) {
+				let _ = self.net.send_nowait(*pid, bytes.clone());
+			}
+		}
+		self.st.chunks.insert((attempt, me), (0, mine.blocks.clone(), Vec::new()));
+		let others: Vec<PublicKey> = parts.iter().map(|p| p.who).collect();
+		let ok = self
+			.wait_until(deadline, |s| {
+				others.iter().all(|w| s.st.chunks.contains_key(&(attempt, *w)))
+			})
+			.await?;
+		if !ok {
+			let missing = others
+				.into_iter()
+				.filter(|w| !self.st.chunks.contains_key(&(attempt, *w)))
+				.collect();
+			return Ok(Err(missing));
+		}
+		let mut stats = Vec::new();
+		let mut decoded: Vec<Vec<f32>> = Vec::new();
+		for p in parts {
+			let (first, blocks, _) =
+				self.st.chunks.get(&(attempt, p.who)).cloned().unwrap_or_default();
+			let ok = first == 0
+				&& blocks.len() == nb
+				&& compress::merkle_root(&compress::leaf_hashes(&blocks)) == p.root;
+			let vals = if ok { compress::decode_blocks(comp, len, 0, &blocks).ok() } else { None };
+			match vals {
+				Some(v) => {
+					stats.push(Stat::of(p.who, p.samples, &v, len));
+					decoded.push(v);
+				},
+				None => {
+					tracing::warn!(who = %short(&p.who), "update does not match its announced root or is malformed");
+					stats.push(Stat {
+						who: p.who,
+						samples: p.samples,
+						sq_norm: 0.0,
+						finite: true,
+						well_formed: false,
+					});
+					decoded.push(Vec::new());
+				},
+			}
+		}
+		let screening = aggregate::screen(&stats, &self.cfg.robust);
+		self.count_rejections(&screening.rejected);
+		if screening.accepted.is_empty() {
+			bail!("every update was rejected");
+		}
+		let cols: Vec<&[f32]> = screening
+			.accepted
+			.iter()
+			.filter_map(|a| {
+				parts
+					.iter()
+					.position(|p| p.who == a.who)
+					.and_then(|i| decoded.get(i))
+					.map(|v| v.as_slice())
+			})
+			.collect();
+		let agg =
+			aggregate::aggregate_columns(self.cfg.robust.aggregator, &screening.accepted, &cols)?;
+		Ok(Ok((agg, screening.accepted, screening.rejected)))
+	}
 }
