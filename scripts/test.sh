@@ -12,8 +12,10 @@
 #      the same job with one trainer killed, and with one that never commits);
 #   4. lints: `cargo clippy --all-targets -- -D warnings` on every crate.
 #
-# Tests run one at a time (--test-threads=1): the multi-process tests share this machine's
-# two cores. The 3-validator zombienet test is separate: scripts/zombienet.sh.
+# Tests run on cargo's default parallel test threads. The node tests that start a dev node
+# take turns (one node per test binary at a time, see node/tests/common), since a multi-process
+# job would otherwise share this machine's two cores with another. The 3-validator zombienet
+# test is separate: scripts/zombienet.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib/env.sh"
 cd "$REPO_ROOT"
@@ -30,7 +32,7 @@ log "2/4 pallet benchmark test suite"
 SKIP_WASM_BUILD=1 cargo test -p pallet-training-rewards --features runtime-benchmarks benchmarking
 
 log "3/4 node, chain client and trainer (real node, real RPC, real sockets)"
-cargo test "${CHAIN_PACKAGES[@]}" -- --test-threads=1
+cargo test "${CHAIN_PACKAGES[@]}"
 
 log "4/4 lints (cargo clippy --all-targets -D warnings, the tests' feature set)"
 SKIP_WASM_BUILD=1 cargo clippy "${CHAIN_PACKAGES[@]}" -p trainchain-primitives \
