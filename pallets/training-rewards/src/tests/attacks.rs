@@ -137,13 +137,56 @@ fn cancelling_mid_round_still_pays_the_committed_round() {
 		let id = running_job_with_commits(3);
 		let all = [(1u8, 100u64), (2, 300), (3, 600)];
 		let before = free(3);
+		let sponsor_before = free(SPONSOR);
 		assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), id));
+		// Everything but the open round's reward comes back now.
+		assert_eq!(free(SPONSOR), sponsor_before + 2 * REWARD);
+		System::assert_last_event(
+			Event::CancellationScheduled { job_id: id, refunded: 2 * REWARD }.into(),
+		);
+		assert_noop!(
+			TrainingRewards::cancel_job(origin(SPONSOR), id),
+			Error::<Test>::CancelPending
+		);
+		assert_noop!(TrainingRewards::join_job(origin(4), id), Error::<Test>::CancelPending);
 		run_to_block(6);
 		let agg = aggregate(id, 0, H256::repeat_byte(9), &all);
 		assert_ok!(submit_agg(1, id, 0, agg));
 		assert!(free(3) > before);
 		assert_eq!(job(id).status, JobStatus::Cancelled);
 		assert!(held(HoldReason::JobEscrow, SPONSOR).is_zero());
+		assert!(held(HoldReason::JobDeposit, SPONSOR).is_zero());
+	});
+}
+
+#[test]
+fn cancelled_round_that_fails_ends_the_job_and_refunds_its_reward() {
+	test(|| {
+		let id = running_job_with_commits(3);
+		assert_ok!(TrainingRewards::cancel_job(origin(SPONSOR), id));
+		// Nobody submits: the round expires at its deadline and the job ends, cancelled.
+		run_to_block(11);
+		let j = job(id);
+		assert_eq!(j.status, JobStatus::Cancelled);
+		assert_eq!(j.escrow.refunded, 3 * REWARD);
+		System::assert_has_event(Event::JobCancelled { job_id: id, refunded: REWARD }.into());
+	});
+}
+
+/// A hold that no longer matches the pallet's books (only possible if another pallet took
+/// it) surfaces as the named `TransferFailed`, never a panic, and nothing changes.
+#[test]
+fn a_hold_out_of_step_with_the_books_gives_transfer_failed() {
+	use frame_support::traits::{fungible::MutateHold, tokens::Precision};
+	new_test_ext().execute_with(|| {
+		let id = running_job_with_commits(1);
+		let all = [(1u8, 100u64), (2, 300), (3, 600)];
+		assert_ok!(submit_agg(1, id, 0, aggregate(id, 0, H256::repeat_byte(9), &all)));
+		assert_ok!(TrainingRewards::leave_job(origin(2), id));
+		let reason = RuntimeHoldReason::TrainingRewards(HoldReason::ContributorBond);
+		assert_ok!(Balances::release(&reason, &account(2), 1, Precision::Exact));
+		System::set_block_number(1 + 200);
+		assert_noop!(TrainingRewards::withdraw_bond(origin(2), id), Error::<Test>::TransferFailed);
 	});
 }
 
