@@ -12,7 +12,7 @@
 //! 2. commit on-chain: `update_hash` is the Merkle root of this peer's update as the peers
 //!    agreed on it, `salt = blake2_256("trainchain/salt/v1" ‖ update_hash ‖ who)`, so the
 //!    submitter can reveal every included commitment;
-//! 3. the certificate holder (lowest included key) waits until every included contributor's
+//! 3. the certificate holder (rotating per round, see `p2p::roles`) waits until every included contributor's
 //!    commitment is on-chain and submits `submit_aggregate`; if the round is still open a few
 //!    blocks later, the next included peer that holds the certificate submits (fallback);
 //! 4. every peer waits for the round to close and checks that its model hash equals the
@@ -36,7 +36,7 @@ use crate::compress::Compression;
 use crate::model::ModelSpec;
 use crate::p2p::cli::{load_shard, ShardTrainer};
 use crate::p2p::net::{self, NetConfig};
-use crate::p2p::round::{ChainView, Peer, PeerConfig, RoundReport, Scheme};
+use crate::p2p::round::{holder_order, ChainView, Peer, PeerConfig, RoundReport, Scheme};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
 use crate::train::{self, TrainConfig};
 
@@ -447,7 +447,8 @@ impl Contributor {
 					.await
 					.unwrap_or_default(),
 			};
-			match (certificate, report.included.first().map(|s| s.who)) {
+			let holder = holder_order(self.args.job, round, &report.included).first().copied();
+			match (certificate, holder) {
 				(None, Some(holder)) if holder != self.me => {
 					tracing::warn!(
 						round,
@@ -631,7 +632,8 @@ async fn submit_if_needed(
 		return;
 	}
 	let me = pair.public().0;
-	let position = qc.payload.included.iter().position(|s| s.who == me).unwrap_or(usize::MAX);
+	let order = holder_order(job, round, &qc.payload.included);
+	let position = order.iter().position(|w| *w == me).unwrap_or(usize::MAX);
 	if position == usize::MAX {
 		return;
 	}

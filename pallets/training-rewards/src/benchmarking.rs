@@ -99,6 +99,20 @@ fn new_job_of<T: Config>(
 	id
 }
 
+/// A stored result of a failed round.
+fn failed_result<T: Config>() -> crate::pallet::RoundResultOf<T> {
+	RoundResult {
+		outcome: RoundOutcome::Failed,
+		closed_at: 1u32.into(),
+		committed: 0,
+		model_hash: None,
+		metric: None,
+		submitter: None,
+		submitter_reward: 0u32.into(),
+		payouts: BoundedVec::new(),
+	}
+}
+
 #[benchmarks(where T::Signature: From<sr25519::Signature>, T::Signer: From<sr25519::Public>)]
 mod benchmarks {
 	use super::*;
@@ -206,27 +220,37 @@ mod benchmarks {
 		assert_eq!(Commitments::<T>::get(id, &who).unwrap().round, 1);
 	}
 
-	/// `s` signers, every one verified; the round finalises and the next one starts.
+	/// `s` signers, every one verified; the round finalises, prunes history and completes the
+	/// job (heavier than starting the next round: two holds are released).
 	#[benchmark]
 	fn submit_aggregate(s: Linear<1, { T::MaxContributors::get() }>) {
 		let max = T::MaxContributors::get();
-		let id = new_job::<T>(1, max, 2, 3);
+		// The job's last round, numbered `HistoryDepth`: finalising it prunes the oldest
+		// stored result and completes the job (escrow and deposit released).
+		let id = new_job::<T>(1, max, 1, 3);
 		let mut keys = Vec::new();
 		for _ in 0..s {
 			let (public, who) = signer::<T>();
 			Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
 			keys.push((public, who));
 		}
+		let round = T::HistoryDepth::get();
+		Jobs::<T>::mutate(id, |j| {
+			if let Some(j) = j {
+				j.round.index = round;
+			}
+		});
+		crate::pallet::RoundResults::<T>::insert(id, 0, failed_result::<T>());
 		let mut shares = Vec::new();
 		let mut reveals = Vec::new();
 		for (i, (_, who)) in keys.iter().enumerate() {
 			let update_hash = H256::repeat_byte(i as u8);
 			let salt = H256::repeat_byte(0xff - i as u8);
-			let c = update_commitment(id, 0, who, &update_hash.0, &salt.0);
+			let c = update_commitment(id, round, who, &update_hash.0, &salt.0);
 			Pallet::<T>::commit_update(
 				RawOrigin::Signed(who.clone()).into(),
 				id,
-				0,
+				round,
 				H256(c),
 				1_000,
 			)
@@ -243,7 +267,7 @@ mod benchmarks {
 		let payload = AggregatePayload::new(
 			Pallet::<T>::genesis_hash(),
 			id,
-			0,
+			round,
 			model.0,
 			submitter.clone(),
 			shares,
@@ -266,8 +290,9 @@ mod benchmarks {
 			contributions: BoundedVec::truncate_from(contributions),
 		};
 		#[extrinsic_call]
-		_(RawOrigin::Signed(submitter), id, 0, aggregate);
-		assert_eq!(Jobs::<T>::get(id).unwrap().finalized_rounds, 1);
+		_(RawOrigin::Signed(submitter), id, round, aggregate);
+		assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Completed);
+		assert!(!crate::pallet::RoundResults::<T>::contains_key(id, 0));
 	}
 
 	/// Two statements of the largest size, both signatures verified; the offender committed
@@ -320,13 +345,23 @@ mod benchmarks {
 	/// every release touches another account and hold.
 	#[benchmark]
 	fn on_initialize_deadlines(d: Linear<0, { T::MaxDeadlinesPerBlock::get() }>) {
+		let now = frame_system::Pallet::<T>::block_number();
+		let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
+		// Each expiring round is number `HistoryDepth`, so recording it also prunes the
+		// oldest stored result.
+		let history = T::HistoryDepth::get();
 		for i in 0..d {
 			let id = new_job_of::<T>(i, 1, 2, 2, 1);
 			let who = funded::<T>("contributor", i);
 			Pallet::<T>::join_job(RawOrigin::Signed(who).into(), id).unwrap();
+			Jobs::<T>::mutate(id, |j| {
+				if let Some(j) = j {
+					j.round.index = history;
+				}
+			});
+			Deadlines::<T>::insert(deadline, id, history);
+			crate::pallet::RoundResults::<T>::insert(id, 0, failed_result::<T>());
 		}
-		let now = frame_system::Pallet::<T>::block_number();
-		let deadline: BlockNumberFor<T> = now.saturating_add(100u32.into());
 		assert_eq!(Deadlines::<T>::iter_prefix(deadline).count() as u32, d);
 		DeadlineCursor::<T>::put(deadline);
 		#[block]
@@ -335,6 +370,7 @@ mod benchmarks {
 		}
 		for id in 0..u64::from(d) {
 			assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Failed);
+			assert!(!crate::pallet::RoundResults::<T>::contains_key(id, 0));
 		}
 	}
 
@@ -345,20 +381,7 @@ mod benchmarks {
 		let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
 		let results = h.min(T::HistoryDepth::get());
 		for round in 0..results {
-			crate::pallet::RoundResults::<T>::insert(
-				id,
-				round,
-				RoundResult {
-					outcome: RoundOutcome::Failed,
-					closed_at: 1u32.into(),
-					committed: 0,
-					model_hash: None,
-					metric: None,
-					submitter: None,
-					submitter_reward: 0u32.into(),
-					payouts: BoundedVec::new(),
-				},
-			);
+			crate::pallet::RoundResults::<T>::insert(id, round, failed_result::<T>());
 		}
 		for i in 0..h.saturating_sub(results) {
 			let who: T::AccountId = account("offender", i, 0);

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod metrics;
 pub mod net;
+pub mod roles;
 pub mod round;
 pub mod wire;
 

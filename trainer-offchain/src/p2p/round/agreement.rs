@@ -15,10 +15,16 @@ impl<T: LocalTrainer> Peer<T> {
 			.collect()
 	}
 
-	/// Who should propose: the lowest key among expected, eligible peers.
-	pub(super) fn proposer(&self, local_suspects: &BTreeSet<PublicKey>) -> PublicKey {
+	/// Who should propose the attempt: the expected, eligible peer of lowest proposer rank
+	/// (rotating per round and attempt, see [`crate::p2p::roles`]).
+	pub(super) fn proposer(&self, attempt: u32, local_suspects: &BTreeSet<PublicKey>) -> PublicKey {
 		let excluded = self.excluded(local_suspects);
-		self.expected().difference(&excluded).next().copied().unwrap_or(self.me)
+		let eligible: Vec<PublicKey> = self.expected().difference(&excluded).copied().collect();
+		let role = Role::Proposer { attempt };
+		roles::in_rank_order(self.cfg.job_id, self.round, role, &eligible)
+			.first()
+			.copied()
+			.unwrap_or(self.me)
 	}
 
 	pub(super) fn ready_keys(
@@ -47,7 +53,7 @@ impl<T: LocalTrainer> Peer<T> {
 		// Round 0 also waits for the configured number of initial peers to be ready.
 		let initial = if self.round == 0 { self.cfg.initial_peers } else { 0 };
 		loop {
-			let proposer = self.proposer(&local_suspects);
+			let proposer = self.proposer(attempt, &local_suspects);
 			if proposer == self.me {
 				let ls = &local_suspects;
 				let all_ready = |s: &Self| {
@@ -90,7 +96,7 @@ impl<T: LocalTrainer> Peer<T> {
 			let ls = &local_suspects;
 			let got = self
 				.wait_until(dl, |s| {
-					s.st.proposals.contains_key(&attempt) || s.proposer(ls) != proposer
+					s.st.proposals.contains_key(&attempt) || s.proposer(attempt, ls) != proposer
 				})
 				.await?;
 			if let Some(p) = self.take_proposal(attempt) {

@@ -168,7 +168,7 @@ impl<T: LocalTrainer> Peer<T> {
 				);
 			},
 			Body::Proposal { attempt, participants } => {
-				let valid = participants.first().map(|p| p.who) == Some(who)
+				let valid = participants.iter().any(|p| p.who == who)
 					&& participants
 						.windows(2)
 						.all(|w| w.first().map(|a| a.who) < w.get(1).map(|b| b.who));
@@ -177,7 +177,11 @@ impl<T: LocalTrainer> Peer<T> {
 					tracing::warn!(who = %short(&who), "invalid proposal");
 					return;
 				}
-				let better = st.proposals.get(&attempt).is_none_or(|(p, _)| who < *p);
+				// Two proposers (views differ): every peer keeps the one of lowest rank.
+				let rank = |k: &PublicKey| {
+					roles::rank(self.cfg.job_id, self.round, Role::Proposer { attempt }, k)
+				};
+				let better = st.proposals.get(&attempt).is_none_or(|(p, _)| rank(&who) < rank(p));
 				if better {
 					st.proposals.insert(attempt, (who, participants));
 				}

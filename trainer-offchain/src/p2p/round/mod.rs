@@ -5,11 +5,13 @@
 //! 1. **Train** off the network task (`spawn_blocking`), compress the update (with error
 //!    feedback) and gossip a signed `Ready` (samples, length, compression, Merkle root of the
 //!    compressed blocks).
-//! 2. **Agree** on the participant set: the proposer is the lowest key among the peers
-//!    expected this round (connected, announced, not suspected); it waits until every
-//!    expected peer is ready (or the deadline) and gossips a signed `Proposal` listing the
-//!    participants sorted by key with their roots. Updates of the wrong shape, and peers that
-//!    announced two different roots (equivocation), are left out.
+//! 2. **Agree** on the participant set: the proposer is the peer of lowest proposer rank
+//!    ([`crate::p2p::roles`], rotating per round and attempt) among the peers expected this
+//!    round (connected, announced, members of the job on-chain, not suspected); it waits until
+//!    every expected peer is ready on the same base model (or the deadline) and gossips a
+//!    signed `Proposal` listing the participants sorted by key with their roots, each checked
+//!    by every peer against the participant's own signed `Ready`. Updates of the wrong shape,
+//!    and peers that announced two different roots (equivocation), are left out.
 //! 3. **Exchange** ([`Scheme::Chunked`], the default): participant `i` owns chunk `i` (a
 //!    fixed range of blocks). Everybody sends chunk `c` of its compressed update, with a
 //!    Merkle range proof, to owner `c` (reduce-scatter), so a peer sends `S·(N−1)/N`. The
@@ -21,9 +23,10 @@
 //!    follow; a peer accepts them only for the proposal it agreed on, `Chunk` only from a
 //!    participant and `Norms` / `Reduced` of chunk `c` only from its owner, participant `c`
 //!    (anything else is dropped and counted in `exchange_rejected`).
-//! 4. **Finish**: apply the aggregate, hash the model, sign the chain's
-//!    `AggregatePayload` and send the signature to the certificate holder (the lowest
-//!    included key), which gossips the full [`QuorumCertificate`].
+//! 4. **Finish**: apply the aggregate, hash the model, evaluate it, sign the chain's
+//!    `AggregatePayload` with this peer's own metric and send the endorsement to the
+//!    certificate holder (lowest holder rank among the included, rotating per round; it is
+//!    also the payload's submitter), which gossips the full [`QuorumCertificate`].
 //!
 //! Each exchange attempt has a deadline; a participant that crashes or stalls is reported as
 //! a suspect in the next attempt's `Ready` and left out of its proposal. A peer that was
@@ -39,6 +42,7 @@ mod sync;
 
 use super::metrics::Metrics;
 use super::net::{NetClient, NetEvent};
+use super::roles::{self, Role};
 use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Participant};
 use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
@@ -513,4 +517,13 @@ fn log_report(r: &RoundReport) {
 		model_hash = %hex::encode(r.model_hash),
 		"round complete"
 	);
+}
+
+/// The included peers in the order they hold the round's certificate (and submit it).
+pub fn holder_order(
+	job: JobId,
+	round: RoundIndex,
+	included: &[IncludedShare<PublicKey>],
+) -> Vec<PublicKey> {
+	roles::in_rank_order(job, round, Role::Holder, included.iter().map(|s| &s.who))
 }

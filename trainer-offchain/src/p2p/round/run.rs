@@ -179,9 +179,9 @@ impl<T: LocalTrainer> Peer<T> {
 		let update_roots: Vec<(PublicKey, Hash32)> =
 			done.participants.iter().map(|p| (p.who, p.root)).collect();
 		let included = included_shares(&done.accepted, &update_roots);
-		// The holder (lowest included key) is the payload's submitter: it earns the
-		// submitter share whoever sends the extrinsic.
-		let holder = included.first().map(|s| s.who);
+		// The holder (lowest holder rank among the included, rotating per round) is the
+		// payload's submitter: it earns the submitter share whoever sends the extrinsic.
+		let holder = holder_order(self.cfg.job_id, round, &included).first().copied();
 		let payload = AggregatePayload::new(
 			self.cfg.genesis_hash,
 			self.cfg.job_id,
