@@ -62,8 +62,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// cleared (round results and offence records), until `scripts/bench-pallet.sh` is rerun.
 	fn reap_job(h: u32, ) -> Weight {
 		Weight::from_parts(63_224_000, 4900)
-			.saturating_add(T::DbWeight::get().reads(4_u64 + h as u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64 + h as u64))
+			.saturating_add(T::DbWeight::get().reads(4_u64.saturating_add(h as u64)))
+			.saturating_add(T::DbWeight::get().writes(4_u64.saturating_add(h as u64)))
 	}
 	/// Storage: `TrainingRewards::NextJobId` (r:1 w:1)
 	/// Proof: `TrainingRewards::NextJobId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
@@ -226,8 +226,8 @@ impl WeightInfo for () {
 	}
 	fn reap_job(h: u32, ) -> Weight {
 		Weight::from_parts(63_224_000, 4900)
-			.saturating_add(RocksDbWeight::get().reads(4_u64 + h as u64))
-			.saturating_add(RocksDbWeight::get().writes(4_u64 + h as u64))
+			.saturating_add(RocksDbWeight::get().reads(4_u64.saturating_add(h as u64)))
+			.saturating_add(RocksDbWeight::get().writes(4_u64.saturating_add(h as u64)))
 	}
 	fn create_job() -> Weight {
 		Weight::from_parts(68_361_000, 3593)

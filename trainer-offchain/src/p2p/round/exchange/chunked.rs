@@ -20,7 +20,7 @@ impl<T: LocalTrainer> Peer<T> {
 		for (c, p) in parts.iter().enumerate() {
 			let b = compress::chunk_blocks(nb, n, c);
 			let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
-			let proof = compress::range_proof(&leaves, b.start, b.end);
+			let proof = compress::range_proof(leaves, b.start, b.end);
 			let body =
 				Body::Chunk { attempt, proposal, first_block: b.start as u32, blocks, proof };
 			if p.who == me {
