@@ -293,8 +293,9 @@ struct Contributor {
 	peer: Peer<ShardTrainer>,
 }
 
-/// What one peer round produced: the report, and the certificate when this peer has one.
-type Attempted = (RoundReport, Option<QuorumCertificate>);
+/// What one peer round produced: the report, the certificate when this peer has one, and
+/// the time spent in peer rounds (re-runs included; commits and chain waits excluded).
+type Attempted = (RoundReport, Option<QuorumCertificate>, Duration);
 
 impl Contributor {
 	/// One chain round after another until the job ends (or `--max-rounds`).
@@ -363,12 +364,11 @@ impl Contributor {
 	async fn chain_round(&mut self, job: &Job) -> Result<()> {
 		let round = job.current_round;
 		let checkpoint = self.peer.checkpoint();
-		let t0 = std::time::Instant::now();
-		let Some((report, certificate)) = self.attempt_round(job, &checkpoint).await? else {
+		let Some((report, certificate, t_peer)) = self.attempt_round(job, &checkpoint).await?
+		else {
 			self.peer.restore(checkpoint)?;
 			return self.wait_closed(round).await;
 		};
-		let t_peer = t0.elapsed();
 		let t1 = std::time::Instant::now();
 		let included_me = report.included.iter().any(|s| s.who == self.me);
 		match certificate {
@@ -402,13 +402,17 @@ impl Contributor {
 	) -> Result<Option<Attempted>> {
 		let round = job.current_round;
 		let mut excluded: BTreeSet<PublicKey> = BTreeSet::new();
+		let mut t_peer = Duration::ZERO;
 		for attempt in 0..MAX_RERUNS {
 			if attempt > 0 {
 				self.peer.restore(checkpoint.clone())?;
 				self.peer.exclude(excluded.iter().copied());
 			}
 			self.peer.set_round(round);
-			let report = match self.peer.run_round().await {
+			let t = std::time::Instant::now();
+			let run = self.peer.run_round().await;
+			t_peer += t.elapsed();
+			let report = match run {
 				Ok(r) => r,
 				Err(e) => {
 					tracing::warn!(round, "peer round failed: {e:#}");
@@ -417,14 +421,14 @@ impl Contributor {
 			};
 			emit_signed(self.args.json, &report);
 			if !report.included.iter().any(|s| s.who == self.me) {
-				return Ok(Some((report, None)));
+				return Ok(Some((report, None, t_peer)));
 			}
 			if !self.args.fault_skip_commit {
 				commit_mine(&self.chain, &self.pair, &report, self.args.job, round, &self.me).await;
 			}
 			let missing = missing_commitments(&self.chain, job, round, &report).await?;
 			if missing.contains(&self.me) {
-				return Ok(Some((report, None)));
+				return Ok(Some((report, None, t_peer)));
 			}
 			if !missing.is_empty() {
 				tracing::warn!(
@@ -456,7 +460,7 @@ impl Contributor {
 					);
 					excluded.insert(holder);
 				},
-				(certificate, _) => return Ok(Some((report, certificate))),
+				(certificate, _) => return Ok(Some((report, certificate, t_peer))),
 			}
 		}
 		Ok(None)
