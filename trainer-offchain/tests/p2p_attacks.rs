@@ -37,11 +37,9 @@ async fn nan_and_wrong_shape_updates_are_rejected() {
 			ROUNDS,
 		)
 		.await;
-		boot = vec![addr];
+		// Every peer dials all earlier ones (see `honest_run`).
+		boot.push(addr);
 		handles.push(h);
-		if i == 0 {
-			// Everybody bootstraps to Alice.
-		}
 	}
 	let boot0 = boot.clone();
 	let mut nan_cfg = peer_cfg("//Dave", 5);
@@ -93,9 +91,7 @@ async fn scaled_update_is_rejected_as_norm_outlier() {
 			2,
 		)
 		.await;
-		if boot.is_empty() {
-			boot = vec![addr];
-		}
+		boot.push(addr);
 		handles.push(h);
 	}
 	let mut cfg = peer_cfg("//Dave", 4);
@@ -129,9 +125,7 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
 			ROUNDS,
 		)
 		.await;
-		if boot.is_empty() {
-			boot = vec![addr];
-		}
+		boot.push(addr);
 		handles.push(h);
 		clients.push(c);
 	}
@@ -324,7 +318,7 @@ fn spawn_forger(
 	})
 }
 
-/// Spawn synthetic peers `suris` (index = Synth idx), all bootstrapping to the first, each
+/// Spawn synthetic peers `suris` (index = Synth idx), each dialling all earlier ones and
 /// waiting for `initial` ready peers before round 0.
 async fn spawn_all(
 	suris: &[&str],
@@ -339,9 +333,7 @@ async fn spawn_all(
 	for (i, s) in suris.iter().enumerate() {
 		let synth = Synth { idx: i as u64, len: LEN, wrong_len: false };
 		let (h, addr, c) = spawn_peer(peer_cfg(s, initial), boot.clone(), synth, rounds).await;
-		if boot.is_empty() {
-			boot = vec![addr];
-		}
+		boot.push(addr);
 		handles.push(h);
 		clients.push(c);
 	}

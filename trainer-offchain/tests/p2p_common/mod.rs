@@ -101,9 +101,10 @@ pub async fn honest_run(
 			rounds,
 		)
 		.await;
-		if boot.is_empty() {
-			boot.push(addr);
-		}
+		// Every peer dials all earlier ones: with only the first as bootstrap, later peers
+		// met each other at Kademlia's periodic bootstrap, sometimes after round 0's ready
+		// deadline, and round 0 then ran without them.
+		boot.push(addr);
 		handles.push(h);
 	}
 	let mut out = Vec::new();
