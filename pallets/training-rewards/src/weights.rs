@@ -39,242 +39,265 @@ pub trait WeightInfo {
 	fn cancel_job() -> Weight;
 	fn join_job() -> Weight;
 	fn leave_job() -> Weight;
+	fn withdraw_bond() -> Weight;
 	fn commit_update() -> Weight;
 	fn submit_aggregate(s: u32, ) -> Weight;
 	fn report_equivocation() -> Weight;
 	fn on_initialize_deadlines(d: u32, ) -> Weight;
-	fn withdraw_bond() -> Weight;
 	fn reap_job(h: u32, ) -> Weight;
 }
 
 /// Measured weights, using the runtime's database weights.
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
-	/// NOT MEASURED YET: `withdraw_bond` (#11) was added after this file was generated; until
-	/// `scripts/bench-pallet.sh` is rerun it is charged as the old `leave_job`, which did the
-	/// same storage and hold work (release a bond, remove a member and its commitment).
-	fn withdraw_bond() -> Weight {
-		Weight::from_parts(84_134_000, 4900)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
-	}
-	/// NOT MEASURED YET (#11): charged as `cancel_job` plus one read and write per item `h`
-	/// cleared (round results and offence records), until `scripts/bench-pallet.sh` is rerun.
-	fn reap_job(h: u32, ) -> Weight {
-		Weight::from_parts(63_224_000, 4900)
-			.saturating_add(T::DbWeight::get().reads(4_u64.saturating_add(h as u64)))
-			.saturating_add(T::DbWeight::get().writes(4_u64.saturating_add(h as u64)))
-	}
 	/// Storage: `TrainingRewards::NextJobId` (r:1 w:1)
 	/// Proof: `TrainingRewards::NextJobId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Jobs` (r:0 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	fn create_job() -> Weight {
 		// Proof size: measured `146`, estimated `3593`.
-		// Fastest run: 64_896_000 ps.
-		Weight::from_parts(68_361_000, 3593)
+		// Fastest run: 110_243_000 ps.
+		Weight::from_parts(113_808_000, 3593)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
-		// Proof size: measured `1691`, estimated `4900`.
-		// Fastest run: 59_268_000 ps.
-		Weight::from_parts(63_224_000, 4900)
+		// Proof size: measured `1728`, estimated `4917`.
+		// Fastest run: 97_385_000 ps.
+		Weight::from_parts(100_749_000, 4917)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
-	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::Deadlines` (r:1 w:1)
-	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(397), added: 2872, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Deadlines` (r:0 w:1)
+	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	fn join_job() -> Weight {
-		// Proof size: measured `1691`, estimated `4900`.
-		// Fastest run: 81_461_000 ps.
-		Weight::from_parts(86_267_000, 4900)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Proof size: measured `1720`, estimated `4917`.
+		// Fastest run: 80_359_000 ps.
+		Weight::from_parts(83_624_000, 4917)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
-	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::Commitments` (r:1 w:1)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Commitments` (r:1 w:0)
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	fn leave_job() -> Weight {
+		// Proof size: measured `1827`, estimated `4917`.
+		// Fastest run: 30_966_000 ps.
+		Weight::from_parts(33_039_000, 4917)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::CommitmentOwners` (r:0 w:1)
-	/// Proof: `TrainingRewards::CommitmentOwners` (`max_values`: None, `max_size`: Some(92), added: 2567, mode: `MaxEncodedLen`)
-	fn leave_job() -> Weight {
-		// Proof size: measured `2075`, estimated `4900`.
-		// Fastest run: 79_337_000 ps.
-		Weight::from_parts(84_134_000, 4900)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Commitments` (r:0 w:1)
+	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	fn withdraw_bond() -> Weight {
+		// Proof size: measured `1957`, estimated `4917`.
+		// Fastest run: 71_926_000 ps.
+		Weight::from_parts(75_041_000, 4917)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:0)
-	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:1 w:1)
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::CommitmentOwners` (r:1 w:2)
-	/// Proof: `TrainingRewards::CommitmentOwners` (`max_values`: None, `max_size`: Some(92), added: 2567, mode: `MaxEncodedLen`)
 	fn commit_update() -> Weight {
-		// Proof size: measured `1907`, estimated `4900`.
-		// Fastest run: 38_797_000 ps.
-		Weight::from_parts(42_533_000, 4900)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		// Proof size: measured `1827`, estimated `4917`.
+		// Fastest run: 31_446_000 ps.
+		Weight::from_parts(33_870_000, 4917)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:128 w:128)
-	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:128 w:0)
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:129 w:129)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::Deadlines` (r:1 w:1)
-	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(397), added: 2872, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::RoundResults` (r:0 w:1)
+	/// Storage: `TrainingRewards::Deadlines` (r:0 w:1)
+	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::RoundResults` (r:0 w:2)
 	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(7302), added: 9777, mode: `MaxEncodedLen`)
 	/// Component `s` ranges over `[1, 128]`.
 	fn submit_aggregate(s: u32, ) -> Weight {
-		// Proof size: measured `2329 + s * (271 ±0)`, estimated `4900 + s * (2603 ±0)`.
-		// Fastest run: 221_097_000 ps.
-		Weight::from_parts(228_909_000, 4900)
-			// Standard error: 301_526
-			.saturating_add(Weight::from_parts(125_267_346, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Proof size: measured `2289 + s * (272 ±0)`, estimated `4917 + s * (2603 ±0)`.
+		// Fastest run: 256_399_000 ps.
+		Weight::from_parts(260_726_000, 4917)
+			// Standard error: 384_740
+			.saturating_add(Weight::from_parts(139_959_214, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(s.into())))
 			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
-	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Offences` (r:1 w:1)
+	/// Proof: `TrainingRewards::Offences` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::Commitments` (r:1 w:0)
+	/// Storage: `TrainingRewards::Commitments` (r:1 w:1)
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
 	fn report_equivocation() -> Weight {
-		// Proof size: measured `2096`, estimated `6196`.
-		// Fastest run: 248_758_000 ps.
-		Weight::from_parts(265_983_000, 6196)
-			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+		// Proof size: measured `2249`, estimated `6196`.
+		// Fastest run: 305_413_000 ps.
+		Weight::from_parts(333_515_000, 6196)
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
-	/// Storage: `TrainingRewards::Deadlines` (r:1 w:1)
-	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(397), added: 2872, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::DeadlineCursor` (r:1 w:1)
+	/// Proof: `TrainingRewards::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Deadlines` (r:33 w:32)
+	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Jobs` (r:32 w:32)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1435), added: 3910, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:32 w:32)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::RoundResults` (r:0 w:32)
+	/// Storage: `Balances::Holds` (r:32 w:32)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::RoundResults` (r:0 w:64)
 	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(7302), added: 9777, mode: `MaxEncodedLen`)
 	/// Component `d` ranges over `[0, 32]`.
 	fn on_initialize_deadlines(d: u32, ) -> Weight {
-		// Proof size: measured `1740 + d * (72 ±0)`, estimated `3862 + d * (3910 ±0)`.
-		// Fastest run: 2_934_000 ps.
-		Weight::from_parts(3_145_000, 3862)
-			// Standard error: 48_815
-			.saturating_add(Weight::from_parts(59_043_391, 0).saturating_mul(d.into()))
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(d.into())))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3910).saturating_mul(d.into()))
+		// Proof size: measured `356 + d * (1714 ±0)`, estimated `3497 + d * (3927 ±0)`.
+		// Fastest run: 6_950_000 ps.
+		Weight::from_parts(7_371_000, 3497)
+			// Standard error: 58_929
+			.saturating_add(Weight::from_parts(111_897_702, 0).saturating_mul(d.into()))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(d.into())))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().writes((6_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 3927).saturating_mul(d.into()))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Contributors` (r:1 w:0)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::RoundResults` (r:64 w:64)
+	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(7302), added: 9777, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Offences` (r:128 w:128)
+	/// Proof: `TrainingRewards::Offences` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
+	/// Component `h` ranges over `[0, 192]`.
+	fn reap_job(h: u32, ) -> Weight {
+		// Proof size: measured `1010 + h * (56 ±0)`, estimated `289300 + h * (2438 ±30)`.
+		// Fastest run: 26_479_000 ps.
+		Weight::from_parts(27_159_303, 289300)
+			// Standard error: 1_688
+			.saturating_add(Weight::from_parts(1_309_366, 0).saturating_mul(h.into()))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(h.into())))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(h.into())))
+			.saturating_add(Weight::from_parts(0, 2438).saturating_mul(h.into()))
 	}
 }
 
 /// The same weights for tests and mocks, with RocksDB database weights.
 impl WeightInfo for () {
-	fn withdraw_bond() -> Weight {
-		Weight::from_parts(84_134_000, 4900)
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
-			.saturating_add(RocksDbWeight::get().writes(6_u64))
-	}
-	fn reap_job(h: u32, ) -> Weight {
-		Weight::from_parts(63_224_000, 4900)
-			.saturating_add(RocksDbWeight::get().reads(4_u64.saturating_add(h as u64)))
-			.saturating_add(RocksDbWeight::get().writes(4_u64.saturating_add(h as u64)))
-	}
 	fn create_job() -> Weight {
-		Weight::from_parts(68_361_000, 3593)
+		Weight::from_parts(113_808_000, 3593)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn cancel_job() -> Weight {
-		Weight::from_parts(63_224_000, 4900)
+		Weight::from_parts(100_749_000, 4917)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn join_job() -> Weight {
-		Weight::from_parts(86_267_000, 4900)
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
+		Weight::from_parts(83_624_000, 4917)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn leave_job() -> Weight {
-		Weight::from_parts(84_134_000, 4900)
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
-			.saturating_add(RocksDbWeight::get().writes(6_u64))
+		Weight::from_parts(33_039_000, 4917)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn withdraw_bond() -> Weight {
+		Weight::from_parts(75_041_000, 4917)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn commit_update() -> Weight {
-		Weight::from_parts(42_533_000, 4900)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(4_u64))
+		Weight::from_parts(33_870_000, 4917)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_aggregate(s: u32, ) -> Weight {
-		Weight::from_parts(228_909_000, 4900)
-			.saturating_add(Weight::from_parts(125_267_346, 0).saturating_mul(s.into()))
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
+		Weight::from_parts(260_726_000, 4917)
+			.saturating_add(Weight::from_parts(139_959_214, 0).saturating_mul(s.into()))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(s.into())))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(s.into())))
 			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
 	}
 	fn report_equivocation() -> Weight {
-		Weight::from_parts(265_983_000, 6196)
-			.saturating_add(RocksDbWeight::get().reads(7_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+		Weight::from_parts(333_515_000, 6196)
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize_deadlines(d: u32, ) -> Weight {
-		Weight::from_parts(3_145_000, 3862)
-			.saturating_add(Weight::from_parts(59_043_391, 0).saturating_mul(d.into()))
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(d.into())))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
-			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3910).saturating_mul(d.into()))
+		Weight::from_parts(7_371_000, 3497)
+			.saturating_add(Weight::from_parts(111_897_702, 0).saturating_mul(d.into()))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(d.into())))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes((6_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 3927).saturating_mul(d.into()))
+	}
+	fn reap_job(h: u32, ) -> Weight {
+		Weight::from_parts(27_159_303, 289300)
+			.saturating_add(Weight::from_parts(1_309_366, 0).saturating_mul(h.into()))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(h.into())))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(h.into())))
+			.saturating_add(Weight::from_parts(0, 2438).saturating_mul(h.into()))
 	}
 }
