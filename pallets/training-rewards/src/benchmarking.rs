@@ -99,6 +99,26 @@ fn new_job_of<T: Config>(
 	id
 }
 
+/// A job with one member that committed in the open round, at the first block it may leave.
+fn committed_member_past_grace<T: Config>() -> (JobId, T::AccountId) {
+	let id = new_job::<T>(1, 2, 3, 3);
+	let who = funded::<T>("contributor", 0);
+	Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+	Pallet::<T>::commit_update(
+		RawOrigin::Signed(who.clone()).into(),
+		id,
+		0,
+		H256::repeat_byte(3),
+		10,
+	)
+	.unwrap();
+	let job = Jobs::<T>::get(id).unwrap();
+	frame_system::Pallet::<T>::set_block_number(
+		job.round.commit_until.saturating_add(T::LeaveGrace::get()),
+	);
+	(id, who)
+}
+
 /// A stored result of a failed round.
 fn failed_result<T: Config>() -> crate::pallet::RoundResultOf<T> {
 	RoundResult {
@@ -148,21 +168,7 @@ mod benchmarks {
 	/// Worst case: leaving after committing in the open round, once the grace has passed.
 	#[benchmark]
 	fn leave_job() {
-		let id = new_job::<T>(1, 2, 3, 3);
-		let who = funded::<T>("contributor", 0);
-		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-		Pallet::<T>::commit_update(
-			RawOrigin::Signed(who.clone()).into(),
-			id,
-			0,
-			H256::repeat_byte(3),
-			10,
-		)
-		.unwrap();
-		let job = Jobs::<T>::get(id).unwrap();
-		frame_system::Pallet::<T>::set_block_number(
-			job.round.commit_until.saturating_add(T::LeaveGrace::get()),
-		);
+		let (id, who) = committed_member_past_grace::<T>();
 		#[extrinsic_call]
 		_(RawOrigin::Signed(who.clone()), id);
 		assert!(Contributors::<T>::get(id, &who).unwrap().unbonding_until.is_some());
@@ -171,21 +177,7 @@ mod benchmarks {
 	/// A bond released after unbonding, with a commitment to clean up.
 	#[benchmark]
 	fn withdraw_bond() {
-		let id = new_job::<T>(1, 2, 3, 3);
-		let who = funded::<T>("contributor", 0);
-		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
-		Pallet::<T>::commit_update(
-			RawOrigin::Signed(who.clone()).into(),
-			id,
-			0,
-			H256::repeat_byte(3),
-			10,
-		)
-		.unwrap();
-		let job = Jobs::<T>::get(id).unwrap();
-		frame_system::Pallet::<T>::set_block_number(
-			job.round.commit_until.saturating_add(T::LeaveGrace::get()),
-		);
+		let (id, who) = committed_member_past_grace::<T>();
 		Pallet::<T>::leave_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
 		let until = Contributors::<T>::get(id, &who).unwrap().unbonding_until.unwrap();
 		frame_system::Pallet::<T>::set_block_number(until);
