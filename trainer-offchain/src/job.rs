@@ -641,37 +641,58 @@ async fn submit_if_needed(
 	if position == usize::MAX {
 		return;
 	}
-	// Fallback order: position 0 now, position k after k × 3 blocks if the round is still
-	// open; stop waiting as soon as it closes.
-	if position > 0 {
-		let turn = std::time::Instant::now() + Duration::from_secs(9 * position as u64);
-		loop {
-			let open = chain.existing_job(job).await.is_ok_and(|j| {
-				j.current_round == round
-					&& matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate)
-			});
-			if !open {
-				return;
-			}
-			if std::time::Instant::now() >= turn {
-				break;
-			}
-			tokio::time::sleep(Duration::from_millis(500)).await;
-		}
-		tracing::info!(round, "fallback: submitting the aggregate");
-	}
 	let aggregate = aggregate_of(qc);
-	match submit_when_commitments_are_in(chain, pair, job, round, aggregate).await {
-		Ok(_) => tracing::info!(round, "aggregate accepted on-chain"),
-		Err(e)
-			if matches!(
-				e.dispatch_error(),
-				Some("TrainingRewards.WrongRound" | "TrainingRewards.JobNotRunning")
-			) =>
-		{
-			tracing::info!(round, "round already closed on-chain")
-		},
-		Err(e) => tracing::warn!(round, "submit_aggregate failed: {e}"),
+	loop {
+		if !my_turn_to_submit(chain, job, round, position).await {
+			return;
+		}
+		if position > 0 {
+			tracing::info!(round, "fallback: submitting the aggregate");
+		}
+		match chain.submit(pair, calls::submit_aggregate(job, round, aggregate.clone())).await {
+			Ok(_) => return tracing::info!(round, "aggregate accepted on-chain"),
+			// A member joined between our read and inclusion: wait for the window again.
+			Err(e) if e.dispatch_error() == Some("TrainingRewards.CommitWindowOpen") => {},
+			Err(e)
+				if matches!(
+					e.dispatch_error(),
+					Some("TrainingRewards.WrongRound" | "TrainingRewards.JobNotRunning")
+				) =>
+			{
+				return tracing::info!(round, "round already closed on-chain")
+			},
+			Err(e) => return tracing::warn!(round, "submit_aggregate failed: {e}"),
+		}
+	}
+}
+
+/// Wait, reading the job (which costs nothing), until the chain accepts an aggregate for
+/// `round` (every member committed, or the commit window closed; a refused extrinsic would
+/// still pay its fee) and then until this peer's turn: the holder (position 0) at once, the
+/// fallback at position k 3·k blocks later. False if the round closes first.
+async fn my_turn_to_submit(
+	chain: &ChainClient,
+	job: u64,
+	round: RoundIndex,
+	position: usize,
+) -> bool {
+	let mut turn = None;
+	loop {
+		let Ok(j) = chain.existing_job(job).await else {
+			return false;
+		};
+		if j.current_round != round || !matches!(j.phase, JobPhase::Commit | JobPhase::Aggregate) {
+			return false;
+		}
+		if j.phase == JobPhase::Aggregate || j.committed >= j.contributors {
+			let at = *turn.get_or_insert_with(|| {
+				std::time::Instant::now() + Duration::from_secs(9 * position as u64)
+			});
+			if std::time::Instant::now() >= at {
+				return true;
+			}
+		}
+		tokio::time::sleep(Duration::from_millis(500)).await;
 	}
 }
 
@@ -697,27 +718,6 @@ fn aggregate_of(qc: &QuorumCertificate) -> Aggregate {
 		model_hash: H256(qc.payload.model_hash),
 		submitter: qc.payload.submitter.into(),
 		contributions: BoundedVec::truncate_from(contributions),
-	}
-}
-
-/// Submit the aggregate; while the chain answers `CommitWindowOpen` (a member has not
-/// committed yet and the window is open: the aggregate must count every commitment), retry
-/// once per block.
-async fn submit_when_commitments_are_in(
-	chain: &ChainClient,
-	pair: &sp_core::sr25519::Pair,
-	job: u64,
-	round: RoundIndex,
-	aggregate: Aggregate,
-) -> trainchain_chain_client::Result<()> {
-	loop {
-		match chain.submit(pair, calls::submit_aggregate(job, round, aggregate.clone())).await {
-			Err(e) if e.dispatch_error() == Some("TrainingRewards.CommitWindowOpen") => {
-				tracing::debug!(round, "commit window open; waiting for every commitment");
-				tokio::time::sleep(Duration::from_secs(3)).await;
-			},
-			other => return other.map(|_| ()),
-		}
 	}
 }
 

@@ -69,11 +69,7 @@ impl<T: LocalTrainer> Peer<T> {
 				},
 			}
 		}
-		let screening = aggregate::screen(&stats, &self.cfg.robust);
-		self.count_rejections(&screening.rejected);
-		if screening.accepted.is_empty() {
-			bail!("every update was rejected");
-		}
+		let screening = self.screen_updates(&stats)?;
 		let cols: Vec<&[f32]> = screening
 			.accepted
 			.iter()

@@ -108,11 +108,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			stats.push(Stat { who: p.who, samples: p.samples, sq_norm: sq, finite, well_formed });
 		}
-		let screening = aggregate::screen(&stats, &self.cfg.robust);
-		self.count_rejections(&screening.rejected);
-		if screening.accepted.is_empty() {
-			bail!("every update was rejected");
-		}
+		let screening = self.screen_updates(&stats)?;
 		// As owner: aggregate my chunk, all-gather it.
 		let reduce_comp = match comp {
 			Compression::Fp16 | Compression::Int8 => comp,

@@ -48,10 +48,17 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 	}
 
-	pub(super) fn count_rejections(&self, rejected: &[(PublicKey, aggregate::Rejection)]) {
-		for _ in rejected {
+	/// Screen the attempt's updates (every peer decides on the same reports), count the
+	/// rejections, and refuse an attempt that has none left.
+	pub(super) fn screen_updates(&self, stats: &[Stat]) -> Result<aggregate::Screening> {
+		let screening = aggregate::screen(stats, &self.cfg.robust);
+		for _ in &screening.rejected {
 			Metrics::inc(&self.metrics().updates_rejected);
 		}
+		if screening.accepted.is_empty() {
+			bail!("every update was rejected");
+		}
+		Ok(screening)
 	}
 }
 
