@@ -106,6 +106,53 @@ async fn scaled_update_is_rejected_as_norm_outlier() {
 	assert!(honest[1][0].rejected.iter().any(|(_, why)| why.contains("norm")));
 }
 
+/// Dave owns a chunk and sends a different reduction of it to each honest peer. Without the
+/// cross-check the honest peers apply different aggregates and diverge; with it, they prove
+/// the equivocation from Dave's own signed messages and retry the round without him.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocating_chunk_owner_is_caught_before_signing() {
+	init_tracing();
+	let rounds = 2;
+	let baseline = agree(&honest_run(&HONEST, rounds, |_| {}).await);
+	let mut handles = Vec::new();
+	let mut boot = Vec::new();
+	for (i, s) in HONEST.iter().enumerate() {
+		let (h, addr, c) = spawn_peer(
+			peer_cfg(s, 4),
+			boot.clone(),
+			Synth { idx: i as u64, len: LEN, wrong_len: false },
+			rounds,
+		)
+		.await;
+		boot.push(addr);
+		handles.push((h, c));
+	}
+	let mut cfg = peer_cfg("//Dave", 4);
+	cfg.byzantine = Some(Byzantine::SplitReduced);
+	let (hd, _, _) =
+		spawn_peer(cfg, boot, Synth { idx: 3, len: LEN, wrong_len: false }, rounds).await;
+	let mut honest = Vec::new();
+	let mut clients = Vec::new();
+	for (h, c) in handles {
+		honest.push(h.await.unwrap());
+		clients.push(c);
+	}
+	let _ = hd.await;
+	assert_eq!(agree(&honest), baseline, "the equivocating owner changed the result");
+	let dave = Keys::from_suri("//Dave").unwrap().public();
+	for (i, reports) in honest.iter().enumerate() {
+		for r in reports {
+			assert!(
+				r.included.iter().all(|s| s.who != dave),
+				"peer {i} round {}: Dave included",
+				r.round
+			);
+		}
+		assert!(reports[0].attempt >= 1, "peer {i}: round 0 should need a second attempt");
+		assert!(clients[i].metrics().equivocations.load(Relaxed) >= 1, "peer {i}: no proof");
+	}
+}
+
 /// A raw attacker with its own swarm and key (Dave): garbage frames, an oversized frame,
 /// a message signed by Dave claiming Alice's key, Alice's genuine message re-sent from
 /// Dave's peer, replays of earlier rounds, and two different updates in one round.

@@ -116,6 +116,29 @@ pub enum Body {
 		/// Encoded blocks of the aggregate.
 		blocks: Vec<Vec<u8>>,
 	},
+	/// The digest of every chunk's `Reduced` body as the sender received it, in chunk
+	/// order. Participants compare these before they sign, so an owner that sent different
+	/// reductions to different peers is caught. Accepted only from a participant of the
+	/// proposal named by `proposal`.
+	ReducedDigests {
+		/// Attempt.
+		attempt: u32,
+		/// [`proposal_hash`] of the proposal this exchange follows.
+		proposal: Hash32,
+		/// `blake2_256` of each chunk's encoded `Reduced` body.
+		digests: Vec<Hash32>,
+	},
+	/// Evidence that a chunk's owner equivocated: the owner's own signed `Reduced` envelope as
+	/// the sender received it, forwarded when its digest differs from another participant's.
+	/// Accepted only from a participant of the proposal named by `proposal`.
+	ReducedConflict {
+		/// Attempt.
+		attempt: u32,
+		/// [`proposal_hash`] of the proposal this exchange follows.
+		proposal: Hash32,
+		/// The owner's envelope, unchanged.
+		evidence: Envelope,
+	},
 	/// The sender's signature over the round's aggregate payload.
 	SigShare {
 		/// Model hash signed.
@@ -141,16 +164,20 @@ impl Body {
 			Body::Chunk { .. } => "chunk",
 			Body::Norms { .. } => "norms",
 			Body::Reduced { .. } => "reduced",
+			Body::ReducedDigests { .. } => "reduced-digests",
+			Body::ReducedConflict { .. } => "reduced-conflict",
 			Body::SigShare { .. } => "sigshare",
 			Body::Certificate(_) => "certificate",
 		}
 	}
 
-	/// `(attempt, proposal hash, chunk)` of an exchange message (`Chunk`, `Norms`,
-	/// `Reduced`); the chunk is `None` for `Chunk`, which any participant sends.
+	/// `(attempt, proposal hash, chunk)` of an exchange message; the chunk is `None` for the
+	/// messages any participant sends (`Chunk`, `ReducedDigests`, `ReducedConflict`).
 	pub fn exchange_key(&self) -> Option<(u32, Hash32, Option<u32>)> {
 		match self {
-			Body::Chunk { attempt, proposal, .. } => Some((*attempt, *proposal, None)),
+			Body::Chunk { attempt, proposal, .. }
+			| Body::ReducedDigests { attempt, proposal, .. }
+			| Body::ReducedConflict { attempt, proposal, .. } => Some((*attempt, *proposal, None)),
 			Body::Norms { attempt, proposal, chunk, .. }
 			| Body::Reduced { attempt, proposal, chunk, .. } => Some((*attempt, *proposal, Some(*chunk))),
 			_ => None,

@@ -94,7 +94,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			return;
 		}
-		self.on_body(from, env.who, body);
+		self.on_body(from, env.who, body, env.sig);
 	}
 
 	pub(super) fn on_certificate(&mut self, qc: QuorumCertificate) {
@@ -129,7 +129,14 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 	}
 
-	pub(super) fn on_body(&mut self, from: PeerId, who: PublicKey, body: Body) {
+	/// File an authenticated message body (`sig` is its envelope's signature).
+	pub(super) fn on_body(
+		&mut self,
+		from: PeerId,
+		who: PublicKey,
+		body: Body,
+		sig: SignatureBytes,
+	) {
 		if matches!(body, Body::Ready { .. } | Body::Proposal { .. }) && !self.is_member(&who) {
 			Metrics::inc(&self.net.metrics().messages_rejected);
 			tracing::warn!(who = %short(&who), "ignoring a peer that has not joined the job on-chain");
@@ -186,9 +193,11 @@ impl<T: LocalTrainer> Peer<T> {
 					st.proposals.insert(attempt, (who, participants));
 				}
 			},
-			body @ (Body::Chunk { .. } | Body::Norms { .. } | Body::Reduced { .. }) => {
-				self.on_exchange(who, body)
-			},
+			body @ (Body::Chunk { .. }
+			| Body::Norms { .. }
+			| Body::Reduced { .. }
+			| Body::ReducedDigests { .. }
+			| Body::ReducedConflict { .. }) => self.on_exchange(who, body, sig),
 			Body::SigShare { model_hash, included, metric, sig } => {
 				st.sigshares.insert(who, (model_hash, included, metric, sig));
 			},
@@ -198,7 +207,7 @@ impl<T: LocalTrainer> Peer<T> {
 
 	/// An exchange message: checked against its attempt's agreed proposal, or kept until
 	/// this peer agrees on that attempt.
-	pub(super) fn on_exchange(&mut self, who: PublicKey, body: Body) {
+	pub(super) fn on_exchange(&mut self, who: PublicKey, body: Body, sig: SignatureBytes) {
 		let Some((attempt, _, _)) = body.exchange_key() else {
 			return;
 		};
@@ -209,17 +218,17 @@ impl<T: LocalTrainer> Peer<T> {
 			return self.reject_exchange(&who, &body, "sender has not joined the job on-chain");
 		}
 		if self.st.agreed.contains_key(&attempt) {
-			return self.accept_exchange(who, body);
+			return self.accept_exchange(who, body, sig);
 		}
 		if self.st.early.len() < EARLY_CAP {
-			self.st.early.entry((attempt, who, body.kind())).or_insert(body);
+			self.st.early.entry((attempt, who, body.kind())).or_insert((body, sig));
 		}
 	}
 
-	/// Store an exchange message if its sender may send it in the agreed proposal (a
-	/// participant for `Chunk`, the chunk's owner for `Norms` / `Reduced`); first message
-	/// per slot wins, so only the owner can fill a chunk's slot.
-	pub(super) fn accept_exchange(&mut self, who: PublicKey, body: Body) {
+	/// Store an exchange message if its sender may send it in the agreed proposal (any
+	/// participant for `Chunk` and the cross-check messages, the chunk's owner for `Norms` /
+	/// `Reduced`); first message per slot wins, so only the owner can fill a chunk's slot.
+	pub(super) fn accept_exchange(&mut self, who: PublicKey, body: Body, sig: SignatureBytes) {
 		let Some((attempt, proposal, chunk)) = body.exchange_key() else {
 			return;
 		};
@@ -239,7 +248,13 @@ impl<T: LocalTrainer> Peer<T> {
 				st.norms.entry((attempt, chunk)).or_insert(stats);
 			},
 			Body::Reduced { chunk, blocks, .. } => {
-				st.reduced.entry((attempt, chunk)).or_insert(blocks);
+				st.reduced.entry((attempt, chunk)).or_insert((blocks, sig));
+			},
+			Body::ReducedDigests { digests, .. } => {
+				st.digests.entry((attempt, who)).or_insert(digests);
+			},
+			Body::ReducedConflict { evidence, .. } => {
+				self.on_reduced_conflict(who, attempt, evidence)
 			},
 			_ => {},
 		}

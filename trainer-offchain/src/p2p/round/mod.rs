@@ -22,7 +22,10 @@
 //!    everybody and aggregates locally. Exchange messages carry the hash of the proposal they
 //!    follow; a peer accepts them only for the proposal it agreed on, `Chunk` only from a
 //!    participant and `Norms` / `Reduced` of chunk `c` only from its owner, participant `c`
-//!    (anything else is dropped and counted in `exchange_rejected`).
+//!    (anything else is dropped and counted in `exchange_rejected`). Before anybody signs,
+//!    the participants compare digests of the reduced chunks they received; an owner proven
+//!    (by two of its own signed `Reduced` envelopes) to have sent different reductions to
+//!    different peers is excluded and the attempt retried (`exchange/cross_check.rs`).
 //! 4. **Finish**: apply the aggregate, hash the model, evaluate it, sign the chain's
 //!    `AggregatePayload` with this peer's own metric and send the endorsement to the
 //!    certificate holder (lowest holder rank among the included, rotating per round; it is
@@ -47,6 +50,7 @@ use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Participant};
 use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
 use crate::signing::{short, Endorsement, Keys, PublicKey, QuorumCertificate, SignatureBytes};
+use exchange::AttemptOutcome;
 
 /// Tries of one round in [`Peer::run`] before it is given up.
 const MAX_ROUND_RETRIES: u32 = 3;
@@ -129,17 +133,21 @@ pub enum Byzantine {
 	Scale(f32),
 	/// Send NaNs.
 	Nan,
+	/// As a chunk's owner, send a different reduced chunk to every other peer (equivocation).
+	SplitReduced,
 }
 
 impl FromStr for Byzantine {
 	type Err = anyhow::Error;
 	fn from_str(s: &str) -> Result<Self> {
-		if s == "nan" {
-			return Ok(Byzantine::Nan);
+		match s {
+			"nan" => return Ok(Byzantine::Nan),
+			"split-reduced" => return Ok(Byzantine::SplitReduced),
+			_ => {},
 		}
 		match s.strip_prefix("scale:") {
 			Some(f) => Ok(Byzantine::Scale(f.parse()?)),
-			None => bail!("unknown byzantine mode {s:?} (scale:FACTOR|nan)"),
+			None => bail!("unknown byzantine mode {s:?} (scale:FACTOR|nan|split-reduced)"),
 		}
 	}
 }
@@ -276,13 +284,19 @@ struct RoundState {
 	proposals: HashMap<u32, (PublicKey, Vec<Participant>)>,
 	chunks: HashMap<(u32, PublicKey), ChunkMsg>,
 	norms: HashMap<(u32, u32), Vec<ChunkStat>>,
-	reduced: HashMap<(u32, u32), Vec<Vec<u8>>>,
+	/// Each chunk's reduced blocks with its owner's envelope signature (kept to forward the
+	/// owner's own message as evidence if other participants received something else).
+	reduced: HashMap<(u32, u32), (Vec<Vec<u8>>, SignatureBytes)>,
+	/// Each participant's digests of the reduced chunks it received.
+	digests: HashMap<(u32, PublicKey), Vec<Hash32>>,
+	/// Chunks whose owner was proven to have sent two different reductions.
+	proven_split: BTreeSet<(u32, u32)>,
 	/// The proposal this peer follows in each attempt: its hash and participants. Exchange
 	/// messages are accepted only if bound to it and sent by the chunk's owner.
 	agreed: HashMap<u32, (Hash32, Vec<Participant>)>,
 	/// Exchange messages that arrived before this peer agreed on their attempt, one per
 	/// `(attempt, sender, kind)`; checked when the attempt's exchange starts.
-	early: HashMap<(u32, PublicKey, &'static str), Body>,
+	early: HashMap<(u32, PublicKey, &'static str), (Body, SignatureBytes)>,
 	sigshares: HashMap<PublicKey, SigShareOf>,
 	certificate: Option<QuorumCertificate>,
 	/// Hash of the model this round trains from (set when the round starts).
@@ -481,6 +495,20 @@ impl<T: LocalTrainer> Peer<T> {
 		Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, body)
 	}
 
+	/// Send one sealed message to every participant but this peer.
+	fn send_to_others(&self, parts: &[Participant], sealed: &[u8]) {
+		for p in parts.iter().filter(|p| p.who != self.me) {
+			match self.bindings.get(&p.who) {
+				Some(pid) => {
+					if let Err(e) = self.net.send_nowait(*pid, sealed.to_vec()) {
+						tracing::warn!("send: {e}");
+					}
+				},
+				None => tracing::warn!(to = %short(&p.who), "no peer id for key"),
+			}
+		}
+	}
+
 	fn send_to(&self, who: &PublicKey, body: &Body) {
 		match self.bindings.get(who) {
 			Some(p) => {
@@ -491,12 +519,6 @@ impl<T: LocalTrainer> Peer<T> {
 			None => tracing::warn!(to = %short(who), "no peer id for key"),
 		}
 	}
-
-	// ---------------------------------------------------------------- events
-
-	// ---------------------------------------------------------------- sync
-
-	// ---------------------------------------------------------------- round
 }
 
 fn log_report(r: &RoundReport) {

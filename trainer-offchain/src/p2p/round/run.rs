@@ -97,7 +97,7 @@ impl<T: LocalTrainer> Peer<T> {
 		match self.cfg.byzantine {
 			Some(Byzantine::Scale(f)) => local.delta.iter_mut().for_each(|x| *x *= f),
 			Some(Byzantine::Nan) => local.delta.iter_mut().step_by(7).for_each(|x| *x = f32::NAN),
-			None => {},
+			Some(Byzantine::SplitReduced) | None => {},
 		}
 		Ok((local, elapsed_ms(tc)))
 	}
@@ -139,7 +139,7 @@ impl<T: LocalTrainer> Peer<T> {
 				return Ok(Exchanged::Observer);
 			};
 			match self.exchange(attempt, &participants, &mine.update).await? {
-				Ok((agg, accepted, rejected)) => {
+				AttemptOutcome::Aggregated { agg, accepted, rejected } => {
 					return Ok(Exchanged::Aggregated {
 						attempt,
 						participants,
@@ -148,14 +148,14 @@ impl<T: LocalTrainer> Peer<T> {
 						rejected,
 					});
 				},
-				Err(missing) => {
+				AttemptOutcome::Retry(left_out) => {
 					tracing::warn!(
 						round,
 						attempt,
-						missing = ?missing.iter().map(short).collect::<Vec<_>>(),
-						"exchange attempt timed out; retrying without the missing peers"
+						left_out = ?left_out.iter().map(short).collect::<Vec<_>>(),
+						"exchange attempt failed; retrying without the missing or equivocating peers"
 					);
-					suspects.extend(missing);
+					suspects.extend(left_out);
 				},
 			}
 		}

@@ -2,7 +2,7 @@
 //! aggregates locally (simple; `S·(N−1)` bytes sent per peer).
 
 use super::super::*;
-use super::{Attempt, ExchangeResult};
+use super::{Attempt, AttemptOutcome};
 
 impl<T: LocalTrainer> Peer<T> {
 	/// All-to-all exchange of one attempt.
@@ -11,10 +11,8 @@ impl<T: LocalTrainer> Peer<T> {
 		ctx: &Attempt,
 		parts: &[Participant],
 		mine: &Compressed,
-	) -> Result<ExchangeResult> {
-		let Attempt { attempt, proposal, deadline, n, len, nb, me, my_idx, comp, .. } = *ctx;
-		let leaves = &ctx.leaves;
-		let _ = (n, my_idx, leaves);
+	) -> Result<AttemptOutcome> {
+		let Attempt { attempt, proposal, deadline, len, nb, me, comp, .. } = *ctx;
 		let body = Body::Chunk {
 			attempt,
 			proposal,
@@ -22,25 +20,15 @@ impl<T: LocalTrainer> Peer<T> {
 			blocks: mine.blocks.clone(),
 			proof: Vec::new(),
 		};
-		let bytes = self.seal(&body);
-		for p in parts.iter().filter(|p| p.who != me) {
-			if let Some(pid) = self.bindings.get(&p.who) {
-				let _ = self.net.send_nowait(*pid, bytes.clone());
-			}
-		}
 		self.st.chunks.insert((attempt, me), (0, mine.blocks.clone(), Vec::new()));
-		let others: Vec<PublicKey> = parts.iter().map(|p| p.who).collect();
-		let ok = self
-			.wait_until(deadline, |s| {
-				others.iter().all(|w| s.st.chunks.contains_key(&(attempt, *w)))
+		let sealed = self.seal(&body);
+		let missing = self
+			.gather(parts, Some(&sealed), deadline, |s, i| {
+				parts.get(i).is_some_and(|p| s.st.chunks.contains_key(&(attempt, p.who)))
 			})
 			.await?;
-		if !ok {
-			let missing = others
-				.into_iter()
-				.filter(|w| !self.st.chunks.contains_key(&(attempt, *w)))
-				.collect();
-			return Ok(Err(missing));
+		if !missing.is_empty() {
+			return Ok(AttemptOutcome::Retry(missing));
 		}
 		let mut stats = Vec::new();
 		let mut decoded: Vec<Vec<f32>> = Vec::new();
@@ -83,6 +71,6 @@ impl<T: LocalTrainer> Peer<T> {
 			.collect();
 		let agg =
 			aggregate::aggregate_columns(self.cfg.robust.aggregator, &screening.accepted, &cols)?;
-		Ok(Ok((agg, screening.accepted, screening.rejected)))
+		Ok(AttemptOutcome::aggregated(agg, screening))
 	}
 }

@@ -1,9 +1,17 @@
 //! The chunked scheme: reduce-scatter of Merkle-proofed chunks to their owners, screening
-//! on the owners' per-sender reports, all-gather of the reduced chunks (`2·S·(N−1)/N`
-//! bytes sent per peer).
+//! on the owners' per-sender reports, all-gather of the reduced chunks, and a cross-check of
+//! what every participant received (`2·S·(N−1)/N` bytes sent per peer).
 
 use super::super::*;
-use super::{Attempt, ExchangeResult};
+use super::{Attempt, AttemptOutcome};
+
+/// What the owner of a chunk received: each participant's decoded values of the chunk (in
+/// participant order; `None` if missing or not matching the sender's root) and the
+/// statistics it reports on them.
+struct OwnedChunk {
+	cols: Vec<Option<Vec<f32>>>,
+	stats: Vec<ChunkStat>,
+}
 
 impl<T: LocalTrainer> Peer<T> {
 	/// Chunked exchange of one attempt.
@@ -12,34 +20,74 @@ impl<T: LocalTrainer> Peer<T> {
 		ctx: &Attempt,
 		parts: &[Participant],
 		mine: &Compressed,
-	) -> Result<ExchangeResult> {
-		let Attempt { attempt, proposal, deadline, n, len, nb, me, my_idx, comp, .. } = *ctx;
-		let leaves = &ctx.leaves;
-		let _ = (n, my_idx, leaves);
-		// Reduce-scatter: chunk c goes to its owner parts[c].
+	) -> Result<AttemptOutcome> {
+		let Attempt { attempt, proposal, deadline, my_idx, .. } = *ctx;
+		self.scatter_chunks(ctx, parts, mine);
+		// As owner: wait for chunks (half the deadline), then report statistics.
+		let half = Instant::now() + self.cfg.round_timeout / 2;
+		self.gather(parts, None, half, |s, i| {
+			parts.get(i).is_some_and(|p| s.st.chunks.contains_key(&(attempt, p.who)))
+		})
+		.await?;
+		let owned = self.check_owned_chunk(ctx, parts);
+		let chunk = my_idx as u32;
+		let norms = Body::Norms { attempt, proposal, chunk, stats: owned.stats.clone() };
+		self.st.norms.insert((attempt, chunk), owned.stats);
+		let sealed = self.seal(&norms);
+		let missing = self
+			.gather(parts, Some(&sealed), deadline, |s, c| {
+				s.st.norms.contains_key(&(attempt, c as u32))
+			})
+			.await?;
+		if !missing.is_empty() {
+			return Ok(AttemptOutcome::Retry(missing));
+		}
+		// Every peer combines the same reports into the same screening.
+		let screening = self.screen_updates(&self.combined_stats(attempt, parts))?;
+		self.reduce_and_send(ctx, parts, &owned.cols, &screening)?;
+		let missing = self
+			.gather(parts, None, deadline, |s, c| s.st.reduced.contains_key(&(attempt, c as u32)))
+			.await?;
+		if !missing.is_empty() {
+			return Ok(AttemptOutcome::Retry(missing));
+		}
+		let split = self.cross_check_reduced(ctx, parts).await?;
+		if !split.is_empty() {
+			return Ok(AttemptOutcome::Retry(split));
+		}
+		Ok(match self.assemble_reduced(ctx, parts) {
+			Ok(agg) => AttemptOutcome::aggregated(agg, screening),
+			Err(owner) => AttemptOutcome::Retry(vec![owner]),
+		})
+	}
+
+	/// Reduce-scatter: chunk `c` of this peer's update, with its range proof, goes to its
+	/// owner `parts[c]`; this peer's own chunk is filed directly.
+	fn scatter_chunks(&mut self, ctx: &Attempt, parts: &[Participant], mine: &Compressed) {
+		let Attempt { attempt, proposal, n, nb, me, .. } = *ctx;
 		for (c, p) in parts.iter().enumerate() {
 			let b = compress::chunk_blocks(nb, n, c);
 			let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
-			let proof = compress::range_proof(leaves, b.start, b.end);
-			let body =
-				Body::Chunk { attempt, proposal, first_block: b.start as u32, blocks, proof };
+			let proof = compress::range_proof(&ctx.leaves, b.start, b.end);
+			let first_block = b.start as u32;
 			if p.who == me {
-				if let Body::Chunk { first_block, blocks, proof, .. } = body {
-					self.st.chunks.insert((attempt, me), (first_block, blocks, proof));
-				}
+				self.st.chunks.insert((attempt, me), (first_block, blocks, proof));
 			} else {
-				self.send_to(&p.who, &body);
+				self.send_to(
+					&p.who,
+					&Body::Chunk { attempt, proposal, first_block, blocks, proof },
+				);
 			}
 		}
-		// As owner: wait for chunks (half the deadline), then report statistics.
-		let senders: Vec<PublicKey> = parts.iter().map(|p| p.who).collect();
-		let half = Instant::now() + self.cfg.round_timeout / 2;
-		self.wait_until(half, |s| senders.iter().all(|w| s.st.chunks.contains_key(&(attempt, *w))))
-			.await?;
+	}
+
+	/// As owner: decode and check (range proof against the sender's root, shape) every
+	/// participant's piece of this peer's chunk, and compute the statistics to report.
+	fn check_owned_chunk(&self, ctx: &Attempt, parts: &[Participant]) -> OwnedChunk {
+		let Attempt { attempt, n, len, nb, my_idx, comp, .. } = *ctx;
 		let my_blocks = compress::chunk_blocks(nb, n, my_idx);
 		let my_elems = compress::chunk_elems(len, n, my_idx);
-		let mut my_cols: Vec<Option<Vec<f32>>> = Vec::new();
-		let mut my_stats = Vec::new();
+		let mut owned = OwnedChunk { cols: Vec::new(), stats: Vec::new() };
 		for p in parts {
 			let got = self.st.chunks.get(&(attempt, p.who)).and_then(|(first, blocks, proof)| {
 				if *first as usize != my_blocks.start
@@ -48,13 +96,8 @@ impl<T: LocalTrainer> Peer<T> {
 				{
 					return None;
 				}
-				let root = compress::root_from_range(
-					nb,
-					my_blocks.start,
-					&compress::leaf_hashes(blocks),
-					proof,
-				)
-				.ok()?;
+				let leaves = compress::leaf_hashes(blocks);
+				let root = compress::root_from_range(nb, my_blocks.start, &leaves, proof).ok()?;
 				if root != p.root {
 					return None;
 				}
@@ -66,37 +109,27 @@ impl<T: LocalTrainer> Peer<T> {
 			if got.is_none() {
 				tracing::warn!(who = %short(&p.who), "chunk missing, malformed or not matching its root");
 			}
-			my_stats.push(ChunkStat {
+			owned.stats.push(ChunkStat {
 				who: p.who,
 				sq_norm_bits: sq.to_bits(),
 				finite,
 				well_formed: got.is_some(),
 			});
-			my_cols.push(got);
+			owned.cols.push(got);
 		}
-		let norms =
-			Body::Norms { attempt, proposal, chunk: my_idx as u32, stats: my_stats.clone() };
-		for p in parts.iter().filter(|p| p.who != me) {
-			self.send_to(&p.who, &norms);
-		}
-		self.st.norms.insert((attempt, my_idx as u32), my_stats);
-		let ok = self
-			.wait_until(deadline, |s| (0..n as u32).all(|c| s.st.norms.contains_key(&(attempt, c))))
-			.await?;
-		if !ok {
-			let missing = (0..n as u32)
-				.filter(|c| !self.st.norms.contains_key(&(attempt, *c)))
-				.filter_map(|c| parts.get(c as usize).map(|p| p.who))
-				.collect();
-			return Ok(Err(missing));
-		}
-		// Every peer combines the same reports into the same screening.
+		owned
+	}
+
+	/// Each participant's statistics summed over every owner's report (a participant some
+	/// owner did not report on is not well formed).
+	fn combined_stats(&self, attempt: u32, parts: &[Participant]) -> Vec<Stat> {
+		let n = parts.len() as u32;
 		let mut stats = Vec::new();
 		for (i, p) in parts.iter().enumerate() {
 			let mut sq = 0f64;
 			let mut finite = true;
 			let mut well_formed = true;
-			for c in 0..n as u32 {
+			for c in 0..n {
 				match self.st.norms.get(&(attempt, c)).and_then(|v| v.get(i)) {
 					Some(cs) if cs.who == p.who => {
 						sq += f64::from_bits(cs.sq_norm_bits);
@@ -108,72 +141,101 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			stats.push(Stat { who: p.who, samples: p.samples, sq_norm: sq, finite, well_formed });
 		}
-		let screening = self.screen_updates(&stats)?;
-		// As owner: aggregate my chunk, all-gather it.
-		let reduce_comp = match comp {
-			Compression::Fp16 | Compression::Int8 => comp,
-			_ => Compression::None,
-		};
-		let cols: Vec<&[f32]> = screening
+		stats
+	}
+
+	/// As owner: aggregate the accepted pieces of this peer's chunk (in sorted-key order),
+	/// file the result and send it to every other participant, sealed once.
+	fn reduce_and_send(
+		&mut self,
+		ctx: &Attempt,
+		parts: &[Participant],
+		cols: &[Option<Vec<f32>>],
+		screening: &aggregate::Screening,
+	) -> Result<()> {
+		let Attempt { attempt, proposal, n, len, nb, my_idx, comp, .. } = *ctx;
+		let my_blocks = compress::chunk_blocks(nb, n, my_idx);
+		let my_elems = compress::chunk_elems(len, n, my_idx);
+		let accepted_cols: Vec<&[f32]> = screening
 			.accepted
 			.iter()
 			.filter_map(|a| {
-				parts
-					.iter()
-					.position(|p| p.who == a.who)
-					.and_then(|i| my_cols.get(i))
-					.and_then(|c| c.as_deref())
+				let i = parts.iter().position(|p| p.who == a.who)?;
+				cols.get(i)?.as_deref()
 			})
 			.collect();
-		let my_red = if my_elems.is_empty() {
+		let reduced = if my_elems.is_empty() {
 			Vec::new()
 		} else {
-			aggregate::aggregate_columns(self.cfg.robust.aggregator, &screening.accepted, &cols)?
+			let agg = self.cfg.robust.aggregator;
+			aggregate::aggregate_columns(agg, &screening.accepted, &accepted_cols)?
 		};
-		let red_blocks: Vec<Vec<u8>> = my_blocks
-			.clone()
-			.map(|b| {
-				let r = compress::block_range(len, nb, b);
-				let off = my_elems.start;
-				reduce_comp.encode_block(my_red.get(r.start - off..r.end - off).unwrap_or_default())
-			})
-			.collect();
-		let reduced =
-			Body::Reduced { attempt, proposal, chunk: my_idx as u32, blocks: red_blocks.clone() };
-		for p in parts.iter().filter(|p| p.who != me) {
-			self.send_to(&p.who, &reduced);
-		}
-		self.st.reduced.insert((attempt, my_idx as u32), red_blocks);
-		let ok = self
-			.wait_until(deadline, |s| {
-				(0..n as u32).all(|c| s.st.reduced.contains_key(&(attempt, c)))
-			})
-			.await?;
-		if !ok {
-			let missing = (0..n as u32)
-				.filter(|c| !self.st.reduced.contains_key(&(attempt, *c)))
-				.filter_map(|c| parts.get(c as usize).map(|p| p.who))
-				.collect();
-			return Ok(Err(missing));
-		}
-		let mut agg = Vec::with_capacity(len);
-		for c in 0..n {
-			let b = compress::chunk_blocks(nb, n, c);
-			let blocks = self.st.reduced.get(&(attempt, c as u32)).cloned().unwrap_or_default();
-			if blocks.len() != b.len() {
-				return Ok(Err(parts.get(c).map(|p| vec![p.who]).unwrap_or_default()));
+		let encode = |values: &[f32]| -> Vec<Vec<u8>> {
+			my_blocks
+				.clone()
+				.map(|b| {
+					let r = compress::block_range(len, nb, b);
+					let off = my_elems.start;
+					let piece = values.get(r.start - off..r.end - off).unwrap_or_default();
+					reduce_compression(comp).encode_block(piece)
+				})
+				.collect()
+		};
+		let chunk = my_idx as u32;
+		let blocks = encode(&reduced);
+		let body = Body::Reduced { attempt, proposal, chunk, blocks: blocks.clone() };
+		let env = Envelope::seal(&self.cfg.keys, self.cfg.job_id, self.round, &body);
+		self.st.reduced.insert((attempt, chunk), (blocks, env.sig));
+		if self.cfg.byzantine == Some(Byzantine::SplitReduced) {
+			// Test-only: every other peer gets a differently scaled reduction.
+			for (k, p) in parts.iter().enumerate().filter(|(_, p)| p.who != self.me) {
+				let skewed: Vec<f32> = reduced.iter().map(|x| x * (2.0 + k as f32)).collect();
+				let body = Body::Reduced { attempt, proposal, chunk, blocks: encode(&skewed) };
+				self.send_to(&p.who, &body);
 			}
-			match compress::decode_blocks(reduce_comp, len, b.start, &blocks) {
-				Ok(v) if v.iter().all(|x| x.is_finite()) => agg.extend(v),
-				_ => {
+			return Ok(());
+		}
+		self.send_to_others(parts, &env.encode());
+		Ok(())
+	}
+
+	/// Decode the reduced chunks into the aggregate. `Err(owner)` names the owner of a chunk
+	/// of the wrong shape or with values that are not finite.
+	fn assemble_reduced(
+		&self,
+		ctx: &Attempt,
+		parts: &[Participant],
+	) -> std::result::Result<Vec<f32>, PublicKey> {
+		let Attempt { attempt, n, len, nb, comp, .. } = *ctx;
+		let mut agg = Vec::with_capacity(len);
+		for (c, owner) in parts.iter().enumerate() {
+			let b = compress::chunk_blocks(nb, n, c);
+			let blocks = self.st.reduced.get(&(attempt, c as u32)).map(|(b, _)| b);
+			let values = blocks
+				.filter(|blocks| blocks.len() == b.len())
+				.and_then(|blocks| {
+					compress::decode_blocks(reduce_compression(comp), len, b.start, blocks).ok()
+				})
+				.filter(|v| {
+					v.len() == compress::chunk_elems(len, n, c).len()
+						&& v.iter().all(|x| x.is_finite())
+				});
+			match values {
+				Some(v) => agg.extend(v),
+				None => {
 					tracing::warn!(owner = c, "malformed reduced chunk");
-					return Ok(Err(parts.get(c).map(|p| vec![p.who]).unwrap_or_default()));
+					return Err(owner.who);
 				},
 			}
 		}
-		if agg.len() != len {
-			bail!("aggregate has {} values, expected {len}", agg.len());
-		}
-		Ok(Ok((agg, screening.accepted, screening.rejected)))
+		Ok(agg)
+	}
+}
+
+/// The encoding of reduced chunks: fp16 and int8 stay, the sparse schemes send dense values.
+fn reduce_compression(comp: Compression) -> Compression {
+	match comp {
+		Compression::Fp16 | Compression::Int8 => comp,
+		_ => Compression::None,
 	}
 }

@@ -3,6 +3,7 @@
 
 mod all_to_all;
 mod chunked;
+mod cross_check;
 
 use super::*;
 
@@ -14,20 +15,20 @@ impl<T: LocalTrainer> Peer<T> {
 		self.st.agreed.insert(attempt, (hash, parts.to_vec()));
 		let early: Vec<_> = self.st.early.keys().filter(|k| k.0 == attempt).copied().collect();
 		for k in early {
-			if let Some(body) = self.st.early.remove(&k) {
-				self.accept_exchange(k.1, body);
+			if let Some((body, sig)) = self.st.early.remove(&k) {
+				self.accept_exchange(k.1, body, sig);
 			}
 		}
 		hash
 	}
 
-	/// Exchange updates of one attempt. `Ok(Err(missing))` when the attempt timed out.
+	/// Exchange updates of one attempt.
 	pub(super) async fn exchange(
 		&mut self,
 		attempt: u32,
 		parts: &[Participant],
 		mine: &Compressed,
-	) -> Result<ExchangeResult> {
+	) -> Result<AttemptOutcome> {
 		let me = self.me;
 		let my_idx = parts.iter().position(|p| p.who == me).context("not a participant")?;
 		let ctx = Attempt {
@@ -48,6 +49,30 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 	}
 
+	/// Send `sealed` (if any) to every other participant, then handle events until `have(self,
+	/// i)` holds for every participant index `i` or `deadline` passes. Returns the
+	/// participants for which it still does not hold: the broadcast-and-collect step of every
+	/// exchange phase.
+	pub(super) async fn gather(
+		&mut self,
+		parts: &[Participant],
+		sealed: Option<&[u8]>,
+		deadline: Instant,
+		have: impl Fn(&Self, usize) -> bool,
+	) -> Result<Vec<PublicKey>> {
+		if let Some(bytes) = sealed {
+			self.send_to_others(parts, bytes);
+		}
+		let n = parts.len();
+		self.wait_until(deadline, |s| (0..n).all(|i| have(s, i))).await?;
+		Ok(parts
+			.iter()
+			.enumerate()
+			.filter(|(i, _)| !have(self, *i))
+			.map(|(_, p)| p.who)
+			.collect())
+	}
+
 	/// Screen the attempt's updates (every peer decides on the same reports), count the
 	/// rejections, and refuse an attempt that has none left.
 	pub(super) fn screen_updates(&self, stats: &[Stat]) -> Result<aggregate::Screening> {
@@ -62,12 +87,24 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 }
 
-/// What an exchange attempt yields: the aggregate with the accepted and rejected updates,
-/// or (`Err`) the peers that went missing before its deadline.
-pub(super) type ExchangeResult = std::result::Result<
-	(Vec<f32>, Vec<Accepted>, Vec<(PublicKey, aggregate::Rejection)>),
-	Vec<PublicKey>,
->;
+/// How one exchange attempt ended.
+pub(super) enum AttemptOutcome {
+	/// The aggregate, with the accepted and rejected updates.
+	Aggregated {
+		agg: Vec<f32>,
+		accepted: Vec<Accepted>,
+		rejected: Vec<(PublicKey, aggregate::Rejection)>,
+	},
+	/// Retry without these peers: they went missing before the deadline, or were proven to
+	/// have sent different reduced chunks to different peers.
+	Retry(Vec<PublicKey>),
+}
+
+impl AttemptOutcome {
+	fn aggregated(agg: Vec<f32>, screening: aggregate::Screening) -> Self {
+		Self::Aggregated { agg, accepted: screening.accepted, rejected: screening.rejected }
+	}
+}
 
 /// The fixed facts of one exchange attempt.
 pub(super) struct Attempt {
