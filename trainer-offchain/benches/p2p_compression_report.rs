@@ -11,8 +11,8 @@ use std::time::Duration;
 use trainchain_trainer::compress::Compression;
 use trainchain_trainer::data::{self, CsvOptions};
 use trainchain_trainer::model::ModelSpec;
-use trainchain_trainer::p2p::cli::ShardTrainer;
 use trainchain_trainer::p2p::{net, Peer};
+use trainchain_trainer::shard::ShardTrainer;
 use trainchain_trainer::train::{OptimizerConfig, TrainConfig};
 
 async fn compression_report() {

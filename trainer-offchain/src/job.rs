@@ -1,4 +1,4 @@
-//! The `run` subcommand: take part in a training job on a trainchain node.
+//! Taking part in a training job on a trainchain node (the `run` subcommand).
 //!
 //! ```text
 //! trainchain-trainer run --node ws://127.0.0.1:9944 --suri //Bob --job 0 \
@@ -22,7 +22,6 @@ use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libp2p::Multiaddr;
-use serde_json::json;
 use sp_core::{Pair as _, H256};
 use trainchain_chain_client::{
 	account_of, calls, pair_from_suri, Aggregate, BoundedVec, ChainClient, ChainError, Job,
@@ -34,9 +33,9 @@ use crate::aggregate::{Aggregator, RobustConfig};
 use crate::compress::Compression;
 
 use crate::model::ModelSpec;
-use crate::p2p::cli::{load_shard, ShardTrainer};
 use crate::p2p::net::{self, NetConfig};
 use crate::p2p::round::{holder_order, ChainView, Peer, PeerConfig, RoundReport, Scheme};
+use crate::shard::{load_shard, ShardTrainer};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
 use crate::train::{self, TrainConfig};
 
@@ -45,64 +44,122 @@ const MAX_RERUNS: u32 = 3;
 /// How long included peers get to land their commitments (8 blocks of 3 s).
 const COMMIT_WAIT: Duration = Duration::from_secs(24);
 
-/// Arguments of `trainchain-trainer run`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
+/// What `run` needs from its caller (the binary's `run` subcommand parses it).
+pub struct RunOptions {
 	/// WebSocket RPC of a trainchain node.
-	#[arg(long, default_value = "ws://127.0.0.1:9944", env = "TRAINCHAIN_NODE")]
 	pub node: String,
 	/// Expected genesis hash (hex): refuse a node of another chain.
-	#[arg(long)]
 	pub genesis: Option<String>,
-	/// sr25519 secret URI of the contributor (e.g. //Bob). Never printed.
-	#[arg(long, env = "TRAINCHAIN_SURI", hide_env_values = true, conflicts_with = "key_file")]
-	pub suri: Option<String>,
-	/// File holding the secret URI.
-	#[arg(long)]
-	pub key_file: Option<PathBuf>,
+	/// The contributor's sr25519 secret URI (never printed).
+	pub suri: String,
 	/// The job to join.
-	#[arg(long)]
 	pub job: u64,
 	/// Training data CSV (features..., label last).
-	#[arg(long)]
 	pub data: PathBuf,
-	/// Use shard i of n of --data (IID), written i/n.
-	#[arg(long, default_value = "0/1")]
+	/// Shard `i/n` of `data` (IID).
 	pub shard: String,
 	/// Held-out CSV for per-round accuracy (reported on-chain as the metric).
-	#[arg(long)]
 	pub test: Option<PathBuf>,
-	/// Multiaddr to listen on for peers.
-	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+	/// Multiaddrs to listen on for peers.
 	pub listen: Vec<Multiaddr>,
-	/// Multiaddr of a peer to connect to (repeatable).
-	#[arg(long)]
+	/// Peers to connect to at start.
 	pub bootstrap: Vec<Multiaddr>,
 	/// Seed for shuffles and sharding.
-	#[arg(long, default_value_t = 42)]
 	pub seed: u64,
 	/// Local epochs per round.
-	#[arg(long, default_value_t = 1)]
 	pub epochs: usize,
-	/// mean | median | trimmed[:FRACTION].
-	#[arg(long, default_value = "mean")]
+	/// How the owners of chunks aggregate.
 	pub aggregator: Aggregator,
-	/// none | fp16 | int8 | topk:FRACTION.
-	#[arg(long, default_value = "none")]
+	/// Update compression.
 	pub compression: Compression,
-	/// Per-phase peer deadline in seconds.
-	#[arg(long, default_value_t = 20.0)]
-	pub round_timeout: f64,
+	/// Per-phase peer deadline.
+	pub round_timeout: Duration,
 	/// Stop after this many rounds (default: until the job ends).
-	#[arg(long)]
 	pub max_rounds: Option<u32>,
-	/// One JSON object per event on stdout.
-	#[arg(long)]
-	pub json: bool,
-	/// Fault injection for tests: take part in the peer exchange and sign, but never commit
-	/// on-chain (a contributor that is included and then withholds or crashes).
-	#[arg(long, hide = true)]
+	/// Fault injection for tests: take part in the peer exchange and sign, but never commit.
 	pub fault_skip_commit: bool,
+	/// Where progress goes (the binary prints it as text or JSON).
+	pub events: EventSink,
+}
+
+/// Receives [`JobEvent`]s as they happen.
+pub type EventSink = std::sync::Arc<dyn Fn(JobEvent) + Send + Sync>;
+
+/// What `run` reports as it goes.
+#[derive(Clone, Debug)]
+pub enum JobEvent {
+	/// This account joined the job (its bond is on hold).
+	Joined {
+		/// Job.
+		job: u64,
+		/// SS58 address of the account.
+		who: String,
+	},
+	/// libp2p listens on these addresses.
+	Listening {
+		/// Local peer id.
+		peer_id: String,
+		/// Listen addresses.
+		addrs: Vec<Multiaddr>,
+	},
+	/// The exact statement this peer signed in a round attempt and its signature: the
+	/// evidence anyone would need to report it, published so that it can be checked that
+	/// honest recovery never signs two conflicting statements.
+	Signed {
+		/// Round.
+		round: RoundIndex,
+		/// Contributions included in the payload.
+		included: usize,
+		/// The signed bytes.
+		statement: Vec<u8>,
+		/// The signature.
+		signature: crate::signing::SignatureBytes,
+	},
+	/// A round closed on-chain (or its wait ended).
+	Round(RoundOutcome),
+	/// The job ended in this phase.
+	JobEnded {
+		/// `completed`, `failed` or `cancelled`.
+		phase: &'static str,
+	},
+}
+
+/// One round's outcome: the model against the chain's, accuracy, time split, bytes.
+#[derive(Clone, Debug)]
+pub struct RoundOutcome {
+	/// Round.
+	pub round: RoundIndex,
+	/// Contributions included.
+	pub included: usize,
+	/// Whether this peer's contribution was included.
+	pub included_me: bool,
+	/// This peer's model hash after the round.
+	pub model_hash: Hash32,
+	/// The model hash the chain finalised for the round, if any.
+	pub chain_model_hash: Option<Hash32>,
+	/// Whether the round finalised on-chain.
+	pub finalized: bool,
+	/// `(loss, accuracy)` of the new model on this peer's test set.
+	pub eval: Option<(f32, f32)>,
+	/// Local training time.
+	pub compute_ms: u64,
+	/// Peer exchange and waiting within the peer round.
+	pub network_ms: u64,
+	/// All peer rounds of this chain round (re-runs included).
+	pub peer_round_ms: u64,
+	/// Submitting and waiting for the chain.
+	pub chain_ms: u64,
+	/// Bytes sent to peers.
+	pub bytes_sent: u64,
+	/// Bytes received from peers.
+	pub bytes_received: u64,
+}
+
+impl RoundOutcome {
+	/// Whether this peer's model equals the chain's result.
+	pub fn matches_chain(&self) -> bool {
+		self.chain_model_hash == Some(self.model_hash)
+	}
 }
 
 /// The model spec a job's metadata names (`model=<spec>;data=<name>`).
@@ -127,14 +184,6 @@ pub fn salt_of(update_hash: &Hash32, who: &PublicKey) -> Hash32 {
 	sp_crypto_hashing::blake2_256(&bytes)
 }
 
-fn emit(json_out: bool, v: serde_json::Value, text: String) {
-	if json_out {
-		println!("{v}");
-	} else {
-		println!("{text}");
-	}
-}
-
 /// Map chain errors of joining to what the user must do.
 fn explain(e: ChainError) -> anyhow::Error {
 	match e.dispatch_error() {
@@ -146,17 +195,9 @@ fn explain(e: ChainError) -> anyhow::Error {
 	}
 }
 
-/// Run the `run` subcommand (builds its own tokio runtime).
-pub fn run(args: RunArgs) -> Result<()> {
-	tokio::runtime::Builder::new_multi_thread()
-		.enable_all()
-		.build()?
-		.block_on(run_async(args))
-}
-
-/// The `run` subcommand inside an existing runtime: prepare the job, join it, start the
-/// peer, then take part in every on-chain round until the job ends.
-pub async fn run_async(args: RunArgs) -> Result<()> {
+/// Take part in a job: prepare it, join it, start the peer, then take part in every
+/// on-chain round until the job ends (or `max_rounds`).
+pub async fn run(args: RunOptions) -> Result<()> {
 	let (keys, pair) = load_keys(&args)?;
 	let chain = connect(&args).await?;
 	let (job, spec, trainer) = prepare_job(&args, &chain).await?;
@@ -167,21 +208,13 @@ pub async fn run_async(args: RunArgs) -> Result<()> {
 	contributor.run_rounds().await
 }
 
-/// The sr25519 key from `--suri`, `--key-file` or `TRAINCHAIN_SURI` (never printed).
-fn load_keys(args: &RunArgs) -> Result<(Keys, sp_core::sr25519::Pair)> {
-	let suri = match (&args.suri, &args.key_file) {
-		(Some(s), _) => s.clone(),
-		(None, Some(f)) => std::fs::read_to_string(f)
-			.with_context(|| format!("reading key file {}", f.display()))?
-			.trim()
-			.to_string(),
-		(None, None) => bail!("--suri or --key-file is required"),
-	};
-	Ok((Keys::from_suri(&suri)?, pair_from_suri(&suri)?))
+/// The sr25519 key as the peer protocol and the chain client use it.
+fn load_keys(args: &RunOptions) -> Result<(Keys, sp_core::sr25519::Pair)> {
+	Ok((Keys::from_suri(&args.suri)?, pair_from_suri(&args.suri)?))
 }
 
 /// Connect to the node, refusing another chain when `--genesis` is given.
-async fn connect(args: &RunArgs) -> Result<ChainClient> {
+async fn connect(args: &RunOptions) -> Result<ChainClient> {
 	let expected_genesis = match &args.genesis {
 		Some(h) => Some(H256::from_slice(
 			&hex::decode(h.trim_start_matches("0x"))
@@ -196,7 +229,7 @@ async fn connect(args: &RunArgs) -> Result<ChainClient> {
 
 /// The job, its model (checked against the job's commitment) and this trainer's shard.
 async fn prepare_job(
-	args: &RunArgs,
+	args: &RunOptions,
 	chain: &ChainClient,
 ) -> Result<(Job, ModelSpec, ShardTrainer)> {
 	let job = chain.existing_job(args.job).await?;
@@ -230,7 +263,7 @@ async fn prepare_job(
 
 /// Join the job (bond on hold) unless this account already is a member.
 async fn join_once(
-	args: &RunArgs,
+	args: &RunOptions,
 	chain: &ChainClient,
 	pair: &sp_core::sr25519::Pair,
 	job: &Job,
@@ -239,18 +272,14 @@ async fn join_once(
 	let already = chain.contributors(job.job_id).await?.iter().any(|c| c.who == account);
 	if !already {
 		chain.submit(pair, calls::join_job(job.job_id)).await.map_err(explain)?;
-		emit(
-			args.json,
-			json!({"event": "joined", "job": job.job_id, "who": account.to_string()}),
-			format!("joined job {} as {account}", job.job_id),
-		);
+		(args.events)(JobEvent::Joined { job: job.job_id, who: account.to_string() });
 	}
 	Ok(())
 }
 
 /// Start libp2p and the round runner, and take the job's current model from the peers.
 async fn start_peer(
-	args: &RunArgs,
+	args: &RunOptions,
 	chain: &ChainClient,
 	job: &Job,
 	keys: Keys,
@@ -261,7 +290,7 @@ async fn start_peer(
 	pcfg.genesis_hash = chain.genesis_hash().0;
 	pcfg.min_peers = job.min_contributors.max(1) as usize;
 	pcfg.initial_peers = job.min_contributors.max(1) as usize;
-	pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
+	pcfg.round_timeout = args.round_timeout;
 	pcfg.robust = RobustConfig { aggregator: args.aggregator, ..RobustConfig::default() };
 	pcfg.compression = args.compression;
 	pcfg.scheme = Scheme::Chunked;
@@ -270,11 +299,8 @@ async fn start_peer(
 	ncfg.bootstrap = args.bootstrap.clone();
 	let (client, events) = net::start(ncfg).await?;
 	let addrs = client.listen_addrs().await?;
-	emit(
-		args.json,
-		json!({"event": "listening", "peer_id": client.local_peer_id().to_string(), "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
-		format!("listening on {addrs:?}"),
-	);
+	let peer_id = client.local_peer_id().to_string();
+	(args.events)(JobEvent::Listening { peer_id, addrs });
 	// The job's initial model (checked against its commitment); a job that already has
 	// finalised rounds gets its current model from the peers in `sync`.
 	let initial = spec.initial_params()?;
@@ -286,7 +312,7 @@ async fn start_peer(
 
 /// A contributor taking part in a job's on-chain rounds.
 struct Contributor {
-	args: RunArgs,
+	args: RunOptions,
 	chain: ChainClient,
 	pair: sp_core::sr25519::Pair,
 	me: PublicKey,
@@ -305,11 +331,7 @@ impl Contributor {
 			let job = self.chain.existing_job(self.args.job).await?;
 			match job.phase {
 				JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
-					emit(
-						self.args.json,
-						json!({"event": "job_ended", "phase": job.phase.as_str()}),
-						format!("job ended: {}", job.phase.as_str()),
-					);
+					(self.args.events)(JobEvent::JobEnded { phase: job.phase.as_str() });
 					return Ok(());
 				},
 				JobPhase::WaitingForContributors | JobPhase::Aggregate => {
@@ -380,7 +402,14 @@ impl Contributor {
 			None => {},
 		}
 		let closed = wait_round_closed(&self.chain, self.args.job, round).await?;
-		report_round(&self.args, &report, closed.as_ref(), included_me, t_peer, t1.elapsed());
+		report_round(
+			&self.args.events,
+			&report,
+			closed.as_ref(),
+			included_me,
+			t_peer,
+			t1.elapsed(),
+		);
 		let matches = closed.as_ref().and_then(|r| r.model_hash) == Some(report.model_hash);
 		if closed.as_ref().is_some_and(|r| !r.finalized) {
 			// The round failed on-chain: the model stays what the chain last finalised.
@@ -419,7 +448,7 @@ impl Contributor {
 					return Ok(None);
 				},
 			};
-			emit_signed(self.args.json, &report);
+			emit_signed(&self.args.events, &report);
 			if !report.included.iter().any(|s| s.who == self.me) {
 				return Ok(Some((report, None, t_peer)));
 			}
@@ -472,61 +501,44 @@ impl Contributor {
 	}
 }
 
-/// Print one round's outcome: the model against the chain's, accuracy, time split, bytes.
+/// Report one round's outcome: the model against the chain's, accuracy, time split, bytes.
 fn report_round(
-	args: &RunArgs,
+	events: &EventSink,
 	report: &RoundReport,
 	closed: Option<&trainchain_chain_client::Round>,
 	included_me: bool,
 	t_peer: Duration,
 	t_chain: Duration,
 ) {
-	let round = report.round;
-	let on_chain = closed.and_then(|r| r.model_hash);
-	let matches = on_chain == Some(report.model_hash);
-	emit(
-        args.json,
-        json!({
-            "event": "round", "round": round, "included": report.included.len(), "included_me": included_me,
-            "model_hash": format!("0x{}", hex::encode(report.model_hash)),
-            "chain_model_hash": on_chain.map(|h| format!("0x{}", hex::encode(h))),
-            "matches_chain": matches, "finalized": closed.map(|r| r.finalized).unwrap_or(false),
-            "accuracy": report.eval.map(|e| e.1), "loss": report.eval.map(|e| e.0),
-            "compute_ms": report.compute_ms, "network_ms": report.network_ms,
-            "peer_round_ms": t_peer.as_millis() as u64, "chain_ms": t_chain.as_millis() as u64,
-            "bytes_sent": report.bytes_sent, "bytes_received": report.bytes_received,
-        }),
-        format!(
-            "round {round}: {} included, model 0x{} ({}), accuracy {:?}, compute {} ms, peers {} ms, chain {} ms",
-            report.included.len(),
-            hex::encode(report.model_hash),
-            if matches { "matches the chain" } else { "DIFFERS from the chain" },
-            report.eval.map(|e| e.1),
-            report.compute_ms,
-            t_peer.as_millis(),
-            t_chain.as_millis()
-        ),
-    );
+	events(JobEvent::Round(RoundOutcome {
+		round: report.round,
+		included: report.included.len(),
+		included_me,
+		model_hash: report.model_hash,
+		chain_model_hash: closed.and_then(|r| r.model_hash),
+		finalized: closed.is_some_and(|r| r.finalized),
+		eval: report.eval,
+		compute_ms: report.compute_ms,
+		network_ms: report.network_ms,
+		peer_round_ms: t_peer.as_millis() as u64,
+		chain_ms: t_chain.as_millis() as u64,
+		bytes_sent: report.bytes_sent,
+		bytes_received: report.bytes_received,
+	}));
 }
 
-/// Print (with `--json`) the exact statement this peer signed in a round attempt and its
-/// signature: the evidence anyone would need to report it, published so that it can be
-/// checked that honest recovery never signs two conflicting statements.
-fn emit_signed(json_out: bool, report: &RoundReport) {
-	let (Some(payload), Some(sig), true) = (&report.payload, &report.signature, json_out) else {
+/// Report the exact statement this peer signed in a round attempt and its signature.
+fn emit_signed(events: &EventSink, report: &RoundReport) {
+	let (Some(payload), Some(signature)) = (&report.payload, report.signature) else {
 		return;
 	};
 	let statement = payload.signing_bytes(report.eval.map(crate::p2p::round::metric_ppm));
-	emit(
-		true,
-		json!({
-			"event": "signed", "round": report.round,
-			"included": payload.included.len(),
-			"statement": format!("0x{}", hex::encode(statement)),
-			"signature": format!("0x{}", hex::encode(sig)),
-		}),
-		String::new(),
-	);
+	events(JobEvent::Signed {
+		round: report.round,
+		included: payload.included.len(),
+		statement,
+		signature,
+	});
 }
 
 /// Post this peer's commitment for the round, unless it is already there.

@@ -38,6 +38,7 @@ pub mod model;
 pub mod ops;
 pub mod p2p;
 pub mod rng;
+pub mod shard;
 pub mod signing;
 pub mod train;
 pub mod update;

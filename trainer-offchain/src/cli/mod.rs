@@ -1,9 +1,13 @@
-//! Command line: one clap subcommand per file (`train`, `eval`, `hash`); add new
-//! subcommands as variants of [`Command`].
+//! Command line: one clap subcommand per file (`train`, `eval`, `hash`, `peer`, `run`);
+//! add new subcommands as variants of [`Command`]. Parsing and printing live here; the
+//! library does the work.
 
 mod common;
 mod eval;
 mod hash;
+mod peer;
+#[cfg(feature = "chain")]
+mod run;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -33,10 +37,10 @@ pub enum Command {
 	/// Print a model's commitment and state hash.
 	Hash(hash::HashArgs),
 	/// Train on a shard and average with peers over libp2p every round.
-	Peer(trainchain_trainer::p2p::cli::PeerArgs),
+	Peer(peer::PeerArgs),
 	/// Join a job on a trainchain node: train with peers, commit, submit, get paid.
 	#[cfg(feature = "chain")]
-	Run(trainchain_trainer::job::RunArgs),
+	Run(run::RunArgs),
 }
 
 /// Parse the command line and run.
@@ -59,8 +63,8 @@ pub fn main() -> anyhow::Result<()> {
 		Command::Train(a) => train::run(a),
 		Command::Eval(a) => eval::run(a),
 		Command::Hash(a) => hash::run(a),
-		Command::Peer(a) => trainchain_trainer::p2p::cli::run(a),
+		Command::Peer(a) => peer::run(a),
 		#[cfg(feature = "chain")]
-		Command::Run(a) => trainchain_trainer::job::run(a),
+		Command::Run(a) => run::run(a),
 	}
 }

@@ -1,8 +1,7 @@
 //! Peer-to-peer averaging: a libp2p swarm owned by one task ([`net`]), signed protocol
-//! messages ([`wire`]), the round protocol ([`round`]), counters ([`metrics`]) and the
-//! `peer` subcommand ([`cli`]).
+//! messages ([`wire`]), the round protocol ([`round`]), roles ([`roles`]) and counters
+//! ([`metrics`]).
 
-pub mod cli;
 pub mod metrics;
 pub mod net;
 pub mod roles;

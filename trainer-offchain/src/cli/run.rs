@@ -1,0 +1,189 @@
+//! `trainchain-trainer run`: take part in a training job on a trainchain node.
+//!
+//! ```text
+//! trainchain-trainer run --node ws://127.0.0.1:9944 --suri //Bob --job 0 \
+//!     --data testdata/digits-train.csv --shard 0/3 --test testdata/digits-test.csv \
+//!     --listen /ip4/127.0.0.1/tcp/30500 [--bootstrap /ip4/127.0.0.1/tcp/30501] --json
+//! ```
+
+use anyhow::{bail, Context, Result};
+use libp2p::Multiaddr;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use trainchain_trainer::aggregate::Aggregator;
+use trainchain_trainer::compress::Compression;
+use trainchain_trainer::job::{self, JobEvent, RoundOutcome, RunOptions};
+
+/// Arguments of `trainchain-trainer run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+	/// WebSocket RPC of a trainchain node.
+	#[arg(long, default_value = "ws://127.0.0.1:9944", env = "TRAINCHAIN_NODE")]
+	pub node: String,
+	/// Expected genesis hash (hex): refuse a node of another chain.
+	#[arg(long)]
+	pub genesis: Option<String>,
+	/// sr25519 secret URI of the contributor (e.g. //Bob). Never printed.
+	#[arg(long, env = "TRAINCHAIN_SURI", hide_env_values = true, conflicts_with = "key_file")]
+	pub suri: Option<String>,
+	/// File holding the secret URI.
+	#[arg(long)]
+	pub key_file: Option<PathBuf>,
+	/// The job to join.
+	#[arg(long)]
+	pub job: u64,
+	/// Training data CSV (features..., label last).
+	#[arg(long)]
+	pub data: PathBuf,
+	/// Use shard i of n of --data (IID), written i/n.
+	#[arg(long, default_value = "0/1")]
+	pub shard: String,
+	/// Held-out CSV for per-round accuracy (reported on-chain as the metric).
+	#[arg(long)]
+	pub test: Option<PathBuf>,
+	/// Multiaddr to listen on for peers.
+	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+	pub listen: Vec<Multiaddr>,
+	/// Multiaddr of a peer to connect to (repeatable).
+	#[arg(long)]
+	pub bootstrap: Vec<Multiaddr>,
+	/// Seed for shuffles and sharding.
+	#[arg(long, default_value_t = 42)]
+	pub seed: u64,
+	/// Local epochs per round.
+	#[arg(long, default_value_t = 1)]
+	pub epochs: usize,
+	/// mean | median | trimmed[:FRACTION].
+	#[arg(long, default_value = "mean")]
+	pub aggregator: Aggregator,
+	/// none | fp16 | int8 | topk:FRACTION.
+	#[arg(long, default_value = "none")]
+	pub compression: Compression,
+	/// Per-phase peer deadline in seconds.
+	#[arg(long, default_value_t = 20.0)]
+	pub round_timeout: f64,
+	/// Stop after this many rounds (default: until the job ends).
+	#[arg(long)]
+	pub max_rounds: Option<u32>,
+	/// One JSON object per event on stdout.
+	#[arg(long)]
+	pub json: bool,
+	/// Fault injection for tests: take part in the peer exchange and sign, but never commit
+	/// on-chain (a contributor that is included and then withholds or crashes).
+	#[arg(long, hide = true)]
+	pub fault_skip_commit: bool,
+}
+
+/// Run the subcommand (builds its own tokio runtime).
+pub fn run(args: RunArgs) -> Result<()> {
+	let opts = options(args)?;
+	tokio::runtime::Builder::new_multi_thread()
+		.enable_all()
+		.build()?
+		.block_on(job::run(opts))
+}
+
+/// The library's options from the command line: the key read, the deadline checked, and
+/// events printed as text or (`--json`) one JSON object per line.
+fn options(a: RunArgs) -> Result<RunOptions> {
+	let suri = match (&a.suri, &a.key_file) {
+		(Some(s), _) => s.clone(),
+		(None, Some(f)) => std::fs::read_to_string(f)
+			.with_context(|| format!("reading key file {}", f.display()))?
+			.trim()
+			.to_string(),
+		(None, None) => bail!("--suri or --key-file is required"),
+	};
+	let round_timeout = Duration::try_from_secs_f64(a.round_timeout)
+		.ok()
+		.filter(|d| !d.is_zero())
+		.context("--round-timeout must be a positive number of seconds")?;
+	let json_out = a.json;
+	Ok(RunOptions {
+		node: a.node,
+		genesis: a.genesis,
+		suri,
+		job: a.job,
+		data: a.data,
+		shard: a.shard,
+		test: a.test,
+		listen: a.listen,
+		bootstrap: a.bootstrap,
+		seed: a.seed,
+		epochs: a.epochs,
+		aggregator: a.aggregator,
+		compression: a.compression,
+		round_timeout,
+		max_rounds: a.max_rounds,
+		fault_skip_commit: a.fault_skip_commit,
+		events: Arc::new(move |ev| print_event(json_out, &ev)),
+	})
+}
+
+fn hex0x(bytes: &[u8]) -> String {
+	format!("0x{}", hex::encode(bytes))
+}
+
+/// Print one event: a line of text, or with `--json` one JSON object (the signed statements
+/// only in JSON: they are for tools, not for reading).
+fn print_event(json_out: bool, ev: &JobEvent) {
+	let (v, text) = match ev {
+		JobEvent::Joined { job, who } => (
+			json!({"event": "joined", "job": job, "who": who}),
+			format!("joined job {job} as {who}"),
+		),
+		JobEvent::Listening { peer_id, addrs } => (
+			json!({"event": "listening", "peer_id": peer_id,
+				"addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}),
+			format!("listening on {addrs:?}"),
+		),
+		JobEvent::Signed { round, included, statement, signature } => {
+			if !json_out {
+				return;
+			}
+			(
+				json!({"event": "signed", "round": round, "included": included,
+					"statement": hex0x(statement), "signature": hex0x(signature)}),
+				String::new(),
+			)
+		},
+		JobEvent::Round(r) => (round_json(r), round_text(r)),
+		JobEvent::JobEnded { phase } => {
+			(json!({"event": "job_ended", "phase": phase}), format!("job ended: {phase}"))
+		},
+	};
+	if json_out {
+		println!("{v}");
+	} else {
+		println!("{text}");
+	}
+}
+
+fn round_json(r: &RoundOutcome) -> serde_json::Value {
+	json!({
+		"event": "round", "round": r.round, "included": r.included, "included_me": r.included_me,
+		"model_hash": hex0x(&r.model_hash),
+		"chain_model_hash": r.chain_model_hash.map(|h| hex0x(&h)),
+		"matches_chain": r.matches_chain(), "finalized": r.finalized,
+		"accuracy": r.eval.map(|e| e.1), "loss": r.eval.map(|e| e.0),
+		"compute_ms": r.compute_ms, "network_ms": r.network_ms,
+		"peer_round_ms": r.peer_round_ms, "chain_ms": r.chain_ms,
+		"bytes_sent": r.bytes_sent, "bytes_received": r.bytes_received,
+	})
+}
+
+fn round_text(r: &RoundOutcome) -> String {
+	format!(
+		"round {}: {} included, model {} ({}), accuracy {:?}, compute {} ms, peers {} ms, chain {} ms",
+		r.round,
+		r.included,
+		hex0x(&r.model_hash),
+		if r.matches_chain() { "matches the chain" } else { "DIFFERS from the chain" },
+		r.eval.map(|e| e.1),
+		r.compute_ms,
+		r.peer_round_ms,
+		r.chain_ms
+	)
+}
