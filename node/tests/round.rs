@@ -51,6 +51,7 @@ async fn one_round_on_the_real_node_pays_the_contributors() {
 		contributor_bond: 5 * UNIT,
 		max_samples: 10_000,
 		max_failed_rounds: 3,
+		verification: None,
 	};
 	let included = chain
 		.submit(&sponsor, calls::create_job(spec, reward_per_round, 2))

@@ -72,6 +72,7 @@ fn spec<T: Config>(min: u32, max: u32, max_failed_rounds: u32) -> JobSpecOf<T> {
 		contributor_bond: 1_000u32.into(),
 		max_samples: 1_000_000,
 		max_failed_rounds,
+		verification: None,
 	}
 }
 

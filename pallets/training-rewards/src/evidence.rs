@@ -39,7 +39,7 @@ impl<T: Config> Pallet<T> {
 			Error::<T>::DuplicateOffence
 		);
 
-		let (reporter_reward, burned) = Self::slash_bond(&offender, &reporter, member.bond)?;
+		let (reporter_reward, burned) = Self::slash_bond(HoldReason::ContributorBond, &offender, &reporter, member.bond)?;
 		job.bonds
 			.slash(member.bond, reporter_reward.saturating_add(burned))
 			.ok_or(Error::<T>::Overflow)?;
@@ -90,12 +90,15 @@ impl<T: Config> Pallet<T> {
 
 	/// Take `bond` from the offender's hold: `ReporterShare` to the reporter (unless it
 	/// reports itself), the rest burned. Returns (paid to the reporter, burned).
-	fn slash_bond(
+	/// Slash `bond` held from `offender` for `reason`: `ReporterShare` of it to `reporter`,
+	/// the rest burned. Returns `(rewarded, burned)`.
+	pub(crate) fn slash_bond(
+		reason: HoldReason,
 		offender: &T::AccountId,
 		reporter: &T::AccountId,
 		bond: BalanceOf<T>,
 	) -> Result<(BalanceOf<T>, BalanceOf<T>), DispatchError> {
-		let reason: T::RuntimeHoldReason = HoldReason::ContributorBond.into();
+		let reason: T::RuntimeHoldReason = reason.into();
 		let share = T::ReporterShare::get().mul_floor(bond);
 		let rewarded = if share.is_zero() || reporter == offender {
 			Zero::zero()

@@ -29,6 +29,20 @@ impl<T: Config> Pallet<T> {
 			spec.max_failed_rounds <= T::MaxFailedRounds::get(),
 			Error::<T>::TooManyFailedRounds
 		);
+		if let Some(v) = &spec.verification {
+			let k = v.verifiers_per_round;
+			// A challenge needs 2k + 1 fresh verifiers within `MaxCommittee`.
+			let fits = k > 0 && k.saturating_mul(2).saturating_add(1) <= T::MaxCommittee::get();
+			ensure!(fits, Error::<T>::InvalidVerification);
+			let windows = v.scoring_window.saturating_mul(2u32.into()).saturating_add(v.challenge_period);
+			ensure!(
+				!v.scoring_window.is_zero() && !v.challenge_period.is_zero(),
+				Error::<T>::InvalidVerification
+			);
+			// A verifier stays slashable until the last challenge of its rounds is decided.
+			ensure!(windows <= T::MaxRoundLength::get(), Error::<T>::InvalidVerification);
+			ensure!(!v.challenge_bond.is_zero(), Error::<T>::InvalidVerification);
+		}
 		Ok(())
 	}
 
@@ -70,6 +84,10 @@ impl<T: Config> Pallet<T> {
 			bonds: BondLedger::default(),
 			deposit,
 			cancel_requested: false,
+			verifiers: 0,
+			verifier_bonds: BondLedger::default(),
+			challenge_bonds: BondLedger::default(),
+			open_settlements: 0,
 		};
 		Jobs::<T>::insert(job_id, job);
 		NextJobId::<T>::put(next_id);
@@ -90,8 +108,8 @@ impl<T: Config> Pallet<T> {
 		ensure!(!job.cancel_requested, Error::<T>::CancelPending);
 		if job.status == JobStatus::Running && job.round.committed > 0 {
 			// Committed work in the open round: keep its reward until the round closes.
-			let keep = job.reward_per_round.min(job.escrow.held);
-			let refund = job.escrow.held.saturating_sub(keep);
+			let keep = job.reward_per_round.min(job.escrow.free());
+			let refund = job.escrow.free().saturating_sub(keep);
 			let refunded = Self::release_escrow(&mut job, refund)?;
 			job.cancel_requested = true;
 			Jobs::<T>::insert(job_id, job);
@@ -106,11 +124,13 @@ impl<T: Config> Pallet<T> {
 		Ok(())
 	}
 
-	/// End `job` with `status`: release the unspent escrow and the storage deposit to the
-	/// sponsor and emit the matching event. Releasing a hold of the pallet's own accounting
-	/// never fails; if it ever did, it is logged and `do_try_state` reports the difference.
+	/// End `job` with `status`: release the unspent escrow (all but what rounds in
+	/// verification reserve; their settlements pay or refund it later) and the storage deposit
+	/// to the sponsor and emit the matching event. Releasing a hold of the pallet's own
+	/// accounting never fails; if it ever did, it is logged and `do_try_state` reports the
+	/// difference.
 	pub(crate) fn end_job(job_id: JobId, job: &mut JobOf<T>, status: JobStatus) {
-		let unspent = job.escrow.held;
+		let unspent = job.escrow.free();
 		let refunded = Self::release_escrow(job, unspent).unwrap_or_else(|e| {
 			log::error!(target: LOG_TARGET, "escrow release of job {job_id} failed: {e:?}");
 			Zero::zero()
@@ -135,7 +155,7 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Release `amount` of the job's escrow hold to its sponsor and record it as refunded.
-	fn release_escrow(
+	pub(crate) fn release_escrow(
 		job: &mut JobOf<T>,
 		amount: BalanceOf<T>,
 	) -> Result<BalanceOf<T>, DispatchError> {
@@ -157,11 +177,15 @@ impl<T: Config> Pallet<T> {
 		let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
 		ensure!(job.status.is_ended(), Error::<T>::JobNotEnded);
 		ensure!(Contributors::<T>::iter_prefix(job_id).next().is_none(), Error::<T>::MembersRemain);
+		ensure!(Verifiers::<T>::iter_prefix(job_id).next().is_none(), Error::<T>::MembersRemain);
+		ensure!(job.open_settlements == 0, Error::<T>::SettlementsOpen);
 		// At most `HistoryDepth` results remain; commitments left with their members. Offence
 		// records are cleared up to `MaxContributors` (the weight pays for that many); more
 		// would need that many slashed bonds in one job.
 		let _ = RoundResults::<T>::clear_prefix(job_id, T::HistoryDepth::get(), None);
 		let _ = Offences::<T>::clear_prefix(job_id, T::MaxContributors::get(), None);
+		let _ = ApprovedVerifiers::<T>::clear_prefix(job_id, T::MaxVerifiers::get(), None);
+		VerifierSets::<T>::remove(job_id);
 		Jobs::<T>::remove(job_id);
 		Self::deposit_event(Event::JobReaped { job_id });
 		Ok(())

@@ -14,7 +14,37 @@ impl<B: AtLeast32BitUnsigned + Copy> EscrowLedger<B> {
 			paid_contributors: B::zero(),
 			paid_submitters: B::zero(),
 			refunded: B::zero(),
+			paid_verifiers: B::zero(),
+			reserved: B::zero(),
 		}
+	}
+
+	/// `amount` left the hold for verifiers.
+	pub fn pay_verifiers(&mut self, amount: B) -> Option<()> {
+		self.held = self.held.checked_sub(&amount)?;
+		self.paid_verifiers = self.paid_verifiers.checked_add(&amount)?;
+		Some(())
+	}
+
+	/// Reserve `amount` of the held escrow for a round whose payouts wait for verification.
+	pub fn reserve(&mut self, amount: B) -> Option<()> {
+		let reserved = self.reserved.checked_add(&amount)?;
+		if reserved > self.held {
+			return None;
+		}
+		self.reserved = reserved;
+		Some(())
+	}
+
+	/// The reservation of a settled round ends (what it paid already left `held`).
+	pub fn unreserve(&mut self, amount: B) -> Option<()> {
+		self.reserved = self.reserved.checked_sub(&amount)?;
+		Some(())
+	}
+
+	/// Held escrow not reserved for a round in verification.
+	pub fn free(&self) -> B {
+		self.held.saturating_sub(self.reserved)
 	}
 
 	/// `amount` left the hold for included contributors.
@@ -38,13 +68,16 @@ impl<B: AtLeast32BitUnsigned + Copy> EscrowLedger<B> {
 		Some(())
 	}
 
-	/// `deposited == held + paid_contributors + paid_submitters + refunded`.
+	/// `deposited == held + paid_contributors + paid_submitters + paid_verifiers + refunded`
+	/// and `reserved <= held`.
 	pub fn is_balanced(&self) -> bool {
 		self.held
 			.checked_add(&self.paid_contributors)
 			.and_then(|x| x.checked_add(&self.paid_submitters))
+			.and_then(|x| x.checked_add(&self.paid_verifiers))
 			.and_then(|x| x.checked_add(&self.refunded))
 			== Some(self.deposited)
+			&& self.reserved <= self.held
 	}
 }
 

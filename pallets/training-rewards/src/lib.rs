@@ -39,7 +39,10 @@ mod jobs;
 pub mod ledger;
 mod membership;
 mod rounds;
+pub mod scoring;
+mod settlement;
 pub mod types;
+mod verifiers;
 pub mod views;
 pub mod weights;
 
@@ -102,6 +105,17 @@ pub mod pallet {
 	>;
 	/// A contributor's membership record.
 	pub type ContributorOf<T> = Contributor<BalanceOf<T>, BlockNumberFor<T>>;
+	pub type VerifierOf<T> = Verifier<BalanceOf<T>, BlockNumberFor<T>>;
+	pub type VerificationSpecOf<T> = VerificationSpec<BalanceOf<T>, BlockNumberFor<T>>;
+	pub type ScoreSheetOf<T> =
+		ScoreSheet<<T as frame_system::Config>::AccountId, <T as Config>::MaxContributors>;
+	pub type SettlementOf<T> = Settlement<
+		<T as frame_system::Config>::AccountId,
+		BalanceOf<T>,
+		BlockNumberFor<T>,
+		<T as Config>::MaxContributors,
+		<T as Config>::MaxCommittee,
+	>;
 	/// An equivocation proof as passed to `report_equivocation`.
 	pub type EquivocationProofOf<T> = EquivocationProof<
 		<T as frame_system::Config>::AccountId,
@@ -199,6 +213,23 @@ pub mod pallet {
 		type ReporterShare: Get<Perbill>;
 
 		/// Weights of this pallet's calls.
+		/// Most settlement windows `on_initialize` advances per block (each may pay a round).
+		#[pallet::constant]
+		type MaxSettlementsPerBlock: Get<u32>;
+
+		/// Most verifiers of one job.
+		#[pallet::constant]
+		type MaxVerifiers: Get<u32>;
+
+		/// Largest committee (a challenge picks `2k + 1` verifiers).
+		#[pallet::constant]
+		type MaxCommittee: Get<u32>;
+
+		/// Per-contributor slack (micro-units of loss) when judging whether a verifier's
+		/// scores agree with the median ones.
+		#[pallet::constant]
+		type ScoreTolerance: Get<u32>;
+
 		type WeightInfo: WeightInfo;
 	}
 
@@ -211,6 +242,10 @@ pub mod pallet {
 		ContributorBond,
 		/// A sponsor's storage deposit for a live job.
 		JobDeposit,
+		/// A verifier's bond for a job.
+		VerifierBond,
+		/// A challenger's bond for a challenged round.
+		ChallengeBond,
 	}
 
 	/// The id the next job gets.
@@ -288,6 +323,63 @@ pub mod pallet {
 		(),
 		OptionQuery,
 	>;
+
+	/// Accounts the sponsor of a restricted verified job allows to verify it.
+	#[pallet::storage]
+	pub type ApprovedVerifiers<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		JobId,
+		Blake2_128Concat,
+		T::AccountId,
+		(),
+		OptionQuery,
+	>;
+
+	/// The verifiers a committee is picked from (active, not leaving), per job.
+	#[pallet::storage]
+	pub type VerifierSets<T: Config> =
+		StorageMap<_, Blake2_128Concat, JobId, BoundedVec<T::AccountId, T::MaxVerifiers>, ValueQuery>;
+
+	/// Every verifier of a job (active and unbonding) with its bond.
+	#[pallet::storage]
+	pub type Verifiers<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		JobId,
+		Blake2_128Concat,
+		T::AccountId,
+		VerifierOf<T>,
+		OptionQuery,
+	>;
+
+	/// Finalised rounds of verified jobs whose payouts are not made yet.
+	#[pallet::storage]
+	pub type Settlements<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		JobId,
+		Twox64Concat,
+		RoundIndex,
+		SettlementOf<T>,
+		OptionQuery,
+	>;
+
+	/// When each settlement's current window ends: `(block, (job, round))`.
+	#[pallet::storage]
+	pub type SettlementQueue<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		Twox64Concat,
+		(JobId, RoundIndex),
+		(),
+		OptionQuery,
+	>;
+
+	/// The first block of `SettlementQueue` not fully processed yet.
+	#[pallet::storage]
+	pub type SettlementCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, OptionQuery>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -442,6 +534,55 @@ pub mod pallet {
 			/// Burned out of the bond.
 			burned: BalanceOf<T>,
 		},
+		/// The sponsor of a restricted job approved a verifier.
+		VerifierApproved { job_id: JobId, who: T::AccountId },
+		/// A verifier bonded to a job.
+		VerifierJoined { job_id: JobId, who: T::AccountId, bond: BalanceOf<T> },
+		/// A verifier stopped verifying; its bond can be withdrawn from `until`.
+		VerifierUnbonding { job_id: JobId, who: T::AccountId, until: BlockNumberFor<T> },
+		/// A verifier withdrew its bond.
+		VerifierLeft { job_id: JobId, who: T::AccountId, bond: BalanceOf<T> },
+		/// A verified round's committee, scoring until `until`.
+		CommitteePicked {
+			job_id: JobId,
+			round: RoundIndex,
+			committee: alloc::vec::Vec<T::AccountId>,
+			until: BlockNumberFor<T>,
+		},
+		/// A committee member submitted its scores.
+		ScoresSubmitted { job_id: JobId, round: RoundIndex, verifier: T::AccountId },
+		/// A round was challenged; a fresh committee re-scores until `until`.
+		RoundChallenged {
+			job_id: JobId,
+			round: RoundIndex,
+			challenger: T::AccountId,
+			committee: alloc::vec::Vec<T::AccountId>,
+			until: BlockNumberFor<T>,
+		},
+		/// The challenge overturned the first scores.
+		ChallengeUpheld { job_id: JobId, round: RoundIndex, challenger: T::AccountId },
+		/// The challenge did not change the result; its bond was burned.
+		ChallengeRejected {
+			job_id: JobId,
+			round: RoundIndex,
+			challenger: T::AccountId,
+			burned: BalanceOf<T>,
+		},
+		/// A verifier agreed with overturned scores and lost its bond.
+		VerifierSlashed {
+			job_id: JobId,
+			round: RoundIndex,
+			verifier: T::AccountId,
+			challenger_reward: BalanceOf<T>,
+			burned: BalanceOf<T>,
+		},
+		/// A verified round's payouts were made (see `ContributorPaid` and the round result).
+		RoundSettled {
+			job_id: JobId,
+			round: RoundIndex,
+			verifiers_paid: BalanceOf<T>,
+			refunded: BalanceOf<T>,
+		},
 	}
 
 	#[pallet::error]
@@ -542,12 +683,50 @@ pub mod pallet {
 		NotEquivocation,
 		/// This offence (job, round, offender) was already punished.
 		DuplicateOffence,
+		/// The verification spec is out of bounds (`k` is zero or `2k + 1` exceeds
+		/// `MaxCommittee`, a window is zero, the windows exceed `MaxRoundLength`, or the
+		/// challenge bond is zero).
+		InvalidVerification,
+		/// The job has no verification.
+		NotVerified,
+		/// Anyone may verify this job; there is nothing to approve.
+		VerifiersNotRestricted,
+		/// Already a verifier of the job.
+		AlreadyVerifier,
+		/// The job's sponsor has not approved this account as a verifier.
+		NotApproved,
+		/// The job has `MaxVerifiers` verifiers.
+		TooManyVerifiers,
+		/// Not a verifier of the job.
+		NotVerifier,
+		/// Not picked for this round's committee (or the sheet names another verifier).
+		NotOnCommittee,
+		/// An accuracy above 100%.
+		InvalidMetric,
+		/// The round is not being settled (not a verified round, or already settled).
+		NotSettling,
+		/// The scoring window of the round has closed.
+		ScoringClosed,
+		/// This verifier already scored the round.
+		AlreadyScored,
+		/// The sheet does not have one score per included contributor.
+		WrongScoreCount,
+		/// The round's challenge window has closed.
+		ChallengeWindowClosed,
+		/// The round was already challenged.
+		AlreadyChallenged,
+		/// The round's first committee has not finished scoring.
+		NotChallengeable,
+		/// Not enough verifiers outside the first committee for a larger one.
+		NotEnoughVerifiers,
+		/// Rounds of the job are still being settled.
+		SettlementsOpen,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-			Self::process_deadlines(now)
+			Self::process_deadlines(now).saturating_add(Self::process_settlements(now))
 		}
 
 		fn integrity_test() {
@@ -564,6 +743,12 @@ pub mod pallet {
 				T::UnbondingPeriod::get() > T::MaxRoundLength::get(),
 				"a bond must stay slashable for longer than one round"
 			);
+			assert!(
+				T::MaxCommittee::get() >= 3,
+				"MaxCommittee must allow a challenge committee (2k + 1 with k >= 1)"
+			);
+			assert!(T::MaxVerifiers::get() >= T::MaxCommittee::get(), "MaxVerifiers < MaxCommittee");
+			assert!(T::MaxSettlementsPerBlock::get() > 0, "settlements would never advance");
 			assert!(
 				T::SubmitterShare::get() < Perbill::one(),
 				"the submitter share must leave something for contributors"
@@ -696,7 +881,62 @@ pub mod pallet {
 			ensure_signed(origin)?;
 			Self::do_reap_job(job_id)
 		}
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::approve_verifier())]
+		pub fn approve_verifier(
+			origin: OriginFor<T>,
+			job_id: JobId,
+			who: T::AccountId,
+		) -> DispatchResult {
+			let sponsor = ensure_signed(origin)?;
+			Self::do_approve_verifier(sponsor, job_id, who)
+		}
+
+		#[pallet::call_index(10)]
+		#[pallet::weight(T::WeightInfo::join_as_verifier())]
+		pub fn join_as_verifier(origin: OriginFor<T>, job_id: JobId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_join_as_verifier(who, job_id)
+		}
+
+		#[pallet::call_index(11)]
+		#[pallet::weight(T::WeightInfo::leave_verifying())]
+		pub fn leave_verifying(origin: OriginFor<T>, job_id: JobId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_leave_verifying(who, job_id)
+		}
+
+		#[pallet::call_index(12)]
+		#[pallet::weight(T::WeightInfo::withdraw_verifier_bond())]
+		pub fn withdraw_verifier_bond(origin: OriginFor<T>, job_id: JobId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_withdraw_verifier_bond(who, job_id)
+		}
+
+		#[pallet::call_index(13)]
+		#[pallet::weight(T::WeightInfo::submit_scores(sheet.scores.len() as u32))]
+		pub fn submit_scores(
+			origin: OriginFor<T>,
+			job_id: JobId,
+			round: RoundIndex,
+			sheet: ScoreSheetOf<T>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_submit_scores(who, job_id, round, sheet)
+		}
+
+		#[pallet::call_index(14)]
+		#[pallet::weight(T::WeightInfo::challenge_round())]
+		pub fn challenge_round(
+			origin: OriginFor<T>,
+			job_id: JobId,
+			round: RoundIndex,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_challenge_round(who, job_id, round)
+		}
 	}
+
 
 	/// Upper bound of an encoded signed statement: header + `MaxContributors` shares + metric.
 	pub struct MaxPayloadLen<T>(core::marker::PhantomData<T>);

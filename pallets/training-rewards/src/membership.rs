@@ -35,12 +35,7 @@ impl<T: Config> Pallet<T> {
 			},
 		);
 		Self::deposit_event(Event::ContributorJoined { job_id, who, bond });
-		if job.status == JobStatus::WaitingForContributors
-			&& job.contributors >= job.spec.min_contributors
-		{
-			job.status = JobStatus::Running;
-			Self::start_round(job_id, &mut job, 0, now);
-		}
+		Self::start_if_ready(job_id, &mut job, now);
 		Jobs::<T>::insert(job_id, job);
 		Ok(())
 	}

@@ -65,6 +65,10 @@ impl pallet_training_rewards::Config for Test {
 	type HistoryDepth = ConstU32<8>;
 	type SubmitterShare = SubmitterShare;
 	type ReporterShare = ReporterShare;
+	type MaxSettlementsPerBlock = ConstU32<2>;
+	type MaxVerifiers = ConstU32<32>;
+	type MaxCommittee = ConstU32<15>;
+	type ScoreTolerance = ConstU32<1000>;
 	type WeightInfo = ();
 }
 

@@ -19,7 +19,7 @@ use sp_runtime::{
 };
 use trainchain_primitives::{AggregatePayload, IncludedShare};
 
-type PayoutsOf<T> = BoundedVec<
+pub(crate) type PayoutsOf<T> = BoundedVec<
 	Payout<<T as frame_system::Config>::AccountId, BalanceOf<T>>,
 	<T as Config>::MaxContributors,
 >;
@@ -97,8 +97,21 @@ impl<T: Config> Pallet<T> {
 		let included = shares.len() as u32;
 		ensure!(included >= Self::quorum(&job), Error::<T>::QuorumNotMet);
 		Self::verify_signatures(job_id, round, &aggregate, shares.clone())?;
-		let payment = Self::pay_round(job_id, round, &mut job, &aggregate.submitter, &shares)?;
 		let now = frame_system::Pallet::<T>::block_number();
+		let (payment, metric) = match job.spec.verification.clone() {
+			Some(spec) => {
+				// Verified job: the model stands; payouts wait for the verifiers.
+				let included = shares.iter().map(|s| (s.who.clone(), s.samples)).collect();
+				let submitter = aggregate.submitter.clone();
+				Self::open_settlement(job_id, round, &mut job, &spec, submitter, included)?;
+				let zero = Zero::zero();
+				(RoundPayment { payouts: BoundedVec::new(), paid: zero, submitter_reward: zero }, None)
+			},
+			None => (
+				Self::pay_round(job_id, round, &mut job, &aggregate.submitter, &shares)?,
+				Self::median_metric(&aggregate),
+			),
+		};
 		Self::record_result(
 			job_id,
 			round,
@@ -107,7 +120,9 @@ impl<T: Config> Pallet<T> {
 				closed_at: now,
 				committed: job.round.committed,
 				model_hash: Some(aggregate.model_hash),
-				metric: Self::median_metric(&aggregate),
+				metric,
+				loss_micro: None,
+				scores: BoundedVec::new(),
 				submitter: Some(aggregate.submitter.clone()),
 				submitter_reward: payment.submitter_reward,
 				payouts: payment.payouts,
@@ -198,7 +213,7 @@ impl<T: Config> Pallet<T> {
 		submitter: &T::AccountId,
 		shares: &[IncludedShare<T::AccountId>],
 	) -> Result<RoundPayment<T>, DispatchError> {
-		let reward = job.reward_per_round.min(job.escrow.held);
+		let reward = job.reward_per_round.min(job.escrow.free());
 		let submitter_share = T::SubmitterShare::get().mul_floor(reward);
 		let distributable = reward.saturating_sub(submitter_share);
 		let total_samples: u128 =
@@ -237,7 +252,7 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Move `amount` from the sponsor's escrow hold to `to`; returns what moved (all or 0).
-	fn pay_from_escrow(job: &JobOf<T>, to: &T::AccountId, amount: BalanceOf<T>) -> BalanceOf<T> {
+	pub(crate) fn pay_from_escrow(job: &JobOf<T>, to: &T::AccountId, amount: BalanceOf<T>) -> BalanceOf<T> {
 		if amount.is_zero() {
 			return amount;
 		}
@@ -335,6 +350,8 @@ impl<T: Config> Pallet<T> {
 				committed: job.round.committed,
 				model_hash: None,
 				metric: None,
+				loss_micro: None,
+				scores: BoundedVec::new(),
 				submitter: None,
 				submitter_reward: Zero::zero(),
 				payouts: BoundedVec::new(),

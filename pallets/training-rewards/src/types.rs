@@ -66,6 +66,184 @@ pub struct JobSpec<
 	pub max_samples: u64,
 	/// The job fails after this many consecutive failed rounds.
 	pub max_failed_rounds: u32,
+	/// Verified contributions: bonded verifiers score every included update and payouts
+	/// follow their median scores after a challenge window. `None`: contributors are paid
+	/// by their committed samples as soon as the aggregate is accepted (the signers vouch).
+	pub verification: Option<VerificationSpec<Balance, BlockNumber>>,
+}
+
+/// How a job's contributions are verified and paid.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct VerificationSpec<Balance, BlockNumber> {
+	/// Verifiers picked per round (`k`); a challenge picks `2k + 1` others.
+	pub verifiers_per_round: u32,
+	/// Bond a verifier holds while it verifies the job (slashed if a challenge overturns
+	/// scores it agreed with).
+	pub verifier_bond: Balance,
+	/// Part of each round's reward that goes to the verifiers whose scores agree with the
+	/// median.
+	pub verifier_share: sp_runtime::Perbill,
+	/// Blocks the picked verifiers have to submit their scores.
+	pub scoring_window: BlockNumber,
+	/// Blocks after scoring during which anyone may challenge the round; payouts wait.
+	pub challenge_period: BlockNumber,
+	/// Bond a challenger holds; lost if the challenge does not change the result.
+	pub challenge_bond: Balance,
+	/// blake2-256 of the sponsor's held-out validation set (given to verifiers only).
+	pub validation_set: H256,
+	/// Only accounts the sponsor approved may become verifiers.
+	pub restricted: bool,
+}
+
+/// A verifier's membership of a job.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+pub struct Verifier<Balance, BlockNumber> {
+	/// Bond held for this job.
+	pub bond: Balance,
+	/// Total rewards earned verifying this job.
+	pub earned: Balance,
+	/// Set by `leave_verifying`: no longer picked; the bond can be withdrawn from this block
+	/// on (until then it can still be slashed by a challenge).
+	pub unbonding_until: Option<BlockNumber>,
+}
+
+/// One verifier's scores of a round: one score per included contributor (in aggregate order)
+/// and its measurement of the aggregated model on the validation set.
+#[derive(
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	TypeInfo,
+	MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxContributors))]
+pub struct ScoreSheet<AccountId: Clone + PartialEq + Eq + Debug, MaxContributors: Get<u32>> {
+	/// The verifier.
+	pub verifier: AccountId,
+	/// Per contributor: validation-loss decrease, in micro-units (1e-6), when that
+	/// contributor's update alone is applied to the round's base model. Zero or negative for
+	/// an update that does not help (a copy, a zero or random update, one withheld).
+	pub scores: BoundedVec<i32, MaxContributors>,
+	/// Validation loss of the aggregated model, in micro-units.
+	pub loss_micro: u32,
+	/// Validation accuracy of the aggregated model, in parts per million.
+	pub accuracy_ppm: u32,
+}
+
+/// A committee of verifiers for a round and the sheets it submitted.
+#[derive(
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	TypeInfo,
+	MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxContributors, MaxCommittee))]
+pub struct Panel<
+	AccountId: Clone + PartialEq + Eq + Debug,
+	MaxContributors: Get<u32>,
+	MaxCommittee: Get<u32>,
+> {
+	/// Who was picked.
+	pub committee: BoundedVec<AccountId, MaxCommittee>,
+	/// What they submitted, in submission order.
+	pub sheets: BoundedVec<ScoreSheet<AccountId, MaxContributors>, MaxCommittee>,
+}
+
+/// Where a round's settlement is.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum SettlementPhase<AccountId, Balance, BlockNumber> {
+	/// The first committee scores until this block.
+	Scoring {
+		/// End of the scoring window.
+		until: BlockNumber,
+	},
+	/// Scored; anyone may challenge until this block, then the payouts are made.
+	Challengeable {
+		/// End of the challenge window.
+		until: BlockNumber,
+	},
+	/// Challenged: a fresh, larger committee re-scores until this block.
+	Rescoring {
+		/// End of the re-scoring window.
+		until: BlockNumber,
+		/// Who challenged.
+		challenger: AccountId,
+		/// Its bond, on hold.
+		bond: Balance,
+	},
+}
+
+/// What a scored round pays, computed from a panel's median scores.
+#[derive(
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	TypeInfo,
+	MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxContributors))]
+pub struct Verdict<Balance: Clone + PartialEq + Eq + Debug, MaxContributors: Get<u32>> {
+	/// Median score per included contributor (empty: too few verifiers scored).
+	pub medians: BoundedVec<i32, MaxContributors>,
+	/// Payout per included contributor, in aggregate order.
+	pub payouts: BoundedVec<Balance, MaxContributors>,
+	/// Median validation loss of the aggregated model (micro-units).
+	pub loss_micro: Option<u32>,
+	/// Median validation accuracy of the aggregated model (ppm).
+	pub accuracy_ppm: Option<u32>,
+}
+
+/// A finalised round of a verified job, from its aggregate until its payouts are made.
+#[derive(
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	TypeInfo,
+	MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxContributors, MaxCommittee))]
+pub struct Settlement<
+	AccountId: Clone + PartialEq + Eq + Debug,
+	Balance: Clone + PartialEq + Eq + Debug,
+	BlockNumber: Clone + PartialEq + Eq + Debug,
+	MaxContributors: Get<u32>,
+	MaxCommittee: Get<u32>,
+> {
+	/// The round's whole reward, reserved in the escrow until the payouts are made.
+	pub reward: Balance,
+	/// Who earns the submitter share (if any contributor scores above zero).
+	pub submitter: AccountId,
+	/// The included contributors with their committed samples, in aggregate order.
+	pub included: BoundedVec<(AccountId, u64), MaxContributors>,
+	/// The committee picked when the aggregate was accepted.
+	pub first: Panel<AccountId, MaxContributors, MaxCommittee>,
+	/// The challenge committee, if the round was challenged.
+	pub second: Option<Panel<AccountId, MaxContributors, MaxCommittee>>,
+	/// The first committee's verdict, once scored.
+	pub verdict: Option<Verdict<Balance, MaxContributors>>,
+	/// Where the settlement is.
+	pub phase: SettlementPhase<AccountId, Balance, BlockNumber>,
 }
 
 /// Where a job is in its life.
@@ -117,8 +295,9 @@ pub struct RoundState<BlockNumber> {
 	pub committed: u32,
 }
 
-/// Where every unit of a job's escrow went. Invariant:
-/// `deposited == held + paid_contributors + paid_submitters + refunded`.
+/// Where every unit of a job's escrow went. Invariants:
+/// `deposited == held + paid_contributors + paid_submitters + paid_verifiers + refunded` and
+/// `reserved <= held`.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen, Default)]
 pub struct EscrowLedger<Balance> {
 	/// Escrowed by the sponsor at creation.
@@ -131,6 +310,10 @@ pub struct EscrowLedger<Balance> {
 	pub paid_submitters: Balance,
 	/// Released back to the sponsor.
 	pub refunded: Balance,
+	/// Paid to verifiers.
+	pub paid_verifiers: Balance,
+	/// Part of `held` reserved for finalised rounds whose payouts wait for verification.
+	pub reserved: Balance,
 }
 
 /// Where every unit of the job's contributor bonds went. Invariant:
@@ -190,6 +373,14 @@ pub struct Job<
 	/// The sponsor cancelled while a round with commitments was open: the job ends, as
 	/// `Cancelled`, when that round closes, and no further round starts.
 	pub cancel_requested: bool,
+	/// Verifiers currently verifying the job (not leaving).
+	pub verifiers: u32,
+	/// Verifier bond accounting.
+	pub verifier_bonds: BondLedger<Balance>,
+	/// Challenge bond accounting.
+	pub challenge_bonds: BondLedger<Balance>,
+	/// Rounds whose settlement is not done yet.
+	pub open_settlements: u32,
 }
 
 /// A contributor's membership of a job.
@@ -309,8 +500,13 @@ pub struct RoundResult<
 	pub committed: u32,
 	/// New model hash (finalised rounds).
 	pub model_hash: Option<H256>,
-	/// Median of the signers' metrics (lower median), if any signer reported one.
+	/// Accuracy of the new model in ppm: in a verified job the median over its verifiers
+	/// (set when scored), otherwise the lower median of the signers' own metrics.
 	pub metric: Option<u32>,
+	/// Verified jobs: the verifiers' median validation loss of the new model (micro-units).
+	pub loss_micro: Option<u32>,
+	/// Verified jobs: the median score of each included contributor, in aggregate order.
+	pub scores: BoundedVec<i32, MaxContributors>,
 	/// Who earned the submitter share (named in the signed payload).
 	pub submitter: Option<AccountId>,
 	/// What the submitter was paid on top.

@@ -40,5 +40,11 @@ impl pallet_training_rewards::Config for Runtime {
 	type HistoryDepth = ConstU32<64>;
 	type SubmitterShare = SubmitterShare;
 	type ReporterShare = ReporterShare;
+	// Each advanced settlement may pay a whole round (128 contributors, 15 verifiers).
+	type MaxSettlementsPerBlock = ConstU32<4>;
+	type MaxVerifiers = ConstU32<64>;
+	type MaxCommittee = ConstU32<15>;
+	// 0.001 nats of validation loss per contributor.
+	type ScoreTolerance = ConstU32<1000>;
 	type WeightInfo = pallet_training_rewards::weights::SubstrateWeight<Runtime>;
 }

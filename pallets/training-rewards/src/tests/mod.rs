@@ -42,6 +42,7 @@ fn spec() -> JobSpecOf<Test> {
 		contributor_bond: BOND,
 		max_samples: 1_000,
 		max_failed_rounds: 2,
+		verification: None,
 	}
 }
 
