@@ -39,7 +39,8 @@ impl<T: Config> Pallet<T> {
 			Error::<T>::DuplicateOffence
 		);
 
-		let (reporter_reward, burned) = Self::slash_bond(HoldReason::ContributorBond, &offender, &reporter, member.bond)?;
+		let (reporter_reward, burned) =
+			Self::slash_bond(HoldReason::ContributorBond, &offender, &reporter, member.bond)?;
 		job.bonds
 			.slash(member.bond, reporter_reward.saturating_add(burned))
 			.ok_or(Error::<T>::Overflow)?;

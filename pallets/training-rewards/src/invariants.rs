@@ -107,8 +107,9 @@ impl<T: Config> Pallet<T> {
 			open = open.saturating_add(1);
 			reserved = reserved.saturating_add(s.reward.saturated_into());
 			let until = match &s.phase {
-				SettlementPhase::Scoring { until } | SettlementPhase::Challengeable { until } =>
-					*until,
+				SettlementPhase::Scoring { until } | SettlementPhase::Challengeable { until } => {
+					*until
+				},
 				SettlementPhase::Rescoring { until, challenger, bond } => {
 					let bond: u128 = (*bond).saturated_into();
 					challenged = challenged.saturating_add(bond);

@@ -34,7 +34,8 @@ impl<T: Config> Pallet<T> {
 			// A challenge needs 2k + 1 fresh verifiers within `MaxCommittee`.
 			let fits = k > 0 && k.saturating_mul(2).saturating_add(1) <= T::MaxCommittee::get();
 			ensure!(fits, Error::<T>::InvalidVerification);
-			let windows = v.scoring_window.saturating_mul(2u32.into()).saturating_add(v.challenge_period);
+			let windows =
+				v.scoring_window.saturating_mul(2u32.into()).saturating_add(v.challenge_period);
 			ensure!(
 				!v.scoring_window.is_zero() && !v.challenge_period.is_zero(),
 				Error::<T>::InvalidVerification
@@ -176,9 +177,9 @@ impl<T: Config> Pallet<T> {
 	pub(crate) fn do_reap_job(job_id: JobId) -> DispatchResult {
 		let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
 		ensure!(job.status.is_ended(), Error::<T>::JobNotEnded);
+		ensure!(job.open_settlements == 0, Error::<T>::SettlementsOpen);
 		ensure!(Contributors::<T>::iter_prefix(job_id).next().is_none(), Error::<T>::MembersRemain);
 		ensure!(Verifiers::<T>::iter_prefix(job_id).next().is_none(), Error::<T>::MembersRemain);
-		ensure!(job.open_settlements == 0, Error::<T>::SettlementsOpen);
 		// At most `HistoryDepth` results remain; commitments left with their members. Offence
 		// records are cleared up to `MaxContributors` (the weight pays for that many); more
 		// would need that many slashed bonds in one job.

@@ -338,8 +338,13 @@ pub mod pallet {
 
 	/// The verifiers a committee is picked from (active, not leaving), per job.
 	#[pallet::storage]
-	pub type VerifierSets<T: Config> =
-		StorageMap<_, Blake2_128Concat, JobId, BoundedVec<T::AccountId, T::MaxVerifiers>, ValueQuery>;
+	pub type VerifierSets<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		JobId,
+		BoundedVec<T::AccountId, T::MaxVerifiers>,
+		ValueQuery,
+	>;
 
 	/// Every verifier of a job (active and unbonding) with its bond.
 	#[pallet::storage]
@@ -561,6 +566,9 @@ pub mod pallet {
 		},
 		/// The challenge overturned the first scores.
 		ChallengeUpheld { job_id: JobId, round: RoundIndex, challenger: T::AccountId },
+		/// Too few of the challenge committee scored; the bond was returned and the first
+		/// verdict stands.
+		ChallengeVoid { job_id: JobId, round: RoundIndex, challenger: T::AccountId },
 		/// The challenge did not change the result; its bond was burned.
 		ChallengeRejected {
 			job_id: JobId,
@@ -747,7 +755,10 @@ pub mod pallet {
 				T::MaxCommittee::get() >= 3,
 				"MaxCommittee must allow a challenge committee (2k + 1 with k >= 1)"
 			);
-			assert!(T::MaxVerifiers::get() >= T::MaxCommittee::get(), "MaxVerifiers < MaxCommittee");
+			assert!(
+				T::MaxVerifiers::get() >= T::MaxCommittee::get(),
+				"MaxVerifiers < MaxCommittee"
+			);
 			assert!(T::MaxSettlementsPerBlock::get() > 0, "settlements would never advance");
 			assert!(
 				T::SubmitterShare::get() < Perbill::one(),
@@ -936,7 +947,6 @@ pub mod pallet {
 			Self::do_challenge_round(who, job_id, round)
 		}
 	}
-
 
 	/// Upper bound of an encoded signed statement: header + `MaxContributors` shares + metric.
 	pub struct MaxPayloadLen<T>(core::marker::PhantomData<T>);

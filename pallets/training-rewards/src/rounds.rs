@@ -105,7 +105,10 @@ impl<T: Config> Pallet<T> {
 				let submitter = aggregate.submitter.clone();
 				Self::open_settlement(job_id, round, &mut job, &spec, submitter, included)?;
 				let zero = Zero::zero();
-				(RoundPayment { payouts: BoundedVec::new(), paid: zero, submitter_reward: zero }, None)
+				(
+					RoundPayment { payouts: BoundedVec::new(), paid: zero, submitter_reward: zero },
+					None,
+				)
 			},
 			None => (
 				Self::pay_round(job_id, round, &mut job, &aggregate.submitter, &shares)?,
@@ -252,7 +255,11 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Move `amount` from the sponsor's escrow hold to `to`; returns what moved (all or 0).
-	pub(crate) fn pay_from_escrow(job: &JobOf<T>, to: &T::AccountId, amount: BalanceOf<T>) -> BalanceOf<T> {
+	pub(crate) fn pay_from_escrow(
+		job: &JobOf<T>,
+		to: &T::AccountId,
+		amount: BalanceOf<T>,
+	) -> BalanceOf<T> {
 		if amount.is_zero() {
 			return amount;
 		}

@@ -33,20 +33,23 @@ pub fn agrees(scores: &[i32], medians: &[i32], tolerance: u32) -> bool {
 		.zip(medians)
 		.map(|(s, m)| u64::from(s.abs_diff(*m)))
 		.fold(0, u64::saturating_add);
-	let norm: u64 = medians.iter().map(|m| u64::from(m.unsigned_abs())).fold(0, u64::saturating_add);
+	let norm: u64 =
+		medians.iter().map(|m| u64::from(m.unsigned_abs())).fold(0, u64::saturating_add);
 	let slack = u64::from(tolerance).saturating_mul(medians.len() as u64);
 	distance <= (norm / 4).saturating_add(slack)
 }
 
-/// Split `pool` in proportion to `weights` (rounding down; the rest is not paid).
+/// Split all of `pool` in proportion to `weights`: each part rounded down, then the units
+/// rounding left over go one each to the first entries of positive weight. Nothing is split
+/// if every weight is zero.
 pub fn pro_rata(pool: u128, weights: &[u64]) -> Vec<u128> {
 	let total: u128 = weights.iter().map(|w| u128::from(*w)).fold(0, u128::saturating_add);
-	weights
+	if total == 0 {
+		return weights.iter().map(|_| 0).collect();
+	}
+	let mut parts: Vec<u128> = weights
 		.iter()
 		.map(|w| {
-			if total == 0 {
-				return 0;
-			}
 			sp_runtime::helpers_128bit::multiply_by_rational_with_rounding(
 				pool,
 				u128::from(*w),
@@ -55,7 +58,18 @@ pub fn pro_rata(pool: u128, weights: &[u64]) -> Vec<u128> {
 			)
 			.unwrap_or(0)
 		})
-		.collect()
+		.collect();
+	let mut left = pool.saturating_sub(parts.iter().fold(0, |a, p| a.saturating_add(*p)));
+	for (part, w) in parts.iter_mut().zip(weights) {
+		if left == 0 {
+			break;
+		}
+		if *w > 0 {
+			*part = part.saturating_add(1);
+			left = left.saturating_sub(1);
+		}
+	}
+	parts
 }
 
 /// Payout weights from median scores: the positive part of each.
@@ -96,10 +110,11 @@ mod tests {
 	#[test]
 	fn pro_rata_never_exceeds_the_pool() {
 		let parts = pro_rata(100, &[1, 1, 1]);
-		assert_eq!(parts, vec![33, 33, 33]);
+		assert_eq!(parts, vec![34, 33, 33]);
+		assert_eq!(pro_rata(100, &[0, 1, 1, 1]), vec![0, 34, 33, 33]);
 		assert_eq!(pro_rata(100, &[0, 0]), vec![0, 0]);
 		let big = pro_rata(u128::MAX, &[u64::MAX, u64::MAX]);
-		assert!(big.iter().fold(0u128, |a, b| a.saturating_add(*b)) <= u128::MAX);
+		assert_eq!(big.iter().fold(0u128, |a, b| a.saturating_add(*b)), u128::MAX);
 		assert_eq!(positive_weights(&[-5, 0, 7]), vec![0, 0, 7]);
 	}
 }

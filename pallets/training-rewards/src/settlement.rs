@@ -8,7 +8,8 @@
 //! 3. For `challenge_period` blocks anyone may challenge with a bond: `2k + 1` other verifiers
 //!    re-score. If their medians disagree with the first ones, every first-committee verifier
 //!    that agreed with the overturned medians is slashed (half to the challenger) and the
-//!    second verdict decides; otherwise the challenger's bond is burned.
+//!    second verdict decides; otherwise the challenger's bond is burned (returned if the
+//!    second committee did not reach a majority).
 //! 4. The deciding verdict is paid: contributors in proportion to their positive median
 //!    score, the submitter share if any contributor scored above zero, the verifier share
 //!    equally to the deciding committee's members that agree with its medians; the rest of
@@ -30,8 +31,11 @@ use sp_runtime::{
 };
 
 type VerdictOf<T> = Verdict<BalanceOf<T>, <T as Config>::MaxContributors>;
-type PanelOf<T> =
-	Panel<<T as frame_system::Config>::AccountId, <T as Config>::MaxContributors, <T as Config>::MaxCommittee>;
+type PanelOf<T> = Panel<
+	<T as frame_system::Config>::AccountId,
+	<T as Config>::MaxContributors,
+	<T as Config>::MaxCommittee,
+>;
 
 impl<T: Config> Pallet<T> {
 	/// A verified job's aggregate was accepted: reserve the round's reward and pick the
@@ -53,7 +57,8 @@ impl<T: Config> Pallet<T> {
 		let settlement = Settlement {
 			reward,
 			submitter,
-			included: BoundedVec::try_from(included).map_err(|_| Error::<T>::TooManyContributors)?,
+			included: BoundedVec::try_from(included)
+				.map_err(|_| Error::<T>::TooManyContributors)?,
 			first: Panel { committee: committee.clone(), sheets: BoundedVec::new() },
 			second: None,
 			verdict: None,
@@ -83,8 +88,9 @@ impl<T: Config> Pallet<T> {
 		let n = s.included.len();
 		let panel = match &mut s.phase {
 			SettlementPhase::Scoring { until } if now < *until => &mut s.first,
-			SettlementPhase::Rescoring { until, .. } if now < *until =>
-				s.second.as_mut().ok_or(Error::<T>::NotSettling)?,
+			SettlementPhase::Rescoring { until, .. } if now < *until => {
+				s.second.as_mut().ok_or(Error::<T>::NotSettling)?
+			},
 			_ => return Err(Error::<T>::ScoringClosed.into()),
 		};
 		ensure!(panel.committee.contains(&who), Error::<T>::NotOnCommittee);
@@ -111,17 +117,15 @@ impl<T: Config> Pallet<T> {
 		let now = frame_system::Pallet::<T>::block_number();
 		match s.phase {
 			SettlementPhase::Challengeable { until } if now < until => {},
-			SettlementPhase::Challengeable { .. } =>
-				return Err(Error::<T>::ChallengeWindowClosed.into()),
+			SettlementPhase::Challengeable { .. } => {
+				return Err(Error::<T>::ChallengeWindowClosed.into())
+			},
 			SettlementPhase::Rescoring { .. } => return Err(Error::<T>::AlreadyChallenged.into()),
 			SettlementPhase::Scoring { .. } => return Err(Error::<T>::NotChallengeable.into()),
 		}
 		let size = spec.verifiers_per_round.saturating_mul(2).saturating_add(1);
 		let committee = Self::pick_committee(job_id, round, size, &s.first.committee, b"challenge");
-		ensure!(
-			committee.len() as u32 > spec.verifiers_per_round,
-			Error::<T>::NotEnoughVerifiers
-		);
+		ensure!(committee.len() as u32 > spec.verifiers_per_round, Error::<T>::NotEnoughVerifiers);
 		let bond = spec.challenge_bond;
 		T::Currency::hold(&HoldReason::ChallengeBond.into(), &who, bond)
 			.map_err(|_| Error::<T>::InsufficientBalance)?;
@@ -178,7 +182,8 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The challenge committee has scored: overturn (slash the first committee's agreeing
-	/// verifiers, pay by the new verdict) or uphold (burn the challenger's bond).
+	/// verifiers, pay by the new verdict), reject (burn the challenger's bond), or, if too few
+	/// of the new committee scored, void it (bond returned, the first verdict stands).
 	fn decide_challenge(
 		job_id: JobId,
 		round: RoundIndex,
@@ -188,30 +193,34 @@ impl<T: Config> Pallet<T> {
 		(challenger, bond): (T::AccountId, BalanceOf<T>),
 	) -> DispatchResult {
 		let old = s.verdict.clone().unwrap_or_else(Self::empty_verdict);
-		let second = s.second.clone().unwrap_or_else(|| Panel {
-			committee: BoundedVec::new(),
-			sheets: BoundedVec::new(),
-		});
+		let second = s
+			.second
+			.clone()
+			.unwrap_or_else(|| Panel { committee: BoundedVec::new(), sheets: BoundedVec::new() });
 		let new = Self::verdict(&second, s.included.len(), s.reward, spec);
-		let overturned = !new.medians.is_empty() &&
-			!scoring::agrees(&old.medians, &new.medians, T::ScoreTolerance::get());
-		if overturned {
+		if new.medians.is_empty() {
+			// The challenge committee did not score: nothing was decided against anybody.
 			Self::release_challenge_bond(job, &challenger, bond)?;
-			for sheet in s.first.sheets.iter() {
-				if scoring::agrees(&sheet.scores, &old.medians, T::ScoreTolerance::get()) {
-					Self::slash_verifier(job_id, round, job, &sheet.verifier, &challenger)?;
-				}
-			}
-			Self::record_verdict(job_id, round, &new);
-			Self::deposit_event(Event::ChallengeUpheld { job_id, round, challenger });
-			Self::pay_settlement(job_id, round, job, s, &second, &new)
-		} else {
+			Self::deposit_event(Event::ChallengeVoid { job_id, round, challenger });
+			return Self::pay_settlement(job_id, round, job, s, &s.first, &old);
+		}
+		let tolerance = T::ScoreTolerance::get();
+		if scoring::agrees(&old.medians, &new.medians, tolerance) {
 			let (_, burned) =
 				Self::slash_bond(HoldReason::ChallengeBond, &challenger, &challenger, bond)?;
 			job.challenge_bonds.slash(bond, burned).ok_or(Error::<T>::Overflow)?;
 			Self::deposit_event(Event::ChallengeRejected { job_id, round, challenger, burned });
-			Self::pay_settlement(job_id, round, job, s, &s.first, &old)
+			return Self::pay_settlement(job_id, round, job, s, &s.first, &old);
 		}
+		Self::release_challenge_bond(job, &challenger, bond)?;
+		for sheet in s.first.sheets.iter() {
+			if scoring::agrees(&sheet.scores, &old.medians, tolerance) {
+				Self::slash_verifier(job_id, round, job, &sheet.verifier, &challenger)?;
+			}
+		}
+		Self::record_verdict(job_id, round, &new);
+		Self::deposit_event(Event::ChallengeUpheld { job_id, round, challenger });
+		Self::pay_settlement(job_id, round, job, s, &second, &new)
 	}
 
 	fn release_challenge_bond(
@@ -219,9 +228,13 @@ impl<T: Config> Pallet<T> {
 		challenger: &T::AccountId,
 		bond: BalanceOf<T>,
 	) -> DispatchResult {
-		let released =
-			T::Currency::release(&HoldReason::ChallengeBond.into(), challenger, bond, Precision::BestEffort)
-				.map_err(|_| Error::<T>::TransferFailed)?;
+		let released = T::Currency::release(
+			&HoldReason::ChallengeBond.into(),
+			challenger,
+			bond,
+			Precision::BestEffort,
+		)
+		.map_err(|_| Error::<T>::TransferFailed)?;
 		job.challenge_bonds.release(released).ok_or(Error::<T>::Overflow)?;
 		Ok(())
 	}
@@ -276,10 +289,11 @@ impl<T: Config> Pallet<T> {
 		let pool = reward
 			.saturating_sub(T::SubmitterShare::get().mul_floor(reward))
 			.saturating_sub(spec.verifier_share.mul_floor(reward));
-		let payouts = scoring::pro_rata(pool.saturated_into(), &scoring::positive_weights(&medians))
-			.into_iter()
-			.map(|p| p.saturated_into::<BalanceOf<T>>())
-			.collect::<Vec<_>>();
+		let payouts =
+			scoring::pro_rata(pool.saturated_into(), &scoring::positive_weights(&medians))
+				.into_iter()
+				.map(|p| p.saturated_into::<BalanceOf<T>>())
+				.collect::<Vec<_>>();
 		let mut losses: Vec<u32> = panel.sheets.iter().map(|s| s.loss_micro).collect();
 		let mut accuracies: Vec<u32> = panel.sheets.iter().map(|s| s.accuracy_ppm).collect();
 		Verdict {
@@ -331,8 +345,11 @@ impl<T: Config> Pallet<T> {
 			let _ = payouts.try_push(Payout { who: who.clone(), samples: *samples, amount });
 		}
 		let useful = verdict.payouts.iter().any(|p| !p.is_zero());
-		let submitter_due =
-			if useful { T::SubmitterShare::get().mul_floor(s.reward).min(left) } else { Zero::zero() };
+		let submitter_due = if useful {
+			T::SubmitterShare::get().mul_floor(s.reward).min(left)
+		} else {
+			Zero::zero()
+		};
 		let submitter_reward = Self::pay_from_escrow(job, &s.submitter, submitter_due);
 		job.escrow.pay_submitter(submitter_reward).ok_or(Error::<T>::Overflow)?;
 		left = left.saturating_sub(submitter_reward);

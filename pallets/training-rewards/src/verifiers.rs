@@ -131,7 +131,7 @@ impl<T: Config> Pallet<T> {
 				(rank, v)
 			})
 			.collect();
-		ranked.sort_by(|a, b| a.0.cmp(&b.0));
+		ranked.sort_by_key(|r| r.0);
 		let take = size.min(T::MaxCommittee::get()) as usize;
 		let picked: Vec<T::AccountId> = ranked.into_iter().take(take).map(|(_, v)| v).collect();
 		BoundedVec::truncate_from(picked)

@@ -1014,3 +1014,4 @@ fn invariant_detects_a_broken_ledger() {
 
 mod adversarial;
 mod attacks;
+mod verification;
