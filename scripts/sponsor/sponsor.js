@@ -13,14 +13,20 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { execFileSync } from 'node:child_process';
 
-const USAGE = `usage: sponsor.js <create-job|show|watch|cancel> [options]
+const USAGE = `usage: sponsor.js <create-job|show|watch|cancel|approve-verifier|join-verifier|challenge> [options]
   create-job  --model SPEC --rounds N --reward AMOUNT [--model-commitment 0x..] [--dataset-commitment 0x..]
               [--dataset NAME] [--min N] [--max N] [--round-length BLOCKS] [--commit-window BLOCKS]
               [--bond AMOUNT] [--max-samples N] [--max-failed-rounds N] [--lr 0.05] [--batch 32]
               [--local-steps N] [--trainer PATH]
+              verified job: --verifiers K --validation-set FILE|0x.. [--verifier-bond AMOUNT]
+              [--verifier-share PERCENT] [--scoring-window BLOCKS] [--challenge-period BLOCKS]
+              [--challenge-bond AMOUNT] [--restricted]
   show        --job ID
   watch       --job ID [--until-ended] [--timeout SECONDS]
   cancel      --job ID
+  approve-verifier --job ID --who SS58      (restricted jobs; sponsor only)
+  join-verifier    --job ID                 (bonds --suri as a verifier of the job)
+  challenge        --job ID --round R       (bonds a challenge of the round's scores)
 common: --node URL (default ws://127.0.0.1:9944)  --suri SURI (default //Alice, or $SPONSOR_SURI)  --json  --planck`;
 
 function parseArgs(argv) {
@@ -117,6 +123,24 @@ function modelCommitment(model) {
   }
 }
 
+// The verification part of a job spec, or null (contributors paid by committed samples).
+async function verificationSpec() {
+  if (opts.verifiers === undefined) return null;
+  const set = opts['validation-set'] || fail('--validation-set FILE|0x.. is required with --verifiers');
+  const { blake2AsHex } = await import('@polkadot/util-crypto');
+  const { readFileSync } = await import('node:fs');
+  return {
+    verifiersPerRound: int('verifiers'),
+    verifierBond: toPlanck(opts['verifier-bond'] ?? 10),
+    verifierShare: Math.round(Number(opts['verifier-share'] ?? 10) * 1e7),
+    scoringWindow: int('scoring-window', 10),
+    challengePeriod: int('challenge-period', 10),
+    challengeBond: toPlanck(opts['challenge-bond'] ?? 50),
+    validationSet: /^0x[0-9a-fA-F]{64}$/.test(set) ? set : blake2AsHex(readFileSync(set), 256),
+    restricted: !!opts.restricted,
+  };
+}
+
 async function createJob(api) {
   const pair = await signer();
   const model = opts.model || fail('--model is required (e.g. mlp:64-32-10)');
@@ -140,6 +164,7 @@ async function createJob(api) {
     contributorBond: toPlanck(opts.bond ?? 10),
     maxSamples: int('max-samples', 100000),
     maxFailedRounds: int('max-failed-rounds', 3),
+    verification: await verificationSpec(),
   };
   const { events } = await submit(api, api.tx.trainingRewards.createJob(spec, reward, rounds), pair);
   const created = events.find(({ event }) => api.events.trainingRewards.JobCreated.is(event));
@@ -159,9 +184,24 @@ async function show(api) {
   console.log(`  escrow: deposited ${fmt(job.escrow.deposited)} held ${fmt(job.escrow.held)} paid ${fmt(job.escrow.paidContributors)} + ${fmt(job.escrow.paidSubmitters)} refunded ${fmt(job.escrow.refunded)}`);
   for (const r of rounds) {
     console.log(`  round ${r.round}: ${r.outcome}${r.modelHash ? ` model ${r.modelHash}` : ''}${r.metric != null ? ` metric ${(r.metric / 1e4).toFixed(2)}%` : ''}`);
-    for (const p of r.payouts) console.log(`    ${p.who} ${p.samples} samples -> ${fmt(p.amount)} TRAIN`);
+    if (r.settling) console.log('    payouts wait for the verifiers (scoring or challenge window)');
+    r.payouts.forEach((p, i) => console.log(`    ${p.who} ${p.samples} samples${r.scores.length ? ` score ${r.scores[i]}` : ''} -> ${fmt(p.amount)} TRAIN`));
   }
 }
+
+async function simpleCall(api, tx, eventName, obj, text) {
+  const pair = await signer();
+  const { events } = await submit(api, tx, pair);
+  if (!events.find(({ event }) => api.events.trainingRewards[eventName].is(event))) fail(`${eventName} event not found`);
+  out({ ...obj, by: pair.address }, text);
+}
+
+const approveVerifier = (api) => simpleCall(api, api.tx.trainingRewards.approveVerifier(jobId(), opts.who || fail('--who is required')),
+  'VerifierApproved', { event: 'verifier_approved', jobId: jobId(), who: opts.who }, `approved ${opts.who} as a verifier of job ${jobId()}`);
+const joinVerifier = (api) => simpleCall(api, api.tx.trainingRewards.joinAsVerifier(jobId()),
+  'VerifierJoined', { event: 'verifier_joined', jobId: jobId() }, `joined job ${jobId()} as a verifier`);
+const challenge = (api) => simpleCall(api, api.tx.trainingRewards.challengeRound(jobId(), int('round')),
+  'RoundChallenged', { event: 'round_challenged', jobId: jobId(), round: int('round') }, `challenged round ${int('round')} of job ${jobId()}`);
 
 async function watch(api) {
   const id = jobId();
@@ -201,7 +241,10 @@ async function cancel(api) {
     `job ${jobId()} ends when its open round closes (committed work is still paid); refunded ${fmt(refunded)} TRAIN now`);
 }
 
-const commands = { 'create-job': createJob, show, watch, cancel };
+const commands = {
+  'create-job': createJob, show, watch, cancel,
+  'approve-verifier': approveVerifier, 'join-verifier': joinVerifier, challenge,
+};
 if (!commands[cmd]) fail(`unknown command '${cmd}'\n${USAGE}`);
 const api = await connect();
 try {

@@ -121,6 +121,14 @@ pub fn job_json(j: &JobView<AccountId, Balance, BlockNumber>) -> Value {
 			"refunded": amount(j.refunded),
 		},
 		"bonds": { "held": amount(j.bonds_held), "slashed": amount(j.bonds_slashed) },
+		"verification": j.verifiers_per_round.map(|k| json!({
+			"verifiersPerRound": k,
+			"validationSet": j.validation_set.as_ref().map(hex32),
+			"verifiers": j.verifiers,
+			"reserved": amount(j.escrow_reserved),
+			"paidVerifiers": amount(j.paid_verifiers),
+			"openSettlements": j.open_settlements,
+		})),
 	})
 }
 
@@ -140,6 +148,9 @@ pub fn round_json(r: &RoundView<AccountId, Balance, BlockNumber>) -> Value {
 			"samples": p.samples,
 			"amount": amount(p.amount),
 		})).collect::<Vec<_>>(),
+		"lossMicro": r.loss_micro,
+		"scores": r.scores,
+		"settling": r.settling,
 	})
 }
 

@@ -66,6 +66,12 @@ impl<T: Config> Pallet<T> {
 			refunded: job.escrow.refunded,
 			bonds_held: job.bonds.held,
 			bonds_slashed: job.bonds.slashed,
+			verifiers_per_round: job.spec.verification.as_ref().map(|v| v.verifiers_per_round),
+			validation_set: job.spec.verification.as_ref().map(|v| v.validation_set.0),
+			verifiers: job.verifiers,
+			escrow_reserved: job.escrow.reserved,
+			paid_verifiers: job.escrow.paid_verifiers,
+			open_settlements: job.open_settlements,
 		})
 	}
 
@@ -104,6 +110,9 @@ impl<T: Config> Pallet<T> {
 					.into_iter()
 					.map(|p| PayoutView { who: p.who, samples: p.samples, amount: p.amount })
 					.collect(),
+				loss_micro: r.loss_micro,
+				scores: r.scores.into_inner(),
+				settling: Settlements::<T>::contains_key(job_id, round),
 			})
 			.collect();
 		rounds.sort_unstable_by_key(|r| r.round);

@@ -422,6 +422,36 @@ pub mod calls {
 		RuntimeCall::TrainingRewards(T::cancel_job { job_id })
 	}
 
+	/// `join_as_verifier` (holds the job's verifier bond).
+	pub fn join_as_verifier(job_id: JobId) -> RuntimeCall {
+		RuntimeCall::TrainingRewards(T::join_as_verifier { job_id })
+	}
+
+	/// `submit_scores`: one score per included contributor (micro-units of validation-loss
+	/// decrease, in aggregate order) and the aggregated model's validation loss and accuracy.
+	pub fn submit_scores(
+		job_id: JobId,
+		round: RoundIndex,
+		verifier: crate::AccountId,
+		scores: Vec<i32>,
+		loss_micro: u32,
+		accuracy_ppm: u32,
+	) -> RuntimeCall {
+		use frame_support::BoundedVec;
+		let sheet = pallet_training_rewards::ScoreSheet {
+			verifier,
+			scores: BoundedVec::truncate_from(scores),
+			loss_micro,
+			accuracy_ppm,
+		};
+		RuntimeCall::TrainingRewards(T::submit_scores { job_id, round, sheet })
+	}
+
+	/// `challenge_round` (holds the job's challenge bond).
+	pub fn challenge_round(job_id: JobId, round: RoundIndex) -> RuntimeCall {
+		RuntimeCall::TrainingRewards(T::challenge_round { job_id, round })
+	}
+
 	/// `withdraw_bond` (after `leave_job` and the unbonding period).
 	pub fn withdraw_bond(job_id: JobId) -> RuntimeCall {
 		RuntimeCall::TrainingRewards(T::withdraw_bond { job_id })

@@ -79,6 +79,18 @@ pub struct JobView<AccountId, Balance, BlockNumber> {
 	pub refunded: Balance,
 	pub bonds_held: Balance,
 	pub bonds_slashed: Balance,
+	/// Verified jobs: verifiers picked per round (`None`: not verified).
+	pub verifiers_per_round: Option<u32>,
+	/// Verified jobs: blake2-256 of the sponsor's validation set.
+	pub validation_set: Option<[u8; 32]>,
+	/// Verifiers currently verifying the job.
+	pub verifiers: u32,
+	/// Escrow reserved for rounds in verification.
+	pub escrow_reserved: Balance,
+	/// Escrow paid to verifiers.
+	pub paid_verifiers: Balance,
+	/// Rounds still in verification (scoring or challenge window).
+	pub open_settlements: u32,
 }
 
 /// One payout of a finalised round.
@@ -101,6 +113,12 @@ pub struct RoundView<AccountId, Balance, BlockNumber> {
 	pub submitter: Option<AccountId>,
 	pub submitter_reward: Balance,
 	pub payouts: Vec<PayoutView<AccountId, Balance>>,
+	/// Verified jobs: the verifiers' median validation loss of the new model (micro-units).
+	pub loss_micro: Option<u32>,
+	/// Verified jobs: each included contributor's median score, in aggregate order.
+	pub scores: Vec<i32>,
+	/// Verified jobs: the round's payouts wait for scoring or its challenge window.
+	pub settling: bool,
 }
 
 /// A contributor's membership of a job.
