@@ -74,6 +74,17 @@ impl Compression {
 		}
 	}
 
+	/// The compression of a wire tag (for decoding: a top-k fraction is not needed).
+	pub fn from_tag(tag: u8) -> Result<Self> {
+		Ok(match tag {
+			0 => Compression::None,
+			1 => Compression::Fp16,
+			2 => Compression::Int8,
+			3 => Compression::TopK { fraction: 1.0 },
+			t => bail!("unknown compression tag {t}"),
+		})
+	}
+
 	/// Whether compression loses information (so error feedback applies).
 	pub fn is_lossy(&self) -> bool {
 		!matches!(self, Compression::None)
@@ -269,6 +280,28 @@ impl Compressed {
 	/// Decompress everything.
 	pub fn decode(&self) -> Result<Vec<f32>> {
 		decode_blocks(self.compression, self.len, 0, &self.blocks)
+	}
+
+	/// The bytes a peer serves for this update: `SCALE(tag, len, blocks)`.
+	pub fn to_blob(&self) -> Vec<u8> {
+		use codec::Encode;
+		(self.compression.tag(), self.len as u64, &self.blocks).encode()
+	}
+
+	/// An update from served bytes, checked against the root it was asked for (the update
+	/// hash a contributor committed): a wrong or altered update is refused.
+	pub fn from_blob(bytes: &[u8], root: &[u8; 32]) -> Result<Self> {
+		use codec::Decode;
+		let mut input = bytes;
+		let (tag, len, blocks) = <(u8, u64, Vec<Vec<u8>>)>::decode(&mut input)
+			.map_err(|e| anyhow::anyhow!("undecodable update: {e}"))?;
+		ensure!(input.is_empty(), "trailing bytes after the update");
+		let compression = Compression::from_tag(tag)?;
+		let len = usize::try_from(len)?;
+		ensure!(blocks.len() == block_count(len), "update has the wrong number of blocks");
+		let update = Self { compression, len, blocks };
+		ensure!(update.root() == *root, "update does not match its committed hash");
+		Ok(update)
 	}
 }
 

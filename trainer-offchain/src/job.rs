@@ -78,6 +78,11 @@ pub struct RunOptions {
 	pub max_rounds: Option<u32>,
 	/// Fault injection for tests: take part in the peer exchange and sign, but never commit.
 	pub fault_skip_commit: bool,
+	/// Fault injection for tests: misbehave in the peer protocol (see `Byzantine`).
+	pub fault_byzantine: Option<crate::p2p::round::Byzantine>,
+	/// Fault injection for tests: wait this long before committing (a copier that obtained
+	/// its update after its owner).
+	pub fault_commit_delay: Duration,
 	/// Where progress goes (the binary prints it as text or JSON).
 	pub events: EventSink,
 }
@@ -294,6 +299,7 @@ async fn start_peer(
 	pcfg.robust = RobustConfig { aggregator: args.aggregator, ..RobustConfig::default() };
 	pcfg.compression = args.compression;
 	pcfg.scheme = Scheme::Chunked;
+	pcfg.byzantine = args.fault_byzantine;
 	let mut ncfg = NetConfig::for_job(job.job_id);
 	ncfg.listen = args.listen.clone();
 	ncfg.bootstrap = args.bootstrap.clone();
@@ -451,6 +457,9 @@ impl Contributor {
 			emit_signed(&self.args.events, &report);
 			if !report.included.iter().any(|s| s.who == self.me) {
 				return Ok(Some((report, None, t_peer)));
+			}
+			if !self.args.fault_commit_delay.is_zero() {
+				tokio::time::sleep(self.args.fault_commit_delay).await;
 			}
 			if !self.args.fault_skip_commit {
 				commit_mine(&self.chain, &self.pair, &report, self.args.job, round, &self.me).await;

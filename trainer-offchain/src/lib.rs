@@ -38,10 +38,13 @@ pub mod model;
 pub mod ops;
 pub mod p2p;
 pub mod rng;
+pub mod score;
 pub mod shard;
 pub mod signing;
 pub mod train;
 pub mod update;
+#[cfg(feature = "chain")]
+pub mod verify;
 
 pub use error::{Result, TrainerError};
 pub use model::{Model, ModelSpec};

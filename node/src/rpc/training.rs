@@ -119,6 +119,8 @@ pub fn job_json(j: &JobView<AccountId, Balance, BlockNumber>) -> Value {
 			"paidContributors": amount(j.paid_contributors),
 			"paidSubmitters": amount(j.paid_submitters),
 			"refunded": amount(j.refunded),
+			"paidVerifiers": amount(j.paid_verifiers),
+			"reserved": amount(j.escrow_reserved),
 		},
 		"bonds": { "held": amount(j.bonds_held), "slashed": amount(j.bonds_slashed) },
 		"verification": j.verifiers_per_round.map(|k| json!({
@@ -149,6 +151,10 @@ pub fn round_json(r: &RoundView<AccountId, Balance, BlockNumber>) -> Value {
 			"amount": amount(p.amount),
 		})).collect::<Vec<_>>(),
 		"lossMicro": r.loss_micro,
+		"verifierPayouts": r.verifier_payouts.iter().map(|(who, a)| json!({
+			"who": account(who),
+			"amount": amount(*a),
+		})).collect::<Vec<_>>(),
 		"scores": r.scores,
 		"settling": r.settling,
 	})

@@ -276,7 +276,7 @@ pub mod pallet {
 		JobId,
 		Blake2_128Concat,
 		T::AccountId,
-		CommitRecord,
+		CommitRecord<BlockNumberFor<T>>,
 		OptionQuery,
 	>;
 
@@ -760,6 +760,10 @@ pub mod pallet {
 				"MaxVerifiers < MaxCommittee"
 			);
 			assert!(T::MaxSettlementsPerBlock::get() > 0, "settlements would never advance");
+			assert!(
+				T::MaxCommittee::get() <= T::MaxContributors::get(),
+				"round results keep verifier payouts within MaxContributors"
+			);
 			assert!(
 				T::SubmitterShare::get() < Perbill::one(),
 				"the submitter share must leave something for contributors"

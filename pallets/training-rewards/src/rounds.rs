@@ -56,7 +56,8 @@ impl<T: Config> Pallet<T> {
 		// No index of who posted which commitment: `who` is hashed into every commitment, so
 		// a copied one can never be opened by the copier, and it cannot block its owner.
 		job.round.committed = job.round.committed.checked_add(1).ok_or(Error::<T>::Overflow)?;
-		Commitments::<T>::insert(job_id, &who, CommitRecord { round, commitment, samples });
+		let at = frame_system::Pallet::<T>::block_number();
+		Commitments::<T>::insert(job_id, &who, CommitRecord { round, at, commitment, samples });
 		Jobs::<T>::insert(job_id, job);
 		Self::deposit_event(Event::UpdateCommitted { job_id, round, who, commitment, samples });
 		Ok(())
@@ -101,7 +102,15 @@ impl<T: Config> Pallet<T> {
 		let (payment, metric) = match job.spec.verification.clone() {
 			Some(spec) => {
 				// Verified job: the model stands; payouts wait for the verifiers.
-				let included = shares.iter().map(|s| (s.who.clone(), s.samples)).collect();
+				let included = shares
+					.iter()
+					.map(|s| Included {
+						who: s.who.clone(),
+						samples: s.samples,
+						update_hash: H256(s.update_hash),
+						committed_at: Commitments::<T>::get(job_id, &s.who).map_or(now, |c| c.at),
+					})
+					.collect();
 				let submitter = aggregate.submitter.clone();
 				Self::open_settlement(job_id, round, &mut job, &spec, submitter, included)?;
 				let zero = Zero::zero();
@@ -126,6 +135,7 @@ impl<T: Config> Pallet<T> {
 				metric,
 				loss_micro: None,
 				scores: BoundedVec::new(),
+				verifier_payouts: BoundedVec::new(),
 				submitter: Some(aggregate.submitter.clone()),
 				submitter_reward: payment.submitter_reward,
 				payouts: payment.payouts,
@@ -359,6 +369,7 @@ impl<T: Config> Pallet<T> {
 				metric: None,
 				loss_micro: None,
 				scores: BoundedVec::new(),
+				verifier_payouts: BoundedVec::new(),
 				submitter: None,
 				submitter_reward: Zero::zero(),
 				payouts: BoundedVec::new(),

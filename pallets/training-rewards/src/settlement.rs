@@ -46,7 +46,7 @@ impl<T: Config> Pallet<T> {
 		job: &mut JobOf<T>,
 		spec: &VerificationSpecOf<T>,
 		submitter: T::AccountId,
-		included: Vec<(T::AccountId, u64)>,
+		included: Vec<Included<T::AccountId, BlockNumberFor<T>>>,
 	) -> Result<BalanceOf<T>, DispatchError> {
 		let reward = job.reward_per_round.min(job.escrow.free());
 		job.escrow.reserve(reward).ok_or(Error::<T>::Overflow)?;
@@ -336,13 +336,13 @@ impl<T: Config> Pallet<T> {
 		job.escrow.unreserve(s.reward).ok_or(Error::<T>::Overflow)?;
 		let mut left = s.reward;
 		let mut payouts = PayoutsOf::<T>::new();
-		for (i, (who, samples)) in s.included.iter().enumerate() {
+		for (i, inc) in s.included.iter().enumerate() {
 			let due = verdict.payouts.get(i).copied().unwrap_or_else(Zero::zero);
-			let amount = Self::pay_from_escrow(job, who, due.min(left));
+			let amount = Self::pay_from_escrow(job, &inc.who, due.min(left));
 			job.escrow.pay_contributors(amount).ok_or(Error::<T>::Overflow)?;
 			left = left.saturating_sub(amount);
-			Self::credit_contributor(job_id, who, amount, !amount.is_zero());
-			let _ = payouts.try_push(Payout { who: who.clone(), samples: *samples, amount });
+			Self::credit_contributor(job_id, &inc.who, amount, !amount.is_zero());
+			let _ = payouts.try_push(Payout { who: inc.who.clone(), samples: inc.samples, amount });
 		}
 		let useful = verdict.payouts.iter().any(|p| !p.is_zero());
 		let submitter_due = if useful {
@@ -354,13 +354,15 @@ impl<T: Config> Pallet<T> {
 		job.escrow.pay_submitter(submitter_reward).ok_or(Error::<T>::Overflow)?;
 		left = left.saturating_sub(submitter_reward);
 		Self::credit_contributor(job_id, &s.submitter, submitter_reward, false);
-		let verifiers_paid = Self::pay_verifiers(job_id, job, s.reward, panel, verdict, &mut left)?;
+		let (verifiers_paid, verifier_payouts) =
+			Self::pay_verifiers(job_id, job, s.reward, panel, verdict, &mut left)?;
 		let refunded = Self::release_escrow(job, left)?;
 		job.open_settlements = job.open_settlements.saturating_sub(1);
 		RoundResults::<T>::mutate(job_id, round, |r| {
 			if let Some(r) = r {
 				r.payouts = payouts;
 				r.submitter_reward = submitter_reward;
+				r.verifier_payouts = BoundedVec::truncate_from(verifier_payouts);
 			}
 		});
 		Settlements::<T>::remove(job_id, round);
@@ -387,12 +389,13 @@ impl<T: Config> Pallet<T> {
 		panel: &PanelOf<T>,
 		verdict: &VerdictOf<T>,
 		left: &mut BalanceOf<T>,
-	) -> Result<BalanceOf<T>, DispatchError> {
+	) -> Result<(BalanceOf<T>, Vec<(T::AccountId, BalanceOf<T>)>), DispatchError> {
+		let mut payouts = Vec::new();
 		let Some(spec) = job.spec.verification.clone() else {
-			return Ok(Zero::zero());
+			return Ok((Zero::zero(), payouts));
 		};
 		if verdict.medians.is_empty() {
-			return Ok(Zero::zero());
+			return Ok((Zero::zero(), payouts));
 		}
 		let agreeing: Vec<&T::AccountId> = panel
 			.sheets
@@ -414,8 +417,9 @@ impl<T: Config> Pallet<T> {
 					r.earned = r.earned.saturating_add(amount);
 				}
 			});
+			payouts.push((v.clone(), amount));
 		}
-		Ok(paid)
+		Ok((paid, payouts))
 	}
 
 	/// Advance settlements whose window ended: at most `MaxSettlementsPerBlock` per block,

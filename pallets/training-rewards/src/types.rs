@@ -210,6 +210,36 @@ pub struct Verdict<Balance: Clone + PartialEq + Eq + Debug, MaxContributors: Get
 	pub accuracy_ppm: Option<u32>,
 }
 
+impl<
+		AccountId: Clone + PartialEq + Eq + Debug,
+		Balance: Clone + PartialEq + Eq + Debug,
+		BlockNumber: Clone + PartialEq + Eq + Debug,
+		MaxContributors: Get<u32>,
+		MaxCommittee: Get<u32>,
+	> Settlement<AccountId, Balance, BlockNumber, MaxContributors, MaxCommittee>
+{
+	/// The panel scoring now: the challenge committee once challenged, else the first.
+	pub fn current_panel(&self) -> &Panel<AccountId, MaxContributors, MaxCommittee> {
+		self.second.as_ref().unwrap_or(&self.first)
+	}
+}
+
+/// An included contributor of a round in settlement: what the verifiers fetch and score.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct Included<AccountId, BlockNumber> {
+	/// The contributor.
+	pub who: AccountId,
+	/// Samples it committed.
+	pub samples: u64,
+	/// Its revealed update hash (the Merkle root of its compressed update).
+	pub update_hash: H256,
+	/// The block its commitment landed in (of identical updates, verifiers credit the
+	/// earliest).
+	pub committed_at: BlockNumber,
+}
+
 /// A finalised round of a verified job, from its aggregate until its payouts are made.
 #[derive(
 	CloneNoBound,
@@ -234,8 +264,8 @@ pub struct Settlement<
 	pub reward: Balance,
 	/// Who earns the submitter share (if any contributor scores above zero).
 	pub submitter: AccountId,
-	/// The included contributors with their committed samples, in aggregate order.
-	pub included: BoundedVec<(AccountId, u64), MaxContributors>,
+	/// The included contributors, in aggregate order.
+	pub included: BoundedVec<Included<AccountId, BlockNumber>, MaxContributors>,
 	/// The committee picked when the aggregate was accepted.
 	pub first: Panel<AccountId, MaxContributors, MaxCommittee>,
 	/// The challenge committee, if the round was challenged.
@@ -408,9 +438,11 @@ impl<Balance, BlockNumber> Contributor<Balance, BlockNumber> {
 
 /// A contributor's commitment for a round.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
-pub struct CommitRecord {
+pub struct CommitRecord<BlockNumber> {
 	/// The round it was made for.
 	pub round: RoundIndex,
+	/// The block it was made in (verifiers credit the earliest of identical updates).
+	pub at: BlockNumber,
 	/// `trainchain_primitives::update_commitment(job, round, who, update_hash, salt)`.
 	pub commitment: H256,
 	/// Samples the contributor trained on.
@@ -507,6 +539,8 @@ pub struct RoundResult<
 	pub loss_micro: Option<u32>,
 	/// Verified jobs: the median score of each included contributor, in aggregate order.
 	pub scores: BoundedVec<i32, MaxContributors>,
+	/// Verified jobs: what each rewarded verifier was paid (`MaxCommittee <= MaxContributors`).
+	pub verifier_payouts: BoundedVec<(AccountId, Balance), MaxContributors>,
 	/// Who earned the submitter share (named in the signed payload).
 	pub submitter: Option<AccountId>,
 	/// What the submitter was paid on top.

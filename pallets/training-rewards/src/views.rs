@@ -96,23 +96,46 @@ impl<T: Config> Pallet<T> {
 		job_id: JobId,
 	) -> Vec<RoundView<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>> {
 		let mut rounds: Vec<_> = RoundResults::<T>::iter_prefix(job_id)
-			.map(|(round, r)| RoundView {
-				round,
-				finalized: r.outcome == RoundOutcome::Finalized,
-				closed_at: r.closed_at,
-				committed: r.committed,
-				model_hash: r.model_hash.map(|h| h.0),
-				metric: r.metric,
-				submitter: r.submitter,
-				submitter_reward: r.submitter_reward,
-				payouts: r
-					.payouts
-					.into_iter()
-					.map(|p| PayoutView { who: p.who, samples: p.samples, amount: p.amount })
-					.collect(),
-				loss_micro: r.loss_micro,
-				scores: r.scores.into_inner(),
-				settling: Settlements::<T>::contains_key(job_id, round),
+			.map(|(round, r)| {
+				let settlement = Settlements::<T>::get(job_id, round);
+				RoundView {
+					round,
+					finalized: r.outcome == RoundOutcome::Finalized,
+					closed_at: r.closed_at,
+					committed: r.committed,
+					model_hash: r.model_hash.map(|h| h.0),
+					metric: r.metric,
+					submitter: r.submitter,
+					submitter_reward: r.submitter_reward,
+					payouts: r
+						.payouts
+						.into_iter()
+						.map(|p| PayoutView { who: p.who, samples: p.samples, amount: p.amount })
+						.collect(),
+					loss_micro: r.loss_micro,
+					scores: r.scores.into_inner(),
+					settling: settlement.is_some(),
+					verifier_payouts: r.verifier_payouts.into_inner(),
+					updates: settlement
+						.as_ref()
+						.map(|s| {
+							s.included
+								.iter()
+								.map(|i| (i.who.clone(), i.update_hash.0, i.committed_at))
+								.collect()
+						})
+						.unwrap_or_default(),
+					committee: settlement
+						.as_ref()
+						.map(|s| s.current_panel().committee.to_vec())
+						.unwrap_or_default(),
+					scored: settlement
+						.as_ref()
+						.map(|s| {
+							s.current_panel().sheets.iter().map(|x| x.verifier.clone()).collect()
+						})
+						.unwrap_or_default(),
+				}
 			})
 			.collect();
 		rounds.sort_unstable_by_key(|r| r.round);
@@ -140,6 +163,7 @@ impl<T: Config> Pallet<T> {
 						.filter(|c| Some(c.round) == open_round)
 						.map(|c| c.commitment.0),
 					last_samples: commit.as_ref().map(|c| c.samples),
+					last_commit_block: commit.as_ref().map(|c| c.at),
 					who,
 				}
 			})

@@ -9,6 +9,8 @@ mod peer;
 #[cfg(feature = "chain")]
 mod run;
 mod train;
+#[cfg(feature = "chain")]
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +43,9 @@ pub enum Command {
 	/// Join a job on a trainchain node: train with peers, commit, submit, get paid.
 	#[cfg(feature = "chain")]
 	Run(run::RunArgs),
+	/// Verify a job: score every included update of the rounds this account is picked for.
+	#[cfg(feature = "chain")]
+	Verify(verify::VerifyArgs),
 }
 
 /// Parse the command line and run.
@@ -66,5 +71,7 @@ pub fn main() -> anyhow::Result<()> {
 		Command::Peer(a) => peer::run(a),
 		#[cfg(feature = "chain")]
 		Command::Run(a) => run::run(a),
+		#[cfg(feature = "chain")]
+		Command::Verify(a) => verify::run(a),
 	}
 }

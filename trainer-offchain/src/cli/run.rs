@@ -74,6 +74,12 @@ pub struct RunArgs {
 	/// on-chain (a contributor that is included and then withholds or crashes).
 	#[arg(long, hide = true)]
 	pub fault_skip_commit: bool,
+	/// Fault injection for tests: misbehave in the peer protocol (free-ride, scale:F, nan).
+	#[arg(long, hide = true)]
+	pub fault_byzantine: Option<trainchain_trainer::p2p::round::Byzantine>,
+	/// Fault injection for tests: seconds to wait before committing.
+	#[arg(long, hide = true, default_value_t = 0.0)]
+	pub fault_commit_delay: f64,
 }
 
 /// Run the subcommand (builds its own tokio runtime).
@@ -118,6 +124,9 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		round_timeout,
 		max_rounds: a.max_rounds,
 		fault_skip_commit: a.fault_skip_commit,
+		fault_byzantine: a.fault_byzantine,
+		fault_commit_delay: Duration::try_from_secs_f64(a.fault_commit_delay)
+			.context("--fault-commit-delay must be a non-negative number of seconds")?,
 		events: Arc::new(move |ev| print_event(json_out, &ev)),
 	})
 }

@@ -2,6 +2,7 @@
 //! messages ([`wire`]), the round protocol ([`round`]), roles ([`roles`]) and counters
 //! ([`metrics`]).
 
+pub mod blobs;
 pub mod metrics;
 pub mod net;
 pub mod roles;

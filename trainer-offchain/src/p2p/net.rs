@@ -36,6 +36,8 @@ pub enum Request {
 	Msg(Vec<u8>),
 	/// Ask for the current model state.
 	GetState,
+	/// Ask for a blob by its hash (see [`super::blobs`]).
+	GetBlob([u8; 32]),
 }
 
 /// A response on the wire.
@@ -47,6 +49,8 @@ pub enum Response {
 	State(Vec<u8>),
 	/// No state to give.
 	Refused,
+	/// The blob asked for (the asker checks its hash).
+	Blob(Vec<u8>),
 }
 
 /// Length-prefixed codec: `u32 BE length ‖ tag ‖ payload`. Refuses frames above `max`.
@@ -124,6 +128,7 @@ impl request_response::Codec for WireCodec {
 		match self.read_frame(io).await? {
 			(1, b) => Ok(Request::Msg(b)),
 			(2, b) if b.is_empty() => Ok(Request::GetState),
+			(3, b) => b.try_into().map(Request::GetBlob).map_err(|_| self.bad("blob request")),
 			_ => Err(self.bad("request")),
 		}
 	}
@@ -136,6 +141,7 @@ impl request_response::Codec for WireCodec {
 			(1, b) if b.is_empty() => Ok(Response::Ack),
 			(2, b) => Ok(Response::State(b)),
 			(3, b) if b.is_empty() => Ok(Response::Refused),
+			(4, b) => Ok(Response::Blob(b)),
 			_ => Err(self.bad("response")),
 		}
 	}
@@ -152,6 +158,7 @@ impl request_response::Codec for WireCodec {
 		match req {
 			Request::Msg(b) => self.write_frame(io, 1, &b).await,
 			Request::GetState => self.write_frame(io, 2, &[]).await,
+			Request::GetBlob(h) => self.write_frame(io, 3, &h).await,
 		}
 	}
 
@@ -168,6 +175,7 @@ impl request_response::Codec for WireCodec {
 			Response::Ack => self.write_frame(io, 1, &[]).await,
 			Response::State(b) => self.write_frame(io, 2, &b).await,
 			Response::Refused => self.write_frame(io, 3, &[]).await,
+			Response::Blob(b) => self.write_frame(io, 4, &b).await,
 		}
 	}
 }
@@ -239,6 +247,8 @@ enum Command {
 	Send { peer: PeerId, data: Vec<u8>, reply: Option<oneshot::Sender<Result<()>>> },
 	FetchState { peer: PeerId, reply: oneshot::Sender<Result<Option<Vec<u8>>>> },
 	SetState(Arc<Vec<u8>>),
+	FetchBlob { peer: PeerId, hash: [u8; 32], reply: oneshot::Sender<Result<Option<Vec<u8>>>> },
+	PutBlob([u8; 32], Arc<Vec<u8>>),
 	SetHello(Vec<u8>),
 	Dial(Multiaddr),
 	Peers(oneshot::Sender<Vec<PeerId>>),
@@ -296,6 +306,19 @@ impl NetClient {
 	/// Set the state served to `GetState` requests.
 	pub fn set_state(&self, bytes: Vec<u8>) -> Result<()> {
 		self.cmd(Command::SetState(Arc::new(bytes)))
+	}
+
+	/// Ask `peer` for the blob stored under `hash` (`None` if it has none). The caller checks
+	/// that the bytes hash to `hash`.
+	pub async fn fetch_blob(&self, peer: PeerId, hash: [u8; 32]) -> Result<Option<Vec<u8>>> {
+		let (reply, rx) = oneshot::channel();
+		self.cmd(Command::FetchBlob { peer, hash, reply })?;
+		rx.await.map_err(|_| anyhow!("network task stopped"))?
+	}
+
+	/// Serve `bytes` to `GetBlob(hash)` requests (see [`super::blobs`]).
+	pub fn put_blob(&self, hash: [u8; 32], bytes: Vec<u8>) -> Result<()> {
+		self.cmd(Command::PutBlob(hash, Arc::new(bytes)))
 	}
 
 	/// Set the hello message sent to every (new and current) peer.
@@ -416,6 +439,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		events: etx,
 		pending: HashMap::new(),
 		state: None,
+		blobs: Default::default(),
 		hello: None,
 		metrics: metrics.clone(),
 		bootstrap: cfg.bootstrap.clone(),
@@ -430,6 +454,7 @@ struct NetTask {
 	events: mpsc::UnboundedSender<NetEvent>,
 	pending: HashMap<OutboundRequestId, Pending>,
 	state: Option<Arc<Vec<u8>>>,
+	blobs: super::blobs::BlobStore,
 	hello: Option<Vec<u8>>,
 	metrics: Arc<Metrics>,
 	bootstrap: Vec<Multiaddr>,
@@ -497,6 +522,11 @@ impl NetTask {
 				self.pending.insert(id, Pending::State(reply));
 			},
 			Command::SetState(s) => self.state = Some(s),
+			Command::FetchBlob { peer, hash, reply } => {
+				let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::GetBlob(hash));
+				self.pending.insert(id, Pending::State(reply));
+			},
+			Command::PutBlob(hash, bytes) => self.blobs.put(hash, bytes),
 			Command::SetHello(h) => {
 				let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
 				for p in peers {
@@ -593,13 +623,20 @@ impl NetTask {
 						};
 						self.respond(channel, r);
 					},
+					Request::GetBlob(hash) => {
+						let r = match self.blobs.get(&hash) {
+							Some(b) => Response::Blob(b.as_ref().clone()),
+							None => Response::Refused,
+						};
+						self.respond(channel, r);
+					},
 				},
 				request_response::Message::Response { request_id, response } => {
 					match (self.pending.remove(&request_id), response) {
 						(Some(Pending::Send(Some(r))), _) => {
 							let _ = r.send(Ok(()));
 						},
-						(Some(Pending::State(r)), Response::State(b)) => {
+						(Some(Pending::State(r)), Response::State(b) | Response::Blob(b)) => {
 							let _ = r.send(Ok(Some(b)));
 						},
 						(Some(Pending::State(r)), _) => {

@@ -119,6 +119,16 @@ pub struct RoundView<AccountId, Balance, BlockNumber> {
 	pub scores: Vec<i32>,
 	/// Verified jobs: the round's payouts wait for scoring or its challenge window.
 	pub settling: bool,
+	/// Verified jobs: what each rewarded verifier was paid.
+	pub verifier_payouts: Vec<(AccountId, Balance)>,
+	/// Verified jobs, while settling: each included contributor, its update hash and the block
+	/// its commitment landed in, in aggregate order (what the verifiers fetch and score).
+	pub updates: Vec<(AccountId, [u8; 32], BlockNumber)>,
+	/// Verified jobs, while settling: the committee scoring now (the challenge committee once
+	/// challenged).
+	pub committee: Vec<AccountId>,
+	/// Verified jobs, while settling: who of `committee` has scored.
+	pub scored: Vec<AccountId>,
 }
 
 /// A contributor's membership of a job.
@@ -135,6 +145,8 @@ pub struct ContributorView<AccountId, Balance, BlockNumber> {
 	pub current_commitment: Option<[u8; 32]>,
 	/// Samples of its latest commitment.
 	pub last_samples: Option<u64>,
+	/// Block of its latest commitment.
+	pub last_commit_block: Option<BlockNumber>,
 }
 
 sp_api::decl_runtime_apis! {

@@ -499,7 +499,9 @@ fn commit_records_and_counts() {
 		let id = running_job_with_commits(3);
 		assert_eq!(job(id).round.committed, 3);
 		let rec = Commitments::<Test>::get(id, account(2)).unwrap();
-		assert_eq!(rec, CommitRecord { round: 0, commitment: commitment(id, 0, 2), samples: 300 });
+		let expected =
+			CommitRecord { round: 0, at: 1, commitment: commitment(id, 0, 2), samples: 300 };
+		assert_eq!(rec, expected);
 		assert!(matches!(
 			System::events().iter().rev().find_map(|e| match &e.event {
 				RuntimeEvent::TrainingRewards(Event::UpdateCommitted { who, samples, .. }) => Some((who.clone(), *samples)),

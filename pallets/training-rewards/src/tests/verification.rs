@@ -115,6 +115,8 @@ fn verified_round_pays_useful_work_not_claimed_samples() {
 		let result = RoundResults::<Test>::get(id, 0).unwrap();
 		assert_eq!(result.metric, Some(ACCURACY), "metric is the honest verifiers' accuracy");
 		assert_eq!(result.scores.to_vec(), HONEST.to_vec());
+		let paid: Vec<(AccountId, Balance)> = result.verifier_payouts.to_vec();
+		assert_eq!(paid, vec![(account(10), REWARD / 20), (account(11), REWARD / 20)]);
 		assert_eq!(job(id).escrow.paid_verifiers, REWARD / 10);
 		assert!(job(id).escrow.is_balanced());
 	});

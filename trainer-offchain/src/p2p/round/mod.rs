@@ -135,6 +135,8 @@ pub enum Byzantine {
 	Nan,
 	/// As a chunk's owner, send a different reduced chunk to every other peer (equivocation).
 	SplitReduced,
+	/// Free rider: send a zero update and claim three times the samples trained on.
+	FreeRide,
 }
 
 impl FromStr for Byzantine {
@@ -143,11 +145,14 @@ impl FromStr for Byzantine {
 		match s {
 			"nan" => return Ok(Byzantine::Nan),
 			"split-reduced" => return Ok(Byzantine::SplitReduced),
+			"free-ride" => return Ok(Byzantine::FreeRide),
 			_ => {},
 		}
 		match s.strip_prefix("scale:") {
 			Some(f) => Ok(Byzantine::Scale(f.parse()?)),
-			None => bail!("unknown byzantine mode {s:?} (scale:FACTOR|nan|split-reduced)"),
+			None => {
+				bail!("unknown byzantine mode {s:?} (scale:FACTOR|nan|split-reduced|free-ride)")
+			},
 		}
 	}
 }
@@ -468,7 +473,10 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 	}
 
+	/// Serve the current model state, by `GetState` and by its hash (`GetBlob`), so peers can
+	/// sync and verifiers can fetch a round's base model by the hash the chain holds.
 	fn publish_state(&self) -> Result<()> {
+		self.net.put_blob(self.model_hash(), crate::update::encode_state(&self.model))?;
 		let snap = StateSnapshot {
 			job: self.cfg.job_id,
 			next_round: self.round,

@@ -97,6 +97,10 @@ impl<T: LocalTrainer> Peer<T> {
 		match self.cfg.byzantine {
 			Some(Byzantine::Scale(f)) => local.delta.iter_mut().for_each(|x| *x *= f),
 			Some(Byzantine::Nan) => local.delta.iter_mut().step_by(7).for_each(|x| *x = f32::NAN),
+			Some(Byzantine::FreeRide) => {
+				local.delta.iter_mut().for_each(|x| *x = 0.0);
+				local.samples = local.samples.saturating_mul(3);
+			},
 			Some(Byzantine::SplitReduced) | None => {},
 		}
 		Ok((local, elapsed_ms(tc)))
@@ -175,6 +179,9 @@ impl<T: LocalTrainer> Peer<T> {
 		for (m, a) in self.model.iter_mut().zip(agg) {
 			*m += a;
 		}
+		// Only now, after the exchange, is this peer's update served by its hash (to the
+		// verifiers): nobody can copy it into this round any more.
+		self.net.put_blob(mine.update.root(), mine.update.to_blob())?;
 		let model_hash = self.model_hash();
 		let update_roots: Vec<(PublicKey, Hash32)> =
 			done.participants.iter().map(|p| (p.who, p.root)).collect();
