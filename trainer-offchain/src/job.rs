@@ -338,7 +338,7 @@ impl Contributor {
 			match job.phase {
 				JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
 					(self.args.events)(JobEvent::JobEnded { phase: job.phase.as_str() });
-					return Ok(());
+					return self.serve_until_settled().await;
 				},
 				JobPhase::WaitingForContributors | JobPhase::Aggregate => {
 					tokio::time::sleep(Duration::from_secs(1)).await;
@@ -502,6 +502,18 @@ impl Contributor {
 			}
 		}
 		Ok(None)
+	}
+
+	/// In a verified job, keep serving this peer's updates and models (by hash, from the
+	/// network task) until the verifiers have scored every round and its payouts are made.
+	async fn serve_until_settled(&self) -> Result<()> {
+		loop {
+			let job = self.chain.existing_job(self.args.job).await?;
+			if job.open_settlements == 0 {
+				return Ok(());
+			}
+			tokio::time::sleep(Duration::from_secs(2)).await;
+		}
 	}
 
 	async fn wait_closed(&self, round: RoundIndex) -> Result<()> {

@@ -47,6 +47,8 @@ pub enum VerifyEvent {
 	Joined {
 		/// Job.
 		job: u64,
+		/// This verifier's account (SS58).
+		who: String,
 	},
 	/// Submitted a score sheet.
 	Scored {
@@ -76,7 +78,8 @@ pub async fn run(opts: VerifyOptions) -> Result<()> {
 	let job = chain.existing_job(opts.job).await?;
 	let (spec, validation) = prepare(&job, &opts.validation)?;
 	join(&chain, &pair, opts.job).await?;
-	(opts.events)(VerifyEvent::Joined { job: opts.job });
+	let who = sp_core::crypto::Ss58Codec::to_ss58check(&me);
+	(opts.events)(VerifyEvent::Joined { job: opts.job, who });
 	let mut ncfg = NetConfig::for_job(opts.job);
 	ncfg.listen = opts.listen.clone();
 	ncfg.bootstrap = opts.bootstrap.clone();
@@ -87,7 +90,8 @@ pub async fn run(opts: VerifyOptions) -> Result<()> {
 	loop {
 		let job = chain.existing_job(opts.job).await?;
 		let rounds = chain.rounds(opts.job).await?;
-		for r in rounds.iter().filter(|r| v.is_due(r, &me)) {
+		let due: Vec<&Round> = rounds.iter().filter(|r| v.is_due(r, &me)).collect();
+		for r in due {
 			match v.score(r, &rounds, favour.as_ref()).await {
 				Ok(sheet) => {
 					let call = calls::submit_scores(
@@ -218,7 +222,7 @@ impl Verifier {
 			.zip(scored.scores)
 			.map(|((who, _, _), s)| {
 				// Test-only lie: the favoured account is scored as the best contributor.
-				let s = if favour == Some(who) { best.max(1) } else { s };
+				let s = if favour == Some(who) { best.saturating_mul(2).max(100_000) } else { s };
 				(sp_core::crypto::Ss58Codec::to_ss58check(who), s)
 			})
 			.collect();

@@ -17,10 +17,19 @@ use std::{
 	time::Duration,
 };
 
-/// Three `trainchain-trainer run` processes; killed on drop.
+/// `trainchain-trainer run` processes; killed on drop.
 pub struct Trainers {
 	children: Vec<Option<Child>>,
 	pub logs: PathBuf,
+	/// The TCP port each trainer listens on (trainer 0 is everybody's bootstrap).
+	pub ports: Vec<u16>,
+}
+
+/// One trainer to start: its account, its shard `i/n` of digits and extra arguments.
+pub struct TrainerSpec<'a> {
+	pub suri: &'a str,
+	pub shard: &'a str,
+	pub extra: &'a [&'a str],
 }
 
 impl Trainers {
@@ -33,6 +42,15 @@ impl Trainers {
 
 	/// As [`Self::start`], with extra command-line arguments for each trainer.
 	pub fn start_with(node: &DevNode, job_id: u64, extra: &[&[&str]; 3]) -> Self {
+		let shards = ["0/3", "1/3", "2/3"];
+		let specs: Vec<TrainerSpec> = (0..3)
+			.map(|i| TrainerSpec { suri: Self::SURIS[i], shard: shards[i], extra: extra[i] })
+			.collect();
+		Self::start_specs(node, job_id, &specs)
+	}
+
+	/// Start one trainer per spec; trainer 0 is the bootstrap.
+	pub fn start_specs(node: &DevNode, job_id: u64, specs: &[TrainerSpec]) -> Self {
 		let trainer = workspace_bin("trainchain-trainer");
 		assert!(
 			trainer.exists(),
@@ -40,19 +58,19 @@ impl Trainers {
 			trainer.display()
 		);
 		let data = repo_root().join("trainer-offchain/testdata");
-		let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+		let ports: Vec<u16> = specs.iter().map(|_| free_port()).collect();
 		let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
 		std::fs::create_dir_all(&logs).unwrap();
 		let mut children = Vec::new();
-		for (i, suri) in Self::SURIS.iter().enumerate() {
+		for (i, spec) in specs.iter().enumerate() {
 			let mut cmd = Command::new(&trainer);
-			cmd.args(["run", "--node", &node.ws_url(), "--suri", suri])
+			cmd.args(["run", "--node", &node.ws_url(), "--suri", spec.suri])
 				.args(["--job", &job_id.to_string()])
 				.arg("--data")
 				.arg(data.join("digits-train.csv"))
 				.arg("--test")
 				.arg(data.join("digits-test.csv"))
-				.args(["--shard", &format!("{i}/3")])
+				.args(["--shard", spec.shard])
 				.args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", ports[i])])
 				.args(["--epochs", "2", "--json"])
 				.stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
@@ -62,10 +80,10 @@ impl Trainers {
 			if i > 0 {
 				cmd.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", ports[0])]);
 			}
-			cmd.args(extra[i]);
+			cmd.args(spec.extra);
 			children.push(Some(cmd.spawn().unwrap()));
 		}
-		Trainers { children, logs }
+		Trainers { children, logs, ports }
 	}
 
 	/// Kill trainer `i` (SIGKILL: no goodbye to the peers or the chain).
@@ -221,5 +239,75 @@ impl WaitTimeout for Child {
 			std::thread::sleep(Duration::from_millis(200));
 		}
 		self.kill()
+	}
+}
+
+/// `trainchain-trainer verify` processes; killed on drop.
+pub struct Verifiers {
+	children: Vec<Child>,
+	pub logs: PathBuf,
+}
+
+impl Verifiers {
+	/// One verifier per `(suri, extra args)`, bootstrapping to the trainer on `boot_port`,
+	/// scoring with digits' held-out file as the validation set.
+	pub fn start(node: &DevNode, job_id: u64, boot_port: u16, specs: &[(&str, &[&str])]) -> Self {
+		let bin = workspace_bin("trainchain-trainer");
+		let validation = repo_root().join("trainer-offchain/testdata/digits-test.csv");
+		let logs = std::env::temp_dir().join(format!("trainchain-verifiers-{}", node.rpc_port));
+		std::fs::create_dir_all(&logs).unwrap();
+		let children = specs
+			.iter()
+			.enumerate()
+			.map(|(i, (suri, extra))| {
+				Command::new(&bin)
+					.args(["verify", "--node", &node.ws_url(), "--suri", suri])
+					.args(["--job", &job_id.to_string(), "--until-settled", "--json"])
+					.arg("--validation")
+					.arg(&validation)
+					.args(["--bootstrap", &format!("/ip4/127.0.0.1/tcp/{boot_port}")])
+					.args(*extra)
+					.stdout(
+						std::fs::File::create(logs.join(format!("verifier-{i}.jsonl"))).unwrap(),
+					)
+					.stderr(std::fs::File::create(logs.join(format!("verifier-{i}.log"))).unwrap())
+					.env("TRAINCHAIN_LOG", "info,libp2p_kad=warn,libp2p_gossipsub=warn")
+					.stdin(Stdio::null())
+					.spawn()
+					.unwrap()
+			})
+			.collect();
+		Verifiers { children, logs }
+	}
+
+	/// The events verifier `i` printed.
+	pub fn events(&self, i: usize, kind: &str) -> Vec<Value> {
+		let text = std::fs::read_to_string(self.logs.join(format!("verifier-{i}.jsonl")))
+			.unwrap_or_default();
+		text.lines()
+			.filter_map(|l| serde_json::from_str::<Value>(l).ok())
+			.filter(|v| v["event"] == kind)
+			.collect()
+	}
+
+	/// The account verifier `i` verifies as.
+	pub fn account(&self, i: usize) -> String {
+		self.events(i, "verifier_joined")[0]["who"].as_str().unwrap().to_string()
+	}
+
+	/// Let the verifiers exit (they stop once every round is settled), then kill stragglers.
+	pub fn finish(&mut self) {
+		for c in self.children.iter_mut() {
+			let _ = c.wait_timeout_or_kill(Duration::from_secs(30));
+		}
+	}
+}
+
+impl Drop for Verifiers {
+	fn drop(&mut self) {
+		for c in self.children.iter_mut() {
+			let _ = c.kill();
+			let _ = c.wait();
+		}
 	}
 }

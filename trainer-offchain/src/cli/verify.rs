@@ -78,9 +78,10 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 
 fn print_event(json_out: bool, ev: &VerifyEvent) {
 	let (v, text) = match ev {
-		VerifyEvent::Joined { job } => {
-			(json!({"event": "verifier_joined", "job": job}), format!("verifying job {job}"))
-		},
+		VerifyEvent::Joined { job, who } => (
+			json!({"event": "verifier_joined", "job": job, "who": who}),
+			format!("verifying job {job} as {who}"),
+		),
 		VerifyEvent::Scored { round, scores, loss_micro, accuracy_ppm } => (
 			json!({"event": "scored", "round": round, "loss_micro": loss_micro,
 				"accuracy_ppm": accuracy_ppm,
