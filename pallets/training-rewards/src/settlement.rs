@@ -30,6 +30,8 @@ use sp_runtime::{
 	SaturatedConversion,
 };
 
+/// What each rewarded verifier of a round was paid.
+type VerifierPayouts<T> = Vec<(<T as frame_system::Config>::AccountId, BalanceOf<T>)>;
 type VerdictOf<T> = Verdict<BalanceOf<T>, <T as Config>::MaxContributors>;
 type PanelOf<T> = Panel<
 	<T as frame_system::Config>::AccountId,
@@ -389,7 +391,7 @@ impl<T: Config> Pallet<T> {
 		panel: &PanelOf<T>,
 		verdict: &VerdictOf<T>,
 		left: &mut BalanceOf<T>,
-	) -> Result<(BalanceOf<T>, Vec<(T::AccountId, BalanceOf<T>)>), DispatchError> {
+	) -> Result<(BalanceOf<T>, VerifierPayouts<T>), DispatchError> {
 		let mut payouts = Vec::new();
 		let Some(spec) = job.spec.verification.clone() else {
 			return Ok((Zero::zero(), payouts));

@@ -277,6 +277,12 @@ struct ReadyInfo {
 /// `(first_block, blocks, proof)` of a received chunk.
 type ChunkMsg = (u32, Vec<Vec<u8>>, Vec<Hash32>);
 
+/// A chunk's reduced blocks and its owner's envelope signature.
+type ReducedMsg = (Vec<Vec<u8>>, SignatureBytes);
+
+/// `(attempt, sender, kind)` of an exchange message kept before its attempt is agreed.
+type EarlyKey = (u32, PublicKey, &'static str);
+
 /// Most exchange messages kept per round before their attempt is agreed.
 const EARLY_CAP: usize = 4096;
 
@@ -291,7 +297,7 @@ struct RoundState {
 	norms: HashMap<(u32, u32), Vec<ChunkStat>>,
 	/// Each chunk's reduced blocks with its owner's envelope signature (kept to forward the
 	/// owner's own message as evidence if other participants received something else).
-	reduced: HashMap<(u32, u32), (Vec<Vec<u8>>, SignatureBytes)>,
+	reduced: HashMap<(u32, u32), ReducedMsg>,
 	/// Each participant's digests of the reduced chunks it received.
 	digests: HashMap<(u32, PublicKey), Vec<Hash32>>,
 	/// Chunks whose owner was proven to have sent two different reductions.
@@ -301,7 +307,7 @@ struct RoundState {
 	agreed: HashMap<u32, (Hash32, Vec<Participant>)>,
 	/// Exchange messages that arrived before this peer agreed on their attempt, one per
 	/// `(attempt, sender, kind)`; checked when the attempt's exchange starts.
-	early: HashMap<(u32, PublicKey, &'static str), (Body, SignatureBytes)>,
+	early: HashMap<EarlyKey, (Body, SignatureBytes)>,
 	sigshares: HashMap<PublicKey, SigShareOf>,
 	certificate: Option<QuorumCertificate>,
 	/// Hash of the model this round trains from (set when the round starts).
