@@ -15,7 +15,10 @@ use crate::pallet::{
 use alloc::{vec, vec::Vec};
 use frame_benchmarking::v2::*;
 use frame_support::{
-	traits::{fungible::Mutate, Get, Hooks},
+	traits::{
+		fungible::{Mutate, MutateHold},
+		Get, Hooks,
+	},
 	BoundedVec,
 };
 use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
@@ -131,7 +134,110 @@ fn failed_result<T: Config>() -> crate::pallet::RoundResultOf<T> {
 		submitter: None,
 		submitter_reward: 0u32.into(),
 		payouts: BoundedVec::new(),
+		loss_micro: None,
+		scores: BoundedVec::new(),
+		verifier_payouts: BoundedVec::new(),
 	}
+}
+
+/// The largest `k` whose challenge committee (`2k + 1`) fits `MaxCommittee`.
+fn max_k<T: Config>() -> u32 {
+	(T::MaxCommittee::get().saturating_sub(1) / 2).max(1)
+}
+
+/// A verified job of sponsor `sponsor` for up to `MaxContributors` contributors, needing
+/// `k` verifiers per round; `restricted` if the sponsor approves verifiers.
+fn verified_job<T: Config>(sponsor: u32, k: u32, restricted: bool) -> JobId {
+	let who = funded::<T>("sponsor", sponsor);
+	let id = NextJobId::<T>::get();
+	let mut spec = spec::<T>(1, T::MaxContributors::get(), 3);
+	spec.verification = Some(VerificationSpec {
+		verifiers_per_round: k,
+		verifier_bond: 1_000u32.into(),
+		verifier_share: sp_runtime::Perbill::from_percent(10),
+		scoring_window: 10u32.into(),
+		challenge_period: 10u32.into(),
+		challenge_bond: 1_000u32.into(),
+		validation_set: H256::repeat_byte(7),
+		restricted,
+	});
+	Pallet::<T>::create_job(RawOrigin::Signed(who).into(), spec, 1_000_000u32.into(), 3).unwrap();
+	id
+}
+
+/// `n` verifiers (account seed `seed`) joined to `id`.
+fn verifiers_of<T: Config>(id: JobId, seed: u32, n: u32) -> Vec<T::AccountId> {
+	(0..n)
+		.map(|i| {
+			let v = funded::<T>("verifier", seed * 1_000 + i);
+			Pallet::<T>::join_as_verifier(RawOrigin::Signed(v.clone()).into(), id).unwrap();
+			v
+		})
+		.collect()
+}
+
+/// A score sheet of `n` scores, all `score`.
+fn sheet_of<T: Config>(
+	verifier: &T::AccountId,
+	n: u32,
+	score: i32,
+) -> crate::pallet::ScoreSheetOf<T> {
+	ScoreSheet {
+		verifier: verifier.clone(),
+		scores: BoundedVec::truncate_from(vec![score; n as usize]),
+		loss_micro: 1,
+		accuracy_ppm: 1,
+	}
+}
+
+/// Round 0 of job `id` in settlement, as if its aggregate had been accepted at `now`: `s`
+/// joined contributors included (seed `seed`), the reward reserved, a result stored.
+fn settling_round<T: Config>(
+	id: JobId,
+	seed: u32,
+	s: u32,
+	first: Vec<T::AccountId>,
+	phase: SettlementPhase<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>,
+) -> crate::pallet::SettlementOf<T> {
+	let now = frame_system::Pallet::<T>::block_number();
+	let mut included = Vec::new();
+	for i in 0..s {
+		let who = funded::<T>("contributor", seed * 1_000 + i);
+		Pallet::<T>::join_job(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+		included.push(Included {
+			who,
+			samples: 1_000,
+			update_hash: H256::repeat_byte(i as u8),
+			committed_at: now,
+		});
+	}
+	let mut job = Jobs::<T>::get(id).unwrap();
+	let reward = job.reward_per_round;
+	job.escrow.reserve(reward).unwrap();
+	job.open_settlements += 1;
+	Jobs::<T>::insert(id, job);
+	crate::pallet::RoundResults::<T>::insert(id, 0, failed_result::<T>());
+	let settlement = Settlement {
+		reward,
+		submitter: included[0].who.clone(),
+		included: BoundedVec::truncate_from(included),
+		first: Panel { committee: BoundedVec::truncate_from(first), sheets: BoundedVec::new() },
+		second: None,
+		verdict: None,
+		phase,
+	};
+	settlement
+}
+
+/// Store `settlement` as round 0 of `id` with its queue entry.
+fn store_settlement<T: Config>(id: JobId, settlement: crate::pallet::SettlementOf<T>) {
+	let until = match &settlement.phase {
+		SettlementPhase::Scoring { until }
+		| SettlementPhase::Challengeable { until }
+		| SettlementPhase::Rescoring { until, .. } => *until,
+	};
+	crate::pallet::SettlementQueue::<T>::insert(until, (id, 0), ());
+	crate::pallet::Settlements::<T>::insert(id, 0, settlement);
 }
 
 #[benchmarks(where T::Signature: From<sr25519::Signature>, T::Signer: From<sr25519::Public>)]
@@ -384,6 +490,169 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(sponsor), id);
 		assert!(!Jobs::<T>::contains_key(id));
+	}
+
+	#[benchmark]
+	fn approve_verifier() {
+		let id = verified_job::<T>(0, 1, true);
+		let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
+		let who: T::AccountId = account("verifier", 0, 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(sponsor), id, who.clone());
+		assert!(crate::pallet::ApprovedVerifiers::<T>::contains_key(id, &who));
+	}
+
+	/// Worst case: a restricted job, and the join that completes its `k` verifiers and starts
+	/// the first round. (The verifier set's proof size is counted at its maximum anyway.)
+	#[benchmark]
+	fn join_as_verifier() {
+		let k = max_k::<T>();
+		let id = verified_job::<T>(0, k, true);
+		let sponsor = Jobs::<T>::get(id).unwrap().sponsor;
+		for i in 0..k {
+			let v: T::AccountId = account("verifier", i, 0);
+			Pallet::<T>::approve_verifier(RawOrigin::Signed(sponsor.clone()).into(), id, v)
+				.unwrap();
+		}
+		for i in 0..k - 1 {
+			let v = funded::<T>("verifier", i);
+			Pallet::<T>::join_as_verifier(RawOrigin::Signed(v).into(), id).unwrap();
+		}
+		let contributor = funded::<T>("contributor", 0);
+		Pallet::<T>::join_job(RawOrigin::Signed(contributor).into(), id).unwrap();
+		let last = funded::<T>("verifier", k - 1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last), id);
+		assert_eq!(Jobs::<T>::get(id).unwrap().status, JobStatus::Running);
+	}
+
+	/// Worst case: leaving a full verifier set.
+	#[benchmark]
+	fn leave_verifying() {
+		let id = verified_job::<T>(0, 1, false);
+		let vs = verifiers_of::<T>(id, 0, T::MaxVerifiers::get());
+		let who = vs.last().unwrap().clone();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), id);
+		assert!(crate::pallet::Verifiers::<T>::get(id, &who).unwrap().unbonding_until.is_some());
+	}
+
+	#[benchmark]
+	fn withdraw_verifier_bond() {
+		let id = verified_job::<T>(0, 1, false);
+		let who = verifiers_of::<T>(id, 0, 1)[0].clone();
+		Pallet::<T>::leave_verifying(RawOrigin::Signed(who.clone()).into(), id).unwrap();
+		let until = crate::pallet::Verifiers::<T>::get(id, &who).unwrap().unbonding_until.unwrap();
+		frame_system::Pallet::<T>::set_block_number(until);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), id);
+		assert!(!crate::pallet::Verifiers::<T>::contains_key(id, &who));
+	}
+
+	/// Worst case: a full verifier set to pick the largest fresh committee from.
+	#[benchmark]
+	fn challenge_round() {
+		let k = max_k::<T>();
+		let id = verified_job::<T>(0, k, false);
+		let vs = verifiers_of::<T>(id, 0, T::MaxVerifiers::get());
+		let until = frame_system::Pallet::<T>::block_number().saturating_add(10u32.into());
+		let mut s = settling_round::<T>(
+			id,
+			0,
+			1,
+			vs[..k as usize].to_vec(),
+			SettlementPhase::Challengeable { until },
+		);
+		s.verdict = Some(Verdict {
+			medians: BoundedVec::truncate_from(vec![1]),
+			payouts: BoundedVec::truncate_from(vec![1u32.into()]),
+			loss_micro: Some(1),
+			accuracy_ppm: Some(1),
+		});
+		store_settlement::<T>(id, s);
+		let challenger = funded::<T>("challenger", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), id, 0);
+		let s = crate::pallet::Settlements::<T>::get(id, 0).unwrap();
+		assert_eq!(s.second.unwrap().committee.len() as u32, 2 * k + 1);
+	}
+
+	/// Worst case: the last sheet of a challenge committee of `2k + 1`, which overturns the
+	/// first committee's `k` sheets: `k` bonds slashed, `s` contributors, the submitter and
+	/// `2k + 1` verifiers paid, the rest refunded.
+	#[benchmark]
+	fn submit_scores(s: Linear<1, { T::MaxContributors::get() }>) {
+		let k = max_k::<T>();
+		let id = verified_job::<T>(0, k, false);
+		let vs = verifiers_of::<T>(id, 0, 3 * k + 1);
+		let (first, second) = vs.split_at(k as usize);
+		let challenger = funded::<T>("challenger", 0);
+		let bond: BalanceOf<T> = 1_000u32.into();
+		T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, bond).unwrap();
+		Jobs::<T>::mutate(id, |j| {
+			if let Some(j) = j {
+				j.challenge_bonds.bond(bond).unwrap();
+			}
+		});
+		let until = frame_system::Pallet::<T>::block_number().saturating_add(10u32.into());
+		let phase = SettlementPhase::Rescoring { until, challenger, bond };
+		let mut st = settling_round::<T>(id, 0, s, first.to_vec(), phase);
+		for v in first {
+			st.first.sheets.try_push(sheet_of::<T>(v, s, 1_000_000)).unwrap();
+		}
+		st.verdict = Some(Verdict {
+			medians: BoundedVec::truncate_from(vec![1_000_000; s as usize]),
+			payouts: BoundedVec::truncate_from(vec![1u32.into(); s as usize]),
+			loss_micro: Some(1),
+			accuracy_ppm: Some(1),
+		});
+		let mut panel = Panel {
+			committee: BoundedVec::truncate_from(second.to_vec()),
+			sheets: BoundedVec::new(),
+		};
+		for v in &second[..second.len() - 1] {
+			panel.sheets.try_push(sheet_of::<T>(v, s, 1_000)).unwrap();
+		}
+		st.second = Some(panel);
+		store_settlement::<T>(id, st);
+		let last = second.last().unwrap().clone();
+		let sheet = sheet_of::<T>(&last, s, 1_000);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last), id, 0, sheet);
+		assert!(!crate::pallet::Settlements::<T>::contains_key(id, 0));
+		assert_eq!(Jobs::<T>::get(id).unwrap().verifier_bonds.slashed, bond * k.into());
+	}
+
+	/// `d` challenge windows end in one block; each pays `MaxContributors` contributors and
+	/// `k` verifiers, each in its own job with its own sponsor.
+	#[benchmark]
+	fn on_initialize_settlements(d: Linear<0, { T::MaxSettlementsPerBlock::get() }>) {
+		let k = max_k::<T>();
+		let max = T::MaxContributors::get();
+		let now = frame_system::Pallet::<T>::block_number();
+		let at: BlockNumberFor<T> = now.saturating_add(10u32.into());
+		for i in 0..d {
+			let id = verified_job::<T>(i, k, false);
+			let vs = verifiers_of::<T>(id, i, k);
+			let phase = SettlementPhase::Challengeable { until: at };
+			let mut st = settling_round::<T>(id, i, max, vs.clone(), phase);
+			for v in &vs {
+				st.first.sheets.try_push(sheet_of::<T>(v, max, 1_000)).unwrap();
+			}
+			st.verdict = Some(Verdict {
+				medians: BoundedVec::truncate_from(vec![1_000; max as usize]),
+				payouts: BoundedVec::truncate_from(vec![1_000u32.into(); max as usize]),
+				loss_micro: Some(1),
+				accuracy_ppm: Some(1),
+			});
+			store_settlement::<T>(id, st);
+		}
+		crate::pallet::SettlementCursor::<T>::put(at);
+		#[block]
+		{
+			Pallet::<T>::on_initialize(at);
+		}
+		assert_eq!(crate::pallet::Settlements::<T>::iter().count(), 0);
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
