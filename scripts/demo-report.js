@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Follows a job on-chain and reports each round as it finalises: contributors, accuracy,
-// model hash, each trainer's balance change; ends with a summary table and an SVG plot of
-// accuracy per round. Used by scripts/demo.sh.
+// Follows a job on-chain and reports each round once it is paid: contributors, accuracy,
+// model hash, each contributor's verifier score and payout (verified jobs), each trainer's
+// balance change; ends with a summary table and an SVG plot of accuracy per round. Used by
+// scripts/demo.sh.
 //
 //   node scripts/demo-report.js --node ws://127.0.0.1:9944 --job 0 --out out/demo \
 //        --trainers //Bob,//Charlie,//Dave --sponsor //Alice [--timeout 1800]
@@ -44,6 +45,8 @@ while (!ended && Date.now() - started < timeoutMs) {
   const job = await training('job', [jobId, null]);
   const rounds = await training('rounds', [jobId, null]);
   for (const r of rounds.filter((r) => r.round > lastRound)) {
+    // A verified round is reported once its payouts are made (scored, challenge window over).
+    if (r.settling) break;
     lastRound = r.round;
     const now = {};
     for (const t of trainers) now[t.address] = await free(t.address);
@@ -51,12 +54,17 @@ while (!ended && Date.now() - started < timeoutMs) {
     const deltas = trainers.map((t) => now[t.address] - previous[t.address]);
     previous = { ...previous, ...now };
     const included = r.payouts.map((p) => trainers.find((t) => t.address === p.who)?.suri ?? p.who.slice(0, 8));
-    rows.push({ round: r.round, outcome: r.outcome, included, acc, model: r.modelHash, deltas, closedAt: r.closedAt });
+    rows.push({ round: r.round, outcome: r.outcome, included, acc, model: r.modelHash, deltas, closedAt: r.closedAt, scores: r.scores ?? [] });
     console.log(`round ${r.round}: ${r.outcome} at block ${r.closedAt}` +
       (r.outcome === 'finalized' ? `, ${included.length} contributors (${included.join(' ')}), accuracy ${acc?.toFixed(2)}%, model ${r.modelHash}` : ''));
+    if (r.scores?.length) {
+      console.log('   verified: ' + r.payouts.map((p, i) => `${included[i]} score ${r.scores[i]} -> ${fmt(p.amount)}`).join(', ') +
+        `; verifiers paid: ${(r.verifierPayouts ?? []).map((v) => `${v.who.slice(0, 8)} ${fmt(v.amount)}`).join(', ') || 'none'}`);
+    }
     console.log('   balance change: ' + trainers.map((t, i) => `${t.suri} ${deltas[i] >= 0n ? '+' : ''}${fmt(deltas[i])}`).join(', '));
   }
-  if (['completed', 'failed', 'cancelled'].includes(job.phase)) ended = job;
+  const settling = job.verification?.openSettlements ?? 0;
+  if (['completed', 'failed', 'cancelled'].includes(job.phase) && settling === 0 && !rounds.some((r) => r.round > lastRound)) ended = job;
   else await new Promise((r) => setTimeout(r, 2000));
 }
 if (!ended) { console.error(`error: job ${jobId} did not end within ${timeoutMs / 1000} s`); process.exit(1); }
@@ -83,18 +91,20 @@ const split = (round) => {
   const mean = (f) => Math.round(rs.reduce((a, v) => a + f(v), 0) / rs.length);
   return [mean((v) => v.compute_ms), mean((v) => Math.max(0, v.peer_round_ms - v.compute_ms)), mean((v) => v.chain_ms)];
 };
-console.log('| round | outcome | contributors | accuracy % | model hash | train ms | peer exchange ms | chain ms |');
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('| round | outcome | contributors | accuracy % | model hash | verifier scores (µ-loss) | train ms | peer exchange ms | chain ms |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
   r.split = split(r.round);
-  console.log(`| ${r.round} | ${r.outcome} | ${r.included.length} | ${r.acc?.toFixed(2) ?? '-'} | ${r.model ? r.model.slice(0, 18) + '…' : '-'} | ${r.split.join(' | ')} |`);
+  const scores = r.scores.length ? r.scores.map((s, i) => `${r.included[i]} ${s}`).join(', ') : '-';
+  console.log(`| ${r.round} | ${r.outcome} | ${r.included.length} | ${r.acc?.toFixed(2) ?? '-'} | ${r.model ? r.model.slice(0, 18) + '…' : '-'} | ${scores} | ${r.split.join(' | ')} |`);
 }
 console.log('\n| account | earned (TRAIN, net of fees) |');
 console.log('| --- | --- |');
 for (const t of trainers) console.log(`| ${t.suri} | ${fmt((await free(t.address)) - start[t.address])} |`);
 const deposited = BigInt(e.deposited), paid = BigInt(e.paidContributors), subs = BigInt(e.paidSubmitters), refunded = BigInt(e.refunded);
-console.log(`\nescrow: deposited ${fmt(deposited)} = paid to contributors ${fmt(paid)} + submitters ${fmt(subs)} + refunded ${fmt(refunded)}` +
-  ` (${deposited === paid + subs + refunded ? 'exact' : 'MISMATCH'})`);
+const verifiers = BigInt(e.paidVerifiers ?? 0);
+console.log(`\nescrow: deposited ${fmt(deposited)} = paid to contributors ${fmt(paid)} + submitters ${fmt(subs)} + verifiers ${fmt(verifiers)} + refunded ${fmt(refunded)}` +
+  ` (${deposited === paid + subs + verifiers + refunded ? 'exact' : 'MISMATCH'})`);
 
 // SVG plot of accuracy per round.
 const pts = rows.filter((r) => r.acc != null);
