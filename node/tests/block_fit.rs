@@ -150,3 +150,47 @@ fn the_deadline_hook_fits_in_a_block_at_its_bound() {
 	let normal_max = weights.get(DispatchClass::Normal).max_total.unwrap();
 	assert!((hook + normal_max).all_lte(weights.max_block));
 }
+
+/// Target of #12: five verifiers' score sheets for a 64-contributor round take under this share
+/// of a block (percent). Every sheet is charged as the worst one (the last sheet of an
+/// overturning challenge, which slashes and pays).
+const SHEETS_SHARE_TARGET_PERCENT: f64 = 10.0;
+
+#[test]
+fn five_score_sheets_of_64_contributors_take_under_a_tenth_of_a_block() {
+	let weights = <Runtime as frame_system::Config>::BlockWeights::get();
+	let verifier = AccountId32::new([5; 32]);
+	let call = calls::submit_scores(0, 0, verifier, vec![1_000; 64], 300_000, 900_000);
+	let (weight, len) = extrinsic_cost(call);
+	let five = weight.saturating_mul(5);
+	let of_block = 100.0 * five.ref_time() as f64 / weights.max_block.ref_time() as f64;
+	let proof = 100.0 * five.proof_size() as f64 / weights.max_block.proof_size() as f64;
+	println!(
+		"submit_scores(64): {:.1} µs, {len} bytes; 5 sheets: {:.1} µs = {of_block:.2}% of the \
+         block's time, {proof:.2}% of its proof size",
+		micros(weight),
+		micros(five),
+	);
+	assert!(
+		of_block < SHEETS_SHARE_TARGET_PERCENT && proof < SHEETS_SHARE_TARGET_PERCENT,
+		"5 sheets of 64 scores take {of_block:.2}% (time) / {proof:.2}% (proof) of a block"
+	);
+}
+
+#[test]
+fn the_settlement_hook_fits_in_a_block_at_its_bound() {
+	use pallet_training_rewards::WeightInfo as _;
+	let weights = <Runtime as frame_system::Config>::BlockWeights::get();
+	let max = <Runtime as pallet_training_rewards::Config>::MaxSettlementsPerBlock::get();
+	let hook =
+		<Runtime as pallet_training_rewards::Config>::WeightInfo::on_initialize_settlements(max);
+	let share = 100.0 * hook.ref_time() as f64 / weights.max_block.ref_time() as f64;
+	let proof = 100.0 * hook.proof_size() as f64 / weights.max_block.proof_size() as f64;
+	println!(
+		"on_initialize with {max} settlements (MaxSettlementsPerBlock, 128 contributors each): \
+         {:.1} µs = {share:.2}% of the block's time, {proof:.2}% of its proof size",
+		micros(hook)
+	);
+	let normal_max = weights.get(DispatchClass::Normal).max_total.unwrap();
+	assert!(hook.saturating_add(normal_max).all_lte(weights.max_block));
+}

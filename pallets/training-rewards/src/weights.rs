@@ -49,166 +49,125 @@ pub trait WeightInfo {
 	fn join_as_verifier() -> Weight;
 	fn leave_verifying() -> Weight;
 	fn withdraw_verifier_bond() -> Weight;
-	fn submit_scores(s: u32, ) -> Weight;
 	fn challenge_round() -> Weight;
+	fn submit_scores(s: u32, ) -> Weight;
 	fn on_initialize_settlements(d: u32, ) -> Weight;
-}
-
-// NOT BENCHMARKED YET: the verification calls below carry estimates, set from the measured
-// calls of the same shape above with a margin of at least 1.5x (a settlement pays up to
-// `MaxContributors` contributors as `submit_aggregate` does, plus up to `MaxCommittee`
-// verifiers and slashes). Replace them with `scripts/bench-pallet.sh` output once their
-// benchmarks exist (issue #12).
-macro_rules! verification_estimates {
-	($db:expr) => {
-	fn approve_verifier() -> Weight {
-		Weight::from_parts(50_000_000, 4000).saturating_add($db.reads(1_u64)).saturating_add($db.writes(1_u64))
-	}
-	fn join_as_verifier() -> Weight {
-		Weight::from_parts(130_000_000, 8000).saturating_add($db.reads(5_u64)).saturating_add($db.writes(6_u64))
-	}
-	fn leave_verifying() -> Weight {
-		Weight::from_parts(60_000_000, 8000).saturating_add($db.reads(3_u64)).saturating_add($db.writes(3_u64))
-	}
-	fn withdraw_verifier_bond() -> Weight {
-		Weight::from_parts(115_000_000, 6000).saturating_add($db.reads(4_u64)).saturating_add($db.writes(5_u64))
-	}
-	fn submit_scores(s: u32, ) -> Weight {
-		// The last sheet of a challenge committee decides it: slashes up to 15 verifiers and
-		// pays every contributor and verifier.
-		Weight::from_parts(6_000_000_000, 40000)
-			.saturating_add(Weight::from_parts(215_000_000, 2603).saturating_mul(s.into()))
-			.saturating_add($db.reads(40_u64)).saturating_add($db.writes(40_u64))
-			.saturating_add($db.reads((3_u64).saturating_mul(s.into())))
-			.saturating_add($db.writes((3_u64).saturating_mul(s.into())))
-	}
-	fn challenge_round() -> Weight {
-		Weight::from_parts(300_000_000, 12000).saturating_add($db.reads(6_u64)).saturating_add($db.writes(6_u64))
-	}
-	fn on_initialize_settlements(d: u32, ) -> Weight {
-		Weight::from_parts(8_000_000, 3500)
-			.saturating_add(Weight::from_parts(6_000_000_000 + 128 * 215_000_000, 40000 + 128 * 2603).saturating_mul(d.into()))
-			.saturating_add($db.reads((40_u64 + 3 * 128).saturating_mul(d.into())))
-			.saturating_add($db.writes((40_u64 + 3 * 128).saturating_mul(d.into())))
-	}
-	};
 }
 
 /// Measured weights, using the runtime's database weights.
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
-	verification_estimates!(T::DbWeight::get());
 	/// Storage: `TrainingRewards::NextJobId` (r:1 w:1)
 	/// Proof: `TrainingRewards::NextJobId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Jobs` (r:0 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	fn create_job() -> Weight {
-		// Proof size: measured `146`, estimated `3593`.
-		// Fastest run: 110_243_000 ps.
-		Weight::from_parts(113_808_000, 3593)
+		// Proof size: measured `146`, estimated `3604`.
+		// Fastest run: 110_794_000 ps.
+		Weight::from_parts(114_760_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
-		// Proof size: measured `1728`, estimated `4917`.
-		// Fastest run: 97_385_000 ps.
-		Weight::from_parts(100_749_000, 4917)
+		// Proof size: measured `1897`, estimated `5167`.
+		// Fastest run: 98_316_000 ps.
+		Weight::from_parts(102_261_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
 	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Deadlines` (r:0 w:1)
 	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	fn join_job() -> Weight {
-		// Proof size: measured `1720`, estimated `4917`.
-		// Fastest run: 80_359_000 ps.
-		Weight::from_parts(83_624_000, 4917)
+		// Proof size: measured `1889`, estimated `5167`.
+		// Fastest run: 80_739_000 ps.
+		Weight::from_parts(83_965_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
 	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:1 w:0)
-	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn leave_job() -> Weight {
-		// Proof size: measured `1827`, estimated `4917`.
-		// Fastest run: 30_966_000 ps.
-		Weight::from_parts(33_039_000, 4917)
+		// Proof size: measured `2000`, estimated `5167`.
+		// Fastest run: 31_056_000 ps.
+		Weight::from_parts(33_529_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
 	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:0 w:1)
-	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn withdraw_bond() -> Weight {
-		// Proof size: measured `1957`, estimated `4917`.
-		// Fastest run: 71_926_000 ps.
-		Weight::from_parts(75_041_000, 4917)
+		// Proof size: measured `2126`, estimated `5167`.
+		// Fastest run: 72_738_000 ps.
+		Weight::from_parts(75_762_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:0)
 	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:1 w:1)
-	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn commit_update() -> Weight {
-		// Proof size: measured `1827`, estimated `4917`.
-		// Fastest run: 31_446_000 ps.
-		Weight::from_parts(33_870_000, 4917)
+		// Proof size: measured `2000`, estimated `5167`.
+		// Fastest run: 32_818_000 ps.
+		Weight::from_parts(34_872_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:128 w:128)
 	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:128 w:0)
-	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:129 w:129)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Deadlines` (r:0 w:1)
 	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::RoundResults` (r:0 w:2)
-	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(7302), added: 9777, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(13967), added: 16442, mode: `MaxEncodedLen`)
 	/// Component `s` ranges over `[1, 128]`.
 	fn submit_aggregate(s: u32, ) -> Weight {
-		// Proof size: measured `2289 + s * (272 ±0)`, estimated `4917 + s * (2603 ±0)`.
-		// Fastest run: 256_399_000 ps.
-		Weight::from_parts(260_726_000, 4917)
-			// Standard error: 384_740
-			.saturating_add(Weight::from_parts(139_959_214, 0).saturating_mul(s.into()))
+		// Proof size: measured `2467 + s * (275 ±0)`, estimated `5167 + s * (2603 ±0)`.
+		// Fastest run: 260_175_000 ps.
+		Weight::from_parts(261_708_000, 5167)
+			// Standard error: 411_758
+			.saturating_add(Weight::from_parts(144_171_810, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -216,7 +175,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:1)
@@ -224,15 +183,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `TrainingRewards::Offences` (r:1 w:1)
 	/// Proof: `TrainingRewards::Offences` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Commitments` (r:1 w:1)
-	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn report_equivocation() -> Weight {
-		// Proof size: measured `2249`, estimated `6196`.
-		// Fastest run: 305_413_000 ps.
-		Weight::from_parts(333_515_000, 6196)
+		// Proof size: measured `2427`, estimated `6196`.
+		// Fastest run: 313_555_000 ps.
+		Weight::from_parts(330_440_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -241,85 +200,239 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `TrainingRewards::Deadlines` (r:33 w:32)
 	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Jobs` (r:32 w:32)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:32 w:32)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:32 w:32)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::SettlementCursor` (r:1 w:1)
+	/// Proof: `TrainingRewards::SettlementCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::SettlementQueue` (r:1 w:0)
+	/// Proof: `TrainingRewards::SettlementQueue` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::RoundResults` (r:0 w:64)
-	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(7302), added: 9777, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(13967), added: 16442, mode: `MaxEncodedLen`)
 	/// Component `d` ranges over `[0, 32]`.
 	fn on_initialize_deadlines(d: u32, ) -> Weight {
-		// Proof size: measured `356 + d * (1714 ±0)`, estimated `3497 + d * (3927 ±0)`.
-		// Fastest run: 6_950_000 ps.
-		Weight::from_parts(7_371_000, 3497)
-			// Standard error: 58_929
-			.saturating_add(Weight::from_parts(111_897_702, 0).saturating_mul(d.into()))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
+		// Proof size: measured `356 + d * (1883 ±0)`, estimated `3497 + d * (4177 ±0)`.
+		// Fastest run: 11_578_000 ps.
+		Weight::from_parts(10_432_717, 3497)
+			// Standard error: 95_471
+			.saturating_add(Weight::from_parts(111_665_243, 0).saturating_mul(d.into()))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(d.into())))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((6_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3927).saturating_mul(d.into()))
+			.saturating_add(Weight::from_parts(0, 4177).saturating_mul(d.into()))
 	}
 	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
-	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1452), added: 3927, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Contributors` (r:1 w:0)
 	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Verifiers` (r:1 w:0)
+	/// Proof: `TrainingRewards::Verifiers` (`max_values`: None, `max_size`: Some(109), added: 2584, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::RoundResults` (r:64 w:64)
-	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(7302), added: 9777, mode: `MaxEncodedLen`)
+	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(13967), added: 16442, mode: `MaxEncodedLen`)
 	/// Storage: `TrainingRewards::Offences` (r:128 w:128)
 	/// Proof: `TrainingRewards::Offences` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::VerifierSets` (r:0 w:1)
+	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
 	/// Component `h` ranges over `[0, 192]`.
 	fn reap_job(h: u32, ) -> Weight {
-		// Proof size: measured `1010 + h * (56 ±0)`, estimated `289300 + h * (2438 ±30)`.
-		// Fastest run: 26_479_000 ps.
-		Weight::from_parts(27_159_303, 289300)
-			// Standard error: 1_688
-			.saturating_add(Weight::from_parts(1_309_366, 0).saturating_mul(h.into()))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
+		// Proof size: measured `1321 + h * (56 ±0)`, estimated `485841 + h * (4100 ±243)`.
+		// Fastest run: 35_532_000 ps.
+		Weight::from_parts(35_745_088, 485841)
+			// Standard error: 811
+			.saturating_add(Weight::from_parts(1_323_030, 0).saturating_mul(h.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(h.into())))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(h.into())))
-			.saturating_add(Weight::from_parts(0, 2438).saturating_mul(h.into()))
+			.saturating_add(Weight::from_parts(0, 4100).saturating_mul(h.into()))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:0)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::ApprovedVerifiers` (r:0 w:1)
+	/// Proof: `TrainingRewards::ApprovedVerifiers` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
+	fn approve_verifier() -> Weight {
+		// Proof size: measured `1763`, estimated `5167`.
+		// Fastest run: 16_174_000 ps.
+		Weight::from_parts(17_607_000, 5167)
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Verifiers` (r:1 w:1)
+	/// Proof: `TrainingRewards::Verifiers` (`max_values`: None, `max_size`: Some(109), added: 2584, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::ApprovedVerifiers` (r:1 w:0)
+	/// Proof: `TrainingRewards::ApprovedVerifiers` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::VerifierSets` (r:1 w:1)
+	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Deadlines` (r:0 w:1)
+	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
+	fn join_as_verifier() -> Weight {
+		// Proof size: measured `2744`, estimated `5539`.
+		// Fastest run: 99_017_000 ps.
+		Weight::from_parts(105_166_000, 5539)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Verifiers` (r:1 w:1)
+	/// Proof: `TrainingRewards::Verifiers` (`max_values`: None, `max_size`: Some(109), added: 2584, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::VerifierSets` (r:1 w:1)
+	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
+	fn leave_verifying() -> Weight {
+		// Proof size: measured `4565`, estimated `5539`.
+		// Fastest run: 45_287_000 ps.
+		Weight::from_parts(53_780_000, 5539)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Verifiers` (r:1 w:1)
+	/// Proof: `TrainingRewards::Verifiers` (`max_values`: None, `max_size`: Some(109), added: 2584, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	fn withdraw_verifier_bond() -> Weight {
+		// Proof size: measured `2199`, estimated `5167`.
+		// Fastest run: 70_204_000 ps.
+		Weight::from_parts(73_499_000, 5167)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
+	}
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Settlements` (r:1 w:1)
+	/// Proof: `TrainingRewards::Settlements` (`max_values`: None, `max_size`: Some(30027), added: 32502, mode: `MaxEncodedLen`)
+	/// Storage: `System::ParentHash` (r:1 w:0)
+	/// Proof: `System::ParentHash` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::VerifierSets` (r:1 w:0)
+	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::SettlementQueue` (r:0 w:1)
+	/// Proof: `TrainingRewards::SettlementQueue` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
+	fn challenge_round() -> Weight {
+		// Proof size: measured `5352`, estimated `33492`.
+		// Fastest run: 166_307_000 ps.
+		Weight::from_parts(181_419_000, 33492)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+	}
+	/// Storage: `TrainingRewards::Settlements` (r:1 w:1)
+	/// Proof: `TrainingRewards::Settlements` (`max_values`: None, `max_size`: Some(30027), added: 32502, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Jobs` (r:1 w:1)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:152 w:152)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:9 w:9)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Verifiers` (r:22 w:22)
+	/// Proof: `TrainingRewards::Verifiers` (`max_values`: None, `max_size`: Some(109), added: 2584, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::VerifierSets` (r:1 w:1)
+	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::RoundResults` (r:1 w:1)
+	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(13967), added: 16442, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Contributors` (r:128 w:128)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::SettlementQueue` (r:0 w:1)
+	/// Proof: `TrainingRewards::SettlementQueue` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
+	/// Component `s` ranges over `[1, 128]`.
+	fn submit_scores(s: u32, ) -> Weight {
+		// Proof size: measured `9796 + s * (360 ±0)`, estimated `63462 + s * (2603 ±0)`.
+		// Fastest run: 1_711_756_000 ps.
+		Weight::from_parts(1_736_700_216, 63462)
+			// Standard error: 237_942
+			.saturating_add(Weight::from_parts(59_808_325, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(59_u64))
+			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(s.into())))
+			.saturating_add(T::DbWeight::get().writes(60_u64))
+			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(s.into())))
+			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
+	}
+	/// Storage: `TrainingRewards::DeadlineCursor` (r:1 w:1)
+	/// Proof: `TrainingRewards::DeadlineCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Deadlines` (r:1 w:0)
+	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::SettlementCursor` (r:1 w:1)
+	/// Proof: `TrainingRewards::SettlementCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::SettlementQueue` (r:5 w:4)
+	/// Proof: `TrainingRewards::SettlementQueue` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Settlements` (r:4 w:4)
+	/// Proof: `TrainingRewards::Settlements` (`max_values`: None, `max_size`: Some(30027), added: 32502, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Jobs` (r:4 w:4)
+	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:4 w:4)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:544 w:544)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Contributors` (r:512 w:512)
+	/// Proof: `TrainingRewards::Contributors` (`max_values`: None, `max_size`: Some(117), added: 2592, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::Verifiers` (r:28 w:28)
+	/// Proof: `TrainingRewards::Verifiers` (`max_values`: None, `max_size`: Some(109), added: 2584, mode: `MaxEncodedLen`)
+	/// Storage: `TrainingRewards::RoundResults` (r:4 w:4)
+	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(13967), added: 16442, mode: `MaxEncodedLen`)
+	/// Component `d` ranges over `[0, 4]`.
+	fn on_initialize_settlements(d: u32, ) -> Weight {
+		// Proof size: measured `32 + d * (42189 ±0)`, estimated `3497 + d * (354008 ±0)`.
+		// Fastest run: 11_627_000 ps.
+		Weight::from_parts(12_168_000, 3497)
+			// Standard error: 6_888_497
+			.saturating_add(Weight::from_parts(8_251_725_253, 0).saturating_mul(d.into()))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().reads((276_u64).saturating_mul(d.into())))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+			.saturating_add(T::DbWeight::get().writes((276_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 354008).saturating_mul(d.into()))
 	}
 }
 
 /// The same weights for tests and mocks, with RocksDB database weights.
 impl WeightInfo for () {
-	verification_estimates!(RocksDbWeight::get());
 	fn create_job() -> Weight {
-		Weight::from_parts(113_808_000, 3593)
+		Weight::from_parts(114_760_000, 3604)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn cancel_job() -> Weight {
-		Weight::from_parts(100_749_000, 4917)
+		Weight::from_parts(102_261_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn join_job() -> Weight {
-		Weight::from_parts(83_624_000, 4917)
+		Weight::from_parts(83_965_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn leave_job() -> Weight {
-		Weight::from_parts(33_039_000, 4917)
+		Weight::from_parts(33_529_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn withdraw_bond() -> Weight {
-		Weight::from_parts(75_041_000, 4917)
+		Weight::from_parts(75_762_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn commit_update() -> Weight {
-		Weight::from_parts(33_870_000, 4917)
+		Weight::from_parts(34_872_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_aggregate(s: u32, ) -> Weight {
-		Weight::from_parts(260_726_000, 4917)
-			.saturating_add(Weight::from_parts(139_959_214, 0).saturating_mul(s.into()))
+		Weight::from_parts(261_708_000, 5167)
+			.saturating_add(Weight::from_parts(144_171_810, 0).saturating_mul(s.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(s.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -327,26 +440,69 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
 	}
 	fn report_equivocation() -> Weight {
-		Weight::from_parts(333_515_000, 6196)
+		Weight::from_parts(330_440_000, 6196)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize_deadlines(d: u32, ) -> Weight {
-		Weight::from_parts(7_371_000, 3497)
-			.saturating_add(Weight::from_parts(111_897_702, 0).saturating_mul(d.into()))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
+		Weight::from_parts(10_432_717, 3497)
+			.saturating_add(Weight::from_parts(111_665_243, 0).saturating_mul(d.into()))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(d.into())))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((6_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3927).saturating_mul(d.into()))
+			.saturating_add(Weight::from_parts(0, 4177).saturating_mul(d.into()))
 	}
 	fn reap_job(h: u32, ) -> Weight {
-		Weight::from_parts(27_159_303, 289300)
-			.saturating_add(Weight::from_parts(1_309_366, 0).saturating_mul(h.into()))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
+		Weight::from_parts(35_745_088, 485841)
+			.saturating_add(Weight::from_parts(1_323_030, 0).saturating_mul(h.into()))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(h.into())))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(h.into())))
-			.saturating_add(Weight::from_parts(0, 2438).saturating_mul(h.into()))
+			.saturating_add(Weight::from_parts(0, 4100).saturating_mul(h.into()))
+	}
+	fn approve_verifier() -> Weight {
+		Weight::from_parts(17_607_000, 5167)
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	fn join_as_verifier() -> Weight {
+		Weight::from_parts(105_166_000, 5539)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
+	}
+	fn leave_verifying() -> Weight {
+		Weight::from_parts(53_780_000, 5539)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	fn withdraw_verifier_bond() -> Weight {
+		Weight::from_parts(73_499_000, 5167)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
+	}
+	fn challenge_round() -> Weight {
+		Weight::from_parts(181_419_000, 33492)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
+	}
+	fn submit_scores(s: u32, ) -> Weight {
+		Weight::from_parts(1_736_700_216, 63462)
+			.saturating_add(Weight::from_parts(59_808_325, 0).saturating_mul(s.into()))
+			.saturating_add(RocksDbWeight::get().reads(59_u64))
+			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(s.into())))
+			.saturating_add(RocksDbWeight::get().writes(60_u64))
+			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(s.into())))
+			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
+	}
+	fn on_initialize_settlements(d: u32, ) -> Weight {
+		Weight::from_parts(12_168_000, 3497)
+			.saturating_add(Weight::from_parts(8_251_725_253, 0).saturating_mul(d.into()))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().reads((276_u64).saturating_mul(d.into())))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+			.saturating_add(RocksDbWeight::get().writes((276_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 354008).saturating_mul(d.into()))
 	}
 }
