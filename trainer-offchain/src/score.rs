@@ -1,8 +1,11 @@
 //! How a verifier scores a round: each included update applied **alone** to the round's base
 //! model, measured on the sponsor's held-out validation set.
 //!
-//! * score = (validation loss of the base − validation loss of base + update) × 10⁶, rounded
-//!   and clamped to `i32` (micro-units of loss; positive means the update helped);
+//! * score = (validation loss of the base − validation loss of base + update / n) × 10⁶, with
+//!   `n` the number of included contributions, rounded and clamped to `i32` (micro-units of
+//!   loss; positive means the update helped). The update is applied at the scale it has in the
+//!   round's mean: applied at full scale, honest updates near convergence overshoot and score
+//!   below zero (seen in the demo's fifth round before this scaling);
 //! * a missing update (not served, or not matching its committed hash), a zero update and an
 //!   update that is not finite score 0;
 //! * of identical or nearly identical updates (cosine similarity ≥ [`COPY_COSINE`]), only the
@@ -49,11 +52,12 @@ pub fn score_round(
 	model.set_flat_params(base)?;
 	let base_loss = evaluate(model, validation)?.loss;
 	let copies = copied(contributions);
+	let share = 1.0 / contributions.len().max(1) as f32;
 	let mut scores = Vec::with_capacity(contributions.len());
 	for (i, c) in contributions.iter().enumerate() {
 		let score = match &c.delta {
 			Some(d) if usable(d, base.len()) && !copies.get(i).copied().unwrap_or(true) => {
-				let applied: Vec<f32> = base.iter().zip(d).map(|(b, x)| b + x).collect();
+				let applied: Vec<f32> = base.iter().zip(d).map(|(b, x)| b + x * share).collect();
 				model.set_flat_params(&applied)?;
 				let loss = evaluate(model, validation)?.loss;
 				to_micro(f64::from(base_loss) - f64::from(loss))
