@@ -117,14 +117,14 @@ impl<T: Config> Pallet<T> {
 		let spec = job.spec.verification.clone().ok_or(Error::<T>::NotVerified)?;
 		let mut s = Settlements::<T>::get(job_id, round).ok_or(Error::<T>::NotSettling)?;
 		let now = frame_system::Pallet::<T>::block_number();
-		match s.phase {
-			SettlementPhase::Challengeable { until } if now < until => {},
+		let window_end = match s.phase {
+			SettlementPhase::Challengeable { until } if now < until => until,
 			SettlementPhase::Challengeable { .. } => {
 				return Err(Error::<T>::ChallengeWindowClosed.into())
 			},
 			SettlementPhase::Rescoring { .. } => return Err(Error::<T>::AlreadyChallenged.into()),
 			SettlementPhase::Scoring { .. } => return Err(Error::<T>::NotChallengeable.into()),
-		}
+		};
 		let size = spec.verifiers_per_round.saturating_mul(2).saturating_add(1);
 		let committee = Self::pick_committee(job_id, round, size, &s.first.committee, b"challenge");
 		ensure!(committee.len() as u32 > spec.verifiers_per_round, Error::<T>::NotEnoughVerifiers);
@@ -136,6 +136,8 @@ impl<T: Config> Pallet<T> {
 		s.second = Some(Panel { committee: committee.clone(), sheets: BoundedVec::new() });
 		s.phase = SettlementPhase::Rescoring { until, challenger: who.clone(), bond };
 		Settlements::<T>::insert(job_id, round, s);
+		// The challenge window no longer ends the settlement: the re-scoring window does.
+		SettlementQueue::<T>::remove(window_end, (job_id, round));
 		SettlementQueue::<T>::insert(until, (job_id, round), ());
 		Jobs::<T>::insert(job_id, job);
 		Self::deposit_event(Event::RoundChallenged {
@@ -440,7 +442,9 @@ impl<T: Config> Pallet<T> {
 			let more = due.len() > budget;
 			for (job_id, round) in due.into_iter().take(budget) {
 				SettlementQueue::<T>::remove(at, (job_id, round));
-				if let Some(s) = Settlements::<T>::get(job_id, round) {
+				// Only the entry of the settlement's current window advances it.
+				let current = Settlements::<T>::get(job_id, round).filter(|s| s.phase_end() == at);
+				if let Some(s) = current {
 					if let Err(e) = Self::advance_settlement(job_id, round, s, now) {
 						log::error!(target: LOG_TARGET, "settlement of {job_id}/{round}: {e:?}");
 					}

@@ -218,6 +218,15 @@ impl<
 		MaxCommittee: Get<u32>,
 	> Settlement<AccountId, Balance, BlockNumber, MaxContributors, MaxCommittee>
 {
+	/// The block the current phase's window ends.
+	pub fn phase_end(&self) -> BlockNumber {
+		match &self.phase {
+			SettlementPhase::Scoring { until }
+			| SettlementPhase::Challengeable { until }
+			| SettlementPhase::Rescoring { until, .. } => until.clone(),
+		}
+	}
+
 	/// The panel scoring now: the challenge committee once challenged, else the first.
 	pub fn current_panel(&self) -> &Panel<AccountId, MaxContributors, MaxCommittee> {
 		self.second.as_ref().unwrap_or(&self.first)

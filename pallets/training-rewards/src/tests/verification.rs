@@ -353,6 +353,28 @@ fn an_unanswered_challenge_keeps_the_first_verdict_and_returns_the_bond() {
 	});
 }
 
+#[test]
+fn a_challenge_is_decided_by_its_rescoring_window_not_the_old_challenge_window() {
+	test(|| {
+		let (id, first) = challenged_setup();
+		for v in &first {
+			assert_ok!(score(*v, id, 0, &FAIR, ACCURACY));
+		}
+		let old_end = System::block_number() + CHALLENGE;
+		run_to_block(old_end - 2);
+		assert_ok!(TrainingRewards::challenge_round(origin(4), id, 0));
+		// The first challenge window ends: the challenge committee still has its full window.
+		run_to_block(old_end);
+		let s = Settlements::<Test>::get(id, 0).unwrap();
+		assert!(matches!(s.phase, SettlementPhase::Rescoring { .. }), "decided early: {s:?}");
+		for v in committee(id, 0, true) {
+			assert_ok!(score(v, id, 0, &FAIR, ACCURACY));
+		}
+		assert!(Settlements::<Test>::get(id, 0).is_none());
+		assert_eq!(job(id).challenge_bonds.slashed, CBOND);
+	});
+}
+
 // ---------------------------------------------------------------- bad input
 
 #[test]
@@ -508,4 +530,155 @@ fn reaping_waits_for_open_settlements() {
 		assert_eq!(job(id).open_settlements, 0);
 		assert_ok!(TrainingRewards::reap_job(origin(7), id));
 	});
+}
+
+// ---------------------------------------------------------------- property test
+
+mod settlement_props {
+	//! Random sequences over verified jobs: verifiers joining and leaving, rounds finalised by
+	//! honest contributors, random and malformed score sheets from random accounts, challenges,
+	//! cancellations and time. After every step the ledgers and holds are exact
+	//! (`do_try_state`), no round pays more than its reward, and an account that was not
+	//! included is never paid as a contributor; at the end issuance fell only by burned
+	//! slashes and bonds. `PROPTEST_CASES` sets the number of sequences (1,000 by default).
+	use super::*;
+	use proptest::prelude::*;
+
+	const MEMBERS: [u8; 3] = [1, 2, 3];
+
+	#[derive(Debug, Clone)]
+	enum Op {
+		Create { k: u32 },
+		JoinVerifier { job: u8, who: u8 },
+		Finalise { job: u8 },
+		Score { job: u8, who: u8, scores: Vec<i32>, accuracy: u32 },
+		Challenge { job: u8, who: u8 },
+		LeaveVerifier { job: u8, who: u8 },
+		WithdrawVerifier { job: u8, who: u8 },
+		Cancel { job: u8 },
+		Advance { blocks: u8 },
+	}
+
+	fn op() -> impl Strategy<Value = Op> {
+		let job = 0u8..3;
+		let verifier = 10u8..20;
+		prop_oneof![
+			1 => (1u32..4).prop_map(|k| Op::Create { k }),
+			4 => (job.clone(), verifier.clone()).prop_map(|(job, who)| Op::JoinVerifier { job, who }),
+			2 => job.clone().prop_map(|job| Op::Finalise { job }),
+			6 => (job.clone(), verifier.clone(), proptest::collection::vec(-100_000i32..200_000, 2..5), 0u32..1_100_000)
+				.prop_map(|(job, who, scores, accuracy)| Op::Score { job, who, scores, accuracy }),
+			1 => (job.clone(), 0u8..20).prop_map(|(job, who)| Op::Challenge { job, who }),
+			1 => (job.clone(), verifier.clone()).prop_map(|(job, who)| Op::LeaveVerifier { job, who }),
+			1 => (job.clone(), verifier).prop_map(|(job, who)| Op::WithdrawVerifier { job, who }),
+			1 => job.clone().prop_map(|job| Op::Cancel { job }),
+			3 => (1u8..8).prop_map(|blocks| Op::Advance { blocks }),
+		]
+	}
+
+	fn apply(op: &Op) {
+		let _ = match op.clone() {
+			Op::Create { k } => {
+				let id = NextJobId::<Test>::get();
+				let r = TrainingRewards::create_job(origin(SPONSOR), verified_spec(k), REWARD, 3);
+				for m in MEMBERS {
+					let _ = TrainingRewards::join_job(origin(m), id);
+				}
+				r
+			},
+			Op::JoinVerifier { job, who } => {
+				TrainingRewards::join_as_verifier(origin(who), job.into())
+			},
+			Op::Finalise { job } => {
+				let id = u64::from(job);
+				let Some(j) = Jobs::<Test>::get(id) else { return };
+				if j.status != JobStatus::Running {
+					return;
+				}
+				let round = j.round.index;
+				let members: Vec<(u8, u64)> = MEMBERS.iter().map(|m| (*m, 100)).collect();
+				for (n, s) in &members {
+					let _ = TrainingRewards::commit_update(
+						origin(*n),
+						id,
+						round,
+						commitment(id, round, *n),
+						*s,
+					);
+				}
+				let agg = aggregate(id, round, H256::repeat_byte(60 + round as u8), &members);
+				submit_agg(1, id, round, agg)
+			},
+			Op::Score { job, who, scores, accuracy } => {
+				let id = u64::from(job);
+				let round = Settlements::<Test>::iter_prefix(id).map(|(r, _)| r).min().unwrap_or(0);
+				score(who, id, round, &scores, accuracy)
+			},
+			Op::Challenge { job, who } => {
+				let id = u64::from(job);
+				let round = Settlements::<Test>::iter_prefix(id).map(|(r, _)| r).min().unwrap_or(0);
+				TrainingRewards::challenge_round(origin(who), id, round)
+			},
+			Op::LeaveVerifier { job, who } => {
+				TrainingRewards::leave_verifying(origin(who), job.into())
+			},
+			Op::WithdrawVerifier { job, who } => {
+				TrainingRewards::withdraw_verifier_bond(origin(who), job.into())
+			},
+			Op::Cancel { job } => TrainingRewards::cancel_job(origin(SPONSOR), job.into()),
+			Op::Advance { blocks } => {
+				run_to_block(System::block_number() + u64::from(blocks));
+				Ok(())
+			},
+		};
+	}
+
+	/// Payouts of one step: contributors only if included in the round, never more than the
+	/// round's reward in total.
+	fn check_step(from: usize) -> Result<(), TestCaseError> {
+		for e in System::events().iter().skip(from) {
+			if let RuntimeEvent::TrainingRewards(Event::RoundSettled { job_id, round, .. }) =
+				&e.event
+			{
+				let r = RoundResults::<Test>::get(job_id, round).unwrap();
+				let paid: Balance = r.payouts.iter().map(|p| p.amount).sum::<Balance>()
+					+ r.submitter_reward
+					+ r.verifier_payouts.iter().map(|(_, a)| *a).sum::<Balance>();
+				prop_assert!(paid <= REWARD, "round paid {} > {}", paid, REWARD);
+				for p in r.payouts.iter() {
+					prop_assert!(
+						p.amount == 0 || MEMBERS.iter().any(|m| account(*m) == p.who),
+						"paid a non-member"
+					);
+				}
+			}
+		}
+		Ok(())
+	}
+
+	proptest! {
+		#![proptest_config(ProptestConfig {
+			cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+			..ProptestConfig::default()
+		})]
+		#[test]
+		fn settlements_keep_the_books_exact(ops in proptest::collection::vec(op(), 1..50)) {
+			new_test_ext().execute_with(|| {
+				let issuance = Balances::total_issuance();
+				for op in &ops {
+					let from = System::events().len();
+					apply(op);
+					prop_assert_eq!(TrainingRewards::do_try_state(), Ok(()), "after {:?}", op);
+					check_step(from)?;
+				}
+				let burned: Balance = System::events().iter().filter_map(|e| match &e.event {
+					RuntimeEvent::TrainingRewards(Event::VerifierSlashed { burned, .. }) |
+					RuntimeEvent::TrainingRewards(Event::ChallengeRejected { burned, .. }) => Some(*burned),
+					_ => None,
+				}).sum();
+				prop_assert_eq!(Balances::total_issuance(), issuance - burned);
+				Ok(())
+			})?;
+		}
+	}
 }
