@@ -67,8 +67,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Jobs` (`max_values`: None, `max_size`: Some(1702), added: 4177, mode: `MaxEncodedLen`)
 	fn create_job() -> Weight {
 		// Proof size: measured `146`, estimated `3604`.
-		// Fastest run: 110_794_000 ps.
-		Weight::from_parts(114_760_000, 3604)
+		// Fastest run: 111_996_000 ps.
+		Weight::from_parts(115_772_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -80,8 +80,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
 		// Proof size: measured `1897`, estimated `5167`.
-		// Fastest run: 98_316_000 ps.
-		Weight::from_parts(102_261_000, 5167)
+		// Fastest run: 99_908_000 ps.
+		Weight::from_parts(103_273_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -97,8 +97,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	fn join_job() -> Weight {
 		// Proof size: measured `1889`, estimated `5167`.
-		// Fastest run: 80_739_000 ps.
-		Weight::from_parts(83_965_000, 5167)
+		// Fastest run: 81_501_000 ps.
+		Weight::from_parts(85_156_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -110,8 +110,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn leave_job() -> Weight {
 		// Proof size: measured `2000`, estimated `5167`.
-		// Fastest run: 31_056_000 ps.
-		Weight::from_parts(33_529_000, 5167)
+		// Fastest run: 31_808_000 ps.
+		Weight::from_parts(33_970_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -127,8 +127,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn withdraw_bond() -> Weight {
 		// Proof size: measured `2126`, estimated `5167`.
-		// Fastest run: 72_738_000 ps.
-		Weight::from_parts(75_762_000, 5167)
+		// Fastest run: 73_609_000 ps.
+		Weight::from_parts(76_814_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -140,8 +140,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn commit_update() -> Weight {
 		// Proof size: measured `2000`, estimated `5167`.
-		// Fastest run: 32_818_000 ps.
-		Weight::from_parts(34_872_000, 5167)
+		// Fastest run: 33_280_000 ps.
+		Weight::from_parts(35_462_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -163,11 +163,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::RoundResults` (`max_values`: None, `max_size`: Some(13967), added: 16442, mode: `MaxEncodedLen`)
 	/// Component `s` ranges over `[1, 128]`.
 	fn submit_aggregate(s: u32, ) -> Weight {
-		// Proof size: measured `2467 + s * (275 ±0)`, estimated `5167 + s * (2603 ±0)`.
-		// Fastest run: 260_175_000 ps.
-		Weight::from_parts(261_708_000, 5167)
-			// Standard error: 411_758
-			.saturating_add(Weight::from_parts(144_171_810, 0).saturating_mul(s.into()))
+		// Proof size: measured `2437 + s * (276 ±0)`, estimated `5167 + s * (2603 ±0)`.
+		// Fastest run: 267_226_000 ps.
+		Weight::from_parts(276_110_000, 5167)
+			// Standard error: 344_633
+			.saturating_add(Weight::from_parts(148_212_065, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -190,8 +190,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Commitments` (`max_values`: None, `max_size`: Some(120), added: 2595, mode: `MaxEncodedLen`)
 	fn report_equivocation() -> Weight {
 		// Proof size: measured `2427`, estimated `6196`.
-		// Fastest run: 313_555_000 ps.
-		Weight::from_parts(330_440_000, 6196)
+		// Fastest run: 313_635_000 ps.
+		Weight::from_parts(325_122_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -214,10 +214,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `d` ranges over `[0, 32]`.
 	fn on_initialize_deadlines(d: u32, ) -> Weight {
 		// Proof size: measured `356 + d * (1883 ±0)`, estimated `3497 + d * (4177 ±0)`.
-		// Fastest run: 11_578_000 ps.
-		Weight::from_parts(10_432_717, 3497)
-			// Standard error: 95_471
-			.saturating_add(Weight::from_parts(111_665_243, 0).saturating_mul(d.into()))
+		// Fastest run: 11_757_000 ps.
+		Weight::from_parts(30_801_687, 3497)
+			// Standard error: 67_008
+			.saturating_add(Weight::from_parts(109_547_684, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -238,11 +238,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
 	/// Component `h` ranges over `[0, 192]`.
 	fn reap_job(h: u32, ) -> Weight {
-		// Proof size: measured `1321 + h * (56 ±0)`, estimated `485841 + h * (4100 ±243)`.
-		// Fastest run: 35_532_000 ps.
-		Weight::from_parts(35_745_088, 485841)
-			// Standard error: 811
-			.saturating_add(Weight::from_parts(1_323_030, 0).saturating_mul(h.into()))
+		// Proof size: measured `1321 + h * (56 ±0)`, estimated `485841 + h * (4100 ±217)`.
+		// Fastest run: 36_354_000 ps.
+		Weight::from_parts(36_557_212, 485841)
+			// Standard error: 649
+			.saturating_add(Weight::from_parts(1_295_766, 0).saturating_mul(h.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(h.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -255,8 +255,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::ApprovedVerifiers` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
 	fn approve_verifier() -> Weight {
 		// Proof size: measured `1763`, estimated `5167`.
-		// Fastest run: 16_174_000 ps.
-		Weight::from_parts(17_607_000, 5167)
+		// Fastest run: 16_434_000 ps.
+		Weight::from_parts(17_716_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -276,8 +276,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::Deadlines` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	fn join_as_verifier() -> Weight {
 		// Proof size: measured `2744`, estimated `5539`.
-		// Fastest run: 99_017_000 ps.
-		Weight::from_parts(105_166_000, 5539)
+		// Fastest run: 100_258_000 ps.
+		Weight::from_parts(104_115_000, 5539)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -289,8 +289,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `TrainingRewards::VerifierSets` (`max_values`: None, `max_size`: Some(2074), added: 4549, mode: `MaxEncodedLen`)
 	fn leave_verifying() -> Weight {
 		// Proof size: measured `4565`, estimated `5539`.
-		// Fastest run: 45_287_000 ps.
-		Weight::from_parts(53_780_000, 5539)
+		// Fastest run: 43_545_000 ps.
+		Weight::from_parts(48_502_000, 5539)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -304,8 +304,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn withdraw_verifier_bond() -> Weight {
 		// Proof size: measured `2199`, estimated `5167`.
-		// Fastest run: 70_204_000 ps.
-		Weight::from_parts(73_499_000, 5167)
+		// Fastest run: 70_926_000 ps.
+		Weight::from_parts(74_390_000, 5167)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -321,14 +321,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
-	/// Storage: `TrainingRewards::SettlementQueue` (r:0 w:1)
+	/// Storage: `TrainingRewards::SettlementQueue` (r:0 w:2)
 	/// Proof: `TrainingRewards::SettlementQueue` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	fn challenge_round() -> Weight {
 		// Proof size: measured `5352`, estimated `33492`.
-		// Fastest run: 166_307_000 ps.
-		Weight::from_parts(181_419_000, 33492)
+		// Fastest run: 167_969_000 ps.
+		Weight::from_parts(176_501_000, 33492)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `TrainingRewards::Settlements` (r:1 w:1)
 	/// Proof: `TrainingRewards::Settlements` (`max_values`: None, `max_size`: Some(30027), added: 32502, mode: `MaxEncodedLen`)
@@ -351,10 +351,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `s` ranges over `[1, 128]`.
 	fn submit_scores(s: u32, ) -> Weight {
 		// Proof size: measured `9796 + s * (360 ±0)`, estimated `63462 + s * (2603 ±0)`.
-		// Fastest run: 1_711_756_000 ps.
-		Weight::from_parts(1_736_700_216, 63462)
-			// Standard error: 237_942
-			.saturating_add(Weight::from_parts(59_808_325, 0).saturating_mul(s.into()))
+		// Fastest run: 1_738_696_000 ps.
+		Weight::from_parts(1_708_881_535, 63462)
+			// Standard error: 222_763
+			.saturating_add(Weight::from_parts(60_830_553, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(59_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(60_u64))
@@ -386,10 +386,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `d` ranges over `[0, 4]`.
 	fn on_initialize_settlements(d: u32, ) -> Weight {
 		// Proof size: measured `32 + d * (42189 ±0)`, estimated `3497 + d * (354008 ±0)`.
-		// Fastest run: 11_627_000 ps.
-		Weight::from_parts(12_168_000, 3497)
-			// Standard error: 6_888_497
-			.saturating_add(Weight::from_parts(8_251_725_253, 0).saturating_mul(d.into()))
+		// Fastest run: 11_687_000 ps.
+		Weight::from_parts(11_998_000, 3497)
+			// Standard error: 6_007_549
+			.saturating_add(Weight::from_parts(8_304_247_271, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((276_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -401,38 +401,38 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights for tests and mocks, with RocksDB database weights.
 impl WeightInfo for () {
 	fn create_job() -> Weight {
-		Weight::from_parts(114_760_000, 3604)
+		Weight::from_parts(115_772_000, 3604)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn cancel_job() -> Weight {
-		Weight::from_parts(102_261_000, 5167)
+		Weight::from_parts(103_273_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn join_job() -> Weight {
-		Weight::from_parts(83_965_000, 5167)
+		Weight::from_parts(85_156_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn leave_job() -> Weight {
-		Weight::from_parts(33_529_000, 5167)
+		Weight::from_parts(33_970_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn withdraw_bond() -> Weight {
-		Weight::from_parts(75_762_000, 5167)
+		Weight::from_parts(76_814_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn commit_update() -> Weight {
-		Weight::from_parts(34_872_000, 5167)
+		Weight::from_parts(35_462_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_aggregate(s: u32, ) -> Weight {
-		Weight::from_parts(261_708_000, 5167)
-			.saturating_add(Weight::from_parts(144_171_810, 0).saturating_mul(s.into()))
+		Weight::from_parts(276_110_000, 5167)
+			.saturating_add(Weight::from_parts(148_212_065, 0).saturating_mul(s.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(s.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -440,13 +440,13 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
 	}
 	fn report_equivocation() -> Weight {
-		Weight::from_parts(330_440_000, 6196)
+		Weight::from_parts(325_122_000, 6196)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize_deadlines(d: u32, ) -> Weight {
-		Weight::from_parts(10_432_717, 3497)
-			.saturating_add(Weight::from_parts(111_665_243, 0).saturating_mul(d.into()))
+		Weight::from_parts(30_801_687, 3497)
+			.saturating_add(Weight::from_parts(109_547_684, 0).saturating_mul(d.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(d.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -454,8 +454,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 4177).saturating_mul(d.into()))
 	}
 	fn reap_job(h: u32, ) -> Weight {
-		Weight::from_parts(35_745_088, 485841)
-			.saturating_add(Weight::from_parts(1_323_030, 0).saturating_mul(h.into()))
+		Weight::from_parts(36_557_212, 485841)
+			.saturating_add(Weight::from_parts(1_295_766, 0).saturating_mul(h.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(h.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -463,33 +463,33 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 4100).saturating_mul(h.into()))
 	}
 	fn approve_verifier() -> Weight {
-		Weight::from_parts(17_607_000, 5167)
+		Weight::from_parts(17_716_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn join_as_verifier() -> Weight {
-		Weight::from_parts(105_166_000, 5539)
+		Weight::from_parts(104_115_000, 5539)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn leave_verifying() -> Weight {
-		Weight::from_parts(53_780_000, 5539)
+		Weight::from_parts(48_502_000, 5539)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn withdraw_verifier_bond() -> Weight {
-		Weight::from_parts(73_499_000, 5167)
+		Weight::from_parts(74_390_000, 5167)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn challenge_round() -> Weight {
-		Weight::from_parts(181_419_000, 33492)
+		Weight::from_parts(176_501_000, 33492)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn submit_scores(s: u32, ) -> Weight {
-		Weight::from_parts(1_736_700_216, 63462)
-			.saturating_add(Weight::from_parts(59_808_325, 0).saturating_mul(s.into()))
+		Weight::from_parts(1_708_881_535, 63462)
+			.saturating_add(Weight::from_parts(60_830_553, 0).saturating_mul(s.into()))
 			.saturating_add(RocksDbWeight::get().reads(59_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(s.into())))
 			.saturating_add(RocksDbWeight::get().writes(60_u64))
@@ -497,8 +497,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(s.into()))
 	}
 	fn on_initialize_settlements(d: u32, ) -> Weight {
-		Weight::from_parts(12_168_000, 3497)
-			.saturating_add(Weight::from_parts(8_251_725_253, 0).saturating_mul(d.into()))
+		Weight::from_parts(11_998_000, 3497)
+			.saturating_add(Weight::from_parts(8_304_247_271, 0).saturating_mul(d.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((276_u64).saturating_mul(d.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
