@@ -453,6 +453,28 @@ mod tests {
 	#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 	use super::*;
 
+	#[test]
+	fn a_served_update_must_match_its_committed_hash() {
+		let xs: Vec<f32> = (0..5000).map(|i| (i as f32).sin()).collect();
+		for comp in [Compression::None, Compression::Int8, Compression::TopK { fraction: 0.1 }] {
+			let u = Compressed::new(comp, &xs);
+			let root = u.root();
+			let blob = u.to_blob();
+			let back = Compressed::from_blob(&blob, &root).unwrap();
+			assert_eq!(back.decode().unwrap(), u.decode().unwrap());
+			// Another update's hash, a flipped byte, a truncated or padded blob: all refused.
+			assert!(Compressed::from_blob(&blob, &[0; 32]).is_err());
+			let mut flipped = blob.clone();
+			let last = flipped.len() - 1;
+			flipped[last] ^= 1;
+			assert!(Compressed::from_blob(&flipped, &root).is_err());
+			assert!(Compressed::from_blob(&blob[..blob.len() - 1], &root).is_err());
+			let mut padded = blob.clone();
+			padded.push(0);
+			assert!(Compressed::from_blob(&padded, &root).is_err());
+		}
+	}
+
 	fn vec(n: usize) -> Vec<f32> {
 		(0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
 	}
