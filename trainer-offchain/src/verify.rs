@@ -231,31 +231,33 @@ impl Verifier {
 
 	/// A model state by its hash, from any connected trainer.
 	async fn fetch_state(&self, hash: Hash32) -> Result<Vec<f32>> {
-		let bytes = self
-			.fetch(hash, |b| sp_crypto_hashing::blake2_256(b) == hash)
+		let parse = |b: &[u8]| {
+			(sp_crypto_hashing::blake2_256(b) == hash)
+				.then(|| crate::update::decode_state(b).ok())
+				.flatten()
+		};
+		self.fetch(hash, parse)
 			.await
-			.with_context(|| format!("model state 0x{} from no peer", hex::encode(hash)))?;
-		Ok(crate::update::decode_state(&bytes)?)
+			.with_context(|| format!("model state 0x{} from no peer", hex::encode(hash)))
 	}
 
 	/// An update by its committed hash, from any connected trainer.
 	async fn fetch_update(&self, hash: Hash32) -> Result<Vec<f32>> {
-		let bytes = self
-			.fetch(hash, |b| Compressed::from_blob(b, &hash).is_ok())
+		let parse = |b: &[u8]| Compressed::from_blob(b, &hash).and_then(|u| u.decode()).ok();
+		self.fetch(hash, parse)
 			.await
-			.with_context(|| format!("update 0x{} from no peer", hex::encode(hash)))?;
-		Compressed::from_blob(&bytes, &hash)?.decode()
+			.with_context(|| format!("update 0x{} from no peer", hex::encode(hash)))
 	}
 
-	/// Ask every connected peer for the blob `hash` until one answers with bytes that pass
-	/// `check`.
-	async fn fetch(&self, hash: Hash32, check: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+	/// Ask every connected peer for the blob `hash` until one answers with bytes that `parse`
+	/// accepts (they match the hash and decode).
+	async fn fetch<V>(&self, hash: Hash32, parse: impl Fn(&[u8]) -> Option<V>) -> Option<V> {
 		let peers: Vec<PeerId> = self.net.connected_peers().await.ok()?;
 		for p in peers {
 			let got = tokio::time::timeout(Duration::from_secs(10), self.net.fetch_blob(p, hash));
 			if let Ok(Ok(Some(bytes))) = got.await {
-				if check(&bytes) {
-					return Some(bytes);
+				if let Some(v) = parse(&bytes) {
+					return Some(v);
 				}
 				tracing::warn!(peer = %p, "served a blob that does not match its hash");
 			}

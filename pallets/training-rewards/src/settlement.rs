@@ -26,7 +26,7 @@ use frame_support::{
 };
 use frame_system::pallet_prelude::BlockNumberFor;
 use sp_runtime::{
-	traits::{One, Saturating, Zero},
+	traits::{Saturating, Zero},
 	SaturatedConversion,
 };
 
@@ -429,18 +429,14 @@ impl<T: Config> Pallet<T> {
 	/// Advance settlements whose window ended: at most `MaxSettlementsPerBlock` per block,
 	/// oldest first, the rest carried over with a cursor (as the deadline queue does).
 	pub(crate) fn process_settlements(now: BlockNumberFor<T>) -> Weight {
-		let max = T::MaxSettlementsPerBlock::get();
-		let mut budget = max as usize;
-		let mut at = SettlementCursor::<T>::get().unwrap_or(now);
-		let mut scanned = 0u32;
-		let mut advanced = 0u32;
-		while at <= now && scanned < max {
-			scanned = scanned.saturating_add(1);
-			let due: Vec<(JobId, RoundIndex)> = SettlementQueue::<T>::iter_key_prefix(at)
-				.take(budget.saturating_add(1))
-				.collect();
-			let more = due.len() > budget;
-			for (job_id, round) in due.into_iter().take(budget) {
+		let from = SettlementCursor::<T>::get().unwrap_or(now);
+		let due = |at, n| SettlementQueue::<T>::iter_key_prefix(at).take(n).collect();
+		let walk = crate::deadlines::walk_due(
+			from,
+			now,
+			T::MaxSettlementsPerBlock::get(),
+			due,
+			|at, (job_id, round): (JobId, RoundIndex)| {
 				SettlementQueue::<T>::remove(at, (job_id, round));
 				// Only the entry of the settlement's current window advances it.
 				let current = Settlements::<T>::get(job_id, round).filter(|s| s.phase_end() == at);
@@ -449,17 +445,11 @@ impl<T: Config> Pallet<T> {
 						log::error!(target: LOG_TARGET, "settlement of {job_id}/{round}: {e:?}");
 					}
 				}
-				advanced = advanced.saturating_add(1);
-				budget = budget.saturating_sub(1);
-			}
-			if more {
-				break;
-			}
-			at = at.saturating_add(One::one());
-		}
-		SettlementCursor::<T>::put(at);
-		T::WeightInfo::on_initialize_settlements(advanced).saturating_add(
-			T::DbWeight::get().reads_writes(u64::from(scanned).saturating_add(1), 1),
+			},
+		);
+		SettlementCursor::<T>::put(walk.cursor);
+		T::WeightInfo::on_initialize_settlements(walk.handled).saturating_add(
+			T::DbWeight::get().reads_writes(u64::from(walk.scanned).saturating_add(1), 1),
 		)
 	}
 }

@@ -6,6 +6,18 @@ use anyhow::{Context, Result};
 use trainchain_trainer::data::{self, CsvOptions, Dataset, Header, LabelColumn};
 use trainchain_trainer::ModelSpec;
 
+/// The secret URI from `--suri` or `--key-file` (trimmed); never printed.
+pub fn secret_uri(suri: Option<&String>, key_file: Option<&PathBuf>) -> Result<String> {
+	match (suri, key_file) {
+		(Some(s), _) => Ok(s.clone()),
+		(None, Some(f)) => Ok(std::fs::read_to_string(f)
+			.with_context(|| format!("reading key file {}", f.display()))?
+			.trim()
+			.to_string()),
+		(None, None) => anyhow::bail!("--suri or --key-file is required"),
+	}
+}
+
 /// How to read CSV files.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CsvArgs {

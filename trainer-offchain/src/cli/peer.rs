@@ -6,7 +6,7 @@
 //!     --model mlp --rounds 5 --min-peers 3 --initial-peers 4 --aggregator mean --json
 //! ```
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use libp2p::Multiaddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -145,11 +145,8 @@ pub fn run(args: PeerArgs) -> Result<()> {
 
 /// The `peer` subcommand inside an existing runtime.
 async fn run_async(args: PeerArgs) -> Result<()> {
-	let keys = match (&args.suri, &args.key_file) {
-		(Some(s), _) => Keys::from_suri(s)?,
-		(None, Some(f)) => Keys::from_file(f)?,
-		(None, None) => bail!("--suri or --key-file is required"),
-	};
+	let keys =
+		Keys::from_suri(&super::common::secret_uri(args.suri.as_ref(), args.key_file.as_ref())?)?;
 	let (all, shard_i, shard, test) =
 		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
 	let spec = ModelSpec::resolve(&args.model, all.n_features(), all.num_classes())?;

@@ -6,7 +6,7 @@
 //!     --listen /ip4/127.0.0.1/tcp/30500 [--bootstrap /ip4/127.0.0.1/tcp/30501] --json
 //! ```
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use libp2p::Multiaddr;
 use serde_json::json;
 use std::path::PathBuf;
@@ -94,14 +94,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 /// The library's options from the command line: the key read, the deadline checked, and
 /// events printed as text or (`--json`) one JSON object per line.
 fn options(a: RunArgs) -> Result<RunOptions> {
-	let suri = match (&a.suri, &a.key_file) {
-		(Some(s), _) => s.clone(),
-		(None, Some(f)) => std::fs::read_to_string(f)
-			.with_context(|| format!("reading key file {}", f.display()))?
-			.trim()
-			.to_string(),
-		(None, None) => bail!("--suri or --key-file is required"),
-	};
+	let suri = super::common::secret_uri(a.suri.as_ref(), a.key_file.as_ref())?;
 	let round_timeout = Duration::try_from_secs_f64(a.round_timeout)
 		.ok()
 		.filter(|d| !d.is_zero())

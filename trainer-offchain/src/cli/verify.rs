@@ -5,7 +5,7 @@
 //!     --validation testdata/digits-test.csv --bootstrap /ip4/127.0.0.1/tcp/30500 --json
 //! ```
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use libp2p::Multiaddr;
 use serde_json::json;
 use std::path::PathBuf;
@@ -50,14 +50,7 @@ pub struct VerifyArgs {
 
 /// Run the subcommand (builds its own tokio runtime).
 pub fn run(a: VerifyArgs) -> Result<()> {
-	let suri = match (&a.suri, &a.key_file) {
-		(Some(s), _) => s.clone(),
-		(None, Some(f)) => std::fs::read_to_string(f)
-			.with_context(|| format!("reading key file {}", f.display()))?
-			.trim()
-			.to_string(),
-		(None, None) => bail!("--suri or --key-file is required"),
-	};
+	let suri = super::common::secret_uri(a.suri.as_ref(), a.key_file.as_ref())?;
 	let json_out = a.json;
 	let opts = VerifyOptions {
 		node: a.node,

@@ -19,8 +19,7 @@ impl<T: LocalTrainer> Peer<T> {
 		parts: &[Participant],
 	) -> Result<Vec<PublicKey>> {
 		let Attempt { attempt, proposal, deadline, n, .. } = *ctx;
-		let digests: Vec<Hash32> =
-			(0..n as u32).map(|c| self.reduced_digest(attempt, proposal, c)).collect();
+		let digests: Vec<Hash32> = (0..n as u32).map(|c| self.reduced_digest(attempt, c)).collect();
 		self.st.digests.insert((attempt, self.me), digests.clone());
 		let sealed =
 			self.seal(&Body::ReducedDigests { attempt, proposal, digests: digests.clone() });
@@ -63,13 +62,13 @@ impl<T: LocalTrainer> Peer<T> {
 		Ok(owners)
 	}
 
-	/// `blake2_256` of chunk `c`'s `Reduced` body as this peer received it (all zeros if it
-	/// has none).
-	fn reduced_digest(&self, attempt: u32, proposal: Hash32, chunk: u32) -> Hash32 {
-		self.st.reduced.get(&(attempt, chunk)).map_or([0; 32], |(blocks, _)| {
-			let body = Body::Reduced { attempt, proposal, chunk, blocks: blocks.clone() };
-			sp_crypto_hashing::blake2_256(&body.encode())
-		})
+	/// `blake2_256` of chunk `c`'s reduced blocks as this peer received them (all zeros if it
+	/// has none). The attempt and proposal are fixed by the exchange the digests travel in.
+	fn reduced_digest(&self, attempt: u32, chunk: u32) -> Hash32 {
+		self.st
+			.reduced
+			.get(&(attempt, chunk))
+			.map_or([0; 32], |(blocks, _)| blocks.using_encoded(sp_crypto_hashing::blake2_256))
 	}
 
 	/// Chunks for which some participant reported a digest other than this peer's.
