@@ -19,6 +19,8 @@
 
 extern crate alloc;
 
+pub mod public_data;
+
 use alloc::vec::Vec;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;

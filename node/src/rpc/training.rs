@@ -126,6 +126,11 @@ pub fn job_json(j: &JobView<AccountId, Balance, BlockNumber>) -> Value {
 		"verification": j.verifiers_per_round.map(|k| json!({
 			"verifiersPerRound": k,
 			"validationSet": j.validation_set.as_ref().map(hex32),
+			"publicData": j.public_data.as_ref().map(|(root, shards, recompute)| json!({
+				"shardsRoot": hex32(root),
+				"shards": shards,
+				"recompute": recompute,
+			})),
 			"verifiers": j.verifiers,
 			"reserved": amount(j.escrow_reserved),
 			"paidVerifiers": amount(j.paid_verifiers),
@@ -157,6 +162,8 @@ pub fn round_json(r: &RoundView<AccountId, Balance, BlockNumber>) -> Value {
 		})).collect::<Vec<_>>(),
 		"scores": r.scores,
 		"settling": r.settling,
+		"seed": r.seed.as_ref().map(hex32),
+		"assignedShards": r.assigned_shards,
 	})
 }
 

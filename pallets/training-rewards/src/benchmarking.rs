@@ -160,6 +160,7 @@ fn verified_job<T: Config>(sponsor: u32, k: u32, restricted: bool) -> JobId {
 		challenge_bond: 1_000u32.into(),
 		validation_set: H256::repeat_byte(7),
 		restricted,
+		public_data: None,
 	});
 	Pallet::<T>::create_job(RawOrigin::Signed(who).into(), spec, 1_000_000u32.into(), 3).unwrap();
 	id

@@ -43,6 +43,12 @@ impl<T: Config> Pallet<T> {
 			// A verifier stays slashable until the last challenge of its rounds is decided.
 			ensure!(windows <= T::MaxRoundLength::get(), Error::<T>::InvalidVerification);
 			ensure!(!v.challenge_bond.is_zero(), Error::<T>::InvalidVerification);
+			if let Some(p) = &v.public_data {
+				ensure!(
+					p.shards >= 2 && p.recompute <= spec.max_contributors,
+					Error::<T>::InvalidPublicData
+				);
+			}
 		}
 		Ok(())
 	}

@@ -695,6 +695,9 @@ pub mod pallet {
 		/// `MaxCommittee`, a window is zero, the windows exceed `MaxRoundLength`, or the
 		/// challenge bond is zero).
 		InvalidVerification,
+		/// The public dataset of the spec has fewer than two shards, or re-computes more
+		/// contributors per round than may join.
+		InvalidPublicData,
 		/// The job has no verification.
 		NotVerified,
 		/// Anyone may verify this job; there is nothing to approve.

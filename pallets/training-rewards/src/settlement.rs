@@ -65,6 +65,7 @@ impl<T: Config> Pallet<T> {
 			second: None,
 			verdict: None,
 			phase: SettlementPhase::Scoring { until },
+			seed: Self::settlement_seed(job_id, round),
 		};
 		Settlements::<T>::insert(job_id, round, settlement);
 		SettlementQueue::<T>::insert(until, (job_id, round), ());

@@ -95,6 +95,23 @@ pub struct VerificationSpec<Balance, BlockNumber> {
 	pub validation_set: H256,
 	/// Only accounts the sponsor approved may become verifiers.
 	pub restricted: bool,
+	/// The job trains on a public dataset whose shards the chain assigns per contributor per
+	/// round (`None`: every contributor trains on its own data).
+	pub public_data: Option<PublicData>,
+}
+
+/// A public dataset, split into shards (row `i` in shard `i mod shards`) and committed by the
+/// Merkle root of the shards (`trainchain_primitives::public_data`).
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct PublicData {
+	/// Merkle root of the shards' hashes.
+	pub shards_root: H256,
+	/// Number of shards (at least 2: an update is compared on a shard other than its own).
+	pub shards: u32,
+	/// Contributors per round that the verifiers re-compute (at most `max_contributors`).
+	pub recompute: u32,
 }
 
 /// A verifier's membership of a job.
@@ -283,6 +300,9 @@ pub struct Settlement<
 	pub verdict: Option<Verdict<Balance, MaxContributors>>,
 	/// Where the settlement is.
 	pub phase: SettlementPhase<AccountId, Balance, BlockNumber>,
+	/// Drawn when the aggregate was accepted (after every commitment): which contributors the
+	/// verifiers re-compute and which shard an update is compared on, in public-data jobs.
+	pub seed: H256,
 }
 
 /// Where a job is in its life.

@@ -10,6 +10,7 @@ use frame_support::{
 	traits::{fungible::MutateHold, tokens::Precision},
 	BoundedVec,
 };
+use sp_core::H256;
 use sp_runtime::traits::{Saturating, Zero};
 
 impl<T: Config> Pallet<T> {
@@ -110,6 +111,13 @@ impl<T: Config> Pallet<T> {
 			job.status = JobStatus::Running;
 			Self::start_round(job_id, job, 0, now);
 		}
+	}
+
+	/// The seed of a settlement: `blake2_256(parent hash ‖ job ‖ round ‖ "settlement")`, drawn
+	/// from the same source as the committee.
+	pub(crate) fn settlement_seed(job_id: JobId, round: RoundIndex) -> H256 {
+		let parent = frame_system::Pallet::<T>::parent_hash();
+		H256((parent, job_id, round, b"settlement").using_encoded(sp_io::hashing::blake2_256))
 	}
 
 	/// Up to `size` of the job's active verifiers, not in `exclude`, ranked by

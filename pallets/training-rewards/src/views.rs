@@ -3,6 +3,7 @@
 use crate::{pallet::*, types::*};
 use alloc::vec::Vec;
 use frame_system::pallet_prelude::BlockNumberFor;
+use trainchain_primitives::public_data::assign_shard;
 use pallet_training_rewards_runtime_api::{
 	ContributorView, JobPhase, JobView, PayoutView, RoundView,
 };
@@ -68,6 +69,12 @@ impl<T: Config> Pallet<T> {
 			bonds_slashed: job.bonds.slashed,
 			verifiers_per_round: job.spec.verification.as_ref().map(|v| v.verifiers_per_round),
 			validation_set: job.spec.verification.as_ref().map(|v| v.validation_set.0),
+			public_data: job
+				.spec
+				.verification
+				.as_ref()
+				.and_then(|v| v.public_data.as_ref())
+				.map(|p| (p.shards_root.0, p.shards, p.recompute)),
 			verifiers: job.verifiers,
 			escrow_reserved: job.escrow.reserved,
 			paid_verifiers: job.escrow.paid_verifiers,
@@ -95,9 +102,21 @@ impl<T: Config> Pallet<T> {
 	pub fn round_views(
 		job_id: JobId,
 	) -> Vec<RoundView<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>> {
+		let shards = Jobs::<T>::get(job_id)
+			.and_then(|j| j.spec.verification)
+			.and_then(|v| v.public_data)
+			.map(|p| p.shards);
 		let mut rounds: Vec<_> = RoundResults::<T>::iter_prefix(job_id)
 			.map(|(round, r)| {
 				let settlement = Settlements::<T>::get(job_id, round);
+				let assigned_shards = match (&settlement, shards) {
+					(Some(s), Some(n)) => s
+						.included
+						.iter()
+						.map(|i| assign_shard(job_id, round, &i.who, n).shard)
+						.collect(),
+					_ => Vec::new(),
+				};
 				RoundView {
 					round,
 					finalized: r.outcome == RoundOutcome::Finalized,
@@ -135,6 +154,8 @@ impl<T: Config> Pallet<T> {
 							s.current_panel().sheets.iter().map(|x| x.verifier.clone()).collect()
 						})
 						.unwrap_or_default(),
+					seed: settlement.as_ref().map(|s| s.seed.0),
+					assigned_shards,
 				}
 			})
 			.collect();

@@ -83,6 +83,9 @@ pub struct JobView<AccountId, Balance, BlockNumber> {
 	pub verifiers_per_round: Option<u32>,
 	/// Verified jobs: blake2-256 of the sponsor's validation set.
 	pub validation_set: Option<[u8; 32]>,
+	/// Public-data jobs: the Merkle root of the dataset's shards, the number of shards and the
+	/// contributors re-computed per round.
+	pub public_data: Option<([u8; 32], u32, u32)>,
 	/// Verifiers currently verifying the job.
 	pub verifiers: u32,
 	/// Escrow reserved for rounds in verification.
@@ -129,6 +132,12 @@ pub struct RoundView<AccountId, Balance, BlockNumber> {
 	pub committee: Vec<AccountId>,
 	/// Verified jobs, while settling: who of `committee` has scored.
 	pub scored: Vec<AccountId>,
+	/// Verified jobs, while settling: the settlement's seed (re-computation sample and
+	/// comparison shards of public-data jobs).
+	pub seed: Option<[u8; 32]>,
+	/// Public-data jobs, while settling: the shard each included contributor was assigned, in
+	/// aggregate order.
+	pub assigned_shards: Vec<u32>,
 }
 
 /// A contributor's membership of a job.

@@ -24,6 +24,7 @@ fn verified_spec(k: u32) -> JobSpecOf<Test> {
 		challenge_bond: CBOND,
 		validation_set: H256::repeat_byte(7),
 		restricted: false,
+		public_data: None,
 	});
 	s
 }
@@ -507,6 +508,63 @@ fn verification_specs_are_bounded() {
 				Error::<Test>::InvalidVerification
 			);
 		}
+	});
+}
+
+fn public(shards: u32, recompute: u32) -> PublicData {
+	PublicData { shards_root: H256::repeat_byte(3), shards, recompute }
+}
+
+#[test]
+fn public_data_specs_are_bounded() {
+	test(|| {
+		// One shard leaves no other to compare on; re-computing more than may join is void.
+		for bad in [public(0, 1), public(1, 1), public(4, 6)] {
+			let mut s = verified_spec(3);
+			s.verification.as_mut().unwrap().public_data = Some(bad);
+			assert_noop!(
+				TrainingRewards::create_job(origin(SPONSOR), s, REWARD, 1),
+				Error::<Test>::InvalidPublicData
+			);
+		}
+		let mut s = verified_spec(3);
+		s.verification.as_mut().unwrap().public_data = Some(public(2, 5));
+		assert_ok!(TrainingRewards::create_job(origin(SPONSOR), s, REWARD, 1));
+	});
+}
+
+#[test]
+fn a_settling_public_data_round_shows_its_seed_and_the_chain_assigned_shards() {
+	test(|| {
+		let id = NextJobId::<Test>::get();
+		let mut s = verified_spec(3);
+		s.verification.as_mut().unwrap().public_data = Some(public(7, 1));
+		assert_ok!(TrainingRewards::create_job(origin(SPONSOR), s, REWARD, 3));
+		for n in [1, 2, 3] {
+			assert_ok!(TrainingRewards::join_job(origin(n), id));
+		}
+		for v in [10, 11, 12] {
+			assert_ok!(TrainingRewards::join_as_verifier(origin(v), id));
+		}
+		let view = TrainingRewards::job_view(id).unwrap();
+		assert_eq!(view.public_data, Some(([3u8; 32], 7, 1)));
+		finalise(id, 0, &[(1, 100), (2, 100), (3, 100)]);
+		let round = TrainingRewards::round_views(id).into_iter().next().unwrap();
+		let expected: Vec<u32> = [1u8, 2, 3]
+			.iter()
+			.map(|n| {
+				trainchain_primitives::public_data::assign_shard(id, 0, &account(*n), 7).shard
+			})
+			.collect();
+		assert_eq!(round.assigned_shards, expected);
+		let seed = Settlements::<Test>::get(id, 0).unwrap().seed;
+		assert_eq!(round.seed, Some(seed.0));
+		// The seed is drawn at acceptance: another job's round in the same block differs.
+		assert_ne!(seed, TrainingRewards::settlement_seed(id + 1, 0));
+		// Once settled, the round no longer lists them.
+		run_to_block(System::block_number() + SCORING + CHALLENGE + 1);
+		let round = TrainingRewards::round_views(id).into_iter().next().unwrap();
+		assert!(round.assigned_shards.is_empty() && round.seed.is_none());
 	});
 }
 
