@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use trainchain_trainer::data::{load_csv, shard_iid, CsvOptions};
+use trainchain_trainer::compress::Compression;
 use trainchain_trainer::score::{model_metric, score_round, Contribution};
 use trainchain_trainer::train::{local_round, OptimizerConfig, TrainConfig};
 use trainchain_trainer::{Model, ModelSpec};
@@ -43,7 +44,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 			let t = Instant::now();
 			let out = local_round(&mut model, shard, &cfg, i as u64)?;
 			train_ms.push(t.elapsed().as_secs_f64() * 1e3);
-			contributions.push(Contribution { delta: Some(out.update), committed_at: 1 });
+			contributions.push(Contribution {
+				delta: Some(out.update),
+				committed_at: 1,
+				compression: Compression::None,
+				public: None,
+			});
 		}
 		let mean: Vec<f32> = (0..base.len())
 			.map(|j| {
@@ -57,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 		let mut verify_ms = Vec::new();
 		for _ in 0..5 {
 			let t = Instant::now();
-			let scores = score_round(&mut model, &base, &contributions, &test)?;
+			let scores = score_round(&mut model, &base, &contributions, &test, None)?;
 			let metric = model_metric(&mut model, &mean, &test)?;
 			verify_ms.push(t.elapsed().as_secs_f64() * 1e3);
 			std::hint::black_box((scores, metric));

@@ -35,6 +35,8 @@ use crate::compress::Compression;
 use crate::model::ModelSpec;
 use crate::p2p::net::{self, NetConfig};
 use crate::p2p::round::{holder_order, ChainView, Peer, PeerConfig, RoundReport, Scheme};
+use crate::data::{self, CsvOptions};
+use crate::public_data::{self, PublicShards};
 use crate::shard::{load_shard, ShardTrainer};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
 use crate::train::{self, TrainConfig};
@@ -83,6 +85,9 @@ pub struct RunOptions {
 	/// Fault injection for tests: wait this long before committing (a copier that obtained
 	/// its update after its owner).
 	pub fault_commit_delay: Duration,
+	/// Fault injection for tests: in a public-data job, train on the shard after the one the
+	/// chain assigns.
+	pub fault_wrong_shard: bool,
 	/// Where progress goes (the binary prints it as text or JSON).
 	pub events: EventSink,
 }
@@ -205,9 +210,9 @@ fn explain(e: ChainError) -> anyhow::Error {
 pub async fn run(args: RunOptions) -> Result<()> {
 	let (keys, pair) = load_keys(&args)?;
 	let chain = connect(&args).await?;
-	let (job, spec, trainer) = prepare_job(&args, &chain).await?;
-	join_once(&args, &chain, &pair, &job).await?;
 	let me = keys.public();
+	let (job, spec, trainer) = prepare_job(&args, &chain, me).await?;
+	join_once(&args, &chain, &pair, &job).await?;
 	let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;
 	let mut contributor = Contributor { args, chain, pair, me, peer };
 	contributor.run_rounds().await
@@ -232,10 +237,12 @@ async fn connect(args: &RunOptions) -> Result<ChainClient> {
 	Ok(ChainClient::connect(&args.node, expected_genesis).await?)
 }
 
-/// The job, its model (checked against the job's commitment) and this trainer's shard.
+/// The job, its model (checked against the job's commitment) and this trainer's shard (or,
+/// in a public-data job, the dataset checked against the job's shards root).
 async fn prepare_job(
 	args: &RunOptions,
 	chain: &ChainClient,
+	me: PublicKey,
 ) -> Result<(Job, ModelSpec, ShardTrainer)> {
 	let job = chain.existing_job(args.job).await?;
 	if matches!(job.phase, JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled) {
@@ -252,6 +259,22 @@ async fn prepare_job(
 			hex::encode(job.model_commitment),
 			hex::encode(commitment)
 		);
+	}
+	if let Some((root, shards, _)) = job.public_data {
+		let data = PublicShards::load(&args.data, shards, Some(root))?;
+		let test = args.test.as_deref().map(|p| data::load_csv(p, CsvOptions::default()));
+		let cfg =
+			public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps);
+		let trainer = ShardTrainer::public(
+			&spec,
+			data,
+			job.job_id,
+			me,
+			test.transpose()?,
+			cfg,
+			args.fault_wrong_shard,
+		)?;
+		return Ok((job, spec, trainer));
 	}
 	let (_, shard_i, shard, test) =
 		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
@@ -300,6 +323,8 @@ async fn start_peer(
 	pcfg.compression = args.compression;
 	pcfg.scheme = Scheme::Chunked;
 	pcfg.byzantine = args.fault_byzantine;
+	// A public-data update must be this round's training alone, so that it can be re-computed.
+	pcfg.error_feedback = job.public_data.is_none();
 	let mut ncfg = NetConfig::for_job(job.job_id);
 	ncfg.listen = args.listen.clone();
 	ncfg.bootstrap = args.bootstrap.clone();

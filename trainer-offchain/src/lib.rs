@@ -37,6 +37,7 @@ pub mod job;
 pub mod model;
 pub mod ops;
 pub mod p2p;
+pub mod public_data;
 pub mod rng;
 pub mod score;
 pub mod shard;

@@ -8,6 +8,9 @@
 //!   below zero (seen in the demo's fifth round before this scaling);
 //! * a missing update (not served, or not matching its committed hash), a zero update and an
 //!   update that is not finite score 0;
+//! * in a job on a public dataset, a contribution that fails the checks of
+//!   [`crate::public_data`] (its update must help its assigned shard more than another, and a
+//!   sampled one must match its re-computation) scores 0;
 //! * of identical or nearly identical updates (cosine similarity ≥ [`COPY_COSINE`]), only the
 //!   one committed in the strictly earliest block keeps its score; if several share that block,
 //!   all score 0 (nobody can tell which is the copy). Updates are served only after the round's
@@ -16,9 +19,11 @@
 //! Everything here is deterministic for a given build; different machines may differ in the
 //! last bits of a loss, which the chain's agreement tolerance absorbs.
 
+use crate::compress::Compression;
 use crate::data::Dataset;
 use crate::eval::evaluate;
 use crate::model::Model;
+use crate::public_data::{PublicCheck, PublicRole, Rejection};
 use crate::Result;
 
 /// Cosine similarity from which two updates count as copies of each other.
@@ -31,6 +36,10 @@ pub struct Contribution {
 	pub delta: Option<Vec<f32>>,
 	/// The block its commitment landed in.
 	pub committed_at: u32,
+	/// How it was compressed (re-computation compresses the same way).
+	pub compression: Compression,
+	/// Public-data jobs: what the verifier checks of it.
+	pub public: Option<PublicRole>,
 }
 
 /// Scores of a round and the validation metric of the aggregated model.
@@ -40,33 +49,52 @@ pub struct RoundScores {
 	pub scores: Vec<i32>,
 	/// Validation loss of the base model.
 	pub base_loss: f32,
+	/// Public-data jobs: why a contribution failed its checks (in the given order).
+	pub rejections: Vec<Option<Rejection>>,
 }
 
-/// Score every contribution against `base` on `validation` (see the module docs).
+/// Score every contribution against `base` on `validation` (see the module docs); `public`
+/// checks the contributions that carry a [`PublicRole`].
 pub fn score_round(
 	model: &mut Model,
 	base: &[f32],
 	contributions: &[Contribution],
 	validation: &Dataset,
-) -> Result<RoundScores> {
+	public: Option<&PublicCheck<'_>>,
+) -> anyhow::Result<RoundScores> {
 	model.set_flat_params(base)?;
 	let base_loss = evaluate(model, validation)?.loss;
 	let copies = copied(contributions);
 	let share = 1.0 / contributions.len().max(1) as f32;
 	let mut scores = Vec::with_capacity(contributions.len());
+	let mut rejections = vec![None; contributions.len()];
 	for (i, c) in contributions.iter().enumerate() {
 		let score = match &c.delta {
 			Some(d) if usable(d, base.len()) && !copies.get(i).copied().unwrap_or(true) => {
-				let applied: Vec<f32> = base.iter().zip(d).map(|(b, x)| b + x * share).collect();
-				model.set_flat_params(&applied)?;
-				let loss = evaluate(model, validation)?.loss;
-				to_micro(f64::from(base_loss) - f64::from(loss))
+				let rejected = match (public, &c.public) {
+					(Some(check), Some(role)) => {
+						check.check(model, base, d, c.compression, share, role)?
+					},
+					_ => None,
+				};
+				if let Some(slot) = rejections.get_mut(i) {
+					*slot = rejected;
+				}
+				if rejected.is_some() {
+					0
+				} else {
+					let applied: Vec<f32> =
+						base.iter().zip(d).map(|(b, x)| b + x * share).collect();
+					model.set_flat_params(&applied)?;
+					let loss = evaluate(model, validation)?.loss;
+					to_micro(f64::from(base_loss) - f64::from(loss))
+				}
 			},
 			_ => 0,
 		};
 		scores.push(score);
 	}
-	Ok(RoundScores { scores, base_loss })
+	Ok(RoundScores { scores, base_loss, rejections })
 }
 
 /// `(loss, accuracy)` of `params` on `validation`, as the chain stores them (micro-units of
@@ -135,7 +163,7 @@ mod tests {
 	use crate::train::{local_round, TrainConfig};
 
 	fn c(delta: Option<Vec<f32>>, at: u32) -> Contribution {
-		Contribution { delta, committed_at: at }
+		Contribution { delta, committed_at: at, compression: Compression::None, public: None }
 	}
 
 	#[test]
@@ -158,7 +186,7 @@ mod tests {
 			c(Some(honest.clone()), 6), // a later copy of the first
 			c(Some(other), 5),
 		];
-		let s = score_round(&mut model, &base, &round, &data).unwrap().scores;
+		let s = score_round(&mut model, &base, &round, &data, None).unwrap().scores;
 		assert!(s[0] > 0, "honest update scored {}", s[0]);
 		assert_eq!(s[1], 0, "zero update");
 		assert!(s[2] <= 0, "random update scored {}", s[2]);

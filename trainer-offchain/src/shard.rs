@@ -1,22 +1,36 @@
 //! Training on one shard of a CSV data set: the [`LocalTrainer`] of the `peer` and `run`
-//! subcommands.
+//! subcommands. The shard is the contributor's own, or, in a public-data job, the one the
+//! chain assigns it each round ([`crate::public_data`]).
 
 use crate::data::{self, CsvOptions, Dataset};
 use crate::model::{Model, ModelSpec};
 use crate::p2p::round::{LocalTrainer, LocalUpdate};
 use crate::rng::SplitMix64;
 use crate::train::{self, TrainConfig};
+use crate::public_data::PublicShards;
 use anyhow::{bail, Context, Result};
-use trainchain_primitives::RoundIndex;
+use trainchain_primitives::{public_data::assign_shard, JobId, RoundIndex};
 
 /// Trainer over one shard of a CSV data set.
 pub struct ShardTrainer {
 	worker: Model,
-	shard: Dataset,
-	shard_index: u64,
+	source: Source,
 	test: Option<Dataset>,
 	cfg: TrainConfig,
-	seed: u64,
+}
+
+/// Where a [`ShardTrainer`]'s data comes from.
+enum Source {
+	/// The contributor's own shard `index`, shuffled from `seed`.
+	Own { shard: Dataset, index: u64, seed: u64 },
+	/// A public dataset: each round, the shard and seed the chain assigns `who` in `job`.
+	Public {
+		shards: PublicShards,
+		job: JobId,
+		who: [u8; 32],
+		/// Test-only fault: train on the shard after the assigned one.
+		wrong_shard: bool,
+	},
 }
 
 impl ShardTrainer {
@@ -29,16 +43,41 @@ impl ShardTrainer {
 		cfg: TrainConfig,
 		seed: u64,
 	) -> Result<Self> {
-		Ok(Self { worker: Model::new(spec)?, shard, shard_index, test, cfg, seed })
+		let source = Source::Own { shard, index: shard_index, seed };
+		Ok(Self { worker: Model::new(spec)?, source, test, cfg })
+	}
+
+	/// A trainer of a public-data job: account `who` of `job` trains each round on the shard
+	/// the chain assigns it (`wrong_shard`: a test-only fault, the next shard instead).
+	pub fn public(
+		spec: &ModelSpec,
+		shards: PublicShards,
+		job: JobId,
+		who: [u8; 32],
+		test: Option<Dataset>,
+		cfg: TrainConfig,
+		wrong_shard: bool,
+	) -> Result<Self> {
+		let source = Source::Public { shards, job, who, wrong_shard };
+		Ok(Self { worker: Model::new(spec)?, source, test, cfg })
 	}
 }
 
 impl LocalTrainer for ShardTrainer {
 	fn train(&mut self, model: &[f32], round: RoundIndex) -> Result<LocalUpdate> {
 		self.worker.set_flat_params(model)?;
-		// Same shuffle seeds as `fedavg::simulate` (shard i, round r).
-		let s = SplitMix64::derive(self.seed, &[round as u64, self.shard_index]).next_u64();
-		let out = train::local_round(&mut self.worker, &self.shard, &self.cfg, s)?;
+		let (data, s) = match &self.source {
+			// Same shuffle seeds as `fedavg::simulate` (shard i, round r).
+			Source::Own { shard, index, seed } => {
+				(shard, SplitMix64::derive(*seed, &[round as u64, *index]).next_u64())
+			},
+			Source::Public { shards, job, who, wrong_shard } => {
+				let a = assign_shard(*job, round, who, shards.count());
+				let shard = if *wrong_shard { (a.shard + 1) % shards.count() } else { a.shard };
+				(shards.shard(shard)?, a.seed)
+			},
+		};
+		let out = train::local_round(&mut self.worker, data, &self.cfg, s)?;
 		Ok(LocalUpdate { delta: out.update, samples: out.samples, train_loss: out.loss })
 	}
 

@@ -10,7 +10,10 @@ use libp2p::{Multiaddr, PeerId};
 use trainchain_chain_client::{account_of, calls, pair_from_suri, ChainClient, Job, Round};
 use trainchain_primitives::{Hash32, RoundIndex};
 
-use crate::compress::Compressed;
+use crate::compress::{Compressed, Compression};
+use crate::public_data::{self, PublicCheck, PublicRole, PublicShards};
+use sp_core::crypto::AccountId32;
+use trainchain_primitives::public_data::{assign_shard, comparison_shard, recompute_sample};
 use crate::data::{self, CsvOptions, Dataset};
 use crate::job::model_of;
 use crate::model::{Model, ModelSpec};
@@ -28,6 +31,9 @@ pub struct VerifyOptions {
 	/// The sponsor's validation set (CSV); its blake2-256 must equal the job's
 	/// `validation_set`.
 	pub validation: PathBuf,
+	/// Public-data jobs: the public dataset (CSV); split into the job's shards, its root must
+	/// be the job's `shards_root`.
+	pub data: Option<PathBuf>,
 	/// Multiaddrs to listen on.
 	pub listen: Vec<Multiaddr>,
 	/// Trainers to connect to.
@@ -60,6 +66,8 @@ pub enum VerifyEvent {
 		loss_micro: u32,
 		/// Validation accuracy of the round's model (ppm).
 		accuracy_ppm: u32,
+		/// Public-data jobs: contributions that failed a check (SS58, why).
+		rejected: Vec<(String, String)>,
 	},
 	/// A round could not be scored yet (a blob is not available); retried.
 	Waiting {
@@ -77,6 +85,7 @@ pub async fn run(opts: VerifyOptions) -> Result<()> {
 	let chain = ChainClient::connect(&opts.node, None).await?;
 	let job = chain.existing_job(opts.job).await?;
 	let (spec, validation) = prepare(&job, &opts.validation)?;
+	let public = prepare_public(&job, opts.data.as_deref())?;
 	join(&chain, &pair, opts.job).await?;
 	let who = sp_core::crypto::Ss58Codec::to_ss58check(&me);
 	(opts.events)(VerifyEvent::Joined { job: opts.job, who });
@@ -85,14 +94,20 @@ pub async fn run(opts: VerifyOptions) -> Result<()> {
 	ncfg.bootstrap = opts.bootstrap.clone();
 	let (net, _events) = net::start(ncfg).await?;
 	let favour = opts.fault_favour.as_deref().map(parse_account).transpose()?;
-	let mut v =
-		Verifier { model: Model::new(&spec)?, spec, validation, net, done: BTreeSet::new() };
+	let mut v = Verifier {
+		model: Model::new(&spec)?,
+		spec,
+		validation,
+		public,
+		net,
+		done: BTreeSet::new(),
+	};
 	loop {
 		let job = chain.existing_job(opts.job).await?;
 		let rounds = chain.rounds(opts.job).await?;
 		let due: Vec<&Round> = rounds.iter().filter(|r| v.is_due(r, &me)).collect();
 		for r in due {
-			match v.score(r, &rounds, favour.as_ref()).await {
+			match v.score(&job, r, &rounds, favour.as_ref()).await {
 				Ok(sheet) => {
 					let call = calls::submit_scores(
 						opts.job,
@@ -145,6 +160,22 @@ fn prepare(job: &Job, path: &std::path::Path) -> Result<(ModelSpec, Dataset)> {
 	Ok((spec, validation))
 }
 
+/// A public-data job's shards (checked against the job's root) and training rules.
+fn prepare_public(job: &Job, data: Option<&std::path::Path>) -> Result<Option<PublicJob>> {
+	let Some((root, shards, recompute)) = job.public_data else {
+		return Ok(None);
+	};
+	let path = data.with_context(|| {
+		format!("job {} trains on a public dataset: give it with --data", job.job_id)
+	})?;
+	Ok(Some(PublicJob {
+		shards: PublicShards::load(path, shards, Some(root))?,
+		count: shards,
+		recompute,
+		cfg: public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps),
+	}))
+}
+
 /// Bond as a verifier unless this account already is one.
 async fn join(chain: &ChainClient, pair: &sp_core::sr25519::Pair, job: u64) -> Result<()> {
 	match chain.submit(pair, calls::join_as_verifier(job)).await {
@@ -163,8 +194,35 @@ struct Verifier {
 	spec: ModelSpec,
 	model: Model,
 	validation: Dataset,
+	public: Option<PublicJob>,
 	net: NetClient,
 	done: BTreeSet<RoundIndex>,
+}
+
+/// What a verifier of a public-data job holds.
+struct PublicJob {
+	shards: PublicShards,
+	count: u32,
+	recompute: u32,
+	cfg: crate::train::TrainConfig,
+}
+
+impl PublicJob {
+	/// The checks of each of `r`'s contributions, in aggregate order.
+	fn roles(&self, job: u64, r: &Round) -> Result<Vec<PublicRole>> {
+		let seed = r.seed.context("a settling round without a seed")?;
+		let who: Vec<&AccountId32> = r.updates.iter().map(|(w, _, _)| w).collect();
+		let sample = recompute_sample(&seed, &who, self.recompute);
+		Ok(who
+			.iter()
+			.zip(sample)
+			.map(|(w, recompute)| {
+				let assigned = assign_shard(job, r.round, *w, self.count);
+				let compare = comparison_shard(&seed, *w, assigned.shard, self.count);
+				PublicRole { assigned, compare, recompute }
+			})
+			.collect())
+	}
 }
 
 /// A scored round, ready to submit.
@@ -172,6 +230,7 @@ struct Sheet {
 	scores: Vec<(String, i32)>,
 	loss_micro: u32,
 	accuracy_ppm: u32,
+	rejected: Vec<(String, String)>,
 }
 
 impl Sheet {
@@ -181,6 +240,7 @@ impl Sheet {
 			scores: self.scores,
 			loss_micro: self.loss_micro,
 			accuracy_ppm: self.accuracy_ppm,
+			rejected: self.rejected,
 		}
 	}
 }
@@ -197,6 +257,7 @@ impl Verifier {
 	/// Fetch the base model, the updates and the round's model, and score.
 	async fn score(
 		&mut self,
+		job: &Job,
 		r: &Round,
 		rounds: &[Round],
 		favour: Option<&sp_core::crypto::AccountId32>,
@@ -206,12 +267,34 @@ impl Verifier {
 			Some(h) => self.fetch_state(h).await.context("base model")?,
 		};
 		let after = self.fetch_state(r.model_hash.context("round has no model")?).await?;
+		let roles = match &self.public {
+			Some(p) => p.roles(job.job_id, r)?.into_iter().map(Some).collect(),
+			None => vec![None; r.updates.len()],
+		};
 		let mut contributions = Vec::new();
-		for (_, hash, at) in &r.updates {
-			let delta = self.fetch_update(*hash).await.ok();
-			contributions.push(Contribution { delta, committed_at: *at });
+		for ((_, hash, at), public) in r.updates.iter().zip(roles) {
+			let (compression, delta) = match self.fetch_update(*hash).await {
+				Ok((c, d)) => (c, Some(d)),
+				Err(_) => (Compression::None, None),
+			};
+			contributions.push(Contribution { delta, committed_at: *at, compression, public });
 		}
-		let scored = score_round(&mut self.model, &base, &contributions, &self.validation)?;
+		let check = self.public.as_ref().map(|p| PublicCheck { shards: &p.shards, cfg: p.cfg });
+		let scored = score_round(
+			&mut self.model,
+			&base,
+			&contributions,
+			&self.validation,
+			check.as_ref(),
+		)?;
+		let rejected = r
+			.updates
+			.iter()
+			.zip(&scored.rejections)
+			.filter_map(|((who, _, _), why)| {
+				why.map(|w| (sp_core::crypto::Ss58Codec::to_ss58check(who), format!("{w:?}")))
+			})
+			.collect();
 		let (loss_micro, accuracy_ppm) = model_metric(&mut self.model, &after, &self.validation)?;
 		let best = scored.scores.iter().copied().max().unwrap_or(0);
 		// Test-only lie: a favouring verifier also reports a perfect model.
@@ -226,7 +309,7 @@ impl Verifier {
 				(sp_core::crypto::Ss58Codec::to_ss58check(who), s)
 			})
 			.collect();
-		Ok(Sheet { scores, loss_micro, accuracy_ppm })
+		Ok(Sheet { scores, loss_micro, accuracy_ppm, rejected })
 	}
 
 	/// A model state by its hash, from any connected trainer.
@@ -242,8 +325,11 @@ impl Verifier {
 	}
 
 	/// An update by its committed hash, from any connected trainer.
-	async fn fetch_update(&self, hash: Hash32) -> Result<Vec<f32>> {
-		let parse = |b: &[u8]| Compressed::from_blob(b, &hash).and_then(|u| u.decode()).ok();
+	async fn fetch_update(&self, hash: Hash32) -> Result<(Compression, Vec<f32>)> {
+		let parse = |b: &[u8]| {
+			let u = Compressed::from_blob(b, &hash).ok()?;
+			Some((u.compression, u.decode().ok()?))
+		};
 		self.fetch(hash, parse)
 			.await
 			.with_context(|| format!("update 0x{} from no peer", hex::encode(hash)))

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 use trainchain_trainer::update::{hex32, model_state_hash};
+use trainchain_trainer::public_data::PublicShards;
 use trainchain_trainer::{checkpoint, Model, ModelSpec};
 
 /// Arguments of `hash`.
@@ -16,12 +17,29 @@ pub struct HashArgs {
 	/// Weights (safetensors): also print their state hash.
 	#[arg(long)]
 	pub weights: Option<PathBuf>,
+	/// A public dataset (CSV): print the Merkle root of its --shards shards, the
+	/// `shardsRoot` a public-data job commits to.
+	#[arg(long, requires = "shards", conflicts_with_all = ["model", "weights"])]
+	pub data: Option<PathBuf>,
+	/// Number of shards of --data (row i in shard i mod N).
+	#[arg(long, requires = "data")]
+	pub shards: Option<u32>,
 	/// Machine-readable output.
 	#[arg(long)]
 	pub json: bool,
 }
 
 pub fn run(a: HashArgs) -> Result<()> {
+	if let (Some(data), Some(shards)) = (&a.data, a.shards) {
+		let root = hex32(&PublicShards::load(data, shards, None)?.root());
+		if a.json {
+			super::common::print_json(&json!({"shards": shards, "shards_root": root}));
+		} else {
+			println!("shards      {shards}");
+			println!("shards_root {root}");
+		}
+		return Ok(());
+	}
 	let given = match &a.model {
 		Some(m) => Some(ModelSpec::parse(m)?),
 		None => None,

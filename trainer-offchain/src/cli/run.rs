@@ -34,7 +34,9 @@ pub struct RunArgs {
 	/// The job to join.
 	#[arg(long)]
 	pub job: u64,
-	/// Training data CSV (features..., label last).
+	/// Training data CSV (features..., label last). In a public-data job: the job's public
+	/// dataset (its shards' root must match the job's), and each round the shard the chain
+	/// assigns is trained, --shard and --epochs aside.
 	#[arg(long)]
 	pub data: PathBuf,
 	/// Use shard i of n of --data (IID), written i/n.
@@ -80,6 +82,10 @@ pub struct RunArgs {
 	/// Fault injection for tests: seconds to wait before committing.
 	#[arg(long, hide = true, default_value_t = 0.0)]
 	pub fault_commit_delay: f64,
+	/// Fault injection for tests: in a public-data job, train on the shard after the
+	/// assigned one.
+	#[arg(long, hide = true)]
+	pub fault_wrong_shard: bool,
 }
 
 /// Run the subcommand (builds its own tokio runtime).
@@ -120,6 +126,7 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		fault_byzantine: a.fault_byzantine,
 		fault_commit_delay: Duration::try_from_secs_f64(a.fault_commit_delay)
 			.context("--fault-commit-delay must be a non-negative number of seconds")?,
+		fault_wrong_shard: a.fault_wrong_shard,
 		events: Arc::new(move |ev| print_event(json_out, &ev)),
 	})
 }

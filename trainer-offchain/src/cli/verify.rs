@@ -31,6 +31,10 @@ pub struct VerifyArgs {
 	/// job's `validation_set`.
 	#[arg(long)]
 	pub validation: PathBuf,
+	/// Public-data jobs: the public dataset (CSV); split into the job's shards, its Merkle root
+	/// must be the job's `shardsRoot`.
+	#[arg(long)]
+	pub data: Option<PathBuf>,
 	/// Multiaddr to listen on for peers.
 	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
 	pub listen: Vec<Multiaddr>,
@@ -57,6 +61,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 		suri,
 		job: a.job,
 		validation: a.validation,
+		data: a.data,
 		listen: a.listen,
 		bootstrap: a.bootstrap,
 		until_settled: a.until_settled,
@@ -75,14 +80,16 @@ fn print_event(json_out: bool, ev: &VerifyEvent) {
 			json!({"event": "verifier_joined", "job": job, "who": who}),
 			format!("verifying job {job} as {who}"),
 		),
-		VerifyEvent::Scored { round, scores, loss_micro, accuracy_ppm } => (
+		VerifyEvent::Scored { round, scores, loss_micro, accuracy_ppm, rejected } => (
 			json!({"event": "scored", "round": round, "loss_micro": loss_micro,
 				"accuracy_ppm": accuracy_ppm,
-				"scores": scores.iter().map(|(w, s)| json!({"who": w, "score": s})).collect::<Vec<_>>()}),
+				"scores": scores.iter().map(|(w, s)| json!({"who": w, "score": s})).collect::<Vec<_>>(),
+				"rejected": rejected.iter().map(|(w, why)| json!({"who": w, "why": why})).collect::<Vec<_>>()}),
 			format!(
-				"round {round}: scored {} contributions, model accuracy {:.2}%",
+				"round {round}: scored {} contributions, model accuracy {:.2}%{}",
 				scores.len(),
-				f64::from(*accuracy_ppm) / 1e4
+				f64::from(*accuracy_ppm) / 1e4,
+				rejected.iter().map(|(w, why)| format!("; {w} rejected: {why}")).collect::<String>()
 			),
 		),
 		VerifyEvent::Waiting { round, reason } => (

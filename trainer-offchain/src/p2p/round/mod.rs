@@ -176,6 +176,9 @@ pub struct PeerConfig {
 	pub robust: RobustConfig,
 	/// Compression.
 	pub compression: Compression,
+	/// Carry what lossy compression dropped into the next round's update (error feedback).
+	/// Off in public-data jobs, where each update must be its round's training alone.
+	pub error_feedback: bool,
 	/// Exchange scheme.
 	pub scheme: Scheme,
 	/// Test-only misbehaviour.
@@ -196,6 +199,7 @@ impl PeerConfig {
 			round_timeout: Duration::from_secs(20),
 			robust: RobustConfig::default(),
 			compression: Compression::None,
+			error_feedback: true,
 			scheme: Scheme::Chunked,
 			byzantine: None,
 			max_attempts: 3,

@@ -18,6 +18,9 @@ impl<T: LocalTrainer> Peer<T> {
 		let round = self.round;
 		let base_model = self.prepare_round().await?;
 		let (local, compute_ms) = self.train_local(round).await?;
+		if !self.cfg.error_feedback {
+			self.ef.reset();
+		}
 		let (mine, _decoded) = self.ef.compress(self.cfg.compression, &local.delta)?;
 		let mine = ReadyUpdate { update: mine, samples: local.samples, base_model };
 		match self.agree_and_exchange(round, &mine).await? {
