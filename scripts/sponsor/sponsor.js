@@ -21,6 +21,8 @@ const USAGE = `usage: sponsor.js <create-job|show|watch|cancel|approve-verifier|
               verified job: --verifiers K --validation-set FILE|0x.. [--verifier-bond AMOUNT]
               [--verifier-share PERCENT] [--scoring-window BLOCKS] [--challenge-period BLOCKS]
               [--challenge-bond AMOUNT] [--restricted]
+              public dataset (verified jobs): --public-data FILE --shards N [--recompute R]
+              (the chain assigns each contributor a shard per round; verifiers re-compute R)
   show        --job ID
   watch       --job ID [--until-ended] [--timeout SECONDS]
   cancel      --job ID
@@ -138,7 +140,24 @@ async function verificationSpec() {
     challengeBond: toPlanck(opts['challenge-bond'] ?? 50),
     validationSet: /^0x[0-9a-fA-F]{64}$/.test(set) ? set : blake2AsHex(readFileSync(set), 256),
     restricted: !!opts.restricted,
+    publicData: publicDataSpec(),
   };
+}
+
+// The public dataset of a verified job: the Merkle root of its shards, from
+// 'trainchain-trainer hash --data FILE --shards N' (the trainer splits and hashes the rows).
+function publicDataSpec() {
+  if (opts['public-data'] === undefined) return null;
+  const shards = int('shards');
+  const trainer = opts.trainer || process.env.TRAINER_BIN || 'trainchain-trainer';
+  let root;
+  try {
+    const text = execFileSync(trainer, ['hash', '--data', opts['public-data'], '--shards', String(shards), '--json'], { encoding: 'utf8' });
+    root = JSON.parse(text.trim().split('\n').pop()).shards_root;
+  } catch (e) {
+    fail(`cannot hash the public dataset with '${trainer} hash --data ${opts['public-data']} --shards ${shards}' (${e.message.split('\n')[0]})`);
+  }
+  return { shardsRoot: root, shards, recompute: int('recompute', 1) };
 }
 
 async function createJob(api) {
@@ -181,10 +200,13 @@ async function show(api) {
   const contributors = await api.training('contributors', [jobId(), null]);
   if (JSON_OUT) { console.log(JSON.stringify({ job, rounds, contributors })); return; }
   console.log(`job ${job.jobId}: ${job.phase}, round ${job.currentRound}, ${job.finalizedRounds}/${job.rounds} finalised, ${job.contributors} contributors`);
+  const pub = job.verification && job.verification.publicData;
+  if (pub) console.log(`  public dataset: ${pub.shards} shards, root ${pub.shardsRoot}, ${pub.recompute} re-computed per round`);
   console.log(`  escrow: deposited ${fmt(job.escrow.deposited)} held ${fmt(job.escrow.held)} paid ${fmt(job.escrow.paidContributors)} + ${fmt(job.escrow.paidSubmitters)} refunded ${fmt(job.escrow.refunded)}`);
   for (const r of rounds) {
     console.log(`  round ${r.round}: ${r.outcome}${r.modelHash ? ` model ${r.modelHash}` : ''}${r.metric != null ? ` metric ${(r.metric / 1e4).toFixed(2)}%` : ''}`);
     if (r.settling) console.log('    payouts wait for the verifiers (scoring or challenge window)');
+    if (r.assignedShards && r.assignedShards.length) console.log(`    assigned shards ${r.assignedShards.join(', ')} (seed ${r.seed})`);
     r.payouts.forEach((p, i) => console.log(`    ${p.who} ${p.samples} samples${r.scores.length ? ` score ${r.scores[i]}` : ''} -> ${fmt(p.amount)} TRAIN`));
   }
 }

@@ -11,8 +11,8 @@
 
 use std::time::Instant;
 
-use trainchain_trainer::data::{load_csv, shard_iid, CsvOptions};
 use trainchain_trainer::compress::Compression;
+use trainchain_trainer::data::{load_csv, shard_iid, CsvOptions};
 use trainchain_trainer::score::{model_metric, score_round, Contribution};
 use trainchain_trainer::train::{local_round, OptimizerConfig, TrainConfig};
 use trainchain_trainer::{Model, ModelSpec};

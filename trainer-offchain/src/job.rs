@@ -32,10 +32,10 @@ use trainchain_primitives::{update_commitment, Hash32, IncludedShare, RoundIndex
 use crate::aggregate::{Aggregator, RobustConfig};
 use crate::compress::Compression;
 
+use crate::data::{self, CsvOptions};
 use crate::model::ModelSpec;
 use crate::p2p::net::{self, NetConfig};
 use crate::p2p::round::{holder_order, ChainView, Peer, PeerConfig, RoundReport, Scheme};
-use crate::data::{self, CsvOptions};
 use crate::public_data::{self, PublicShards};
 use crate::shard::{load_shard, ShardTrainer};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
@@ -263,8 +263,7 @@ async fn prepare_job(
 	if let Some((root, shards, _)) = job.public_data {
 		let data = PublicShards::load(&args.data, shards, Some(root))?;
 		let test = args.test.as_deref().map(|p| data::load_csv(p, CsvOptions::default()));
-		let cfg =
-			public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps);
+		let cfg = public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps);
 		let trainer = ShardTrainer::public(
 			&spec,
 			data,

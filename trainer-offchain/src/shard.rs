@@ -5,9 +5,9 @@
 use crate::data::{self, CsvOptions, Dataset};
 use crate::model::{Model, ModelSpec};
 use crate::p2p::round::{LocalTrainer, LocalUpdate};
+use crate::public_data::PublicShards;
 use crate::rng::SplitMix64;
 use crate::train::{self, TrainConfig};
-use crate::public_data::PublicShards;
 use anyhow::{bail, Context, Result};
 use trainchain_primitives::{public_data::assign_shard, JobId, RoundIndex};
 

@@ -11,14 +11,14 @@ use trainchain_chain_client::{account_of, calls, pair_from_suri, ChainClient, Jo
 use trainchain_primitives::{Hash32, RoundIndex};
 
 use crate::compress::{Compressed, Compression};
-use crate::public_data::{self, PublicCheck, PublicRole, PublicShards};
-use sp_core::crypto::AccountId32;
-use trainchain_primitives::public_data::{assign_shard, comparison_shard, recompute_sample};
 use crate::data::{self, CsvOptions, Dataset};
 use crate::job::model_of;
 use crate::model::{Model, ModelSpec};
 use crate::p2p::net::{self, NetClient, NetConfig};
+use crate::public_data::{self, PublicCheck, PublicRole, PublicShards};
 use crate::score::{model_metric, score_round, Contribution};
+use sp_core::crypto::AccountId32;
+use trainchain_primitives::public_data::{assign_shard, comparison_shard, recompute_sample};
 
 /// What `verify` needs from its caller.
 pub struct VerifyOptions {
@@ -280,13 +280,8 @@ impl Verifier {
 			contributions.push(Contribution { delta, committed_at: *at, compression, public });
 		}
 		let check = self.public.as_ref().map(|p| PublicCheck { shards: &p.shards, cfg: p.cfg });
-		let scored = score_round(
-			&mut self.model,
-			&base,
-			&contributions,
-			&self.validation,
-			check.as_ref(),
-		)?;
+		let scored =
+			score_round(&mut self.model, &base, &contributions, &self.validation, check.as_ref())?;
 		let rejected = r
 			.updates
 			.iter()

@@ -88,9 +88,8 @@ fn honest_contributors_pass_both_checks_in_every_round() {
 			let delta = honest(&shards, &base, a);
 			for other in (0..SHARDS).filter(|s| *s != a.shard) {
 				let role = PublicRole { assigned: a, compare: other, recompute: false };
-				let got = check
-					.check(&mut model, &base, &delta, Compression::Int8, 0.25, &role)
-					.unwrap();
+				let got =
+					check.check(&mut model, &base, &delta, Compression::Int8, 0.25, &role).unwrap();
 				assert_eq!(got, None, "round {round}, shard {} vs {other}", a.shard);
 				compared += 1;
 				if !check.own_shard_first(&mut model, &base, &delta, 0.25, &role).unwrap() {
@@ -180,12 +179,17 @@ fn a_rejected_contribution_scores_zero_in_the_round() {
 		.map(|i| {
 			let a = assign_shard(JOB, 0, &[i; 32], SHARDS);
 			// Contributor 3 trains the shard after its own.
-			let trained = if i == 3 { ShardAssignment { shard: (a.shard + 1) % SHARDS, ..a } } else { a };
+			let trained =
+				if i == 3 { ShardAssignment { shard: (a.shard + 1) % SHARDS, ..a } } else { a };
 			Contribution {
 				delta: Some(honest(&shards, &base, trained)),
 				committed_at: 1,
 				compression: Compression::Int8,
-				public: Some(PublicRole { assigned: a, compare: (a.shard + 2) % SHARDS, recompute: true }),
+				public: Some(PublicRole {
+					assigned: a,
+					compare: (a.shard + 2) % SHARDS,
+					recompute: true,
+				}),
 			}
 		})
 		.collect();

@@ -3,10 +3,10 @@
 use crate::{pallet::*, types::*};
 use alloc::vec::Vec;
 use frame_system::pallet_prelude::BlockNumberFor;
-use trainchain_primitives::public_data::assign_shard;
 use pallet_training_rewards_runtime_api::{
 	ContributorView, JobPhase, JobView, PayoutView, RoundView,
 };
+use trainchain_primitives::public_data::assign_shard;
 
 /// Most jobs one `jobs_page` returns.
 pub const MAX_JOBS_PAGE: u32 = 1_000;

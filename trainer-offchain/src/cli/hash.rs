@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use serde_json::json;
-use trainchain_trainer::update::{hex32, model_state_hash};
 use trainchain_trainer::public_data::PublicShards;
+use trainchain_trainer::update::{hex32, model_state_hash};
 use trainchain_trainer::{checkpoint, Model, ModelSpec};
 
 /// Arguments of `hash`.

@@ -89,7 +89,10 @@ fn print_event(json_out: bool, ev: &VerifyEvent) {
 				"round {round}: scored {} contributions, model accuracy {:.2}%{}",
 				scores.len(),
 				f64::from(*accuracy_ppm) / 1e4,
-				rejected.iter().map(|(w, why)| format!("; {w} rejected: {why}")).collect::<String>()
+				rejected
+					.iter()
+					.map(|(w, why)| format!("; {w} rejected: {why}"))
+					.collect::<String>()
 			),
 		),
 		VerifyEvent::Waiting { round, reason } => (

@@ -552,9 +552,7 @@ fn a_settling_public_data_round_shows_its_seed_and_the_chain_assigned_shards() {
 		let round = TrainingRewards::round_views(id).into_iter().next().unwrap();
 		let expected: Vec<u32> = [1u8, 2, 3]
 			.iter()
-			.map(|n| {
-				trainchain_primitives::public_data::assign_shard(id, 0, &account(*n), 7).shard
-			})
+			.map(|n| trainchain_primitives::public_data::assign_shard(id, 0, &account(*n), 7).shard)
 			.collect();
 		assert_eq!(round.assigned_shards, expected);
 		let seed = Settlements::<Test>::get(id, 0).unwrap().seed;
