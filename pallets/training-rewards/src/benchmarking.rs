@@ -160,7 +160,11 @@ fn verified_job<T: Config>(sponsor: u32, k: u32, restricted: bool) -> JobId {
 		challenge_bond: 1_000u32.into(),
 		validation_set: H256::repeat_byte(7),
 		restricted,
-		public_data: None,
+		public_data: Some(PublicData {
+			shards_root: H256::repeat_byte(8),
+			shards: 64,
+			recompute: 1,
+		}),
 	});
 	Pallet::<T>::create_job(RawOrigin::Signed(who).into(), spec, 1_000_000u32.into(), 3).unwrap();
 	id
@@ -226,6 +230,7 @@ fn settling_round<T: Config>(
 		second: None,
 		verdict: None,
 		phase,
+		seed: H256::repeat_byte(9),
 	};
 	settlement
 }
@@ -248,7 +253,23 @@ mod benchmarks {
 	#[benchmark]
 	fn create_job() {
 		let sponsor = funded::<T>("sponsor", 0);
-		let spec = spec::<T>(1, T::MaxContributors::get(), T::MaxFailedRounds::get());
+		// Worst case: the largest spec, verified on a public dataset.
+		let mut spec = spec::<T>(1, T::MaxContributors::get(), T::MaxFailedRounds::get());
+		spec.verification = Some(VerificationSpec {
+			verifiers_per_round: 1,
+			verifier_bond: 1_000u32.into(),
+			verifier_share: sp_runtime::Perbill::from_percent(10),
+			scoring_window: 10u32.into(),
+			challenge_period: 10u32.into(),
+			challenge_bond: 1_000u32.into(),
+			validation_set: H256::repeat_byte(7),
+			restricted: true,
+			public_data: Some(PublicData {
+				shards_root: H256::repeat_byte(8),
+				shards: 64,
+				recompute: 1,
+			}),
+		});
 		#[extrinsic_call]
 		_(RawOrigin::Signed(sponsor), spec, 1_000_000u32.into(), T::MaxRounds::get());
 		assert!(Jobs::<T>::contains_key(0));

@@ -45,7 +45,9 @@ impl<T: Config> Pallet<T> {
 			ensure!(!v.challenge_bond.is_zero(), Error::<T>::InvalidVerification);
 			if let Some(p) = &v.public_data {
 				ensure!(
-					p.shards >= 2 && p.recompute <= spec.max_contributors,
+					p.shards >= 2
+						&& p.recompute <= spec.max_contributors
+						&& spec.hyperparameters.local_steps > 0,
 					Error::<T>::InvalidPublicData
 				);
 			}

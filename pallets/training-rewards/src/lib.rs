@@ -695,8 +695,8 @@ pub mod pallet {
 		/// `MaxCommittee`, a window is zero, the windows exceed `MaxRoundLength`, or the
 		/// challenge bond is zero).
 		InvalidVerification,
-		/// The public dataset of the spec has fewer than two shards, or re-computes more
-		/// contributors per round than may join.
+		/// The public dataset of the spec has fewer than two shards, re-computes more
+		/// contributors per round than may join, or the spec has no local steps to re-compute.
 		InvalidPublicData,
 		/// The job has no verification.
 		NotVerified,

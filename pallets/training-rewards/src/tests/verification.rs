@@ -529,6 +529,12 @@ fn public_data_specs_are_bounded() {
 		}
 		let mut s = verified_spec(3);
 		s.verification.as_mut().unwrap().public_data = Some(public(2, 5));
+		s.hyperparameters.local_steps = 0;
+		assert_noop!(
+			TrainingRewards::create_job(origin(SPONSOR), s.clone(), REWARD, 1),
+			Error::<Test>::InvalidPublicData
+		);
+		s.hyperparameters.local_steps = 10;
 		assert_ok!(TrainingRewards::create_job(origin(SPONSOR), s, REWARD, 1));
 	});
 }
