@@ -22,7 +22,9 @@ RELEASE_TARGET_DIR="${RELEASE_TARGET_DIR:-${CARGO_TARGET_DIR}-release}"
 # native code, and a debug node measured transfer_keep_alive at ~2 ms instead of tens of µs.
 # The node needs no embedded runtime here (SKIP_WASM_BUILD=1): it runs the WASM given below.
 log "building a release trainchain-node in $RELEASE_TARGET_DIR (first time: long on 2 cores)"
-CARGO_TARGET_DIR="$RELEASE_TARGET_DIR" SKIP_WASM_BUILD=1 cargo build --release -p trainchain-node
+# The `benchmark` subcommand is in a node built with the `runtime-benchmarks` feature.
+CARGO_TARGET_DIR="$RELEASE_TARGET_DIR" SKIP_WASM_BUILD=1 cargo build --release -p trainchain-node \
+	--features runtime-benchmarks
 log "building the runtime WASM with runtime-benchmarks (in $BENCH_TARGET_DIR)"
 CARGO_TARGET_DIR="$BENCH_TARGET_DIR" cargo check -p trainchain-runtime --features runtime-benchmarks
 WASM="$BENCH_TARGET_DIR/debug/wbuild/trainchain-runtime/trainchain_runtime.wasm"

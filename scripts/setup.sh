@@ -11,6 +11,9 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v jq >/dev/null || need_apt+=(jq)
 command -v curl >/dev/null || need_apt+=(curl)
+# The system OpenSSL (see OPENSSL_NO_VENDOR in lib/env.sh) and pkg-config to find it.
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	log "apt-get install ${need_apt[*]}"
 	SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -32,7 +32,9 @@ pub enum Subcommand {
 	/// Revert the chain to a previous state.
 	Revert(sc_cli::RevertCmd),
 
-	/// Runtime benchmarks (`benchmark pallet --runtime <wasm built with runtime-benchmarks>`).
+	/// Runtime benchmarks (`benchmark pallet --runtime <wasm built with runtime-benchmarks>`);
+	/// in a node built with `--features runtime-benchmarks`.
+	#[cfg(feature = "runtime-benchmarks")]
 	#[command(subcommand)]
 	Benchmark(frame_benchmarking_cli::BenchmarkCmd),
 

@@ -5,6 +5,7 @@ use crate::{
 	cli::{Cli, Subcommand},
 	service,
 };
+#[cfg(feature = "runtime-benchmarks")]
 use frame_benchmarking_cli::{BenchmarkCmd, SUBSTRATE_REFERENCE_HARDWARE};
 use sc_cli::SubstrateCli;
 use sc_service::PartialComponents;
@@ -110,9 +111,11 @@ pub fn run() -> sc_cli::Result<()> {
 		// With `--runtime <wasm built with runtime-benchmarks>` the benchmarks run that WASM
 		// on the genesis of its own preset: no chain spec is loaded, so a node built without an
 		// embedded runtime (`SKIP_WASM_BUILD=1`, as scripts/bench-pallet.sh does) runs them too.
+		#[cfg(feature = "runtime-benchmarks")]
 		Some(Subcommand::Benchmark(BenchmarkCmd::Pallet(cmd))) if cmd.runtime.is_some() => {
 			cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(None)
 		},
+		#[cfg(feature = "runtime-benchmarks")]
 		Some(Subcommand::Benchmark(cmd)) => {
 			let runner = cli.create_runner(cmd)?;
 			runner.sync_run(|config| match cmd {

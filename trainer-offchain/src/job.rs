@@ -34,7 +34,7 @@ use crate::compress::Compression;
 
 use crate::data::{self, CsvOptions};
 use crate::model::ModelSpec;
-use crate::p2p::net::{self, NetConfig};
+use crate::p2p::net::{self, NetAddrs, NetConfig};
 use crate::p2p::round::{holder_order, ChainView, Peer, PeerConfig, RoundReport, Scheme};
 use crate::public_data::{self, PublicShards};
 use crate::shard::{load_shard, ShardTrainer};
@@ -62,10 +62,8 @@ pub struct RunOptions {
 	pub shard: String,
 	/// Held-out CSV for per-round accuracy (reported on-chain as the metric).
 	pub test: Option<PathBuf>,
-	/// Multiaddrs to listen on for peers.
-	pub listen: Vec<Multiaddr>,
-	/// Peers to connect to at start.
-	pub bootstrap: Vec<Multiaddr>,
+	/// Where to listen, which peers to dial, what to announce.
+	pub net: NetAddrs,
 	/// Seed for shuffles and sharding.
 	pub seed: u64,
 	/// Local epochs per round.
@@ -324,9 +322,7 @@ async fn start_peer(
 	pcfg.byzantine = args.fault_byzantine;
 	// A public-data update must be this round's training alone, so that it can be re-computed.
 	pcfg.error_feedback = job.public_data.is_none();
-	let mut ncfg = NetConfig::for_job(job.job_id);
-	ncfg.listen = args.listen.clone();
-	ncfg.bootstrap = args.bootstrap.clone();
+	let ncfg = NetConfig::for_job(job.job_id).with_addrs(&args.net);
 	let (client, events) = net::start(ncfg).await?;
 	let addrs = client.listen_addrs().await?;
 	let peer_id = client.local_peer_id().to_string();

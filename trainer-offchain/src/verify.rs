@@ -6,7 +6,7 @@
 use std::{collections::BTreeSet, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use trainchain_chain_client::{account_of, calls, pair_from_suri, ChainClient, Job, Round};
 use trainchain_primitives::{Hash32, RoundIndex};
 
@@ -14,7 +14,7 @@ use crate::compress::{Compressed, Compression};
 use crate::data::{self, CsvOptions, Dataset};
 use crate::job::model_of;
 use crate::model::{Model, ModelSpec};
-use crate::p2p::net::{self, NetClient, NetConfig};
+use crate::p2p::net::{self, NetAddrs, NetClient, NetConfig};
 use crate::public_data::{self, PublicCheck, PublicRole, PublicShards};
 use crate::score::{model_metric, score_round, Contribution};
 use sp_core::crypto::AccountId32;
@@ -34,10 +34,8 @@ pub struct VerifyOptions {
 	/// Public-data jobs: the public dataset (CSV); split into the job's shards, its root must
 	/// be the job's `shards_root`.
 	pub data: Option<PathBuf>,
-	/// Multiaddrs to listen on.
-	pub listen: Vec<Multiaddr>,
-	/// Trainers to connect to.
-	pub bootstrap: Vec<Multiaddr>,
+	/// Where to listen, which trainers to dial, what to announce.
+	pub net: NetAddrs,
 	/// Stop once the job has ended and no round of it is in settlement.
 	pub until_settled: bool,
 	/// Fault injection for tests: score this account (SS58) as the best contributor.
@@ -89,9 +87,7 @@ pub async fn run(opts: VerifyOptions) -> Result<()> {
 	join(&chain, &pair, opts.job).await?;
 	let who = sp_core::crypto::Ss58Codec::to_ss58check(&me);
 	(opts.events)(VerifyEvent::Joined { job: opts.job, who });
-	let mut ncfg = NetConfig::for_job(opts.job);
-	ncfg.listen = opts.listen.clone();
-	ncfg.bootstrap = opts.bootstrap.clone();
+	let ncfg = NetConfig::for_job(opts.job).with_addrs(&opts.net);
 	let (net, _events) = net::start(ncfg).await?;
 	let favour = opts.fault_favour.as_deref().map(parse_account).transpose()?;
 	let mut v = Verifier {

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use libp2p::Multiaddr;
 use trainchain_trainer::data::{self, CsvOptions, Dataset, Header, LabelColumn};
+use trainchain_trainer::p2p::net::{NetAddrs, DEFAULT_LISTEN};
 use trainchain_trainer::ModelSpec;
 
 /// The secret URI from `--suri` or `--key-file` (trimmed); never printed.
@@ -15,6 +17,34 @@ pub fn secret_uri(suri: Option<&String>, key_file: Option<&PathBuf>) -> Result<S
 			.trim()
 			.to_string()),
 		(None, None) => anyhow::bail!("--suri or --key-file is required"),
+	}
+}
+
+/// Where a trainer listens, whom it dials first, how others reach it (`peer`, `run`,
+/// `verify`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetArgs {
+	/// Multiaddr to listen on (repeatable). Default: every interface, TCP and QUIC, ephemeral
+	/// ports; e.g. /ip4/0.0.0.0/tcp/30400 and /ip4/0.0.0.0/udp/30400/quic-v1 for fixed ones.
+	#[arg(long, default_values = DEFAULT_LISTEN)]
+	pub listen: Vec<Multiaddr>,
+	/// Multiaddr of a peer to connect to at start (repeatable).
+	#[arg(long)]
+	pub bootstrap: Vec<Multiaddr>,
+	/// An address other peers can reach this one at (repeatable): a public IP, or a port a
+	/// NAT forwards, e.g. /ip4/203.0.113.7/tcp/30400.
+	#[arg(long = "external-address")]
+	pub external: Vec<Multiaddr>,
+}
+
+impl NetArgs {
+	/// The library's form.
+	pub fn addrs(&self) -> NetAddrs {
+		NetAddrs {
+			listen: self.listen.clone(),
+			bootstrap: self.bootstrap.clone(),
+			external: self.external.clone(),
+		}
 	}
 }
 

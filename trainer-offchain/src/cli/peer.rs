@@ -7,7 +7,6 @@
 //! ```
 
 use anyhow::Result;
-use libp2p::Multiaddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use trainchain_primitives::RoundIndex;
@@ -24,13 +23,9 @@ use trainchain_trainer::train::{self, TrainConfig};
 /// Arguments of `trainchain-trainer peer`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PeerArgs {
-	/// Multiaddr to listen on (repeatable), e.g. /ip4/127.0.0.1/tcp/30400 or
-	/// /ip4/127.0.0.1/udp/30400/quic-v1.
-	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-	pub listen: Vec<Multiaddr>,
-	/// Multiaddr of a peer to connect to at start (repeatable).
-	#[arg(long)]
-	pub bootstrap: Vec<Multiaddr>,
+	/// Listen, bootstrap and external addresses.
+	#[command(flatten)]
+	pub net: super::common::NetArgs,
 	/// sr25519 secret URI of this peer (e.g. //Alice).
 	#[arg(long, conflicts_with = "key_file")]
 	pub suri: Option<String>,
@@ -182,9 +177,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	if let Some(b) = args.byzantine {
 		tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");
 	}
-	let mut ncfg = NetConfig::for_job(args.job_id);
-	ncfg.listen = args.listen.clone();
-	ncfg.bootstrap = args.bootstrap.clone();
+	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs());
 	ncfg.max_message = args.max_message_bytes;
 	let (client, events) = net::start(ncfg).await?;
 	if let Some(addr) = args.metrics_listen {

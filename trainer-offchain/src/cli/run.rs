@@ -7,7 +7,6 @@
 //! ```
 
 use anyhow::{Context, Result};
-use libp2p::Multiaddr;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,12 +44,9 @@ pub struct RunArgs {
 	/// Held-out CSV for per-round accuracy (reported on-chain as the metric).
 	#[arg(long)]
 	pub test: Option<PathBuf>,
-	/// Multiaddr to listen on for peers.
-	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-	pub listen: Vec<Multiaddr>,
-	/// Multiaddr of a peer to connect to (repeatable).
-	#[arg(long)]
-	pub bootstrap: Vec<Multiaddr>,
+	/// Listen, bootstrap and external addresses.
+	#[command(flatten)]
+	pub net: super::common::NetArgs,
 	/// Seed for shuffles and sharding.
 	#[arg(long, default_value_t = 42)]
 	pub seed: u64,
@@ -114,8 +110,7 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		data: a.data,
 		shard: a.shard,
 		test: a.test,
-		listen: a.listen,
-		bootstrap: a.bootstrap,
+		net: a.net.addrs(),
 		seed: a.seed,
 		epochs: a.epochs,
 		aggregator: a.aggregator,

@@ -6,7 +6,6 @@
 //! ```
 
 use anyhow::Result;
-use libp2p::Multiaddr;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,12 +34,9 @@ pub struct VerifyArgs {
 	/// must be the job's `shardsRoot`.
 	#[arg(long)]
 	pub data: Option<PathBuf>,
-	/// Multiaddr to listen on for peers.
-	#[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-	pub listen: Vec<Multiaddr>,
-	/// Multiaddr of a trainer to connect to (repeatable).
-	#[arg(long)]
-	pub bootstrap: Vec<Multiaddr>,
+	/// Listen, bootstrap and external addresses.
+	#[command(flatten)]
+	pub net: super::common::NetArgs,
 	/// Exit once the job has ended and every round of it is settled.
 	#[arg(long)]
 	pub until_settled: bool,
@@ -62,8 +58,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 		job: a.job,
 		validation: a.validation,
 		data: a.data,
-		listen: a.listen,
-		bootstrap: a.bootstrap,
+		net: a.net.addrs(),
 		until_settled: a.until_settled,
 		fault_favour: a.fault_favour,
 		events: Arc::new(move |ev| print_event(json_out, &ev)),

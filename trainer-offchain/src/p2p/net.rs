@@ -200,6 +200,9 @@ pub struct NetConfig {
 	pub listen: Vec<Multiaddr>,
 	/// Peers to dial at start.
 	pub bootstrap: Vec<Multiaddr>,
+	/// Addresses others can reach this node at, announced to peers (a public IP, a port
+	/// forwarded by a NAT); listen addresses on specific interfaces are announced anyway.
+	pub external: Vec<Multiaddr>,
 	/// Gossipsub topic (one per job).
 	pub topic: String,
 	/// Largest accepted request-response frame.
@@ -208,16 +211,39 @@ pub struct NetConfig {
 	pub request_timeout: Duration,
 }
 
+/// Where a node listens, whom it dials first and how others reach it.
+#[derive(Clone, Debug, Default)]
+pub struct NetAddrs {
+	/// Addresses to listen on.
+	pub listen: Vec<Multiaddr>,
+	/// Peers to dial at start.
+	pub bootstrap: Vec<Multiaddr>,
+	/// Externally reachable addresses to announce.
+	pub external: Vec<Multiaddr>,
+}
+
+/// The default listen addresses of the CLI: every interface, TCP and QUIC, ephemeral ports.
+pub const DEFAULT_LISTEN: [&str; 2] = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"];
+
 impl NetConfig {
 	/// Defaults for a job: loopback TCP on an ephemeral port.
 	pub fn for_job(job_id: u64) -> Self {
 		Self {
 			listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
 			bootstrap: Vec::new(),
+			external: Vec::new(),
 			topic: format!("trainchain/job/{job_id}"),
 			max_message: 256 << 20,
 			request_timeout: Duration::from_secs(120),
 		}
+	}
+
+	/// These settings with `addrs`' listen, bootstrap and external addresses.
+	pub fn with_addrs(mut self, addrs: &NetAddrs) -> Self {
+		self.listen = addrs.listen.clone();
+		self.bootstrap = addrs.bootstrap.clone();
+		self.external = addrs.external.clone();
+		self
 	}
 }
 
@@ -412,6 +438,9 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribe")?;
 	for addr in &cfg.listen {
 		swarm.listen_on(addr.clone()).with_context(|| format!("listen on {addr}"))?;
+	}
+	for addr in &cfg.external {
+		swarm.add_external_address(addr.clone());
 	}
 	for addr in &cfg.bootstrap {
 		if let Err(e) = swarm.dial(addr.clone()) {

@@ -1,0 +1,153 @@
+//! Trainers on separate hosts (issue #13): each `trainchain-trainer peer` process runs in its
+//! own network namespace with its own address, reaching the others only through the routes
+//! the test sets up ([`netns::Lab`]). Run as root (CI is); elsewhere each test prints `SKIP`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod netns;
+
+use netns::Lab;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const SURIS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
+
+fn testdata(name: &str) -> PathBuf {
+	PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+}
+
+/// A peer process in a namespace, its JSON lines going to a file.
+struct Peer {
+	child: Child,
+	out: PathBuf,
+}
+
+impl Peer {
+	fn start(lab: &Lab, ns: &str, i: usize, n: usize, args: &[String], logs: &Path) -> Self {
+		let out = logs.join(format!("peer-{i}.jsonl"));
+		let mut cmd = lab.command(ns, Path::new(env!("CARGO_BIN_EXE_trainchain-trainer")));
+		cmd.arg("peer")
+			.args(["--suri", SURIS[i], "--job-id", "7", "--rounds", "2", "--json"])
+			.arg("--data")
+			.arg(testdata("digits-train.csv"))
+			.args(["--shard", &format!("{i}/{n}"), "--model", "mlp", "--threads", "1"])
+			.args(args)
+			.env("TRAINCHAIN_LOG", std::env::var("PEER_LOG").unwrap_or_else(|_| "warn".into()))
+			.stdout(std::fs::File::create(&out).unwrap())
+			.stderr(std::fs::File::create(logs.join(format!("peer-{i}.log"))).unwrap())
+			.stdin(Stdio::null());
+		Peer { child: cmd.spawn().unwrap(), out }
+	}
+
+	fn events(&self) -> Vec<Value> {
+		std::fs::read_to_string(&self.out)
+			.unwrap_or_default()
+			.lines()
+			.filter_map(|l| serde_json::from_str(l).ok())
+			.collect()
+	}
+
+	/// Wait for the process to exit (it does after its rounds); kill it at the deadline.
+	fn finish(&mut self, deadline: Instant) -> Vec<Value> {
+		while Instant::now() < deadline {
+			if self.child.try_wait().unwrap().is_some() {
+				return self.events();
+			}
+			std::thread::sleep(Duration::from_millis(200));
+		}
+		let _ = self.child.kill();
+		panic!("peer did not finish: {:?}", self.events());
+	}
+}
+
+impl Drop for Peer {
+	fn drop(&mut self) {
+		let _ = self.child.kill();
+		let _ = self.child.wait();
+	}
+}
+
+fn model_hashes(events: &[Value]) -> BTreeMap<u64, String> {
+	events
+		.iter()
+		.filter(|e| e["event"] == "round")
+		.map(|e| (e["round"].as_u64().unwrap(), e["model_hash"].as_str().unwrap().to_string()))
+		.collect()
+}
+
+/// Three peers on three hosts, routed through the public namespace, listening on all
+/// interfaces with the CLI's default addresses except for the port of peer 0, which the others
+/// bootstrap to at its host address over `transport` ("tcp" or "quic").
+fn three_hosts_agree(transport: &str) {
+	let Some(lab) = Lab::new(3) else { return };
+	lab.set_forwarding(true);
+	let logs = std::env::temp_dir().join(format!("trainchain-hosts-{transport}-{}", lab.public));
+	std::fs::create_dir_all(&logs).unwrap();
+	let (listen, boot) = match transport {
+		"tcp" => {
+			("/ip4/0.0.0.0/tcp/30400".to_string(), format!("/ip4/{}/tcp/30400", lab.host_ip(0)))
+		},
+		_ => (
+			"/ip4/0.0.0.0/udp/30400/quic-v1".to_string(),
+			format!("/ip4/{}/udp/30400/quic-v1", lab.host_ip(0)),
+		),
+	};
+	let mut peers: Vec<Peer> = (0..3)
+		.map(|i| {
+			// All three must be there before round 0 (`peer` starts with 2 by default).
+			let mut args =
+				vec!["--listen".to_string(), listen.clone(), "--min-peers".into(), "3".into()];
+			if i > 0 {
+				args.extend(["--bootstrap".to_string(), boot.clone()]);
+			}
+			Peer::start(&lab, &lab.hosts[i].clone(), i, 3, &args, &logs)
+		})
+		.collect();
+	let deadline = Instant::now() + Duration::from_secs(120);
+	let events: Vec<Vec<Value>> = peers.iter_mut().map(|p| p.finish(deadline)).collect();
+	let hashes: Vec<BTreeMap<u64, String>> = events.iter().map(|e| model_hashes(e)).collect();
+	assert_eq!(hashes[0].len(), 2, "peer 0 rounds: {:?}", events[0]);
+	assert!(hashes.iter().all(|h| *h == hashes[0]), "model hashes differ: {hashes:?}");
+	// Each peer listened on its own host only: no other host's address among its own.
+	for (i, e) in events.iter().enumerate() {
+		let listening = e.iter().find(|v| v["event"] == "listening").unwrap().to_string();
+		for j in (0..3).filter(|j| *j != i) {
+			assert!(!listening.contains(&format!("{}/", lab.host_ip(j))), "peer {i}: {listening}");
+		}
+	}
+}
+
+#[test]
+fn peers_on_separate_hosts_agree_over_tcp() {
+	three_hosts_agree("tcp");
+}
+
+#[test]
+fn peers_on_separate_hosts_agree_over_quic() {
+	three_hosts_agree("quic");
+}
+
+/// The lab itself: host 0 reaches a listener on host 1 only while the public namespace
+/// forwards between them.
+#[test]
+fn hosts_see_each_other_only_through_the_routes_the_test_sets() {
+	let Some(lab) = Lab::new(2) else { return };
+	let listen = "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',30499))\ns.listen()\ntime.sleep(30)";
+	let mut listener = lab
+		.command(&lab.hosts[1], Path::new("python3"))
+		.args(["-c", listen])
+		.stdin(Stdio::null())
+		.spawn()
+		.unwrap();
+	std::thread::sleep(Duration::from_millis(500));
+	lab.set_forwarding(true);
+	let routed = lab.tcp_reachable(0, &lab.host_ip(1), 30499);
+	lab.set_forwarding(false);
+	let unrouted = lab.tcp_reachable(0, &lab.host_ip(1), 30499);
+	let _ = listener.kill();
+	let _ = listener.wait();
+	assert!(routed, "with forwarding on, host 0 must reach host 1");
+	assert!(!unrouted, "with forwarding off, host 0 must not reach host 1");
+}
