@@ -168,7 +168,9 @@ impl PublicCheck<'_> {
 			return Ok(None);
 		}
 		let err = self.recompute_error(model, base, delta, compression, role)?;
-		Ok((!(err <= RECOMPUTE_TOLERANCE)).then_some(Rejection { relative_error: err, screened }))
+		// NaN fails too.
+		let matches = err.is_finite() && err <= RECOMPUTE_TOLERANCE;
+		Ok((!matches).then_some(Rejection { relative_error: err, screened }))
 	}
 
 	/// Whether `delta`, applied at `share`, lowers the loss of the assigned shard by more than
