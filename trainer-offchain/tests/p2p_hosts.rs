@@ -151,3 +151,61 @@ fn hosts_see_each_other_only_through_the_routes_the_test_sets() {
 	assert!(routed, "with forwarding on, host 0 must reach host 1");
 	assert!(!unrouted, "with forwarding off, host 0 must not reach host 1");
 }
+
+/// No direct path (issue #13): two trainers on hosts that cannot reach each other, only the
+/// public namespace, where a third peer trains and relays (`--relay-server`). Both reserve a
+/// circuit on it (`--relay`) and the three complete two rounds with equal model hashes, the
+/// updates between the two hosts going through the relay.
+#[test]
+fn peers_without_a_direct_path_train_through_a_relay() {
+	let Some(lab) = Lab::new(2) else { return };
+	lab.set_forwarding(false);
+	let logs = std::env::temp_dir().join(format!("trainchain-relay-{}", lab.public));
+	std::fs::create_dir_all(&logs).unwrap();
+	let common = |extra: &[&str]| {
+		let mut a: Vec<String> = ["--listen", "/ip4/0.0.0.0/tcp/30400", "--min-peers", "3"]
+			.iter()
+			.map(|s| s.to_string())
+			.collect();
+		a.extend(extra.iter().map(|s| s.to_string()));
+		a
+	};
+	// A relay serves circuits only on an address it knows to be reachable.
+	let (ext0, ext1) = (
+		format!("/ip4/{}/tcp/30400", lab.gateway(0)),
+		format!("/ip4/{}/tcp/30400", lab.gateway(1)),
+	);
+	let relay_args =
+		common(&["--relay-server", "--external-address", &ext0, "--external-address", &ext1]);
+	let relay = Peer::start(&lab, &lab.public.clone(), 0, 3, &relay_args, &logs);
+	let id = wait_peer_id(&relay, Duration::from_secs(20));
+	let mut peers = vec![relay];
+	for h in 0..2 {
+		let via = format!("/ip4/{}/tcp/30400/p2p/{id}", lab.gateway(h));
+		let args = common(&["--bootstrap", &via, "--relay", &via]);
+		peers.push(Peer::start(&lab, &lab.hosts[h].clone(), h + 1, 3, &args, &logs));
+	}
+	let deadline = Instant::now() + Duration::from_secs(150);
+	let events: Vec<Vec<Value>> = peers.iter_mut().map(|p| p.finish(deadline)).collect();
+	let hashes: Vec<BTreeMap<u64, String>> = events.iter().map(|e| model_hashes(e)).collect();
+	assert_eq!(hashes[0].len(), 2, "relay peer rounds: {:?}", events[0]);
+	assert!(hashes.iter().all(|h| *h == hashes[0]), "model hashes differ: {hashes:?}");
+	// Every round included all three: the two hosts exchanged updates through the relay.
+	for e in &events {
+		for r in e.iter().filter(|v| v["event"] == "round") {
+			assert_eq!(r["included"].as_array().unwrap().len(), 3, "{r}");
+		}
+	}
+}
+
+/// The peer id a peer printed in its `listening` event.
+fn wait_peer_id(p: &Peer, timeout: Duration) -> String {
+	let deadline = Instant::now() + timeout;
+	while Instant::now() < deadline {
+		if let Some(e) = p.events().into_iter().find(|v| v["event"] == "listening") {
+			return e["peer_id"].as_str().unwrap().to_string();
+		}
+		std::thread::sleep(Duration::from_millis(100));
+	}
+	panic!("no listening event");
+}

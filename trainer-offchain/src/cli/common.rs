@@ -35,6 +35,13 @@ pub struct NetArgs {
 	/// NAT forwards, e.g. /ip4/203.0.113.7/tcp/30400.
 	#[arg(long = "external-address")]
 	pub external: Vec<Multiaddr>,
+	/// A relay to be reachable through, with its peer id (repeatable), e.g.
+	/// /ip4/198.51.100.1/tcp/30400/p2p/12D3Koo…: for a host that peers cannot dial directly.
+	#[arg(long)]
+	pub relay: Vec<Multiaddr>,
+	/// Relay circuits for other peers (run it on a host every peer can reach).
+	#[arg(long)]
+	pub relay_server: bool,
 }
 
 impl NetArgs {
@@ -44,6 +51,8 @@ impl NetArgs {
 			listen: self.listen.clone(),
 			bootstrap: self.bootstrap.clone(),
 			external: self.external.clone(),
+			relays: self.relay.clone(),
+			relay_server: self.relay_server,
 		}
 	}
 }

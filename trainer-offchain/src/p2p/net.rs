@@ -12,9 +12,11 @@ use super::metrics::Metrics;
 use anyhow::{anyhow, Context, Result};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{
-	gossipsub, identify, kad,
+	dcutr, gossipsub, identify, kad,
+	multiaddr::Protocol,
+	relay,
 	request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
-	swarm::{dial_opts::DialOpts, NetworkBehaviour, SwarmEvent},
+	swarm::{behaviour::toggle::Toggle, dial_opts::DialOpts, NetworkBehaviour, SwarmEvent},
 	Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use std::collections::HashMap;
@@ -191,6 +193,12 @@ pub struct Behaviour {
 	pub gossipsub: gossipsub::Behaviour,
 	/// Update transfer and state sync.
 	pub rr: request_response::Behaviour<WireCodec>,
+	/// Circuit relay v2, client side: reach and be reached through a relay.
+	pub relay_client: relay::client::Behaviour,
+	/// Circuit relay v2, server side (`--relay-server`).
+	pub relay: Toggle<relay::Behaviour>,
+	/// Direct connection upgrade through relay: hole punching where a direct path exists.
+	pub dcutr: dcutr::Behaviour,
 }
 
 /// Network settings.
@@ -203,6 +211,10 @@ pub struct NetConfig {
 	/// Addresses others can reach this node at, announced to peers (a public IP, a port
 	/// forwarded by a NAT); listen addresses on specific interfaces are announced anyway.
 	pub external: Vec<Multiaddr>,
+	/// Relays to listen through (see [`NetAddrs::relays`]).
+	pub relays: Vec<Multiaddr>,
+	/// Offer circuit relay v2 to other peers.
+	pub relay_server: bool,
 	/// Gossipsub topic (one per job).
 	pub topic: String,
 	/// Largest accepted request-response frame.
@@ -220,6 +232,11 @@ pub struct NetAddrs {
 	pub bootstrap: Vec<Multiaddr>,
 	/// Externally reachable addresses to announce.
 	pub external: Vec<Multiaddr>,
+	/// Relays to be reachable through (`/ip4/…/tcp/…/p2p/<relay id>`): this node reserves a
+	/// circuit on each and announces the relayed address.
+	pub relays: Vec<Multiaddr>,
+	/// Relay circuits for other peers.
+	pub relay_server: bool,
 }
 
 /// The default listen addresses of the CLI: every interface, TCP and QUIC, ephemeral ports.
@@ -232,6 +249,8 @@ impl NetConfig {
 			listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
 			bootstrap: Vec::new(),
 			external: Vec::new(),
+			relays: Vec::new(),
+			relay_server: false,
 			topic: format!("trainchain/job/{job_id}"),
 			max_message: 256 << 20,
 			request_timeout: Duration::from_secs(120),
@@ -243,6 +262,8 @@ impl NetConfig {
 		self.listen = addrs.listen.clone();
 		self.bootstrap = addrs.bootstrap.clone();
 		self.external = addrs.external.clone();
+		self.relays = addrs.relays.clone();
+		self.relay_server = addrs.relay_server;
 		self
 	}
 }
@@ -390,6 +411,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	let keypair = libp2p::identity::Keypair::generate_ed25519();
 	let local_peer_id = keypair.public().to_peer_id();
 	let request_timeout = cfg.request_timeout;
+	let relay_server = cfg.relay_server;
 	let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
 		.with_tokio()
 		.with_tcp(
@@ -398,7 +420,8 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 			libp2p::yamux::Config::default,
 		)?
 		.with_quic()
-		.with_behaviour(|key| {
+		.with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)?
+		.with_behaviour(|key, relay_client| {
 			let peer_id = key.public().to_peer_id();
 			let gossip_cfg = gossipsub::ConfigBuilder::default()
 				.heartbeat_interval(Duration::from_millis(500))
@@ -419,10 +442,12 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 				kad_cfg,
 			);
 			kad.set_mode(Some(kad::Mode::Server));
-			let identify = identify::Behaviour::new(identify::Config::new(
-				"/trainchain/1.0.0".into(),
-				key.public(),
-			));
+			// Push new listen addresses (a relayed one appears once a circuit is reserved) to
+			// connected peers, so that peers learn them through Kademlia.
+			let identify = identify::Behaviour::new(
+				identify::Config::new("/trainchain/1.0.0".into(), key.public())
+					.with_push_listen_addr_updates(true),
+			);
 			let rr = request_response::Behaviour::with_codec(
 				codec,
 				[(RR_PROTOCOL, ProtocolSupport::Full)],
@@ -430,7 +455,16 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 					.with_request_timeout(request_timeout)
 					.with_max_concurrent_streams(256),
 			);
-			Ok(Behaviour { identify, kad, gossipsub, rr })
+			let relay = relay_server.then(|| relay::Behaviour::new(peer_id, relay_limits()));
+			Ok(Behaviour {
+				identify,
+				kad,
+				gossipsub,
+				rr,
+				relay_client,
+				relay: relay.into(),
+				dcutr: dcutr::Behaviour::new(peer_id),
+			})
 		})?
 		.with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
 		.build();
@@ -446,6 +480,33 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		if let Err(e) = swarm.dial(addr.clone()) {
 			tracing::warn!(%addr, "dial bootstrap: {e}");
 		}
+	}
+	// Circuits are reserved once the relay is connected (see `NetTask::reserve`): asking
+	// while our own dial to it is in flight makes libp2p drop the request.
+	let mut relays = Vec::new();
+	for relay in &cfg.relays {
+		let id = relay.iter().find_map(|p| match p {
+			Protocol::P2p(id) => Some(id),
+			_ => None,
+		});
+		let id = id.with_context(|| format!("--relay {relay}: needs /p2p/<relay peer id>"))?;
+		if !cfg.bootstrap.contains(relay) {
+			let _ = swarm.dial(relay.clone());
+		}
+		relays.push(RelaySlot { addr: relay.clone(), peer: id, listener: None });
+	}
+	if cfg.relay_server && cfg.external.is_empty() {
+		tracing::warn!(
+			"--relay-server without --external-address: libp2p serves circuits only on a \
+			 confirmed external address, so no peer can reserve one here"
+		);
+	}
+	if !cfg.relays.is_empty() && cfg.external.is_empty() {
+		tracing::warn!(
+			relays = ?cfg.relays,
+			"peers without a direct path reach this trainer only through the relay (every byte \
+			 crosses it twice); give --external-address if this host is reachable directly"
+		);
 	}
 	let (tx, rx) = mpsc::unbounded_channel();
 	let (etx, erx) = mpsc::unbounded_channel();
@@ -472,9 +533,25 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		hello: None,
 		metrics: metrics.clone(),
 		bootstrap: cfg.bootstrap.clone(),
+		relays,
 	};
 	tokio::spawn(task.run(rx, early));
 	Ok((NetClient { tx, local_peer_id, metrics }, erx))
+}
+
+/// A relay for training traffic: libp2p's defaults (2 minutes and 128 KiB per circuit) are
+/// made for hole punching, while a round moves whole updates through the circuit.
+fn relay_limits() -> relay::Config {
+	relay::Config {
+		max_reservations: 1024,
+		max_reservations_per_peer: 4,
+		reservation_duration: Duration::from_secs(3600),
+		max_circuits: 1024,
+		max_circuits_per_peer: 64,
+		max_circuit_duration: Duration::from_secs(24 * 3600),
+		max_circuit_bytes: 1 << 40,
+		..relay::Config::default()
+	}
 }
 
 struct NetTask {
@@ -487,9 +564,30 @@ struct NetTask {
 	hello: Option<Vec<u8>>,
 	metrics: Arc<Metrics>,
 	bootstrap: Vec<Multiaddr>,
+	relays: Vec<RelaySlot>,
+}
+
+/// A relay this node is reachable through, and its circuit listener once reserved.
+struct RelaySlot {
+	addr: Multiaddr,
+	peer: PeerId,
+	listener: Option<libp2p::core::transport::ListenerId>,
 }
 
 impl NetTask {
+	/// Reserve a circuit on every connected relay that has none.
+	fn reserve(&mut self) {
+		for slot in &mut self.relays {
+			if slot.listener.is_none() && self.swarm.is_connected(&slot.peer) {
+				let circuit = slot.addr.clone().with(Protocol::P2pCircuit);
+				match self.swarm.listen_on(circuit) {
+					Ok(id) => slot.listener = Some(id),
+					Err(e) => tracing::warn!(relay = %slot.addr, "listen through relay: {e}"),
+				}
+			}
+		}
+	}
+
 	async fn run(
 		mut self,
 		mut rx: mpsc::UnboundedReceiver<Command>,
@@ -513,6 +611,12 @@ impl NetTask {
 							let _ = self.swarm.dial(addr);
 						}
 					}
+					for slot in &self.relays {
+						if !self.swarm.is_connected(&slot.peer) {
+							let _ = self.swarm.dial(slot.addr.clone());
+						}
+					}
+					self.reserve();
 				}
 			}
 		}
@@ -597,6 +701,9 @@ impl NetTask {
 						.kad
 						.add_address(&peer_id, endpoint.get_remote_address().clone());
 				}
+				if self.relays.iter().any(|r| r.peer == peer_id) {
+					self.reserve();
+				}
 				if num_established.get() == 1 {
 					tracing::debug!(%peer_id, "connected");
 					if let Some(h) = self.hello.clone() {
@@ -604,6 +711,20 @@ impl NetTask {
 					}
 					self.emit(NetEvent::Connected(peer_id));
 				}
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+				relay::client::Event::ReservationReqAccepted { relay_peer_id, .. },
+			)) => {
+				tracing::info!(relay = %relay_peer_id, "reserved a relay circuit");
+			},
+			SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+				for slot in self.relays.iter_mut().filter(|r| r.listener == Some(listener_id)) {
+					tracing::info!(relay = %slot.addr, ?reason, "relay circuit closed; will reserve again");
+					slot.listener = None;
+				}
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Dcutr(ev)) => {
+				tracing::debug!(?ev, "hole punching");
 			},
 			SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
 				tracing::debug!(%peer_id, "disconnected");
