@@ -16,9 +16,12 @@
 
 mod common;
 
-use common::trainers::{finalized_rounds, wait_completed, TrainerSpec, Trainers, Verifiers};
-use common::{repo_root, sponsor, DevNode};
-use serde_json::{json, Value};
+use common::trainers::{
+	assert_verified_escrow_exact, create_job, finalized_rounds, paid_to, planck, wait_completed,
+	TrainerSpec, Trainers, Verifiers,
+};
+use common::{repo_root, DevNode};
+use serde_json::json;
 use std::time::Duration;
 
 /// Reward per round: 300 TRAIN in planck.
@@ -29,7 +32,6 @@ const POOL: u128 = REWARD - REWARD / 100 - REWARD / 10;
 fn public_job(node: &DevNode, data: &str) -> u64 {
 	let validation = repo_root().join("trainer-offchain/testdata/digits-test.csv");
 	let args = [
-		"create-job",
 		"--model",
 		"mlp:64-32-10",
 		"--rounds",
@@ -72,27 +74,8 @@ fn public_job(node: &DevNode, data: &str) -> u64 {
 		"8",
 		"--recompute",
 		"3",
-		"--json",
 	];
-	let (ok, stdout, stderr) = sponsor(node, &args);
-	assert!(ok, "create-job: {stderr}");
-	serde_json::from_str::<Value>(stdout.trim().lines().last().unwrap()).unwrap()["jobId"]
-		.as_u64()
-		.unwrap()
-}
-
-fn planck(v: &Value) -> u128 {
-	v.as_str().unwrap().parse().unwrap()
-}
-
-fn paid_to(round: &Value, who: &str) -> u128 {
-	round["payouts"]
-		.as_array()
-		.unwrap()
-		.iter()
-		.filter(|p| p["who"] == who)
-		.map(|p| planck(&p["amount"]))
-		.sum()
+	create_job(node, &args)
 }
 
 #[test]
@@ -163,16 +146,6 @@ fn contributors_that_skip_their_assigned_shard_are_not_paid() {
 			assert_eq!(rejected, vec![dave.as_str()], "verifier {v}, round {round}: {sheet}");
 		}
 	}
-	let job = node.rpc("training_job", json!([job_id]));
-	let e = &job["escrow"];
-	assert_eq!(
-		planck(&e["paidContributors"])
-			+ planck(&e["paidSubmitters"])
-			+ planck(&e["paidVerifiers"])
-			+ planck(&e["refunded"]),
-		planck(&e["deposited"]),
-		"escrow ledger: {e}"
-	);
-	assert_eq!(planck(&e["held"]), 0, "escrow left on hold: {e}");
+	assert_verified_escrow_exact(&node, job_id);
 	assert_eq!(planck(&job["bonds"]["slashed"]), 0, "nobody's bond is slashed: {job}");
 }

@@ -16,9 +16,12 @@
 
 mod common;
 
-use common::trainers::{finalized_rounds, wait_completed, TrainerSpec, Trainers, Verifiers};
-use common::{repo_root, sponsor, DevNode};
-use serde_json::{json, Value};
+use common::trainers::{
+	assert_verified_escrow_exact, create_job, finalized_rounds, paid_to, wait_completed,
+	TrainerSpec, Trainers, Verifiers,
+};
+use common::{repo_root, DevNode};
+use serde_json::json;
 use std::time::Duration;
 
 /// Reward per round: 300 TRAIN in planck.
@@ -28,10 +31,9 @@ const POOL: u128 = REWARD - REWARD / 100 - REWARD / 10;
 
 fn verified_job(node: &DevNode) -> u64 {
 	let validation = repo_root().join("trainer-offchain/testdata/digits-test.csv");
-	let (ok, stdout, stderr) = sponsor(
+	create_job(
 		node,
 		&[
-			"create-job",
 			"--model",
 			"mlp:64-32-10",
 			"--rounds",
@@ -66,27 +68,8 @@ fn verified_job(node: &DevNode) -> u64 {
 			"3",
 			"--challenge-bond",
 			"50",
-			"--json",
 		],
-	);
-	assert!(ok, "create-job: {stderr}");
-	serde_json::from_str::<Value>(stdout.trim().lines().last().unwrap()).unwrap()["jobId"]
-		.as_u64()
-		.unwrap()
-}
-
-fn planck(v: &Value) -> u128 {
-	v.as_str().unwrap().parse().unwrap()
-}
-
-fn paid_to(round: &Value, who: &str) -> u128 {
-	round["payouts"]
-		.as_array()
-		.unwrap()
-		.iter()
-		.filter(|p| p["who"] == who)
-		.map(|p| planck(&p["amount"]))
-		.sum()
+	)
 }
 
 #[test]
@@ -159,15 +142,5 @@ fn verifiers_pay_for_useful_training_only() {
 		assert!(honest_accuracy.iter().all(|a| *a == honest_accuracy[0]));
 		assert_eq!(r["metric"].as_u64(), Some(honest_accuracy[0]), "metric of round {round}");
 	}
-	let job = node.rpc("training_job", json!([job_id]));
-	let e = &job["escrow"];
-	assert_eq!(
-		planck(&e["paidContributors"])
-			+ planck(&e["paidSubmitters"])
-			+ planck(&e["paidVerifiers"])
-			+ planck(&e["refunded"]),
-		planck(&e["deposited"]),
-		"escrow ledger: {e}"
-	);
-	assert_eq!(planck(&e["held"]), 0, "escrow left on hold: {e}");
+	assert_verified_escrow_exact(&node, job_id);
 }

@@ -136,10 +136,9 @@ pub fn node_with_job(rounds: u32) -> (DevNode, u64) {
 	let node = DevNode::start();
 	node.wait_for(Duration::from_secs(60), "block #1", || node.best_number() >= 1);
 	let rounds = rounds.to_string();
-	let (ok, stdout, stderr) = sponsor(
+	let job_id = create_job(
 		&node,
 		&[
-			"create-job",
 			"--model",
 			"mlp:64-32-10",
 			"--rounds",
@@ -160,14 +159,8 @@ pub fn node_with_job(rounds: u32) -> (DevNode, u64) {
 			"0.1",
 			"--batch",
 			"32",
-			"--json",
 		],
 	);
-	assert!(ok, "create-job: {stderr}");
-	let job_id = serde_json::from_str::<Value>(stdout.trim().lines().last().unwrap()).unwrap()
-		["jobId"]
-		.as_u64()
-		.unwrap();
 	(node, job_id)
 }
 
@@ -195,6 +188,50 @@ pub fn finalized_rounds(node: &DevNode, job_id: u64) -> Vec<Value> {
 		.filter(|r| r["outcome"] == "finalized")
 		.cloned()
 		.collect()
+}
+
+/// Create a job with `sponsor.js create-job ARGS --json` and return its id.
+pub fn create_job(node: &DevNode, args: &[&str]) -> u64 {
+	let mut all = vec!["create-job"];
+	all.extend_from_slice(args);
+	all.push("--json");
+	let (ok, stdout, stderr) = sponsor(node, &all);
+	assert!(ok, "create-job: {stderr}");
+	serde_json::from_str::<Value>(stdout.trim().lines().last().unwrap()).unwrap()["jobId"]
+		.as_u64()
+		.unwrap()
+}
+
+/// An amount the RPC prints as a decimal string of planck.
+pub fn planck(v: &Value) -> u128 {
+	v.as_str().unwrap().parse().unwrap()
+}
+
+/// What `who` was paid as a contributor in `round`.
+pub fn paid_to(round: &Value, who: &str) -> u128 {
+	round["payouts"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.filter(|p| p["who"] == who)
+		.map(|p| planck(&p["amount"]))
+		.sum()
+}
+
+/// A verified job's escrow: contributors + submitters + verifiers + refunds = deposit, exactly,
+/// and nothing left on hold.
+pub fn assert_verified_escrow_exact(node: &DevNode, job_id: u64) {
+	let job = node.rpc("training_job", json!([job_id]));
+	let e = &job["escrow"];
+	assert_eq!(
+		planck(&e["paidContributors"])
+			+ planck(&e["paidSubmitters"])
+			+ planck(&e["paidVerifiers"])
+			+ planck(&e["refunded"]),
+		planck(&e["deposited"]),
+		"escrow ledger: {e}"
+	);
+	assert_eq!(planck(&e["held"]), 0, "escrow left on hold: {e}");
 }
 
 /// Payouts + submitter shares + refund = deposit, exactly; nothing left on hold; the per-round

@@ -145,13 +145,10 @@ fn max_k<T: Config>() -> u32 {
 	(T::MaxCommittee::get().saturating_sub(1) / 2).max(1)
 }
 
-/// A verified job of sponsor `sponsor` for up to `MaxContributors` contributors, needing
-/// `k` verifiers per round; `restricted` if the sponsor approves verifiers.
-fn verified_job<T: Config>(sponsor: u32, k: u32, restricted: bool) -> JobId {
-	let who = funded::<T>("sponsor", sponsor);
-	let id = NextJobId::<T>::get();
-	let mut spec = spec::<T>(1, T::MaxContributors::get(), 3);
-	spec.verification = Some(VerificationSpec {
+/// The verification part of a benchmark spec: `k` verifiers per round, on a public dataset (the
+/// largest encoding).
+fn verification<T: Config>(k: u32, restricted: bool) -> VerificationSpecOf<T> {
+	VerificationSpec {
 		verifiers_per_round: k,
 		verifier_bond: 1_000u32.into(),
 		verifier_share: sp_runtime::Perbill::from_percent(10),
@@ -165,7 +162,16 @@ fn verified_job<T: Config>(sponsor: u32, k: u32, restricted: bool) -> JobId {
 			shards: 64,
 			recompute: 1,
 		}),
-	});
+	}
+}
+
+/// A verified job of sponsor `sponsor` for up to `MaxContributors` contributors, needing
+/// `k` verifiers per round; `restricted` if the sponsor approves verifiers.
+fn verified_job<T: Config>(sponsor: u32, k: u32, restricted: bool) -> JobId {
+	let who = funded::<T>("sponsor", sponsor);
+	let id = NextJobId::<T>::get();
+	let mut spec = spec::<T>(1, T::MaxContributors::get(), 3);
+	spec.verification = Some(verification::<T>(k, restricted));
 	Pallet::<T>::create_job(RawOrigin::Signed(who).into(), spec, 1_000_000u32.into(), 3).unwrap();
 	id
 }
@@ -255,21 +261,7 @@ mod benchmarks {
 		let sponsor = funded::<T>("sponsor", 0);
 		// Worst case: the largest spec, verified on a public dataset.
 		let mut spec = spec::<T>(1, T::MaxContributors::get(), T::MaxFailedRounds::get());
-		spec.verification = Some(VerificationSpec {
-			verifiers_per_round: 1,
-			verifier_bond: 1_000u32.into(),
-			verifier_share: sp_runtime::Perbill::from_percent(10),
-			scoring_window: 10u32.into(),
-			challenge_period: 10u32.into(),
-			challenge_bond: 1_000u32.into(),
-			validation_set: H256::repeat_byte(7),
-			restricted: true,
-			public_data: Some(PublicData {
-				shards_root: H256::repeat_byte(8),
-				shards: 64,
-				recompute: 1,
-			}),
-		});
+		spec.verification = Some(verification::<T>(1, true));
 		#[extrinsic_call]
 		_(RawOrigin::Signed(sponsor), spec, 1_000_000u32.into(), T::MaxRounds::get());
 		assert!(Jobs::<T>::contains_key(0));
