@@ -6,7 +6,8 @@
 #      property test of random call sequences against the accounting invariant, and the
 #      pallet's benchmark test suite (one build, feature runtime-benchmarks);
 #   2. the node, the chain client and the trainer, built together (one feature set, so one
-#      build), their test binaries run in 3 parallel lanes (scripts/lib/test-lanes.sh):
+#      build), their test binaries run side by side (scripts/lib/test-lanes.sh: the silent-member
+#      job alone, then up to three binaries at once):
 #      the trainer's ML and libp2p tests on 127.0.0.1, then the real-node tests
 #      (`trainchain-node --dev --tmp` over JSON-RPC with @polkadot/api, one on-chain round with
 #      the chain client, the end-to-end job with three `trainchain-trainer run` processes and

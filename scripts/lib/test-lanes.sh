@@ -3,17 +3,23 @@
 #
 # `cargo test` runs its test binaries one after another. The node tests spend most of their time
 # waiting for 3-second blocks (a warm run used ~3 minutes of CPU in 11 minutes), so running
-# several binaries at once cuts the wall time. Lanes 1 and 2 hold the real-node tests, split so
-# that at most two multi-process jobs (a dev node and its trainers) run at once: with three at
-# once on two cores, a trainer of the silent-member job missed its round deadlines. Lane 3 holds
-# everything else. Each binary runs from its package's directory, as cargo runs it, and its
-# output is printed whole when it ends (with its wall time), so lanes never interleave.
+# several binaries at once cuts the wall time. Two phases:
+#   1. the silent-member job (`e2e_silent_member`) alone;
+#   2. three lanes: the other real-node tests in two, so at most two dev-node jobs run at once,
+#      and every binary that starts no node (the trainer's tests) in the third.
+# The silent-member job runs alone among node jobs because its re-run recovery is sensitive to
+# CPU starvation: next to one or two other dev-node jobs on two cores it failed in 2 of 5 runs
+# (its trainers fell out of step after the re-run); alone it passes.
+# Each binary runs from its package's directory, as cargo runs it, and its output is printed
+# whole when it ends (with its wall time), so lanes never interleave.
 #
 #   run_test_lanes CARGO_TEST_ARGS...      (LANES=1: one binary at a time, cargo's order)
 
-# The real-node binaries of lanes 1 and 2, slowest first; every other binary goes to lane 3.
-LANE_1=(e2e_silent_member e2e_public_data dev_node)
-LANE_2=(e2e e2e_verified round trainer_errors)
+# Phase 1's job; phase 2's two lanes of node jobs, slowest first. Every other binary goes to
+# phase 2's third lane.
+ALONE=(e2e_silent_member)
+LANE_1=(e2e dev_node)
+LANE_2=(e2e_verified e2e_public_data round trainer_errors)
 
 run_test_lanes() {
 	local list lanes="${LANES:-3}"
@@ -30,19 +36,28 @@ run_test_lanes() {
 		rm -f "$list"
 		return "$rc"
 	fi
-	local l1 l2 l3
-	l1=$(mktemp) l2=$(mktemp) l3=$(mktemp)
+	local l0 l1 l2 l3
+	l0=$(mktemp) l1=$(mktemp) l2=$(mktemp) l3=$(mktemp)
+	for name in "${ALONE[@]}"; do awk -v n="$name" '$3 == n' "$list"; done >"$l0"
 	for name in "${LANE_1[@]}"; do awk -v n="$name" '$3 == n' "$list"; done >"$l1"
 	for name in "${LANE_2[@]}"; do awk -v n="$name" '$3 == n' "$list"; done >"$l2"
-	awk 'NR == FNR { taken[$3] = 1; next } !($3 in taken)' <(cat "$l1" "$l2") "$list" >"$l3"
-	log "running $(wc -l <"$list") test binaries in 3 lanes"
-	local pids=()
-	for lane in "$l1" "$l2" "$l3"; do
+	awk 'NR == FNR { taken[$3] = 1; next } !($3 in taken)' <(cat "$l0" "$l1" "$l2") "$list" >"$l3"
+	log "running $(wc -l <"$list") test binaries: phase 1, the silent-member job alone"
+	run_lanes "$l0" || rc=$?
+	log "phase 2: the other real-node tests in two lanes, the rest in a third"
+	run_lanes "$l1" "$l2" "$l3" || rc=$?
+	rm -f "$list" "$l0" "$l1" "$l2" "$l3"
+	return "$rc"
+}
+
+# Run the binaries listed in each file given, the files side by side.
+run_lanes() {
+	local pids=() rc=0
+	for lane in "$@"; do
 		xargs -L 1 bash -c 'run_one_test "$@"' _ <"$lane" &
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p" || rc=$?; done
-	rm -f "$list" "$l1" "$l2" "$l3"
 	return "$rc"
 }
 
