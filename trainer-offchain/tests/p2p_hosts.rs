@@ -134,16 +134,23 @@ fn peers_on_separate_hosts_agree_over_quic() {
 #[test]
 fn hosts_see_each_other_only_through_the_routes_the_test_sets() {
 	let Some(lab) = Lab::new(2) else { return };
-	let listen = "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',30499))\ns.listen()\ntime.sleep(30)";
+	let listen = "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',30499))\ns.listen()\ntime.sleep(60)";
 	let mut listener = lab
 		.command(&lab.hosts[1], Path::new("python3"))
 		.args(["-c", listen])
 		.stdin(Stdio::null())
 		.spawn()
 		.unwrap();
-	std::thread::sleep(Duration::from_millis(500));
 	lab.set_forwarding(true);
-	let routed = lab.tcp_reachable(0, &lab.host_ip(1), 30499);
+	// The listener may take a while to start on a busy machine: retry for up to 20 s.
+	let deadline = Instant::now() + Duration::from_secs(20);
+	let mut routed = false;
+	while !routed && Instant::now() < deadline {
+		routed = lab.tcp_reachable(0, &lab.host_ip(1), 30499);
+		if !routed {
+			std::thread::sleep(Duration::from_millis(200));
+		}
+	}
 	lab.set_forwarding(false);
 	let unrouted = lab.tcp_reachable(0, &lab.host_ip(1), 30499);
 	let _ = listener.kill();
