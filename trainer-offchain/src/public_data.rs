@@ -163,7 +163,8 @@ impl PublicCheck<'_> {
 		share: f32,
 		role: &PublicRole,
 	) -> Result<Option<Rejection>> {
-		let screened = !self.own_shard_first(model, base, delta, share, role)?;
+		// A sampled update is re-computed anyway: the screen would decide nothing.
+		let screened = !role.recompute && !self.own_shard_first(model, base, delta, share, role)?;
 		if !(role.recompute || screened) {
 			return Ok(None);
 		}

@@ -204,17 +204,8 @@ pub struct Behaviour {
 /// Network settings.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
-	/// Addresses to listen on (e.g. `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/udp/0/quic-v1`).
-	pub listen: Vec<Multiaddr>,
-	/// Peers to dial at start.
-	pub bootstrap: Vec<Multiaddr>,
-	/// Addresses others can reach this node at, announced to peers (a public IP, a port
-	/// forwarded by a NAT); listen addresses on specific interfaces are announced anyway.
-	pub external: Vec<Multiaddr>,
-	/// Relays to listen through (see [`NetAddrs::relays`]).
-	pub relays: Vec<Multiaddr>,
-	/// Offer circuit relay v2 to other peers.
-	pub relay_server: bool,
+	/// Where to listen, whom to dial first, what to announce, which relays to use.
+	pub addrs: NetAddrs,
 	/// Gossipsub topic (one per job).
 	pub topic: String,
 	/// Largest accepted request-response frame.
@@ -246,11 +237,10 @@ impl NetConfig {
 	/// Defaults for a job: loopback TCP on an ephemeral port.
 	pub fn for_job(job_id: u64) -> Self {
 		Self {
-			listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
-			bootstrap: Vec::new(),
-			external: Vec::new(),
-			relays: Vec::new(),
-			relay_server: false,
+			addrs: NetAddrs {
+				listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
+				..NetAddrs::default()
+			},
 			topic: format!("trainchain/job/{job_id}"),
 			max_message: 256 << 20,
 			request_timeout: Duration::from_secs(120),
@@ -259,11 +249,7 @@ impl NetConfig {
 
 	/// These settings with `addrs`' listen, bootstrap and external addresses.
 	pub fn with_addrs(mut self, addrs: &NetAddrs) -> Self {
-		self.listen = addrs.listen.clone();
-		self.bootstrap = addrs.bootstrap.clone();
-		self.external = addrs.external.clone();
-		self.relays = addrs.relays.clone();
-		self.relay_server = addrs.relay_server;
+		self.addrs = addrs.clone();
 		self
 	}
 }
@@ -411,7 +397,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	let keypair = libp2p::identity::Keypair::generate_ed25519();
 	let local_peer_id = keypair.public().to_peer_id();
 	let request_timeout = cfg.request_timeout;
-	let relay_server = cfg.relay_server;
+	let relay_server = cfg.addrs.relay_server;
 	let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
 		.with_tokio()
 		.with_tcp(
@@ -470,13 +456,13 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		.build();
 	let topic = gossipsub::IdentTopic::new(cfg.topic.clone());
 	swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribe")?;
-	for addr in &cfg.listen {
+	for addr in &cfg.addrs.listen {
 		swarm.listen_on(addr.clone()).with_context(|| format!("listen on {addr}"))?;
 	}
-	for addr in &cfg.external {
+	for addr in &cfg.addrs.external {
 		swarm.add_external_address(addr.clone());
 	}
-	for addr in &cfg.bootstrap {
+	for addr in &cfg.addrs.bootstrap {
 		if let Err(e) = swarm.dial(addr.clone()) {
 			tracing::warn!(%addr, "dial bootstrap: {e}");
 		}
@@ -484,26 +470,26 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	// Circuits are reserved once the relay is connected (see `NetTask::reserve`): asking
 	// while our own dial to it is in flight makes libp2p drop the request.
 	let mut relays = Vec::new();
-	for relay in &cfg.relays {
+	for relay in &cfg.addrs.relays {
 		let id = relay.iter().find_map(|p| match p {
 			Protocol::P2p(id) => Some(id),
 			_ => None,
 		});
 		let id = id.with_context(|| format!("--relay {relay}: needs /p2p/<relay peer id>"))?;
-		if !cfg.bootstrap.contains(relay) {
+		if !cfg.addrs.bootstrap.contains(relay) {
 			let _ = swarm.dial(relay.clone());
 		}
 		relays.push(RelaySlot { addr: relay.clone(), peer: id, listener: None });
 	}
-	if cfg.relay_server && cfg.external.is_empty() {
+	if cfg.addrs.relay_server && cfg.addrs.external.is_empty() {
 		tracing::warn!(
 			"--relay-server without --external-address: libp2p serves circuits only on a \
 			 confirmed external address, so no peer can reserve one here"
 		);
 	}
-	if !cfg.relays.is_empty() && cfg.external.is_empty() {
+	if !cfg.addrs.relays.is_empty() && cfg.addrs.external.is_empty() {
 		tracing::warn!(
-			relays = ?cfg.relays,
+			relays = ?cfg.addrs.relays,
 			"peers without a direct path reach this trainer only through the relay (every byte \
 			 crosses it twice); give --external-address if this host is reachable directly"
 		);
@@ -513,7 +499,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	// Wait for the first listen address so callers can print it.
 	let mut early = Vec::new();
 	let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-	while !cfg.listen.is_empty() {
+	while !cfg.addrs.listen.is_empty() {
 		match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
 			Ok(SwarmEvent::NewListenAddr { address, .. }) => {
 				let _ = etx.send(NetEvent::Listening(address));
@@ -532,7 +518,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		blobs: Default::default(),
 		hello: None,
 		metrics: metrics.clone(),
-		bootstrap: cfg.bootstrap.clone(),
+		bootstrap: cfg.addrs.bootstrap.clone(),
 		relays,
 	};
 	tokio::spawn(task.run(rx, early));

@@ -32,7 +32,7 @@ impl LocalTrainer for Synth {
 
 pub fn net_cfg(bootstrap: Vec<libp2p::Multiaddr>) -> NetConfig {
 	let mut c = NetConfig::for_job(7);
-	c.bootstrap = bootstrap;
+	c.addrs.bootstrap = bootstrap;
 	c.max_message = 1 << 20;
 	c.request_timeout = Duration::from_secs(20);
 	c
