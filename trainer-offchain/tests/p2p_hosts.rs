@@ -4,77 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod netns;
+mod peer_procs;
 
 use netns::Lab;
+use peer_procs::{model_hashes, PeerProc};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const SURIS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
-
-fn testdata(name: &str) -> PathBuf {
-	PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
-}
-
-/// A peer process in a namespace, its JSON lines going to a file.
-struct Peer {
-	child: Child,
-	out: PathBuf,
-}
-
-impl Peer {
-	fn start(lab: &Lab, ns: &str, i: usize, n: usize, args: &[String], logs: &Path) -> Self {
-		let out = logs.join(format!("peer-{i}.jsonl"));
-		let mut cmd = lab.command(ns, Path::new(env!("CARGO_BIN_EXE_trainchain-trainer")));
-		cmd.arg("peer")
-			.args(["--suri", SURIS[i], "--job-id", "7", "--rounds", "2", "--json"])
-			.arg("--data")
-			.arg(testdata("digits-train.csv"))
-			.args(["--shard", &format!("{i}/{n}"), "--model", "mlp", "--threads", "1"])
-			.args(args)
-			.env("TRAINCHAIN_LOG", std::env::var("PEER_LOG").unwrap_or_else(|_| "warn".into()))
-			.stdout(std::fs::File::create(&out).unwrap())
-			.stderr(std::fs::File::create(logs.join(format!("peer-{i}.log"))).unwrap())
-			.stdin(Stdio::null());
-		Peer { child: cmd.spawn().unwrap(), out }
-	}
-
-	fn events(&self) -> Vec<Value> {
-		std::fs::read_to_string(&self.out)
-			.unwrap_or_default()
-			.lines()
-			.filter_map(|l| serde_json::from_str(l).ok())
-			.collect()
-	}
-
-	/// Wait for the process to exit (it does after its rounds); kill it at the deadline.
-	fn finish(&mut self, deadline: Instant) -> Vec<Value> {
-		while Instant::now() < deadline {
-			if self.child.try_wait().unwrap().is_some() {
-				return self.events();
-			}
-			std::thread::sleep(Duration::from_millis(200));
-		}
-		let _ = self.child.kill();
-		panic!("peer did not finish: {:?}", self.events());
-	}
-}
-
-impl Drop for Peer {
-	fn drop(&mut self) {
-		let _ = self.child.kill();
-		let _ = self.child.wait();
-	}
-}
-
-fn model_hashes(events: &[Value]) -> BTreeMap<u64, String> {
-	events
-		.iter()
-		.filter(|e| e["event"] == "round")
-		.map(|e| (e["round"].as_u64().unwrap(), e["model_hash"].as_str().unwrap().to_string()))
-		.collect()
+/// Peer `i` of `n`, in namespace `ns` of `lab`.
+fn start_in(lab: &Lab, ns: &str, i: usize, n: usize, args: &[String], logs: &Path) -> PeerProc {
+	PeerProc::start(lab.command(ns, peer_procs::trainer_bin()), i, n, args, logs)
 }
 
 /// Three peers on three hosts, routed through the public namespace, listening on all
@@ -94,7 +36,7 @@ fn three_hosts_agree(transport: &str) {
 			format!("/ip4/{}/udp/30400/quic-v1", lab.host_ip(0)),
 		),
 	};
-	let mut peers: Vec<Peer> = (0..3)
+	let mut peers: Vec<PeerProc> = (0..3)
 		.map(|i| {
 			// All three must be there before round 0 (`peer` starts with 2 by default).
 			let mut args =
@@ -102,7 +44,7 @@ fn three_hosts_agree(transport: &str) {
 			if i > 0 {
 				args.extend(["--bootstrap".to_string(), boot.clone()]);
 			}
-			Peer::start(&lab, &lab.hosts[i].clone(), i, 3, &args, &logs)
+			start_in(&lab, &lab.hosts[i], i, 3, &args, &logs)
 		})
 		.collect();
 	let deadline = Instant::now() + Duration::from_secs(120);
@@ -184,13 +126,13 @@ fn peers_without_a_direct_path_train_through_a_relay() {
 	);
 	let relay_args =
 		common(&["--relay-server", "--external-address", &ext0, "--external-address", &ext1]);
-	let relay = Peer::start(&lab, &lab.public.clone(), 0, 3, &relay_args, &logs);
-	let id = wait_peer_id(&relay, Duration::from_secs(20));
+	let relay = start_in(&lab, &lab.public, 0, 3, &relay_args, &logs);
+	let (id, _) = relay.wait_listening(Duration::from_secs(20));
 	let mut peers = vec![relay];
 	for h in 0..2 {
 		let via = format!("/ip4/{}/tcp/30400/p2p/{id}", lab.gateway(h));
 		let args = common(&["--bootstrap", &via, "--relay", &via]);
-		peers.push(Peer::start(&lab, &lab.hosts[h].clone(), h + 1, 3, &args, &logs));
+		peers.push(start_in(&lab, &lab.hosts[h], h + 1, 3, &args, &logs));
 	}
 	let deadline = Instant::now() + Duration::from_secs(150);
 	let events: Vec<Vec<Value>> = peers.iter_mut().map(|p| p.finish(deadline)).collect();
@@ -203,16 +145,4 @@ fn peers_without_a_direct_path_train_through_a_relay() {
 			assert_eq!(r["included"].as_array().unwrap().len(), 3, "{r}");
 		}
 	}
-}
-
-/// The peer id a peer printed in its `listening` event.
-fn wait_peer_id(p: &Peer, timeout: Duration) -> String {
-	let deadline = Instant::now() + timeout;
-	while Instant::now() < deadline {
-		if let Some(e) = p.events().into_iter().find(|v| v["event"] == "listening") {
-			return e["peer_id"].as_str().unwrap().to_string();
-		}
-		std::thread::sleep(Duration::from_millis(100));
-	}
-	panic!("no listening event");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
 use trainchain_trainer::data::{self, CsvOptions, Dataset, Header, LabelColumn};
-use trainchain_trainer::p2p::net::{NetAddrs, DEFAULT_LISTEN};
+use trainchain_trainer::p2p::net::{node_key_from_file, NetAddrs, DEFAULT_LISTEN};
 use trainchain_trainer::ModelSpec;
 
 /// The secret URI from `--suri` or `--key-file` (trimmed); never printed.
@@ -42,18 +42,23 @@ pub struct NetArgs {
 	/// Relay circuits for other peers (run it on a host every peer can reach).
 	#[arg(long)]
 	pub relay_server: bool,
+	/// Keep this node's libp2p key in FILE (hex of an ed25519 secret; created if missing), so
+	/// its peer id survives restarts: what a relay or bootstrap peer others name by id needs.
+	#[arg(long, value_name = "FILE")]
+	pub node_key_file: Option<PathBuf>,
 }
 
 impl NetArgs {
-	/// The library's form.
-	pub fn addrs(&self) -> NetAddrs {
-		NetAddrs {
+	/// The library's form (reads or creates the node key file).
+	pub fn addrs(&self) -> Result<NetAddrs> {
+		Ok(NetAddrs {
 			listen: self.listen.clone(),
 			bootstrap: self.bootstrap.clone(),
 			external: self.external.clone(),
 			relays: self.relay.clone(),
 			relay_server: self.relay_server,
-		}
+			node_key: self.node_key_file.as_deref().map(node_key_from_file).transpose()?,
+		})
 	}
 }
 

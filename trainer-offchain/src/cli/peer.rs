@@ -121,8 +121,10 @@ fn report_json(r: &RoundReport) -> serde_json::Value {
 		"certificate_complete": r.certificate.as_ref().map(|q| q.is_complete()),
 		"bytes_sent": r.bytes_sent,
 		"bytes_received": r.bytes_received,
+		"messages_sent": r.messages_sent,
 		"update_bytes": r.update_bytes,
 		"compute_ms": r.compute_ms,
+		"exchange_ms": r.exchange_ms,
 		"network_ms": r.network_ms,
 		"train_loss": r.train_loss,
 		"loss": r.eval.map(|e| e.0),
@@ -177,7 +179,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	if let Some(b) = args.byzantine {
 		tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");
 	}
-	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs());
+	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs()?);
 	ncfg.max_message = args.max_message_bytes;
 	let (client, events) = net::start(ncfg).await?;
 	if let Some(addr) = args.metrics_listen {

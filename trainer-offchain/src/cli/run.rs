@@ -110,7 +110,7 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		data: a.data,
 		shard: a.shard,
 		test: a.test,
-		net: a.net.addrs(),
+		net: a.net.addrs()?,
 		seed: a.seed,
 		epochs: a.epochs,
 		aggregator: a.aggregator,

@@ -58,7 +58,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 		job: a.job,
 		validation: a.validation,
 		data: a.data,
-		net: a.net.addrs(),
+		net: a.net.addrs()?,
 		until_settled: a.until_settled,
 		fault_favour: a.fault_favour,
 		events: Arc::new(move |ev| print_event(json_out, &ev)),

@@ -30,6 +30,8 @@ macro_rules! counters {
 counters! {
 	bytes_sent: "Application bytes sent (request-response frames and gossip publishes).",
 	bytes_received: "Application bytes received.",
+	sends_retried: "Messages sent again after their request failed (connection closed, dial failure, I/O error).",
+	messages_sent: "Messages sent: request-response requests and gossip publishes (a publish counts once).",
 	rounds_completed: "Rounds that produced an aggregate.",
 	rounds_failed: "Rounds that ended without an aggregate.",
 	updates_rejected: "Contributions rejected by screening (NaN/inf, wrong shape, norm outlier).",

@@ -8,9 +8,11 @@
 //! [`NetEvent`]s from an unbounded receiver. The network layer only moves bytes: decoding,
 //! signature checks and the round protocol live in `p2p::wire` / `p2p::round`.
 
+pub use super::codec::{Request, Response, WireCodec};
 use super::metrics::Metrics;
+use super::outbox::{self, Outbox, Resend};
 use anyhow::{anyhow, Context, Result};
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::{
 	dcutr, gossipsub, identify, kad,
 	multiaddr::Protocol,
@@ -20,167 +22,15 @@ use libp2p::{
 	Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use std::collections::HashMap;
-use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Request-response protocol name.
 pub const RR_PROTOCOL: StreamProtocol = StreamProtocol::new("/trainchain/p2p/1");
 /// Kademlia protocol name (private DHT per trainchain).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/trainchain/kad/1");
-
-/// A request on the wire.
-#[derive(Debug, Clone)]
-pub enum Request {
-	/// A signed protocol message (`wire::Envelope` bytes).
-	Msg(Vec<u8>),
-	/// Ask for the current model state.
-	GetState,
-	/// Ask for a blob by its hash (see [`super::blobs`]).
-	GetBlob([u8; 32]),
-}
-
-/// A response on the wire.
-#[derive(Debug, Clone)]
-pub enum Response {
-	/// Message accepted for processing.
-	Ack,
-	/// The model state (`round::StateSnapshot` bytes).
-	State(Vec<u8>),
-	/// No state to give.
-	Refused,
-	/// The blob asked for (the asker checks its hash).
-	Blob(Vec<u8>),
-}
-
-/// Length-prefixed codec: `u32 BE length ‖ tag ‖ payload`. Refuses frames above `max`.
-#[derive(Clone)]
-pub struct WireCodec {
-	max: usize,
-	metrics: Arc<Metrics>,
-}
-
-impl Default for WireCodec {
-	fn default() -> Self {
-		Self { max: 64 << 20, metrics: Arc::new(Metrics::default()) }
-	}
-}
-
-impl WireCodec {
-	async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
-		&self,
-		io: &mut T,
-	) -> io::Result<(u8, Vec<u8>)> {
-		let mut len = [0u8; 4];
-		io.read_exact(&mut len).await?;
-		let len = u32::from_be_bytes(len) as usize;
-		if len > self.max.saturating_add(1) {
-			self.metrics.oversized.fetch_add(1, Relaxed);
-			tracing::warn!(len, max = self.max, "refusing oversized message");
-			return Err(io::Error::new(
-				io::ErrorKind::InvalidData,
-				format!("frame of {len} bytes exceeds {}", self.max),
-			));
-		}
-		if len == 0 {
-			self.metrics.malformed.fetch_add(1, Relaxed);
-			return Err(io::Error::new(io::ErrorKind::InvalidData, "empty frame"));
-		}
-		let mut buf = vec![0u8; len];
-		io.read_exact(&mut buf).await?;
-		self.metrics.bytes_received.fetch_add(len as u64 + 4, Relaxed);
-		let tag = buf.remove(0);
-		Ok((tag, buf))
-	}
-
-	async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
-		&self,
-		io: &mut T,
-		tag: u8,
-		payload: &[u8],
-	) -> io::Result<()> {
-		let len =
-			u32::try_from(payload.len() + 1).map_err(|_| io::Error::other("frame too large"))?;
-		io.write_all(&len.to_be_bytes()).await?;
-		io.write_all(&[tag]).await?;
-		io.write_all(payload).await?;
-		io.flush().await?;
-		self.metrics.bytes_sent.fetch_add(len as u64 + 4, Relaxed);
-		Ok(())
-	}
-
-	fn bad(&self, what: &str) -> io::Error {
-		self.metrics.malformed.fetch_add(1, Relaxed);
-		tracing::warn!("malformed {what}");
-		io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}"))
-	}
-}
-
-impl request_response::Codec for WireCodec {
-	type Protocol = StreamProtocol;
-	type Request = Request;
-	type Response = Response;
-
-	async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
-	where
-		T: futures::AsyncRead + Unpin + Send,
-	{
-		match self.read_frame(io).await? {
-			(1, b) => Ok(Request::Msg(b)),
-			(2, b) if b.is_empty() => Ok(Request::GetState),
-			(3, b) => b.try_into().map(Request::GetBlob).map_err(|_| self.bad("blob request")),
-			_ => Err(self.bad("request")),
-		}
-	}
-
-	async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
-	where
-		T: futures::AsyncRead + Unpin + Send,
-	{
-		match self.read_frame(io).await? {
-			(1, b) if b.is_empty() => Ok(Response::Ack),
-			(2, b) => Ok(Response::State(b)),
-			(3, b) if b.is_empty() => Ok(Response::Refused),
-			(4, b) => Ok(Response::Blob(b)),
-			_ => Err(self.bad("response")),
-		}
-	}
-
-	async fn write_request<T>(
-		&mut self,
-		_: &StreamProtocol,
-		io: &mut T,
-		req: Request,
-	) -> io::Result<()>
-	where
-		T: futures::AsyncWrite + Unpin + Send,
-	{
-		match req {
-			Request::Msg(b) => self.write_frame(io, 1, &b).await,
-			Request::GetState => self.write_frame(io, 2, &[]).await,
-			Request::GetBlob(h) => self.write_frame(io, 3, &h).await,
-		}
-	}
-
-	async fn write_response<T>(
-		&mut self,
-		_: &StreamProtocol,
-		io: &mut T,
-		res: Response,
-	) -> io::Result<()>
-	where
-		T: futures::AsyncWrite + Unpin + Send,
-	{
-		match res {
-			Response::Ack => self.write_frame(io, 1, &[]).await,
-			Response::State(b) => self.write_frame(io, 2, &b).await,
-			Response::Refused => self.write_frame(io, 3, &[]).await,
-			Response::Blob(b) => self.write_frame(io, 4, &b).await,
-		}
-	}
-}
 
 /// The combined behaviour.
 #[derive(NetworkBehaviour)]
@@ -228,6 +78,32 @@ pub struct NetAddrs {
 	pub relays: Vec<Multiaddr>,
 	/// Relay circuits for other peers.
 	pub relay_server: bool,
+	/// This node's libp2p identity (`None`: a new one each start). A relay or bootstrap peer
+	/// that others name by peer id needs a stable one (see [`node_key_from_file`]).
+	pub node_key: Option<libp2p::identity::Keypair>,
+}
+
+/// The node key kept in `path`: the hex of a 32-byte ed25519 secret, created (readable by
+/// the owner only) if the file does not exist, so the peer id survives restarts.
+pub fn node_key_from_file(path: &std::path::Path) -> Result<libp2p::identity::Keypair> {
+	use std::io::Write as _;
+	if !path.exists() {
+		let key = libp2p::identity::ed25519::Keypair::generate();
+		let mut opts = std::fs::OpenOptions::new();
+		opts.write(true).create_new(true);
+		#[cfg(unix)]
+		std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+		let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+		writeln!(f, "{}", hex::encode(key.secret().as_ref()))?;
+		tracing::info!(file = %path.display(), "wrote a new node key");
+	}
+	let text = std::fs::read_to_string(path)
+		.with_context(|| format!("reading node key {}", path.display()))?;
+	let mut secret = hex::decode(text.trim())
+		.with_context(|| format!("{}: expected the hex of a 32-byte secret", path.display()))?;
+	let secret = libp2p::identity::ed25519::SecretKey::try_from_bytes(&mut secret)
+		.map_err(|e| anyhow!("{}: not an ed25519 secret: {e}", path.display()))?;
+	Ok(libp2p::identity::ed25519::Keypair::from(secret).into())
 }
 
 /// The default listen addresses of the CLI: every interface, TCP and QUIC, ephemeral ports.
@@ -277,12 +153,25 @@ pub enum NetEvent {
 
 enum Command {
 	Publish(Vec<u8>),
-	Send { peer: PeerId, data: Vec<u8>, reply: Option<oneshot::Sender<Result<()>>> },
-	FetchState { peer: PeerId, reply: oneshot::Sender<Result<Option<Vec<u8>>>> },
+	Send {
+		peer: PeerId,
+		data: Arc<Vec<u8>>,
+		reply: Option<oneshot::Sender<Result<()>>>,
+		/// Re-send after a failed request until then.
+		retry_until: Option<Instant>,
+	},
+	FetchState {
+		peer: PeerId,
+		reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
+	},
 	SetState(Arc<Vec<u8>>),
-	FetchBlob { peer: PeerId, hash: [u8; 32], reply: oneshot::Sender<Result<Option<Vec<u8>>>> },
+	FetchBlob {
+		peer: PeerId,
+		hash: [u8; 32],
+		reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
+	},
 	PutBlob([u8; 32], Arc<Vec<u8>>),
-	SetHello(Vec<u8>),
+	SetHello(Arc<Vec<u8>>),
 	Dial(Multiaddr),
 	Peers(oneshot::Sender<Vec<PeerId>>),
 	ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -320,13 +209,25 @@ impl NetClient {
 	/// Send a message by request-response and wait for the acknowledgement.
 	pub async fn send(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
 		let (reply, rx) = oneshot::channel();
-		self.cmd(Command::Send { peer, data, reply: Some(reply) })?;
+		self.cmd(Command::Send {
+			peer,
+			data: Arc::new(data),
+			reply: Some(reply),
+			retry_until: None,
+		})?;
 		rx.await.map_err(|_| anyhow!("network task stopped"))?
 	}
 
 	/// Send without waiting (failures are logged by the network task).
 	pub fn send_nowait(&self, peer: PeerId, data: Vec<u8>) -> Result<()> {
-		self.cmd(Command::Send { peer, data, reply: None })
+		self.cmd(Command::Send { peer, data: Arc::new(data), reply: None, retry_until: None })
+	}
+
+	/// Send without waiting; if the request fails on the way (connection closed, dial
+	/// failure, I/O error) send it again, with backoff, until `until` (see
+	/// [`super::outbox`]). `data` may be shared with other recipients.
+	pub fn send_retrying(&self, peer: PeerId, data: Arc<Vec<u8>>, until: Instant) -> Result<()> {
+		self.cmd(Command::Send { peer, data, reply: None, retry_until: Some(until) })
 	}
 
 	/// Ask `peer` for its model state (`None` if it has none to give).
@@ -356,7 +257,7 @@ impl NetClient {
 
 	/// Set the hello message sent to every (new and current) peer.
 	pub fn set_hello(&self, bytes: Vec<u8>) -> Result<()> {
-		self.cmd(Command::SetHello(bytes))
+		self.cmd(Command::SetHello(Arc::new(bytes)))
 	}
 
 	/// Dial an address.
@@ -385,7 +286,8 @@ impl NetClient {
 }
 
 enum Pending {
-	Send(Option<oneshot::Sender<Result<()>>>),
+	/// A message: who waits for its acknowledgement, and what to re-send if it fails.
+	Send(Option<oneshot::Sender<Result<()>>>, Option<Resend>),
 	State(oneshot::Sender<Result<Option<Vec<u8>>>>),
 }
 
@@ -393,8 +295,12 @@ enum Pending {
 /// event stream.
 pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver<NetEvent>)> {
 	let metrics = Arc::new(Metrics::default());
-	let codec = WireCodec { max: cfg.max_message, metrics: metrics.clone() };
-	let keypair = libp2p::identity::Keypair::generate_ed25519();
+	let codec = WireCodec::new(cfg.max_message, metrics.clone());
+	let keypair = cfg
+		.addrs
+		.node_key
+		.clone()
+		.unwrap_or_else(libp2p::identity::Keypair::generate_ed25519);
 	let local_peer_id = keypair.public().to_peer_id();
 	let request_timeout = cfg.request_timeout;
 	let relay_server = cfg.addrs.relay_server;
@@ -517,6 +423,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		state: None,
 		blobs: Default::default(),
 		hello: None,
+		outbox: Outbox::default(),
 		metrics: metrics.clone(),
 		bootstrap: cfg.addrs.bootstrap.clone(),
 		relays,
@@ -547,7 +454,8 @@ struct NetTask {
 	pending: HashMap<OutboundRequestId, Pending>,
 	state: Option<Arc<Vec<u8>>>,
 	blobs: super::blobs::BlobStore,
-	hello: Option<Vec<u8>>,
+	hello: Option<Arc<Vec<u8>>>,
+	outbox: Outbox,
 	metrics: Arc<Metrics>,
 	bootstrap: Vec<Multiaddr>,
 	relays: Vec<RelaySlot>,
@@ -583,6 +491,7 @@ impl NetTask {
 			self.on_swarm(ev);
 		}
 		let mut redial = tokio::time::interval(Duration::from_secs(3));
+		let mut resend = tokio::time::interval(Duration::from_millis(100));
 		loop {
 			tokio::select! {
 				cmd = rx.recv() => match cmd {
@@ -590,6 +499,7 @@ impl NetTask {
 					Some(c) => self.on_command(c),
 				},
 				ev = self.swarm.select_next_some() => self.on_swarm(ev),
+				_ = resend.tick(), if !self.outbox.is_empty() => self.resend_due(),
 				_ = redial.tick() => {
 					// Keep the bootstrap peers connected (e.g. after they restart).
 					if self.swarm.connected_peers().next().is_none() {
@@ -616,11 +526,22 @@ impl NetTask {
 	fn send_msg(
 		&mut self,
 		peer: PeerId,
-		data: Vec<u8>,
+		data: Arc<Vec<u8>>,
 		reply: Option<oneshot::Sender<Result<()>>>,
+		resend: Option<Resend>,
 	) {
 		let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::Msg(data));
-		self.pending.insert(id, Pending::Send(reply));
+		self.metrics.messages_sent.fetch_add(1, Relaxed);
+		self.pending.insert(id, Pending::Send(reply, resend));
+	}
+
+	/// Send the messages whose retry is due.
+	fn resend_due(&mut self) {
+		for r in self.outbox.take_due(Instant::now()) {
+			self.metrics.sends_retried.fetch_add(1, Relaxed);
+			tracing::debug!(peer = %r.peer, tries = r.tries, "sending again");
+			self.send_msg(r.peer, r.data.clone(), None, Some(r));
+		}
 	}
 
 	fn on_command(&mut self, c: Command) {
@@ -631,11 +552,16 @@ impl NetTask {
 				match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
 					Ok(_) => {
 						self.metrics.bytes_sent.fetch_add(len * peers, Relaxed);
+						self.metrics.messages_sent.fetch_add(1, Relaxed);
 					},
 					Err(e) => tracing::debug!("gossip publish: {e}"),
 				}
 			},
-			Command::Send { peer, data, reply } => self.send_msg(peer, data, reply),
+			Command::Send { peer, data, reply, retry_until } => {
+				let resend =
+					retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
+				self.send_msg(peer, data, reply, resend)
+			},
 			Command::FetchState { peer, reply } => {
 				let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::GetState);
 				self.pending.insert(id, Pending::State(reply));
@@ -649,7 +575,7 @@ impl NetTask {
 			Command::SetHello(h) => {
 				let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
 				for p in peers {
-					self.send_msg(p, h.clone(), None);
+					self.send_msg(p, h.clone(), None, None);
 				}
 				self.hello = Some(h);
 			},
@@ -693,7 +619,7 @@ impl NetTask {
 				if num_established.get() == 1 {
 					tracing::debug!(%peer_id, "connected");
 					if let Some(h) = self.hello.clone() {
-						self.send_msg(peer_id, h, None);
+						self.send_msg(peer_id, h, None, None);
 					}
 					self.emit(NetEvent::Connected(peer_id));
 				}
@@ -750,6 +676,7 @@ impl NetTask {
 				request_response::Message::Request { request, channel, .. } => match request {
 					Request::Msg(data) => {
 						self.respond(channel, Response::Ack);
+						let data = Arc::try_unwrap(data).unwrap_or_else(|d| d.as_ref().clone());
 						self.emit(NetEvent::Message { from: peer, data, gossip: false });
 					},
 					Request::GetState => {
@@ -769,7 +696,7 @@ impl NetTask {
 				},
 				request_response::Message::Response { request_id, response } => {
 					match (self.pending.remove(&request_id), response) {
-						(Some(Pending::Send(Some(r))), _) => {
+						(Some(Pending::Send(Some(r), _)), _) => {
 							let _ = r.send(Ok(()));
 						},
 						(Some(Pending::State(r)), Response::State(b) | Response::Blob(b)) => {
@@ -787,8 +714,13 @@ impl NetTask {
 			)) => {
 				tracing::debug!(%peer, "request failed: {error}");
 				match self.pending.remove(&request_id) {
-					Some(Pending::Send(Some(r))) => {
+					Some(Pending::Send(Some(r), _)) => {
 						let _ = r.send(Err(anyhow!("request to {peer} failed: {error}")));
+					},
+					Some(Pending::Send(None, Some(resend))) if outbox::retryable(&error) => {
+						if !self.outbox.schedule(resend, Instant::now()) {
+							tracing::warn!(%peer, "message not delivered before its deadline: {error}");
+						}
 					},
 					Some(Pending::State(r)) => {
 						let _ = r.send(Err(anyhow!("state request to {peer} failed: {error}")));

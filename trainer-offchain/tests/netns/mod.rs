@@ -89,9 +89,12 @@ impl Lab {
 		self.exec_ok(&self.public, &["sysctl", "-q", "-w", &format!("net.ipv4.ip_forward={v}")]);
 	}
 
-	/// Limit host `i`'s link to `mbit` Mbit/s in both directions (`tc ... tbf`).
+	/// Limit host `i`'s link to `mbit` Mbit/s in both directions (`tc ... tbf`). The bucket
+	/// holds 10 ms of traffic (at least 32 KB): a smaller one cannot keep a fast link busy
+	/// between the kernel's timer ticks.
 	pub fn shape(&self, i: usize, mbit: u32) {
 		let rate = format!("{mbit}mbit");
+		let burst = (u64::from(mbit) * 1250).max(32 * 1024).to_string();
 		let (host, public) = (self.hosts[i].clone(), self.public.clone());
 		let tag = host.trim_start_matches("tch").to_string();
 		for (ns, dev) in [(host, format!("tci{tag}")), (public, format!("tco{tag}"))] {
@@ -99,7 +102,7 @@ impl Lab {
 				&ns,
 				&[
 					"tc", "qdisc", "add", "dev", &dev, "root", "tbf", "rate", &rate, "burst",
-					"256kbit", "latency", "50ms",
+					&burst, "latency", "50ms",
 				],
 			);
 		}

@@ -234,11 +234,16 @@ pub struct RoundReport {
 	pub bytes_sent: u64,
 	/// Bytes this peer received during the round.
 	pub bytes_received: u64,
+	/// Messages this peer sent during the round (requests and gossip publishes).
+	pub messages_sent: u64,
 	/// Size of this peer's compressed update.
 	pub update_bytes: u64,
 	/// Local training time.
 	pub compute_ms: u64,
-	/// Everything else (waiting, exchange, aggregation).
+	/// The successful attempt's exchange, from the agreed proposal to the aggregate
+	/// (reduce-scatter, screening, all-gather, cross-check; 0 for an observer).
+	pub exchange_ms: u64,
+	/// Everything but training (agreement, exchange, evaluation, certificate, waiting).
 	pub network_ms: u64,
 	/// Mean training loss.
 	pub train_loss: Option<f32>,
@@ -513,28 +518,27 @@ impl<T: LocalTrainer> Peer<T> {
 		Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, body)
 	}
 
-	/// Send one sealed message to every participant but this peer.
+	/// Send one sealed message to every participant but this peer (one buffer shared by all
+	/// of them), re-sent after a failed request until the phase's deadline.
 	fn send_to_others(&self, parts: &[Participant], sealed: &[u8]) {
+		let sealed = std::sync::Arc::new(sealed.to_vec());
 		for p in parts.iter().filter(|p| p.who != self.me) {
-			match self.bindings.get(&p.who) {
-				Some(pid) => {
-					if let Err(e) = self.net.send_nowait(*pid, sealed.to_vec()) {
-						tracing::warn!("send: {e}");
-					}
-				},
-				None => tracing::warn!(to = %short(&p.who), "no peer id for key"),
-			}
+			self.send_sealed(&p.who, sealed.clone());
 		}
 	}
 
 	fn send_to(&self, who: &PublicKey, body: &Body) {
-		match self.bindings.get(who) {
-			Some(p) => {
-				if let Err(e) = self.net.send_nowait(*p, self.seal(body)) {
-					tracing::warn!("send: {e}");
-				}
-			},
-			None => tracing::warn!(to = %short(who), "no peer id for key"),
+		self.send_sealed(who, std::sync::Arc::new(self.seal(body)));
+	}
+
+	fn send_sealed(&self, who: &PublicKey, sealed: std::sync::Arc<Vec<u8>>) {
+		let Some(pid) = self.bindings.get(who) else {
+			tracing::warn!(to = %short(who), "no peer id for key");
+			return;
+		};
+		let until = Instant::now() + self.cfg.round_timeout;
+		if let Err(e) = self.net.send_retrying(*pid, sealed, until) {
+			tracing::warn!("send: {e}");
 		}
 	}
 }
@@ -550,6 +554,7 @@ fn log_report(r: &RoundReport) {
 		bytes_sent = r.bytes_sent,
 		bytes_received = r.bytes_received,
 		compute_ms = r.compute_ms,
+		exchange_ms = r.exchange_ms,
 		network_ms = r.network_ms,
 		train_loss = r.train_loss.unwrap_or(f32::NAN),
 		eval_loss = r.eval.map(|e| e.0).unwrap_or(f32::NAN),

@@ -10,6 +10,7 @@ impl<T: LocalTrainer> Peer<T> {
 			t0: Instant::now(),
 			sent0: self.metrics().bytes_sent.load(Relaxed),
 			recv0: self.metrics().bytes_received.load(Relaxed),
+			msgs0: self.metrics().messages_sent.load(Relaxed),
 		};
 		let future = std::mem::take(&mut self.future);
 		for (from, gossip, env) in future {
@@ -24,18 +25,30 @@ impl<T: LocalTrainer> Peer<T> {
 		let (mine, _decoded) = self.ef.compress(self.cfg.compression, &local.delta)?;
 		let mine = ReadyUpdate { update: mine, samples: local.samples, base_model };
 		match self.agree_and_exchange(round, &mine).await? {
-			Exchanged::Observer => {
-				self.observe(round, start.t0, start.sent0, start.recv0, compute_ms).await
-			},
+			Exchanged::Observer => self.observe(round, &start, compute_ms).await,
 			Exchanged::Failed => {
 				Metrics::inc(&self.metrics().rounds_failed);
 				self.set_round(round + 1);
 				self.publish_state()?;
 				bail!("round {round} failed after {} attempts", self.cfg.max_attempts);
 			},
-			Exchanged::Aggregated { attempt, participants, agg, accepted, rejected } => {
-				let done =
-					Finished { attempt, participants, accepted, rejected, local, compute_ms };
+			Exchanged::Aggregated {
+				attempt,
+				participants,
+				agg,
+				accepted,
+				rejected,
+				exchange_ms,
+			} => {
+				let done = Finished {
+					attempt,
+					participants,
+					accepted,
+					rejected,
+					local,
+					compute_ms,
+					exchange_ms,
+				};
 				self.finish_round(round, &agg, done, &mine, start).await
 			},
 		}
@@ -145,6 +158,7 @@ impl<T: LocalTrainer> Peer<T> {
 			let Some(participants) = self.agree(attempt, &suspects).await? else {
 				return Ok(Exchanged::Observer);
 			};
+			let t_exchange = Instant::now();
 			match self.exchange(attempt, &participants, &mine.update).await? {
 				AttemptOutcome::Aggregated { agg, accepted, rejected } => {
 					return Ok(Exchanged::Aggregated {
@@ -153,6 +167,7 @@ impl<T: LocalTrainer> Peer<T> {
 						agg,
 						accepted,
 						rejected,
+						exchange_ms: elapsed_ms(t_exchange),
 					});
 				},
 				AttemptOutcome::Retry(left_out) => {
@@ -221,8 +236,10 @@ impl<T: LocalTrainer> Peer<T> {
 			payload: Some(payload),
 			bytes_sent: self.metrics().bytes_sent.load(Relaxed) - start.sent0,
 			bytes_received: self.metrics().bytes_received.load(Relaxed) - start.recv0,
+			messages_sent: self.metrics().messages_sent.load(Relaxed) - start.msgs0,
 			update_bytes: mine.update.byte_len() as u64,
 			compute_ms: done.compute_ms,
+			exchange_ms: done.exchange_ms,
 			network_ms: elapsed_ms(start.t0).saturating_sub(done.compute_ms),
 			train_loss: Some(done.local.train_loss),
 			eval,
@@ -305,10 +322,11 @@ impl<T: LocalTrainer> Peer<T> {
 }
 
 /// When and with which counters a round started.
-struct RoundStart {
-	t0: Instant,
-	sent0: u64,
-	recv0: u64,
+pub(super) struct RoundStart {
+	pub(super) t0: Instant,
+	pub(super) sent0: u64,
+	pub(super) recv0: u64,
+	pub(super) msgs0: u64,
 }
 
 /// This peer's compressed update and what its `Ready` announces with it.
@@ -331,6 +349,8 @@ enum Exchanged {
 		agg: Vec<f32>,
 		accepted: Vec<Accepted>,
 		rejected: Vec<(PublicKey, aggregate::Rejection)>,
+		/// Time of the successful attempt's exchange.
+		exchange_ms: u64,
 	},
 }
 
@@ -342,6 +362,7 @@ struct Finished {
 	rejected: Vec<(PublicKey, aggregate::Rejection)>,
 	local: LocalUpdate,
 	compute_ms: u64,
+	exchange_ms: u64,
 }
 
 /// The included shares of the payload: each accepted update's sender, samples and root.

@@ -109,9 +109,7 @@ impl<T: LocalTrainer> Peer<T> {
 	pub(super) async fn observe(
 		&mut self,
 		round: RoundIndex,
-		t0: Instant,
-		sent0: u64,
-		recv0: u64,
+		start: &super::run::RoundStart,
 		compute_ms: u64,
 	) -> Result<RoundReport> {
 		tracing::info!(round, "not a participant this round; following the result");
@@ -148,11 +146,13 @@ impl<T: LocalTrainer> Peer<T> {
 			signature: None,
 			certificate: None,
 			payload: Some(qc.payload.clone()),
-			bytes_sent: self.metrics().bytes_sent.load(Relaxed) - sent0,
-			bytes_received: self.metrics().bytes_received.load(Relaxed) - recv0,
+			bytes_sent: self.metrics().bytes_sent.load(Relaxed) - start.sent0,
+			bytes_received: self.metrics().bytes_received.load(Relaxed) - start.recv0,
+			messages_sent: self.metrics().messages_sent.load(Relaxed) - start.msgs0,
 			update_bytes: 0,
 			compute_ms,
-			network_ms: elapsed_ms(t0).saturating_sub(compute_ms),
+			exchange_ms: 0,
+			network_ms: elapsed_ms(start.t0).saturating_sub(compute_ms),
 			train_loss: None,
 			eval: None,
 		};
