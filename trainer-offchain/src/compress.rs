@@ -93,7 +93,13 @@ impl Compression {
 	/// Compress one block.
 	pub fn encode_block(&self, xs: &[f32]) -> Vec<u8> {
 		match *self {
-			Compression::None => xs.iter().flat_map(|x| x.to_le_bytes()).collect(),
+			Compression::None => {
+				let mut out = Vec::with_capacity(xs.len() * 4);
+				for x in xs {
+					out.extend_from_slice(&x.to_le_bytes());
+				}
+				out
+			},
 			Compression::Fp16 => {
 				xs.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()
 			},
@@ -360,10 +366,7 @@ impl ErrorFeedback {
 }
 
 fn leaf_hash(b: &[u8]) -> [u8; 32] {
-	let mut v = Vec::with_capacity(b.len() + 1);
-	v.push(0u8);
-	v.extend_from_slice(b);
-	sp_crypto_hashing::blake2_256(&v)
+	crate::digest::blake2_256_concat(&[&[0u8], b])
 }
 
 fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {

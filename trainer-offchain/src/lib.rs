@@ -29,6 +29,7 @@ pub mod aggregate;
 pub mod checkpoint;
 pub mod compress;
 pub mod data;
+pub mod digest;
 pub mod error;
 pub mod eval;
 pub mod fedavg;

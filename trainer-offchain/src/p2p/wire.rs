@@ -1,12 +1,18 @@
 //! Signed protocol messages.
 //!
 //! Every message is an [`Envelope`]: `(job, round, who, body bytes, sig)` where `sig` is the
-//! sender's sr25519 signature over `SCALE(P2P_DOMAIN, job, round, who, blake2_256(body))`.
+//! sender's sr25519 signature over `SCALE(P2P_DOMAIN, job, round, who, digest)`. The digest is
+//! `blake2_256(body)`, except for the bodies that carry update blocks (`Chunk`, `Reduced`):
+//! theirs covers the header and the blocks' Merkle leaf hashes ([`Body::digest`]), the same
+//! leaf hashes a chunk's range proof is checked with, so every byte of an update is hashed
+//! once on its way in ([`Envelope::open_checked`] returns them) and once on its way out.
 //! So a message is bound to its job and round (a replay in another round fails the round
 //! check, an altered round fails the signature) and to its sender's key (claiming another
 //! key fails the signature). The libp2p peer a key speaks through is bound by the signed
 //! `peer_id` in [`Body::Hello`] / [`Body::Ready`].
 
+use crate::compress;
+use crate::digest::blake2_256_scale;
 use crate::signing::{verify, Keys, PublicKey, QuorumCertificate, SignatureBytes};
 use anyhow::{bail, Result};
 use codec::{Decode, Encode};
@@ -185,6 +191,42 @@ impl Body {
 	}
 }
 
+impl Body {
+	/// The update blocks a `Chunk` or `Reduced` body carries.
+	pub fn blocks(&self) -> Option<&[Vec<u8>]> {
+		match self {
+			Body::Chunk { blocks, .. } | Body::Reduced { blocks, .. } => Some(blocks),
+			_ => None,
+		}
+	}
+
+	/// What an envelope's signature covers (with the job, round and sender): for `Chunk` and
+	/// `Reduced`, `blake2_256` of the header and `leaves` (the blocks' leaf hashes); for any
+	/// other body, `blake2_256` of its encoded bytes `bytes`.
+	pub fn digest(&self, bytes: &[u8], leaves: &[Hash32]) -> Hash32 {
+		match self {
+			Body::Chunk { attempt, proposal, first_block, proof, .. } => {
+				blake2_256_scale(&(b"chunk", attempt, proposal, first_block, leaves, proof))
+			},
+			Body::Reduced { attempt, proposal, chunk, .. } => {
+				blake2_256_scale(&(b"reduced", attempt, proposal, chunk, leaves))
+			},
+			_ => sp_crypto_hashing::blake2_256(bytes),
+		}
+	}
+}
+
+/// What checking an envelope computed, kept so that nothing is hashed twice.
+#[derive(Clone, Debug)]
+pub struct Opened {
+	/// The sender's signature.
+	pub sig: SignatureBytes,
+	/// The digest it signs ([`Body::digest`]).
+	pub digest: Hash32,
+	/// Leaf hashes of the body's blocks (empty for bodies without blocks).
+	pub leaves: Vec<Hash32>,
+}
+
 /// The hash that binds exchange messages to one proposal:
 /// `blake2_256(SCALE(round, attempt, participants))`.
 pub fn proposal_hash(round: RoundIndex, attempt: u32, participants: &[Participant]) -> Hash32 {
@@ -206,22 +248,67 @@ pub struct Envelope {
 	pub sig: SignatureBytes,
 }
 
-fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, body: &[u8]) -> Vec<u8> {
-	(P2P_DOMAIN, job, round, who, sp_crypto_hashing::blake2_256(body)).encode()
+fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, digest: Hash32) -> Vec<u8> {
+	(P2P_DOMAIN, job, round, who, digest).encode()
+}
+
+/// The blocks' leaf hashes: `given` if there are any, else computed (empty without blocks).
+fn leaves_of(body: &Body, given: Option<&[Hash32]>) -> Vec<Hash32> {
+	match (given, body.blocks()) {
+		(Some(l), _) => l.to_vec(),
+		(None, Some(blocks)) => compress::leaf_hashes(blocks),
+		(None, None) => Vec::new(),
+	}
 }
 
 impl Envelope {
+	/// Sign a body; also returns the digest signed.
+	pub fn seal_with_digest(
+		keys: &Keys,
+		job: JobId,
+		round: RoundIndex,
+		body: &Body,
+	) -> (Self, Hash32) {
+		let bytes = body.encode();
+		let who = keys.public();
+		let digest = body.digest(&bytes, &leaves_of(body, None));
+		let sig = keys.sign(&signed_bytes(job, round, &who, digest));
+		(Self { job, round, who, body: bytes, sig }, digest)
+	}
+
 	/// Sign a body.
 	pub fn seal(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Self {
-		let body = body.encode();
-		let who = keys.public();
-		let sig = keys.sign(&signed_bytes(job, round, &who, &body));
-		Self { job, round, who, body, sig }
+		Self::seal_with_digest(keys, job, round, body).0
 	}
 
 	/// Sign and encode.
 	pub fn seal_bytes(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Vec<u8> {
-		Self::seal(keys, job, round, body).encode()
+		Self::seal_bytes_with(keys, job, round, body, None)
+	}
+
+	/// Sign and encode: the bytes of [`Envelope::seal`]`(…).encode()`, with the body encoded
+	/// once, straight into the envelope, and the blocks' leaf hashes taken from `leaves` when
+	/// the sender has them (its own update's), so its chunks are not hashed again.
+	pub fn seal_bytes_with(
+		keys: &Keys,
+		job: JobId,
+		round: RoundIndex,
+		body: &Body,
+		leaves: Option<&[Hash32]>,
+	) -> Vec<u8> {
+		let who = keys.public();
+		let len = body.encoded_size();
+		let mut out = Vec::with_capacity(len + 128);
+		(job, round, who).encode_to(&mut out);
+		// A `Vec<u8>` field: its compact length, then its bytes.
+		let compact_len = u32::try_from(len).expect("a message body is far below 4 GiB");
+		codec::Compact(compact_len).encode_to(&mut out);
+		let start = out.len();
+		body.encode_to(&mut out);
+		let leaves = leaves_of(body, leaves);
+		let digest = body.digest(out.get(start..).unwrap_or_default(), &leaves);
+		keys.sign(&signed_bytes(job, round, &who, digest)).encode_to(&mut out);
+		out
 	}
 
 	/// Decode without checking anything.
@@ -237,16 +324,23 @@ impl Envelope {
 
 	/// Check the signature and decode the body.
 	pub fn open(&self) -> Result<Body> {
-		if !verify(&self.who, &signed_bytes(self.job, self.round, &self.who, &self.body), &self.sig)
-		{
-			bail!("bad signature");
-		}
+		self.open_checked().map(|(body, _)| body)
+	}
+
+	/// Decode the body and check the signature over its digest; returns the body with what the
+	/// check computed (the blocks' leaf hashes, for the Merkle checks that follow).
+	pub fn open_checked(&self) -> Result<(Body, Opened)> {
 		let mut input = &self.body[..];
 		let b = Body::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable body: {e}"))?;
 		if !input.is_empty() {
 			bail!("trailing bytes after body");
 		}
-		Ok(b)
+		let leaves = leaves_of(&b, None);
+		let digest = b.digest(&self.body, &leaves);
+		if !verify(&self.who, &signed_bytes(self.job, self.round, &self.who, digest), &self.sig) {
+			bail!("bad signature");
+		}
+		Ok((b, Opened { sig: self.sig, digest, leaves }))
 	}
 }
 
@@ -262,6 +356,20 @@ mod tests {
 		let body = Body::Hello { peer_id: vec![1, 2], joining_round: 3 };
 		let e = Envelope::seal(&alice, 1, 2, &body);
 		assert_eq!(Envelope::decode_bytes(&e.encode()).unwrap().open().unwrap(), body);
+		// The one-copy encoding is the envelope's (sr25519 signatures are randomised, so
+		// compare everything but the signature, and check that one).
+		let chunk = Body::Chunk {
+			attempt: 1,
+			proposal: [9; 32],
+			first_block: 3,
+			blocks: vec![vec![1; 300], vec![2; 70]],
+			proof: vec![[4; 32]],
+		};
+		let bytes = Envelope::seal_bytes(&alice, 1, 2, &chunk);
+		let reference = Envelope::seal(&alice, 1, 2, &chunk).encode();
+		assert_eq!(bytes.len(), reference.len());
+		assert_eq!(bytes[..bytes.len() - 64], reference[..reference.len() - 64]);
+		assert_eq!(Envelope::decode_bytes(&bytes).unwrap().open().unwrap(), chunk);
 		let mut replay = e.clone();
 		replay.round = 3;
 		assert!(replay.open().is_err());

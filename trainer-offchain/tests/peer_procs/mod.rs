@@ -33,17 +33,21 @@ pub struct PeerProc {
 
 impl PeerProc {
 	/// Start peer `i` of `n` on shard `i/n` of the digits: `launcher` is the trainer binary
-	/// itself or a command that runs it (`ip netns exec …`); `args` come after the common ones
-	/// (job 7, two rounds, JSON, the default `mlp`, one thread), so they can override them.
+	/// itself or a command that runs it (`ip netns exec …`). Job 7, JSON, one thread, and
+	/// two rounds of the default `mlp` unless `args` give `--rounds` / `--model`.
 	pub fn start(launcher: Command, i: usize, n: usize, args: &[String], logs: &Path) -> Self {
 		let out = logs.join(format!("peer-{i}.jsonl"));
 		let mut cmd = launcher;
-		cmd.arg("peer")
-			.args(["--suri", &suri(i), "--job-id", "7", "--rounds", "2", "--json"])
+		cmd.args(["--threads", "1", "peer", "--suri", &suri(i), "--job-id", "7", "--json"])
 			.arg("--data")
 			.arg(testdata("digits-train.csv"))
-			.args(["--shard", &format!("{i}/{n}"), "--model", "mlp", "--threads", "1"])
-			.args(args)
+			.args(["--shard", &format!("{i}/{n}")]);
+		for (flag, default) in [("--rounds", "2"), ("--model", "mlp")] {
+			if !args.iter().any(|a| a == flag) {
+				cmd.args([flag, default]);
+			}
+		}
+		cmd.args(args)
 			.env("TRAINCHAIN_LOG", std::env::var("PEER_LOG").unwrap_or_else(|_| "warn".into()))
 			.stdout(std::fs::File::create(&out).unwrap())
 			.stderr(std::fs::File::create(logs.join(format!("peer-{i}.log"))).unwrap())

@@ -42,7 +42,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			return;
 		}
-		let body = match env.open() {
+		let (body, opened) = match env.open_checked() {
 			Ok(b) => b,
 			Err(e) => {
 				return self.reject(&from, &env, &format!("{e} (forged or claimed identity)"))
@@ -94,7 +94,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			return;
 		}
-		self.on_body(from, env.who, body, env.sig);
+		self.on_body(from, env.who, body, opened);
 	}
 
 	pub(super) fn on_certificate(&mut self, qc: QuorumCertificate) {
@@ -129,14 +129,8 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 	}
 
-	/// File an authenticated message body (`sig` is its envelope's signature).
-	pub(super) fn on_body(
-		&mut self,
-		from: PeerId,
-		who: PublicKey,
-		body: Body,
-		sig: SignatureBytes,
-	) {
+	/// File an authenticated message body (`opened`: its envelope's signature check).
+	pub(super) fn on_body(&mut self, from: PeerId, who: PublicKey, body: Body, opened: Opened) {
 		if matches!(body, Body::Ready { .. } | Body::Proposal { .. }) && !self.is_member(&who) {
 			Metrics::inc(&self.net.metrics().messages_rejected);
 			tracing::warn!(who = %short(&who), "ignoring a peer that has not joined the job on-chain");
@@ -197,7 +191,7 @@ impl<T: LocalTrainer> Peer<T> {
 			| Body::Norms { .. }
 			| Body::Reduced { .. }
 			| Body::ReducedDigests { .. }
-			| Body::ReducedConflict { .. }) => self.on_exchange(who, body, sig),
+			| Body::ReducedConflict { .. }) => self.on_exchange(who, body, opened),
 			Body::SigShare { model_hash, included, metric, sig } => {
 				st.sigshares.insert(who, (model_hash, included, metric, sig));
 			},
@@ -207,7 +201,7 @@ impl<T: LocalTrainer> Peer<T> {
 
 	/// An exchange message: checked against its attempt's agreed proposal, or kept until
 	/// this peer agrees on that attempt.
-	pub(super) fn on_exchange(&mut self, who: PublicKey, body: Body, sig: SignatureBytes) {
+	pub(super) fn on_exchange(&mut self, who: PublicKey, body: Body, opened: Opened) {
 		let Some((attempt, _, _)) = body.exchange_key() else {
 			return;
 		};
@@ -218,17 +212,17 @@ impl<T: LocalTrainer> Peer<T> {
 			return self.reject_exchange(&who, &body, "sender has not joined the job on-chain");
 		}
 		if self.st.agreed.contains_key(&attempt) {
-			return self.accept_exchange(who, body, sig);
+			return self.accept_exchange(who, body, opened);
 		}
 		if self.st.early.len() < EARLY_CAP {
-			self.st.early.entry((attempt, who, body.kind())).or_insert((body, sig));
+			self.st.early.entry((attempt, who, body.kind())).or_insert((body, opened));
 		}
 	}
 
 	/// Store an exchange message if its sender may send it in the agreed proposal (any
 	/// participant for `Chunk` and the cross-check messages, the chunk's owner for `Norms` /
 	/// `Reduced`); first message per slot wins, so only the owner can fill a chunk's slot.
-	pub(super) fn accept_exchange(&mut self, who: PublicKey, body: Body, sig: SignatureBytes) {
+	pub(super) fn accept_exchange(&mut self, who: PublicKey, body: Body, opened: Opened) {
 		let Some((attempt, proposal, chunk)) = body.exchange_key() else {
 			return;
 		};
@@ -242,13 +236,20 @@ impl<T: LocalTrainer> Peer<T> {
 		let st = &mut self.st;
 		match body {
 			Body::Chunk { first_block, blocks, proof, .. } => {
-				st.chunks.entry((attempt, who)).or_insert((first_block, blocks, proof));
+				st.chunks.entry((attempt, who)).or_insert((
+					first_block,
+					blocks,
+					proof,
+					opened.leaves,
+				));
 			},
 			Body::Norms { chunk, stats, .. } => {
 				st.norms.entry((attempt, chunk)).or_insert(stats);
 			},
 			Body::Reduced { chunk, blocks, .. } => {
-				st.reduced.entry((attempt, chunk)).or_insert((blocks, sig));
+				st.reduced
+					.entry((attempt, chunk))
+					.or_insert((blocks, opened.sig, opened.digest));
 			},
 			Body::ReducedDigests { digests, .. } => {
 				st.digests.entry((attempt, who)).or_insert(digests);

@@ -46,7 +46,7 @@ mod sync;
 use super::metrics::Metrics;
 use super::net::{NetClient, NetEvent};
 use super::roles::{self, Role};
-use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Participant};
+use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Opened, Participant};
 use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
 use crate::signing::{short, Endorsement, Keys, PublicKey, QuorumCertificate, SignatureBytes};
@@ -283,11 +283,11 @@ struct ReadyInfo {
 	base_model: Hash32,
 }
 
-/// `(first_block, blocks, proof)` of a received chunk.
-type ChunkMsg = (u32, Vec<Vec<u8>>, Vec<Hash32>);
+/// `(first_block, blocks, proof, leaf hashes of the blocks)` of a received chunk.
+type ChunkMsg = (u32, Vec<Vec<u8>>, Vec<Hash32>, Vec<Hash32>);
 
-/// A chunk's reduced blocks and its owner's envelope signature.
-type ReducedMsg = (Vec<Vec<u8>>, SignatureBytes);
+/// A chunk's reduced blocks, its owner's envelope signature and the digest it signs.
+type ReducedMsg = (Vec<Vec<u8>>, SignatureBytes, Hash32);
 
 /// `(attempt, sender, kind)` of an exchange message kept before its attempt is agreed.
 type EarlyKey = (u32, PublicKey, &'static str);
@@ -316,7 +316,7 @@ struct RoundState {
 	agreed: HashMap<u32, (Hash32, Vec<Participant>)>,
 	/// Exchange messages that arrived before this peer agreed on their attempt, one per
 	/// `(attempt, sender, kind)`; checked when the attempt's exchange starts.
-	early: HashMap<EarlyKey, (Body, SignatureBytes)>,
+	early: HashMap<EarlyKey, (Body, Opened)>,
 	sigshares: HashMap<PublicKey, SigShareOf>,
 	certificate: Option<QuorumCertificate>,
 	/// Hash of the model this round trains from (set when the round starts).
@@ -491,12 +491,13 @@ impl<T: LocalTrainer> Peer<T> {
 	/// Serve the current model state, by `GetState` and by its hash (`GetBlob`), so peers can
 	/// sync and verifiers can fetch a round's base model by the hash the chain holds.
 	fn publish_state(&self) -> Result<()> {
-		self.net.put_blob(self.model_hash(), crate::update::encode_state(&self.model))?;
+		let model_hash = self.model_hash();
+		self.net.put_blob(model_hash, crate::update::encode_state(&self.model))?;
 		let snap = StateSnapshot {
 			job: self.cfg.job_id,
 			next_round: self.round,
 			params: f32s_to_u32s(&self.model),
-			model_hash: self.model_hash(),
+			model_hash,
 			certificate: self
 				.last_qc
 				.clone()
@@ -520,8 +521,8 @@ impl<T: LocalTrainer> Peer<T> {
 
 	/// Send one sealed message to every participant but this peer (one buffer shared by all
 	/// of them), re-sent after a failed request until the phase's deadline.
-	fn send_to_others(&self, parts: &[Participant], sealed: &[u8]) {
-		let sealed = std::sync::Arc::new(sealed.to_vec());
+	fn send_to_others(&self, parts: &[Participant], sealed: Vec<u8>) {
+		let sealed = std::sync::Arc::new(sealed);
 		for p in parts.iter().filter(|p| p.who != self.me) {
 			self.send_sealed(&p.who, sealed.clone());
 		}

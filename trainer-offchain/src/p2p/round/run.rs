@@ -23,7 +23,9 @@ impl<T: LocalTrainer> Peer<T> {
 			self.ef.reset();
 		}
 		let (mine, _decoded) = self.ef.compress(self.cfg.compression, &local.delta)?;
-		let mine = ReadyUpdate { update: mine, samples: local.samples, base_model };
+		let leaves = mine.leaf_hashes();
+		let root = compress::merkle_root(&leaves);
+		let mine = ReadyUpdate { update: mine, leaves, root, samples: local.samples, base_model };
 		match self.agree_and_exchange(round, &mine).await? {
 			Exchanged::Observer => self.observe(round, &start, compute_ms).await,
 			Exchanged::Failed => {
@@ -129,7 +131,7 @@ impl<T: LocalTrainer> Peer<T> {
 		round: RoundIndex,
 		mine: &ReadyUpdate,
 	) -> Result<Exchanged> {
-		let root = mine.update.root();
+		let root = mine.root;
 		let len = u32::try_from(self.model.len()).context("model too large")?;
 		let mut suspects: BTreeSet<PublicKey> = std::mem::take(&mut self.excluded);
 		suspects.remove(&self.me);
@@ -159,7 +161,7 @@ impl<T: LocalTrainer> Peer<T> {
 				return Ok(Exchanged::Observer);
 			};
 			let t_exchange = Instant::now();
-			match self.exchange(attempt, &participants, &mine.update).await? {
+			match self.exchange(attempt, &participants, &mine.update, &mine.leaves).await? {
 				AttemptOutcome::Aggregated { agg, accepted, rejected } => {
 					return Ok(Exchanged::Aggregated {
 						attempt,
@@ -199,7 +201,7 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 		// Only now, after the exchange, is this peer's update served by its hash (to the
 		// verifiers): nobody can copy it into this round any more.
-		self.net.put_blob(mine.update.root(), mine.update.to_blob())?;
+		self.net.put_blob(mine.root, mine.update.to_blob())?;
 		let model_hash = self.model_hash();
 		let update_roots: Vec<(PublicKey, Hash32)> =
 			done.participants.iter().map(|p| (p.who, p.root)).collect();
@@ -332,6 +334,9 @@ pub(super) struct RoundStart {
 /// This peer's compressed update and what its `Ready` announces with it.
 struct ReadyUpdate {
 	update: Compressed,
+	/// The update's leaf hashes and Merkle root, computed once per round.
+	leaves: Vec<Hash32>,
+	root: Hash32,
 	samples: u64,
 	base_model: Hash32,
 }

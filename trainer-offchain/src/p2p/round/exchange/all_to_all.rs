@@ -20,10 +20,14 @@ impl<T: LocalTrainer> Peer<T> {
 			blocks: mine.blocks.clone(),
 			proof: Vec::new(),
 		};
-		self.st.chunks.insert((attempt, me), (0, mine.blocks.clone(), Vec::new()));
-		let sealed = self.seal(&body);
+		self.st
+			.chunks
+			.insert((attempt, me), (0, mine.blocks.clone(), Vec::new(), ctx.leaves.clone()));
+		let (job, round) = (self.cfg.job_id, self.round);
+		let sealed =
+			Envelope::seal_bytes_with(&self.cfg.keys, job, round, &body, Some(&ctx.leaves));
 		let missing = self
-			.gather(parts, Some(&sealed), deadline, |s, i| {
+			.gather(parts, Some(sealed), deadline, |s, i| {
 				parts.get(i).is_some_and(|p| s.st.chunks.contains_key(&(attempt, p.who)))
 			})
 			.await?;
@@ -33,11 +37,9 @@ impl<T: LocalTrainer> Peer<T> {
 		let mut stats = Vec::new();
 		let mut decoded: Vec<Vec<f32>> = Vec::new();
 		for p in parts {
-			let (first, blocks, _) =
+			let (first, blocks, _, leaves) =
 				self.st.chunks.get(&(attempt, p.who)).cloned().unwrap_or_default();
-			let ok = first == 0
-				&& blocks.len() == nb
-				&& compress::merkle_root(&compress::leaf_hashes(&blocks)) == p.root;
+			let ok = first == 0 && blocks.len() == nb && compress::merkle_root(&leaves) == p.root;
 			let vals = if ok { compress::decode_blocks(comp, len, 0, &blocks).ok() } else { None };
 			match vals {
 				Some(v) => {

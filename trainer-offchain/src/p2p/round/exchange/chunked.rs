@@ -35,7 +35,7 @@ impl<T: LocalTrainer> Peer<T> {
 		self.st.norms.insert((attempt, chunk), owned.stats);
 		let sealed = self.seal(&norms);
 		let missing = self
-			.gather(parts, Some(&sealed), deadline, |s, c| {
+			.gather(parts, Some(sealed), deadline, |s, c| {
 				s.st.norms.contains_key(&(attempt, c as u32))
 			})
 			.await?;
@@ -70,13 +70,18 @@ impl<T: LocalTrainer> Peer<T> {
 			let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
 			let proof = compress::range_proof(&ctx.leaves, b.start, b.end);
 			let first_block = b.start as u32;
+			let leaves = ctx.leaves.get(b.clone()).unwrap_or_default();
 			if p.who == me {
-				self.st.chunks.insert((attempt, me), (first_block, blocks, proof));
+				self.st
+					.chunks
+					.insert((attempt, me), (first_block, blocks, proof, leaves.to_vec()));
 			} else {
-				self.send_to(
-					&p.who,
-					&Body::Chunk { attempt, proposal, first_block, blocks, proof },
-				);
+				// Sealed with this peer's own leaf hashes: its chunk is not hashed again.
+				let body = Body::Chunk { attempt, proposal, first_block, blocks, proof };
+				let (job, round) = (self.cfg.job_id, self.round);
+				let keys = &self.cfg.keys;
+				let sealed = Envelope::seal_bytes_with(keys, job, round, &body, Some(leaves));
+				self.send_sealed(&p.who, std::sync::Arc::new(sealed));
 			}
 		}
 	}
@@ -89,15 +94,16 @@ impl<T: LocalTrainer> Peer<T> {
 		let my_elems = compress::chunk_elems(len, n, my_idx);
 		let mut owned = OwnedChunk { cols: Vec::new(), stats: Vec::new() };
 		for p in parts {
-			let got = self.st.chunks.get(&(attempt, p.who)).and_then(|(first, blocks, proof)| {
+			let chunk = self.st.chunks.get(&(attempt, p.who));
+			let got = chunk.and_then(|(first, blocks, proof, leaves)| {
 				if *first as usize != my_blocks.start
 					|| blocks.len() != my_blocks.len()
 					|| blocks.is_empty()
 				{
 					return None;
 				}
-				let leaves = compress::leaf_hashes(blocks);
-				let root = compress::root_from_range(nb, my_blocks.start, &leaves, proof).ok()?;
+				// The leaf hashes the sender's signature was checked with.
+				let root = compress::root_from_range(nb, my_blocks.start, leaves, proof).ok()?;
 				if root != p.root {
 					return None;
 				}
@@ -182,10 +188,12 @@ impl<T: LocalTrainer> Peer<T> {
 				.collect()
 		};
 		let chunk = my_idx as u32;
-		let blocks = encode(&reduced);
-		let body = Body::Reduced { attempt, proposal, chunk, blocks: blocks.clone() };
-		let env = Envelope::seal(&self.cfg.keys, self.cfg.job_id, self.round, &body);
-		self.st.reduced.insert((attempt, chunk), (blocks, env.sig));
+		let body = Body::Reduced { attempt, proposal, chunk, blocks: encode(&reduced) };
+		let (env, digest) =
+			Envelope::seal_with_digest(&self.cfg.keys, self.cfg.job_id, self.round, &body);
+		if let Body::Reduced { blocks, .. } = body {
+			self.st.reduced.insert((attempt, chunk), (blocks, env.sig, digest));
+		}
 		if self.cfg.byzantine == Some(Byzantine::SplitReduced) {
 			// Test-only: every other peer gets a differently scaled reduction.
 			for (k, p) in parts.iter().enumerate().filter(|(_, p)| p.who != self.me) {
@@ -195,7 +203,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			return Ok(());
 		}
-		self.send_to_others(parts, &env.encode());
+		self.send_to_others(parts, env.encode());
 		Ok(())
 	}
 
@@ -210,7 +218,7 @@ impl<T: LocalTrainer> Peer<T> {
 		let mut agg = Vec::with_capacity(len);
 		for (c, owner) in parts.iter().enumerate() {
 			let b = compress::chunk_blocks(nb, n, c);
-			let blocks = self.st.reduced.get(&(attempt, c as u32)).map(|(b, _)| b);
+			let blocks = self.st.reduced.get(&(attempt, c as u32)).map(|(b, _, _)| b);
 			let values = blocks
 				.filter(|blocks| blocks.len() == b.len())
 				.and_then(|blocks| {

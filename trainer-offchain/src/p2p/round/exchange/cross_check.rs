@@ -25,7 +25,7 @@ impl<T: LocalTrainer> Peer<T> {
 			self.seal(&Body::ReducedDigests { attempt, proposal, digests: digests.clone() });
 		let short = deadline.min(Instant::now() + self.cfg.round_timeout / 4);
 		let silent = self
-			.gather(parts, Some(&sealed), short, |s, i| {
+			.gather(parts, Some(sealed), short, |s, i| {
 				parts.get(i).is_some_and(|p| s.st.digests.contains_key(&(attempt, p.who)))
 			})
 			.await?;
@@ -39,8 +39,7 @@ impl<T: LocalTrainer> Peer<T> {
 		for &c in &disputed {
 			if let Some(evidence) = self.owner_envelope(ctx, parts, c) {
 				let body = Body::ReducedConflict { attempt, proposal, evidence };
-				let sealed = self.seal(&body);
-				self.send_to_others(parts, &sealed);
+				self.send_to_others(parts, self.seal(&body));
 			}
 		}
 		let proven = |s: &Self, c: &u32| s.st.proven_split.contains(&(attempt, *c));
@@ -62,13 +61,10 @@ impl<T: LocalTrainer> Peer<T> {
 		Ok(owners)
 	}
 
-	/// `blake2_256` of chunk `c`'s reduced blocks as this peer received them (all zeros if it
-	/// has none). The attempt and proposal are fixed by the exchange the digests travel in.
+	/// The digest of chunk `c`'s `Reduced` body as this peer received it, the one its owner
+	/// signed (all zeros if it has none): equal digests mean equal blocks.
 	fn reduced_digest(&self, attempt: u32, chunk: u32) -> Hash32 {
-		self.st
-			.reduced
-			.get(&(attempt, chunk))
-			.map_or([0; 32], |(blocks, _)| blocks.using_encoded(sp_crypto_hashing::blake2_256))
+		self.st.reduced.get(&(attempt, chunk)).map_or([0; 32], |(_, _, digest)| *digest)
 	}
 
 	/// Chunks for which some participant reported a digest other than this peer's.
@@ -90,7 +86,7 @@ impl<T: LocalTrainer> Peer<T> {
 	/// The owner's signed envelope of chunk `c` as this peer received it (rebuilt from the
 	/// stored blocks and the owner's signature; SCALE encoding is canonical).
 	fn owner_envelope(&self, ctx: &Attempt, parts: &[Participant], c: u32) -> Option<Envelope> {
-		let (blocks, sig) = self.st.reduced.get(&(ctx.attempt, c))?;
+		let (blocks, sig, _) = self.st.reduced.get(&(ctx.attempt, c))?;
 		let body = Body::Reduced {
 			attempt: ctx.attempt,
 			proposal: ctx.proposal,
@@ -121,7 +117,7 @@ impl<T: LocalTrainer> Peer<T> {
 		};
 		let checked =
 			check_reduced_evidence(&evidence, self.cfg.job_id, self.round, agreed, attempt, parts);
-		let (chunk, blocks) = match checked {
+		let (chunk, blocks, digest) = match checked {
 			Ok(c) => c,
 			Err(why) => {
 				Metrics::inc(&self.metrics().messages_rejected);
@@ -131,9 +127,9 @@ impl<T: LocalTrainer> Peer<T> {
 		};
 		match self.st.reduced.get(&(attempt, chunk)) {
 			None => {
-				self.st.reduced.insert((attempt, chunk), (blocks, evidence.sig));
+				self.st.reduced.insert((attempt, chunk), (blocks, evidence.sig, digest));
 			},
-			Some((mine, _)) if *mine != blocks => {
+			Some((mine, _, _)) if *mine != blocks => {
 				if self.st.proven_split.insert((attempt, chunk)) {
 					Metrics::inc(&self.metrics().equivocations);
 					tracing::warn!(owner = %short(&evidence.who), chunk, "equivocation: the owner sent different reduced chunks; excluding it");
@@ -146,7 +142,7 @@ impl<T: LocalTrainer> Peer<T> {
 }
 
 /// Checks forwarded evidence: signed by the owner of its chunk in the agreed proposal, for
-/// this job, round, attempt and proposal. Returns the chunk and its blocks.
+/// this job, round, attempt and proposal. Returns the chunk, its blocks and the digest signed.
 fn check_reduced_evidence(
 	evidence: &Envelope,
 	job: JobId,
@@ -154,11 +150,13 @@ fn check_reduced_evidence(
 	agreed: &Hash32,
 	attempt: u32,
 	parts: &[Participant],
-) -> std::result::Result<(u32, Vec<Vec<u8>>), &'static str> {
+) -> std::result::Result<(u32, Vec<Vec<u8>>, Hash32), &'static str> {
 	if evidence.job != job || evidence.round != round {
 		return Err("another job or round");
 	}
-	let Ok(Body::Reduced { attempt: a, proposal, chunk, blocks }) = evidence.open() else {
+	let Ok((Body::Reduced { attempt: a, proposal, chunk, blocks }, opened)) =
+		evidence.open_checked()
+	else {
 		return Err("not a reduced chunk signed by its sender");
 	};
 	if a != attempt || proposal != *agreed {
@@ -167,5 +165,5 @@ fn check_reduced_evidence(
 	if parts.get(chunk as usize).is_none_or(|p| p.who != evidence.who) {
 		return Err("not signed by the chunk's owner");
 	}
-	Ok((chunk, blocks))
+	Ok((chunk, blocks, opened.digest))
 }

@@ -15,8 +15,8 @@ impl<T: LocalTrainer> Peer<T> {
 		self.st.agreed.insert(attempt, (hash, parts.to_vec()));
 		let early: Vec<_> = self.st.early.keys().filter(|k| k.0 == attempt).copied().collect();
 		for k in early {
-			if let Some((body, sig)) = self.st.early.remove(&k) {
-				self.accept_exchange(k.1, body, sig);
+			if let Some((body, opened)) = self.st.early.remove(&k) {
+				self.accept_exchange(k.1, body, opened);
 			}
 		}
 		hash
@@ -28,6 +28,7 @@ impl<T: LocalTrainer> Peer<T> {
 		attempt: u32,
 		parts: &[Participant],
 		mine: &Compressed,
+		leaves: &[Hash32],
 	) -> Result<AttemptOutcome> {
 		let me = self.me;
 		let my_idx = parts.iter().position(|p| p.who == me).context("not a participant")?;
@@ -41,7 +42,7 @@ impl<T: LocalTrainer> Peer<T> {
 			me,
 			my_idx,
 			comp: self.cfg.compression,
-			leaves: mine.leaf_hashes(),
+			leaves: leaves.to_vec(),
 		};
 		match self.cfg.scheme {
 			Scheme::AllToAll => self.exchange_all_to_all(&ctx, parts, mine).await,
@@ -56,7 +57,7 @@ impl<T: LocalTrainer> Peer<T> {
 	pub(super) async fn gather(
 		&mut self,
 		parts: &[Participant],
-		sealed: Option<&[u8]>,
+		sealed: Option<Vec<u8>>,
 		deadline: Instant,
 		have: impl Fn(&Self, usize) -> bool,
 	) -> Result<Vec<PublicKey>> {
