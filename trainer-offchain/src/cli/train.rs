@@ -38,9 +38,10 @@ pub struct TrainArgs {
 	pub test_labels: Option<PathBuf>,
 	#[command(flatten)]
 	pub csv: CsvArgs,
-	/// Epochs.
-	#[arg(long, default_value_t = 10)]
-	pub epochs: usize,
+	/// Epochs (default: 10, or more on a small data set so that training takes at least 500
+	/// optimizer steps, e.g. 125 epochs of 112 samples in batches of 32).
+	#[arg(long)]
+	pub epochs: Option<usize>,
 	/// Stop after this many optimizer steps instead of counting epochs.
 	#[arg(long)]
 	pub max_steps: Option<usize>,
@@ -189,7 +190,7 @@ fn fit(
 ) -> Result<Vec<EpochReport>, TrainerError> {
 	let (train_set, test_set) = sets;
 	let bar = progress_bar(train::total_steps(cfg, train_set.len()), a.json);
-	let (json_out, epochs) = (a.json, a.epochs);
+	let (json_out, epochs) = (a.json, cfg.epochs);
 	let mut on_progress = |p: &Progress| match p {
 		Progress::Step { done, loss, .. } => {
 			bar.set_position(*done as u64);
@@ -226,7 +227,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
 	let spec = common::resolve_spec(&a.model, &sets)?;
 	let (train_set, test_set, standardizer) = standardize(&a, &spec, train_set, test_set)?;
 	let cfg = TrainConfig {
-		epochs: a.epochs,
+		epochs: a.epochs.unwrap_or(train::default_epochs(train_set.len(), a.batch_size)),
 		max_steps: a.max_steps,
 		batch_size: a.batch_size,
 		optimizer: optimizer(&a.optimizer, a.lr, a.momentum, a.weight_decay)?,
