@@ -10,7 +10,7 @@
 #   bench-tabular data=wine model=mlp acc=0.978 sklearn_acc=1.000 gap_points=2.2 exit=0
 # acc = the trainer's test accuracy after the last epoch (`train --test ... --json`),
 # gap_points = (sklearn_acc - acc) * 100 (positive: the trainer is behind), exit = the
-# exit status of `train` (non-zero: it diverged or did not learn, and saved no model; acc is
+# exit status of `train` (non-zero: it diverged or did not converge, and saved no model; acc is
 # then the last epoch's accuracy of the failed run, nan if none).
 #
 # Env: DATASETS ("iris wine breast_cancer digits"), MODELS ("mlp logreg"), PROFILE (debug

@@ -106,9 +106,9 @@ pub enum TrainerError {
 		/// The step.
 		step: usize,
 	},
-	/// Training finished but did not learn (see [`crate::convergence`]).
+	/// Training finished but its loss did not fall (see [`crate::convergence`]).
 	#[error(
-		"training did not learn: epoch {epoch}'s training loss {loss:.4} is not 1% below both \
+		"training did not converge: epoch {epoch}'s training loss {loss:.4} is not 1% below both \
 		 the initial model's {initial:.4} and {entropy:.4} (always guessing the class \
 		 frequencies) (likely causes: a learning rate too high for the data, or unscaled \
 		 features)"

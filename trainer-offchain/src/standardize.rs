@@ -113,7 +113,7 @@ impl Standardizer {
 	/// Standardise row-major `features` in place (length a multiple of `n_features`).
 	pub fn apply_in_place(&self, features: &mut [f32]) -> Result<()> {
 		let f = self.n_features();
-		if features.len() % f != 0 {
+		if !features.len().is_multiple_of(f) {
 			return Err(TrainerError::mismatch(
 				"standardizer: feature buffer length (multiple of)",
 				f,

@@ -178,7 +178,7 @@ fn unscaled_features_with_a_big_lr_fail_loudly_and_save_nothing() {
 		assert!(!o.status.success(), "{model} succeeded: {stdout}");
 		assert!(!stderr.contains("panicked"), "{stderr}");
 		assert!(
-			stderr.contains("training diverged") || stderr.contains("training did not learn"),
+			stderr.contains("training diverged") || stderr.contains("training did not converge"),
 			"{model}: {stderr}"
 		);
 		assert!(stderr.contains("learning rate") && stderr.contains("unscaled"), "{stderr}");

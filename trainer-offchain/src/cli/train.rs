@@ -125,18 +125,18 @@ fn standardize(
 	Ok((s.apply(&train_set)?, test_set, Some(s)))
 }
 
-/// The error of a run that diverged or did not learn, with what to try next.
+/// The error of a run that diverged or did not converge, with what to try next.
 fn not_learned(e: TrainerError, a: &TrainArgs) -> anyhow::Error {
 	let saved = match &a.out {
-		Some(p) => format!("the model was NOT saved to {}", p.display()),
-		None => "no model".to_string(),
+		Some(p) => format!("; the model was NOT saved to {}", p.display()),
+		None => String::new(),
 	};
 	let hint = if a.no_standardize {
-		"inputs are not standardised (--no-standardize): drop that flag, or lower --lr"
+		"the inputs were not standardised (--no-standardize): drop that flag, or lower --lr"
 	} else {
 		"lower --lr"
 	};
-	anyhow::anyhow!("{e}; {saved}; try: {hint}")
+	anyhow::anyhow!("{e}{saved}; try: {hint}")
 }
 
 fn print_start(
