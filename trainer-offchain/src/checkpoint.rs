@@ -4,6 +4,12 @@
 //! (`fc0.weight`, ...), plus a `u8` tensor [`SPEC_TENSOR`] with the spec's canonical bytes,
 //! so a checkpoint knows its own architecture and seed. Saving then loading gives the
 //! same [`crate::update::model_state_hash`].
+//!
+//! A checkpoint written by `train` also holds the input standardisation fitted on the
+//! training data ([`crate::standardize::Standardizer`]) as two f32 tensors of length
+//! `in_features`, [`MEAN_TENSOR`] and [`STD_TENSOR`]; `eval` applies them to its data before
+//! the forward pass. They are not model parameters: the model state hash does not cover
+//! them. Checkpoints without them (older ones, `train --no-standardize`) load as before.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,12 +18,28 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Result, TrainerError};
 use crate::model::{Model, ModelSpec};
+use crate::standardize::Standardizer;
 
 /// Name of the tensor that stores the spec's canonical bytes.
 pub const SPEC_TENSOR: &str = "__trainchain_spec__";
 
+/// Name of the tensor with the per-feature input means (see the module docs).
+pub const MEAN_TENSOR: &str = "__trainchain_input_mean__";
+
+/// Name of the tensor with the per-feature input stds (see the module docs).
+pub const STD_TENSOR: &str = "__trainchain_input_std__";
+
 /// Save the model's parameters (and spec) to `path`.
 pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
+	save_with(model, None, path)
+}
+
+/// Save the model's parameters, spec and (if any) the input standardisation to `path`.
+pub fn save_with(
+	model: &Model,
+	standardizer: Option<&Standardizer>,
+	path: impl AsRef<Path>,
+) -> Result<()> {
 	let path = path.as_ref();
 	let mut map: HashMap<String, Tensor> = HashMap::new();
 	for (name, var) in model.named_params() {
@@ -26,6 +48,18 @@ pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
 	let spec = model.spec().canonical_bytes();
 	let n = spec.len();
 	map.insert(SPEC_TENSOR.to_string(), Tensor::from_vec(spec, n, &Device::Cpu)?);
+	if let Some(s) = standardizer {
+		if s.n_features() != model.spec().in_features() {
+			return Err(TrainerError::mismatch(
+				format!("standardizer features vs model {}", model.spec()),
+				model.spec().in_features(),
+				s.n_features(),
+			));
+		}
+		let f = s.n_features();
+		map.insert(MEAN_TENSOR.into(), Tensor::from_slice(s.mean(), f, &Device::Cpu)?);
+		map.insert(STD_TENSOR.into(), Tensor::from_slice(s.std(), f, &Device::Cpu)?);
+	}
 	candle_core::safetensors::save(&map, path).map_err(|e| TrainerError::Checkpoint {
 		path: path.to_path_buf(),
 		msg: format!("cannot write: {e}"),
@@ -65,10 +99,48 @@ fn spec_of(path: &Path, map: &HashMap<String, Tensor>) -> Result<Option<ModelSpe
 		})
 }
 
+/// The input standardisation stored in a checkpoint's tensors, if any: both tensors or
+/// neither, f32, one value per input feature of the model.
+fn standardizer_of(
+	path: &Path,
+	map: &HashMap<String, Tensor>,
+	spec: &ModelSpec,
+) -> Result<Option<Standardizer>> {
+	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
+	let (mean, std) = match (map.get(MEAN_TENSOR), map.get(STD_TENSOR)) {
+		(None, None) => return Ok(None),
+		(Some(m), Some(s)) => (m, s),
+		_ => return Err(err(format!("has only one of {MEAN_TENSOR:?} and {STD_TENSOR:?}"))),
+	};
+	let f = spec.in_features();
+	for (name, t) in [(MEAN_TENSOR, mean), (STD_TENSOR, std)] {
+		if t.dtype() != DType::F32 || t.dims() != [f] {
+			return Err(err(format!(
+				"tensor {name:?} is {:?} {:?}, model {spec} needs f32 [{f}]",
+				t.dtype(),
+				t.dims()
+			)));
+		}
+	}
+	Standardizer::new(mean.to_vec1::<f32>()?, std.to_vec1::<f32>()?)
+		.map(Some)
+		.map_err(|e| err(e.to_string()))
+}
+
 /// Load a checkpoint. With `spec = None` the stored spec is used (error if there is none);
 /// with `Some(spec)` the stored spec, if any, must equal it. Every parameter must be present
-/// with the right shape and dtype, and no unknown tensors may be present.
+/// with the right shape and dtype, and no unknown tensors may be present. A stored input
+/// standardisation is checked but not returned: see [`load_with`].
 pub fn load(path: impl AsRef<Path>, spec: Option<&ModelSpec>) -> Result<Model> {
+	load_with(path, spec).map(|(model, _)| model)
+}
+
+/// [`load`], plus the input standardisation stored with the model (`None` when the
+/// checkpoint has none: its model takes the data as it is).
+pub fn load_with(
+	path: impl AsRef<Path>,
+	spec: Option<&ModelSpec>,
+) -> Result<(Model, Option<Standardizer>)> {
 	let path = path.as_ref();
 	let map = read_map(path)?;
 	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
@@ -104,11 +176,14 @@ pub fn load(path: impl AsRef<Path>, spec: Option<&ModelSpec>) -> Result<Model> {
 		}
 		flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
 	}
+	let known = [SPEC_TENSOR, MEAN_TENSOR, STD_TENSOR];
 	if let Some(extra) = map
 		.keys()
-		.find(|k| k.as_str() != SPEC_TENSOR && !infos.iter().any(|p| &p.name == *k))
+		.find(|k| !known.contains(&k.as_str()) && !infos.iter().any(|p| &p.name == *k))
 	{
 		return Err(err(format!("unexpected tensor {extra:?} for model {spec}")));
 	}
-	Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))
+	let standardizer = standardizer_of(path, &map, &spec)?;
+	let model = Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))?;
+	Ok((model, standardizer))
 }

@@ -96,12 +96,32 @@ pub enum TrainerError {
 	#[error("invalid configuration: {0}")]
 	Config(String),
 	/// Training diverged (loss became NaN or infinite).
-	#[error("training diverged: loss is {loss} at step {step}")]
+	#[error(
+		"training diverged: loss is {loss} at step {step} (likely causes: a learning rate too \
+		 high for the data, or unscaled features)"
+	)]
 	Diverged {
 		/// The loss.
 		loss: f32,
 		/// The step.
 		step: usize,
+	},
+	/// Training finished but its loss did not fall (see [`crate::convergence`]).
+	#[error(
+		"training did not converge: epoch {epoch}'s training loss {loss:.4} is not 1% below both \
+		 the initial model's {initial:.4} and {entropy:.4} (always guessing the class \
+		 frequencies) (likely causes: a learning rate too high for the data, or unscaled \
+		 features)"
+	)]
+	NotLearning {
+		/// Mean training loss of the last epoch.
+		loss: f32,
+		/// That epoch (1-based).
+		epoch: usize,
+		/// Loss of the initial model on the training data.
+		initial: f32,
+		/// Entropy of the training labels.
+		entropy: f32,
 	},
 	/// An error from candle.
 	#[error("tensor error: {0}")]

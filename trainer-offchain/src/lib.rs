@@ -11,7 +11,8 @@
 //! | training | [`train::local_round`]`(&mut Model, &Dataset, &TrainConfig, seed) -> Result<RoundOutput { update, loss, samples, steps }>`, [`train::fit`] |
 //! | evaluation | [`eval::evaluate`]`(&Model, &Dataset) -> Result<Metrics { loss, accuracy, samples }>` |
 //! | data | [`data::load_csv`], [`data::load_idx`], [`data::gaussian_blobs`], [`data::shard_iid`], [`data::shard_label_skew`] |
-//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors) |
+//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors); [`checkpoint::save_with`] / [`checkpoint::load_with`] also carry the input standardisation |
+//! | inputs | [`standardize::Standardizer`]`::fit(&Dataset, Scope)`, `apply(&Dataset)`; [`convergence::check_learned`] (did `train` learn?) |
 //! | simulation | [`fedavg::simulate`] |
 //!
 //! Formats (see the modules for details):
@@ -28,6 +29,7 @@
 pub mod aggregate;
 pub mod checkpoint;
 pub mod compress;
+pub mod convergence;
 pub mod data;
 pub mod digest;
 pub mod error;
@@ -43,6 +45,7 @@ pub mod rng;
 pub mod score;
 pub mod shard;
 pub mod signing;
+pub mod standardize;
 pub mod train;
 pub mod update;
 #[cfg(feature = "chain")]

@@ -298,6 +298,20 @@ fn check_train_inputs(model: &Model, data: &Dataset, cfg: &TrainConfig) -> Resul
 	Ok(())
 }
 
+/// Epochs of `trainchain-trainer train` without `--epochs`, on a large data set.
+pub const DEFAULT_EPOCHS: usize = 10;
+
+/// Without `--epochs`, `train` runs at least this many optimizer steps: 10 epochs of a
+/// 150-sample data set are only 50 steps, too few to converge (see `scripts/bench-tabular.sh`).
+pub const MIN_DEFAULT_STEPS: usize = 500;
+
+/// Default epochs for `n` samples in batches of `batch_size`: [`DEFAULT_EPOCHS`], or more
+/// so that the run takes at least [`MIN_DEFAULT_STEPS`] steps.
+pub fn default_epochs(n: usize, batch_size: usize) -> usize {
+	let per_epoch = n.div_ceil(batch_size.max(1)).max(1);
+	DEFAULT_EPOCHS.max(MIN_DEFAULT_STEPS.div_ceil(per_epoch))
+}
+
 /// Total steps of a run of `cfg` over `n` samples.
 pub fn total_steps(cfg: &TrainConfig, n: usize) -> usize {
 	match cfg.max_steps {
@@ -394,4 +408,18 @@ pub fn fit(
 		reports.push(report);
 	}
 	Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn default_epochs_reach_the_minimum_step_count_on_small_data() {
+		assert_eq!(default_epochs(112, 32), 125); // iris' training quarter: 4 steps per epoch
+		assert_eq!(default_epochs(1347, 32), 12); // digits: 43 steps per epoch
+		assert_eq!(default_epochs(60_000, 32), DEFAULT_EPOCHS);
+		assert_eq!(default_epochs(0, 32), MIN_DEFAULT_STEPS);
+		assert_eq!(default_epochs(10, 0), 50);
+	}
 }

@@ -309,6 +309,52 @@ fn checkpoint_round_trip() {
 }
 
 #[test]
+fn checkpoint_carries_the_input_standardisation() {
+	use std::collections::HashMap;
+	use trainchain_trainer::standardize::{Scope, Standardizer};
+	let dir = tempfile::tempdir().unwrap();
+	let spec = ModelSpec::parse("mlp:4-3-2@1").unwrap();
+	let m = Model::new(&spec).unwrap();
+	let data = gaussian_blobs(20, 4, 2, 500.0, 100.0, 2).unwrap();
+	let st = Standardizer::fit(&data, Scope::PerFeature).unwrap();
+	let path = dir.path().join("s.safetensors");
+	checkpoint::save_with(&m, Some(&st), &path).unwrap();
+	let (back, back_st) = checkpoint::load_with(&path, None).unwrap();
+	assert_eq!(back_st.as_ref(), Some(&st));
+	assert_eq!(model_state_hash(&back).unwrap(), model_state_hash(&m).unwrap());
+	// `load` (and so `hash`) still reads it; a plain checkpoint has no statistics.
+	assert_eq!(model_state_hash(&checkpoint::load(&path, None).unwrap()).unwrap(), {
+		model_state_hash(&m).unwrap()
+	});
+	checkpoint::save(&m, &path).unwrap();
+	assert_eq!(checkpoint::load_with(&path, None).unwrap().1, None);
+	// Statistics for another feature count are refused when saving.
+	let wrong = Standardizer::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+	assert!(checkpoint::save_with(&m, Some(&wrong), &path).is_err());
+	// A file with only the mean, or a zero std, is refused when loading.
+	let dev = candle_core::Device::Cpu;
+	let mut map: HashMap<String, Tensor> = HashMap::new();
+	for (name, var) in m.named_params() {
+		map.insert(name.to_string(), var.as_tensor().clone());
+	}
+	let f = 4;
+	map.insert(
+		checkpoint::MEAN_TENSOR.into(),
+		Tensor::zeros(f, candle_core::DType::F32, &dev).unwrap(),
+	);
+	candle_core::safetensors::save(&map, &path).unwrap();
+	let e = checkpoint::load_with(&path, Some(&spec)).unwrap_err();
+	assert!(e.to_string().contains("only one of"), "{e}");
+	map.insert(
+		checkpoint::STD_TENSOR.into(),
+		Tensor::zeros(f, candle_core::DType::F32, &dev).unwrap(),
+	);
+	candle_core::safetensors::save(&map, &path).unwrap();
+	let e = checkpoint::load_with(&path, Some(&spec)).unwrap_err();
+	assert!(e.to_string().contains("must be positive"), "{e}");
+}
+
+#[test]
 fn set_flat_params_rejects_bad_vectors() {
 	let mut m = Model::new(&ModelSpec::parse("mlp:3-2-2").unwrap()).unwrap();
 	let n = m.num_params();

@@ -37,12 +37,22 @@ pub fn run(a: EvalArgs) -> Result<()> {
 		Some(m) => Some(common::resolve_spec(m, &[&data])?),
 		None => None,
 	};
-	let model = checkpoint::load(&a.weights, spec.as_ref())?;
+	let (model, standardizer) = checkpoint::load_with(&a.weights, spec.as_ref())?;
+	// A checkpoint written by `train` carries the training data's mean/std: the model was
+	// trained on standardised inputs, so it must see them here too.
+	let data = match &standardizer {
+		Some(s) => {
+			data.check_compatible(model.spec())?;
+			s.apply(&data)?
+		},
+		None => data,
+	};
 	let m = eval::evaluate(&model, &data)?;
 	let state = hex32(&model_state_hash(&model)?);
 	if a.json {
 		common::print_json(&json!({"spec": model.spec().to_string(), "samples": m.samples,
-            "loss": m.loss, "accuracy": m.accuracy, "model_hash": state}));
+            "loss": m.loss, "accuracy": m.accuracy, "model_hash": state,
+            "standardized": standardizer.is_some()}));
 	} else {
 		println!(
 			"model {} on {} ({} samples): loss={:.4} accuracy={:.4}",
