@@ -4,9 +4,10 @@
 //! - `allreduce N FLOATS [SCHEME]`: N peers on loopback, an MLP of FLOATS parameters, no
 //!   compression, the `chunked` (default) or `all-to-all` scheme; prints
 //!   `net-allreduce n=N floats=F bytes=S scheme=X bytes_ratio=R exchange_ms=E round_ms=T`.
-//! - `bandwidth N FLOATS MBIT`: N peers, each in its own network namespace, every link shaped to
-//!   MBIT Mbit/s each way with `tc tbf`; prints
-//!   `bench-bandwidth n=N bytes=S link_mbit=M goodput_ratio=G exchange_ms=E bytes_ratio=R`.
+//! - `bandwidth N FLOATS MBIT [tcp|quic]`: N peers, each in its own network namespace, every
+//!   link shaped to MBIT Mbit/s each way with `tc tbf`, over TCP (+ noise + yamux, default) or
+//!   QUIC; prints `bench-bandwidth n=N bytes=S link_mbit=M transport=T goodput_ratio=G
+//!   exchange_ms=E bytes_ratio=R`.
 //! - `peers N`: N peers on loopback training the digits MLP; prints
 //!   `bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M`.
 //!
@@ -36,10 +37,13 @@ fn main() {
 			let scheme = args.get(3).map_or("chunked", String::as_str);
 			allreduce(num(1) as usize, num(2), scheme)
 		},
-		Some("bandwidth") => bandwidth(num(1) as usize, num(2), num(3)),
+		Some("bandwidth") => {
+			let transport = args.get(4).map_or("tcp", String::as_str);
+			bandwidth(num(1) as usize, num(2), num(3), transport)
+		},
 		Some("peers") => peers(num(1) as usize),
 		_ => eprintln!(
-			"usage: net_bench allreduce N FLOATS [SCHEME] | bandwidth N FLOATS MBIT | peers N"
+			"usage: net_bench allreduce N FLOATS [SCHEME] | bandwidth N FLOATS MBIT [tcp|quic] | peers N"
 		),
 	}
 }
@@ -141,7 +145,7 @@ fn allreduce(n: usize, floats: u64, scheme: &str) {
 	);
 }
 
-fn bandwidth(n: usize, floats: u64, mbit: u64) {
+fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str) {
 	let Some(lab) = netns::Lab::new(n) else { return };
 	lab.set_forwarding(true);
 	for i in 0..n {
@@ -149,8 +153,9 @@ fn bandwidth(n: usize, floats: u64, mbit: u64) {
 	}
 	let logs = log_dir("net-bandwidth");
 	let mut args = common(n, &["--model".into(), model_of(floats)]);
-	args.extend(["--listen".to_string(), "/ip4/0.0.0.0/tcp/30400".into()]);
-	let boot = format!("/ip4/{}/tcp/30400", lab.host_ip(0));
+	let port = if transport == "quic" { "udp/30400/quic-v1" } else { "tcp/30400" };
+	args.extend(["--listen".to_string(), format!("/ip4/0.0.0.0/{port}")]);
+	let boot = format!("/ip4/{}/{port}", lab.host_ip(0));
 	let peers: Vec<PeerProc> = (0..n)
 		.map(|i| {
 			let mut a = args.clone();
@@ -165,7 +170,7 @@ fn bandwidth(n: usize, floats: u64, mbit: u64) {
 	let exchange_ms = per_round(&events, "exchange_ms", true);
 	let goodput = ring_bytes(n, update) * 8.0 / (exchange_ms / 1e3) / (mbit as f64 * 1e6);
 	println!(
-		"bench-bandwidth n={n} bytes={update:.0} link_mbit={mbit} goodput_ratio={goodput:.2} exchange_ms={exchange_ms:.0} bytes_ratio={:.2}",
+		"bench-bandwidth n={n} bytes={update:.0} link_mbit={mbit} transport={transport} goodput_ratio={goodput:.2} exchange_ms={exchange_ms:.0} bytes_ratio={:.2}",
 		per_round(&events, "bytes_sent", false) / ring_bytes(n, update),
 	);
 }

@@ -22,6 +22,7 @@ impl<T: LocalTrainer> Peer<T> {
 		mine: &Compressed,
 	) -> Result<AttemptOutcome> {
 		let Attempt { attempt, proposal, deadline, my_idx, .. } = *ctx;
+		let t0 = Instant::now();
 		self.scatter_chunks(ctx, parts, mine);
 		// As owner: wait for chunks (half the deadline), then report statistics.
 		let half = Instant::now() + self.cfg.round_timeout / 2;
@@ -29,6 +30,7 @@ impl<T: LocalTrainer> Peer<T> {
 			parts.get(i).is_some_and(|p| s.st.chunks.contains_key(&(attempt, p.who)))
 		})
 		.await?;
+		tracing::debug!(ms = t0.elapsed().as_millis() as u64, "exchange: chunks in");
 		let owned = self.check_owned_chunk(ctx, parts);
 		let chunk = my_idx as u32;
 		let norms = Body::Norms { attempt, proposal, chunk, stats: owned.stats.clone() };
@@ -42,6 +44,7 @@ impl<T: LocalTrainer> Peer<T> {
 		if !missing.is_empty() {
 			return Ok(AttemptOutcome::Retry(missing));
 		}
+		tracing::debug!(ms = t0.elapsed().as_millis() as u64, "exchange: norms in");
 		// Every peer combines the same reports into the same screening.
 		let screening = self.screen_updates(&self.combined_stats(attempt, parts))?;
 		self.reduce_and_send(ctx, parts, &owned.cols, &screening)?;
@@ -51,7 +54,9 @@ impl<T: LocalTrainer> Peer<T> {
 		if !missing.is_empty() {
 			return Ok(AttemptOutcome::Retry(missing));
 		}
+		tracing::debug!(ms = t0.elapsed().as_millis() as u64, "exchange: reduced chunks in");
 		let split = self.cross_check_reduced(ctx, parts).await?;
+		tracing::debug!(ms = t0.elapsed().as_millis() as u64, "exchange: cross-checked");
 		if !split.is_empty() {
 			return Ok(AttemptOutcome::Retry(split));
 		}
