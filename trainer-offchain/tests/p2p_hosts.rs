@@ -107,6 +107,17 @@ fn hosts_see_each_other_only_through_the_routes_the_test_sets() {
 /// updates between the two hosts going through the relay.
 #[test]
 fn peers_without_a_direct_path_train_through_a_relay() {
+	relay_pair(true);
+}
+
+/// The same with a relay that is not told its address: AutoNAT confirms it (the hosts dial it
+/// back at the address they see it at), and only then can circuits be reserved on it.
+#[test]
+fn a_relay_learns_its_address_by_autonat() {
+	relay_pair(false);
+}
+
+fn relay_pair(external_address: bool) {
 	let Some(lab) = Lab::new(2) else { return };
 	lab.set_forwarding(false);
 	let logs = std::env::temp_dir().join(format!("trainchain-relay-{}", lab.public));
@@ -124,8 +135,11 @@ fn peers_without_a_direct_path_train_through_a_relay() {
 		format!("/ip4/{}/tcp/30400", lab.gateway(0)),
 		format!("/ip4/{}/tcp/30400", lab.gateway(1)),
 	);
-	let relay_args =
-		common(&["--relay-server", "--external-address", &ext0, "--external-address", &ext1]);
+	let relay_args = if external_address {
+		common(&["--relay-server", "--external-address", &ext0, "--external-address", &ext1])
+	} else {
+		common(&["--relay-server"])
+	};
 	let relay = start_in(&lab, &lab.public, 0, 3, &relay_args, &logs);
 	let (id, _) = relay.wait_listening(Duration::from_secs(20));
 	let mut peers = vec![relay];

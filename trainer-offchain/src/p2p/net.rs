@@ -14,7 +14,7 @@ use super::outbox::{self, Outbox, Resend};
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 use libp2p::{
-	dcutr, gossipsub, identify, kad,
+	autonat, dcutr, gossipsub, identify, kad,
 	multiaddr::Protocol,
 	relay,
 	request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
@@ -49,6 +49,10 @@ pub struct Behaviour {
 	pub relay: Toggle<relay::Behaviour>,
 	/// Direct connection upgrade through relay: hole punching where a direct path exists.
 	pub dcutr: dcutr::Behaviour,
+	/// AutoNAT (v1): peers dial back the addresses others observe this node at; one they
+	/// reach becomes a confirmed external address (what a relay server needs to serve
+	/// circuits), so a reachable host needs no `--external-address`.
+	pub autonat: autonat::Behaviour,
 }
 
 /// Network settings.
@@ -356,6 +360,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 				relay_client,
 				relay: relay.into(),
 				dcutr: dcutr::Behaviour::new(peer_id),
+				autonat: autonat::Behaviour::new(peer_id, autonat_config()),
 			})
 		})?
 		.with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -390,7 +395,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	if cfg.addrs.relay_server && cfg.addrs.external.is_empty() {
 		tracing::warn!(
 			"--relay-server without --external-address: libp2p serves circuits only on a \
-			 confirmed external address, so no peer can reserve one here"
+			 confirmed external address; none can be reserved here until AutoNAT confirms one"
 		);
 	}
 	if !cfg.addrs.relays.is_empty() && cfg.addrs.external.is_empty() {
@@ -430,6 +435,21 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	};
 	tokio::spawn(task.run(rx, early));
 	Ok((NetClient { tx, local_peer_id, metrics }, erx))
+}
+
+/// AutoNAT for trainer networks: the first probe soon after start (a relay server waits for
+/// it), retried every 10 s until a status is known, and private addresses allowed (trainers on
+/// one LAN or in a lab are reachable at them; a dial-back only goes to the address the asking
+/// peer was observed at).
+fn autonat_config() -> autonat::Config {
+	autonat::Config {
+		boot_delay: Duration::from_secs(2),
+		retry_interval: Duration::from_secs(10),
+		refresh_interval: Duration::from_secs(300),
+		throttle_server_period: Duration::from_secs(5),
+		only_global_ips: false,
+		..autonat::Config::default()
+	}
 }
 
 /// A relay for training traffic: libp2p's defaults (2 minutes and 128 KiB per circuit) are
@@ -634,6 +654,22 @@ impl NetTask {
 					tracing::info!(relay = %slot.addr, ?reason, "relay circuit closed; will reserve again");
 					slot.listener = None;
 				}
+			},
+			SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::Event::StatusChanged {
+				new,
+				..
+			})) => match new {
+				autonat::NatStatus::Public(addr) => {
+					tracing::info!(%addr, "AutoNAT: reachable directly at this address")
+				},
+				autonat::NatStatus::Private => tracing::warn!(
+					"AutoNAT: peers cannot dial this trainer back; give --relay (or open a port \
+					 and --external-address) so peers without a path to it can reach it"
+				),
+				autonat::NatStatus::Unknown => {},
+			},
+			SwarmEvent::ExternalAddrConfirmed { address } => {
+				tracing::info!(%address, "external address confirmed");
 			},
 			SwarmEvent::Behaviour(BehaviourEvent::Dcutr(ev)) => {
 				tracing::debug!(?ev, "hole punching");
