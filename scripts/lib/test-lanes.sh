@@ -18,8 +18,8 @@
 # Phase 1's job; phase 2's two lanes of node jobs, slowest first. Every other binary goes to
 # phase 2's third lane.
 ALONE=(e2e_silent_member)
-LANE_1=(e2e dev_node)
-LANE_2=(e2e_verified e2e_public_data round trainer_errors)
+LANE_1=(e2e)
+LANE_2=(e2e_verified e2e_public_data round dev_node trainer_errors)
 
 run_test_lanes() {
 	local list lanes="${LANES:-3}"

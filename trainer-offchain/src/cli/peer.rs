@@ -19,6 +19,8 @@ use trainchain_trainer::p2p::round::{Byzantine, Peer, PeerConfig, RoundReport, S
 use trainchain_trainer::shard::{load_shard, ShardTrainer};
 use trainchain_trainer::signing::Keys;
 use trainchain_trainer::train::{self, TrainConfig};
+use trainchain_trainer::update::model_state_hash;
+use trainchain_trainer::{checkpoint, Model};
 
 /// Arguments of `trainchain-trainer peer`.
 #[derive(clap::Args, Debug, Clone)]
@@ -102,6 +104,14 @@ pub struct PeerArgs {
 	/// Print one JSON object per round on stdout.
 	#[arg(long)]
 	pub json: bool,
+	/// Start from the model in this checkpoint (safetensors with its spec, as `--out` or
+	/// `train --out` write it) instead of the spec's seeded initial weights; every peer of the
+	/// run must start from the same one.
+	#[arg(long, value_name = "FILE")]
+	pub resume: Option<PathBuf>,
+	/// Write the final model here (safetensors with its spec) after the last round.
+	#[arg(long, value_name = "FILE")]
+	pub out: Option<PathBuf>,
 	/// FOR TESTS ONLY: misbehave (scale:FACTOR multiplies updates, nan sends NaNs).
 	#[arg(long, hide = true)]
 	pub byzantine: Option<Byzantine>,
@@ -147,7 +157,10 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	let (all, shard_i, shard, test) =
 		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
 	let spec = ModelSpec::resolve(&args.model, all.n_features(), all.num_classes())?;
-	let initial = spec.initial_params()?;
+	let initial = match &args.resume {
+		Some(path) => checkpoint::load(path, Some(&spec))?.flat_params()?,
+		None => spec.initial_params()?,
+	};
 	let cfg = TrainConfig {
 		epochs: args.epochs,
 		batch_size: args.batch_size,
@@ -198,7 +211,11 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	let mut peer = Peer::new(pcfg, client.clone(), events, trainer, initial);
 	peer.sync(Duration::from_secs(10)).await?;
 	if args.json {
-		println!("{}", serde_json::json!({"event": "joined", "round": peer.round(), "who": me}));
+		let model_hash = hex::encode(peer.model_hash_now());
+		println!(
+			"{}",
+			serde_json::json!({"event": "joined", "round": peer.round(), "who": me, "model_hash": model_hash})
+		);
 	}
 	let pace = Duration::try_from_secs_f64(args.min_round_secs)
 		.map_err(|_| anyhow::anyhow!("--min-round-secs must be a finite number ≥ 0"))?;
@@ -222,6 +239,18 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 		}
 		if peer.round() < args.rounds {
 			peer.idle(started + pace).await?;
+		}
+	}
+	if let Some(path) = &args.out {
+		let model = Model::from_flat(&spec, peer.model())?;
+		checkpoint::save(&model, path)?;
+		let model_hash = hex::encode(model_state_hash(&model)?);
+		tracing::info!(file = %path.display(), %model_hash, "saved the final model");
+		if args.json {
+			println!(
+				"{}",
+				serde_json::json!({"event": "saved", "file": path.display().to_string(), "model_hash": model_hash})
+			);
 		}
 	}
 	// Stay a little so slower peers can fetch signatures / state.

@@ -555,6 +555,14 @@ impl NetTask {
 		self.pending.insert(id, Pending::Send(reply, resend));
 	}
 
+	/// Schedule another try of a failed message, or give it up at its deadline.
+	fn retry_later(&mut self, resend: Resend, error: &request_response::OutboundFailure) {
+		let peer = resend.peer;
+		if !self.outbox.schedule(resend, Instant::now()) {
+			tracing::warn!(%peer, "message not delivered before its deadline: {error}");
+		}
+	}
+
 	/// Send the messages whose retry is due.
 	fn resend_due(&mut self) {
 		for r in self.outbox.take_due(Instant::now()) {
@@ -754,9 +762,7 @@ impl NetTask {
 						let _ = r.send(Err(anyhow!("request to {peer} failed: {error}")));
 					},
 					Some(Pending::Send(None, Some(resend))) if outbox::retryable(&error) => {
-						if !self.outbox.schedule(resend, Instant::now()) {
-							tracing::warn!(%peer, "message not delivered before its deadline: {error}");
-						}
+						self.retry_later(resend, &error);
 					},
 					Some(Pending::State(r)) => {
 						let _ = r.send(Err(anyhow!("state request to {peer} failed: {error}")));
