@@ -1,7 +1,8 @@
 //! End to end: a real `trainchain-node --dev`, a job created with the sponsor client (real
 //! @polkadot/api), three real `trainchain-trainer run` processes on digits shards. At least
 //! three rounds finalise on-chain, every trainer's model hash equals the on-chain one each
-//! round, the final accuracy is at least 90%, and the escrow accounting is exact.
+//! round, the final accuracy is at least 90%, the escrow accounting is exact, and the model a
+//! trainer saves at the end (`run --out`) is the job's latest.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -15,7 +16,9 @@ use std::{collections::BTreeMap, time::Duration};
 #[test]
 fn three_trainers_train_a_sponsored_job_and_get_paid() {
 	let (node, job_id) = node_with_job(3);
-	let mut trainers = Trainers::start(&node, job_id);
+	let out = std::env::temp_dir().join(format!("trainchain-final-{}.safetensors", node.rpc_port));
+	let out_arg = out.display().to_string();
+	let mut trainers = Trainers::start_with(&node, job_id, &[&["--out", &out_arg], &[], &[]]);
 	wait_completed(&node, job_id, &trainers.logs);
 	trainers.finish();
 
@@ -50,6 +53,14 @@ fn three_trainers_train_a_sponsored_job_and_get_paid() {
 	for r in &finalized {
 		assert!(payees(r).len() >= 2, "round {r}");
 	}
+	// The saved final model is the job's latest.
+	let latest = node.rpc("training_job", json!([job_id]))["latestModel"]
+		.as_str()
+		.unwrap()
+		.to_string();
+	let saved = trainers.events(0, "saved");
+	assert_eq!(saved.first().map(|e| e["model_hash"].clone()), Some(json!(latest)), "{saved:?}");
+	assert!(out.exists(), "no checkpoint at {}", out.display());
 	for i in 0..3 {
 		let who = trainers.account(i);
 		assert!(

@@ -76,6 +76,8 @@ pub struct RunOptions {
 	pub round_timeout: Duration,
 	/// Stop after this many rounds (default: until the job ends).
 	pub max_rounds: Option<u32>,
+	/// Where to write the job's final model (safetensors with its spec) when the job ends.
+	pub out: Option<PathBuf>,
 	/// Fault injection for tests: take part in the peer exchange and sign, but never commit.
 	pub fault_skip_commit: bool,
 	/// Fault injection for tests: misbehave in the peer protocol (see `Byzantine`).
@@ -129,6 +131,13 @@ pub enum JobEvent {
 	JobEnded {
 		/// `completed`, `failed` or `cancelled`.
 		phase: &'static str,
+	},
+	/// The final model was written to `file` (`--out`); its hash is the chain's latest model.
+	Saved {
+		/// The checkpoint.
+		file: PathBuf,
+		/// Its model state hash.
+		model_hash: Hash32,
 	},
 }
 
@@ -212,7 +221,7 @@ pub async fn run(args: RunOptions) -> Result<()> {
 	let (job, spec, trainer) = prepare_job(&args, &chain, me).await?;
 	join_once(&args, &chain, &pair, &job).await?;
 	let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;
-	let mut contributor = Contributor { args, chain, pair, me, peer };
+	let mut contributor = Contributor { args, chain, pair, me, peer, spec };
 	contributor.run_rounds().await
 }
 
@@ -343,6 +352,7 @@ struct Contributor {
 	pair: sp_core::sr25519::Pair,
 	me: PublicKey,
 	peer: Peer<ShardTrainer>,
+	spec: ModelSpec,
 }
 
 /// What one peer round produced: the report, the certificate when this peer has one, and
@@ -358,6 +368,7 @@ impl Contributor {
 			match job.phase {
 				JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
 					(self.args.events)(JobEvent::JobEnded { phase: job.phase.as_str() });
+					self.save_final_model(&job)?;
 					return self.serve_until_settled().await;
 				},
 				JobPhase::WaitingForContributors | JobPhase::Aggregate => {
@@ -526,6 +537,24 @@ impl Contributor {
 
 	/// In a verified job, keep serving this peer's updates and models (by hash, from the
 	/// network task) until the verifiers have scored every round and its payouts are made.
+	/// With `--out`, write the model this peer holds, which must be the chain's latest.
+	fn save_final_model(&self, job: &Job) -> Result<()> {
+		let Some(file) = &self.args.out else { return Ok(()) };
+		let model_hash = self.peer.model_hash_now();
+		if job.finalized_rounds > 0 && model_hash != job.latest_model {
+			bail!(
+				"not writing {}: this trainer's model 0x{} is not the job's latest 0x{}",
+				file.display(),
+				hex::encode(model_hash),
+				hex::encode(job.latest_model)
+			);
+		}
+		let model = crate::model::Model::from_flat(&self.spec, self.peer.model())?;
+		crate::checkpoint::save(&model, file)?;
+		(self.args.events)(JobEvent::Saved { file: file.clone(), model_hash });
+		Ok(())
+	}
+
 	async fn serve_until_settled(&self) -> Result<()> {
 		loop {
 			let job = self.chain.existing_job(self.args.job).await?;

@@ -65,6 +65,10 @@ pub struct RunArgs {
 	/// Stop after this many rounds (default: until the job ends).
 	#[arg(long)]
 	pub max_rounds: Option<u32>,
+	/// When the job ends, write its final model here (safetensors with the spec; it must
+	/// hash to the chain's latest model).
+	#[arg(long, value_name = "FILE")]
+	pub out: Option<PathBuf>,
 	/// One JSON object per event on stdout.
 	#[arg(long)]
 	pub json: bool,
@@ -117,6 +121,7 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		compression: a.compression,
 		round_timeout,
 		max_rounds: a.max_rounds,
+		out: a.out,
 		fault_skip_commit: a.fault_skip_commit,
 		fault_byzantine: a.fault_byzantine,
 		fault_commit_delay: Duration::try_from_secs_f64(a.fault_commit_delay)
@@ -157,6 +162,10 @@ fn print_event(json_out: bool, ev: &JobEvent) {
 		JobEvent::JobEnded { phase } => {
 			(json!({"event": "job_ended", "phase": phase}), format!("job ended: {phase}"))
 		},
+		JobEvent::Saved { file, model_hash } => (
+			json!({"event": "saved", "file": file.display().to_string(), "model_hash": hex0x(model_hash)}),
+			format!("saved the final model {} to {}", hex0x(model_hash), file.display()),
+		),
 	};
 	if json_out {
 		println!("{v}");
