@@ -395,7 +395,13 @@ impl Contributor {
 	async fn ready_for(&mut self, job: &Job) -> Result<bool> {
 		let round = job.current_round;
 		self.peer.set_chain_view(chain_view(&self.chain, job).await?);
-		// Before the first finalised round, `latest_model` is the commitment (checked above).
+		// Before the first finalised round, `latest_model` is the commitment (checked above) and
+		// the job's model is its initial one. A trainer that joined late may have synced the
+		// result of a round the chain never accepted (it was re-run without a member that never
+		// committed): kept, that model would leave it out of every later round.
+		if job.finalized_rounds == 0 {
+			self.back_to_initial_model(round)?;
+		}
 		if job.finalized_rounds > 0 && self.peer.model_hash_now() != job.latest_model {
 			// We missed a round (or restarted): take the state the chain finalised.
 			self.peer.resync().await.context("fetching the current model from a peer")?;
@@ -416,6 +422,27 @@ impl Contributor {
 			return Ok(false);
 		}
 		Ok(true)
+	}
+
+	/// Go back to the job's initial model if this trainer holds another one while the chain
+	/// has accepted no round.
+	fn back_to_initial_model(&mut self, round: RoundIndex) -> Result<()> {
+		let initial = self.spec.initial_params()?;
+		let same = self
+			.peer
+			.model()
+			.iter()
+			.map(|x| x.to_bits())
+			.eq(initial.iter().map(|x| x.to_bits()));
+		if !same {
+			tracing::warn!(
+				round,
+				"holding a model the chain never accepted (synced from peers); going back to the \
+				 job's initial model"
+			);
+			self.peer.reset(initial, round)?;
+		}
+		Ok(())
 	}
 
 	/// One on-chain round: run it with the peers (re-running without included peers that

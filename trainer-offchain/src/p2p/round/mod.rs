@@ -438,6 +438,12 @@ impl<T: LocalTrainer> Peer<T> {
 		self.publish_state()
 	}
 
+	/// Start over from `model` at `round` (no certificate, no error-feedback residual): the
+	/// job's initial model when the chain has accepted no round yet.
+	pub fn reset(&mut self, model: Vec<f32>, round: RoundIndex) -> Result<()> {
+		self.restore(Checkpoint { model, round, last_qc: None, ef: ErrorFeedback::default() })
+	}
+
 	/// Leave these peers out of the next [`Peer::run_round`] (e.g. they were included in an
 	/// aggregate but never committed on-chain).
 	pub fn exclude(&mut self, peers: impl IntoIterator<Item = PublicKey>) {
