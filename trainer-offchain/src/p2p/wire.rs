@@ -370,6 +370,19 @@ mod tests {
 		assert_eq!(bytes.len(), reference.len());
 		assert_eq!(bytes[..bytes.len() - 64], reference[..reference.len() - 64]);
 		assert_eq!(Envelope::decode_bytes(&bytes).unwrap().open().unwrap(), chunk);
+		// The signature covers the blocks through their leaf hashes, which the receiver
+		// computes itself: one changed byte of a block, or leaves passed by a sender that do
+		// not match its blocks, fail the check.
+		let mut tampered = Envelope::decode_bytes(&bytes).unwrap();
+		let Body::Chunk { attempt, proposal, first_block, mut blocks, proof } = chunk.clone()
+		else {
+			unreachable!()
+		};
+		blocks[1][5] ^= 1;
+		tampered.body = Body::Chunk { attempt, proposal, first_block, blocks, proof }.encode();
+		assert!(tampered.open().is_err());
+		let lying = Envelope::seal_bytes_with(&alice, 1, 2, &chunk, Some(&[[0; 32], [1; 32]]));
+		assert!(Envelope::decode_bytes(&lying).unwrap().open().is_err());
 		let mut replay = e.clone();
 		replay.round = 3;
 		assert!(replay.open().is_err());

@@ -525,6 +525,13 @@ impl<T: LocalTrainer> Peer<T> {
 		Envelope::seal_bytes(&self.cfg.keys, self.cfg.job_id, self.round, body)
 	}
 
+	/// Seal a body carrying this peer's own update blocks with their leaf hashes, which it
+	/// already has: the blocks are not hashed again.
+	fn seal_own_blocks(&self, body: &Body, leaves: &[Hash32]) -> Vec<u8> {
+		let (keys, job, round) = (&self.cfg.keys, self.cfg.job_id, self.round);
+		Envelope::seal_bytes_with(keys, job, round, body, Some(leaves))
+	}
+
 	/// Send one sealed message to every participant but this peer (one buffer shared by all
 	/// of them), re-sent after a failed request until the phase's deadline.
 	fn send_to_others(&self, parts: &[Participant], sealed: Vec<u8>) {

@@ -23,9 +23,7 @@ impl<T: LocalTrainer> Peer<T> {
 		self.st
 			.chunks
 			.insert((attempt, me), (0, mine.blocks.clone(), Vec::new(), ctx.leaves.clone()));
-		let (job, round) = (self.cfg.job_id, self.round);
-		let sealed =
-			Envelope::seal_bytes_with(&self.cfg.keys, job, round, &body, Some(&ctx.leaves));
+		let sealed = self.seal_own_blocks(&body, &ctx.leaves);
 		let missing = self
 			.gather(parts, Some(sealed), deadline, |s, i| {
 				parts.get(i).is_some_and(|p| s.st.chunks.contains_key(&(attempt, p.who)))

@@ -81,11 +81,8 @@ impl<T: LocalTrainer> Peer<T> {
 					.chunks
 					.insert((attempt, me), (first_block, blocks, proof, leaves.to_vec()));
 			} else {
-				// Sealed with this peer's own leaf hashes: its chunk is not hashed again.
 				let body = Body::Chunk { attempt, proposal, first_block, blocks, proof };
-				let (job, round) = (self.cfg.job_id, self.round);
-				let keys = &self.cfg.keys;
-				let sealed = Envelope::seal_bytes_with(keys, job, round, &body, Some(leaves));
+				let sealed = self.seal_own_blocks(&body, leaves);
 				self.send_sealed(&p.who, std::sync::Arc::new(sealed));
 			}
 		}
