@@ -36,10 +36,11 @@ use crate::data::{self, CsvOptions};
 use crate::model::ModelSpec;
 use crate::p2p::net::{self, NetAddrs, NetConfig};
 use crate::p2p::round::{holder_order, ChainView, Peer, PeerConfig, RoundReport, Scheme};
+use crate::plan::{job_commitment, TrainingPlan};
 use crate::public_data::{self, PublicShards};
 use crate::shard::{load_shard, ShardTrainer};
 use crate::signing::{Keys, PublicKey, QuorumCertificate};
-use crate::train::{self, TrainConfig};
+use crate::train::TrainConfig;
 
 /// How often a round is re-run without peers that were included but never committed.
 const MAX_RERUNS: u32 = 3;
@@ -193,6 +194,12 @@ pub fn model_of(job: &Job) -> Result<String> {
 		})
 }
 
+/// The training plan a job's metadata names (`inner=…;outer=…`; defaults when absent).
+pub fn plan_of(job: &Job) -> Result<TrainingPlan> {
+	TrainingPlan::from_metadata(&String::from_utf8_lossy(&job.metadata))
+		.with_context(|| format!("job {}: its training plan", job.job_id))
+}
+
 /// The salt that goes with `update_hash`: public once the update hash is revealed.
 pub fn salt_of(update_hash: &Hash32, who: &PublicKey) -> Hash32 {
 	let mut bytes = b"trainchain/salt/v1".to_vec();
@@ -258,12 +265,14 @@ async fn prepare_job(
 	let model = model_of(&job)?;
 	let spec = ModelSpec::parse(&model)
 		.with_context(|| format!("job {}: unsupported model {model:?}", job.job_id))?;
-	let commitment = spec.commitment()?;
+	let plan = plan_of(&job)?;
+	let commitment = job_commitment(&spec, &plan)?;
 	if commitment != job.model_commitment {
 		bail!(
-			"job {}: model commitment 0x{} is not what this trainer computes for {model:?} (0x{}); refusing the job",
+			"job {}: model commitment 0x{} is not what this trainer computes for {model:?} with {} (0x{}); refusing the job",
 			job.job_id,
 			hex::encode(job.model_commitment),
+			plan.canonical(),
 			hex::encode(commitment)
 		);
 	}
@@ -285,11 +294,14 @@ async fn prepare_job(
 	let (_, shard_i, shard, test) =
 		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
 	let lr = f64::from(job.learning_rate_ppm) / 1e6;
+	// A job that names a plan trains exactly its `local_steps` per round (DiLoCo's H);
+	// one that does not keeps the epoch-based rounds of `--epochs`.
+	let max_steps = (plan != TrainingPlan::default()).then_some(job.local_steps.max(1) as usize);
 	let cfg = TrainConfig {
 		epochs: args.epochs,
+		max_steps,
 		batch_size: job.batch_size.max(1) as usize,
-		optimizer: train::OptimizerConfig::sgd(lr, 0.9),
-		..Default::default()
+		optimizer: plan.inner.with_lr(lr),
 	};
 	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
 	Ok((job, spec, trainer))
@@ -328,6 +340,7 @@ async fn start_peer(
 	pcfg.robust = RobustConfig { aggregator: args.aggregator, ..RobustConfig::default() };
 	pcfg.compression = args.compression;
 	pcfg.scheme = Scheme::Chunked;
+	pcfg.outer = plan_of(job)?.outer;
 	pcfg.byzantine = args.fault_byzantine;
 	// A public-data update must be this round's training alone, so that it can be re-computed.
 	pcfg.error_feedback = job.public_data.is_none();

@@ -305,10 +305,18 @@ impl Verifier {
 
 	/// A model state by its hash, from any connected trainer.
 	async fn fetch_state(&self, hash: Hash32) -> Result<Vec<f32>> {
+		// A DiLoCo job's state is the parameters followed by the outer momentum: keep the
+		// parameters.
+		let n = self.spec.num_params()?;
 		let parse = |b: &[u8]| {
 			(sp_crypto_hashing::blake2_256(b) == hash)
 				.then(|| crate::update::decode_state(b).ok())
 				.flatten()
+				.filter(|s| s.len() >= n)
+				.map(|mut s| {
+					s.truncate(n);
+					s
+				})
 		};
 		self.fetch(hash, parse)
 			.await

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use serde_json::json;
+use trainchain_trainer::outer::OuterOptimizer;
+use trainchain_trainer::plan::{job_commitment, InnerOptimizer, TrainingPlan};
 use trainchain_trainer::public_data::PublicShards;
 use trainchain_trainer::update::{hex32, model_state_hash};
 use trainchain_trainer::{checkpoint, Model, ModelSpec};
@@ -24,6 +26,12 @@ pub struct HashArgs {
 	/// Number of shards of --data (row i in shard i mod N).
 	#[arg(long, requires = "data")]
 	pub shards: Option<u32>,
+	/// The job's inner optimiser (`inner=` of its metadata): the commitment covers it.
+	#[arg(long)]
+	pub inner: Option<InnerOptimizer>,
+	/// The job's outer optimiser (`outer=` of its metadata): the commitment covers it.
+	#[arg(long)]
+	pub outer: Option<OuterOptimizer>,
 	/// Machine-readable output.
 	#[arg(long)]
 	pub json: bool,
@@ -55,7 +63,9 @@ pub fn run(a: HashArgs) -> Result<()> {
 		},
 	};
 	let initial = Model::new(&spec)?;
-	let commitment = hex32(&spec.commitment()?);
+	let plan =
+		TrainingPlan { inner: a.inner.unwrap_or_default(), outer: a.outer.unwrap_or_default() };
+	let commitment = hex32(&job_commitment(&spec, &plan)?);
 	let initial_hash = hex32(&model_state_hash(&initial)?);
 	if a.json {
 		common_json(
@@ -68,6 +78,7 @@ pub fn run(a: HashArgs) -> Result<()> {
 	} else {
 		println!("spec             {spec}");
 		println!("params           {}", initial.num_params());
+		println!("plan             {}", plan.canonical());
 		println!("model_commitment {commitment}");
 		println!("initial_state    {initial_hash}");
 		if let Some(h) = &weights_hash {

@@ -13,12 +13,14 @@ use trainchain_primitives::RoundIndex;
 use trainchain_trainer::aggregate::{Aggregator, RobustConfig};
 use trainchain_trainer::compress::Compression;
 use trainchain_trainer::model::ModelSpec;
+use trainchain_trainer::outer::OuterOptimizer;
 use trainchain_trainer::p2p::metrics;
 use trainchain_trainer::p2p::net::{self, NetConfig};
 use trainchain_trainer::p2p::round::{Byzantine, Peer, PeerConfig, RoundReport, Scheme};
+use trainchain_trainer::plan::InnerOptimizer;
 use trainchain_trainer::shard::{load_shard, ShardTrainer};
 use trainchain_trainer::signing::Keys;
-use trainchain_trainer::train::{self, TrainConfig};
+use trainchain_trainer::train::TrainConfig;
 use trainchain_trainer::update::model_state_hash;
 use trainchain_trainer::{checkpoint, Model};
 
@@ -58,9 +60,19 @@ pub struct PeerArgs {
 	/// Mini-batch size.
 	#[arg(long, default_value_t = 32)]
 	pub batch_size: usize,
-	/// SGD learning rate.
+	/// Learning rate of the inner optimiser.
 	#[arg(long, default_value_t = 0.05)]
 	pub lr: f64,
+	/// Inner optimiser: sgd[:MOMENTUM[:WD]] | adamw[:WD[:BETA1:BETA2]].
+	#[arg(long, default_value = "sgd:0.9")]
+	pub inner: InnerOptimizer,
+	/// Local optimiser steps per round (DiLoCo's H); overrides --epochs.
+	#[arg(long)]
+	pub local_steps: Option<usize>,
+	/// Outer optimiser: avg (FedAvg) | nesterov:LR:MOMENTUM (DiLoCo, e.g. nesterov:0.7:0.9).
+	/// Every peer of a run must use the same.
+	#[arg(long, default_value = "avg")]
+	pub outer: OuterOptimizer,
 	/// Job id.
 	#[arg(long, default_value_t = 0)]
 	pub job_id: u64,
@@ -89,7 +101,7 @@ pub struct PeerArgs {
 	/// Clip updates to this L2 norm.
 	#[arg(long)]
 	pub clip_norm: Option<f32>,
-	/// none | fp16 | int8 | topk:FRACTION.
+	/// none | fp16 | int8 | topk:FRACTION | sparse:DENSITY:BITS (e.g. sparse:0.0156:2).
 	#[arg(long, default_value = "none")]
 	pub compression: Compression,
 	/// chunked (reduce-scatter + all-gather) | all-to-all.
@@ -133,6 +145,7 @@ fn report_json(r: &RoundReport) -> serde_json::Value {
 		"bytes_received": r.bytes_received,
 		"messages_sent": r.messages_sent,
 		"update_bytes": r.update_bytes,
+		"reduced_bytes": r.reduced_bytes,
 		"compute_ms": r.compute_ms,
 		"exchange_ms": r.exchange_ms,
 		"network_ms": r.network_ms,
@@ -163,9 +176,9 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	};
 	let cfg = TrainConfig {
 		epochs: args.epochs,
+		max_steps: args.local_steps,
 		batch_size: args.batch_size,
-		optimizer: train::OptimizerConfig::sgd(args.lr, 0.9),
-		..Default::default()
+		optimizer: args.inner.with_lr(args.lr),
 	};
 	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
 	let genesis_hash = match &args.genesis_hash {
@@ -188,6 +201,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	};
 	pcfg.compression = args.compression;
 	pcfg.scheme = args.scheme;
+	pcfg.outer = args.outer;
 	pcfg.byzantine = args.byzantine;
 	if let Some(b) = args.byzantine {
 		tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");

@@ -56,7 +56,7 @@ pub struct RunArgs {
 	/// mean | median | trimmed[:FRACTION].
 	#[arg(long, default_value = "mean")]
 	pub aggregator: Aggregator,
-	/// none | fp16 | int8 | topk:FRACTION.
+	/// none | fp16 | int8 | topk:FRACTION | sparse:DENSITY:BITS.
 	#[arg(long, default_value = "none")]
 	pub compression: Compression,
 	/// Per-phase peer deadline in seconds.

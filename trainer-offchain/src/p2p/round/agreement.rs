@@ -152,7 +152,7 @@ impl<T: LocalTrainer> Peer<T> {
 		attempt: u32,
 		excluded: &BTreeSet<PublicKey>,
 	) -> Vec<Participant> {
-		let len = self.model.len() as u32;
+		let len = self.params_len as u32;
 		let tag = self.cfg.compression.tag();
 		let mut out = Vec::new();
 		for ((a, who), r) in &self.st.readies {

@@ -25,7 +25,7 @@ impl<T: LocalTrainer> Peer<T> {
 		let Some(mut t) = self.trainer.take() else {
 			return Ok(None);
 		};
-		let m = self.model.clone();
+		let m = self.model().to_vec();
 		let (t, e) = tokio::task::spawn_blocking(move || {
 			let e = t.evaluate(&m);
 			(t, e)

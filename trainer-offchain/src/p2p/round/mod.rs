@@ -49,6 +49,7 @@ use super::roles::{self, Role};
 use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Opened, Participant};
 use crate::aggregate::{self, Accepted, RobustConfig, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
+use crate::outer::OuterOptimizer;
 use crate::signing::{short, Endorsement, Keys, PublicKey, QuorumCertificate, SignatureBytes};
 use exchange::AttemptOutcome;
 
@@ -185,6 +186,8 @@ pub struct PeerConfig {
 	pub byzantine: Option<Byzantine>,
 	/// Exchange attempts per round before the round is given up.
 	pub max_attempts: u32,
+	/// How the averaged update moves the model (FedAvg, or DiLoCo's Nesterov step).
+	pub outer: OuterOptimizer,
 }
 
 impl PeerConfig {
@@ -203,6 +206,7 @@ impl PeerConfig {
 			scheme: Scheme::Chunked,
 			byzantine: None,
 			max_attempts: 3,
+			outer: OuterOptimizer::Average,
 		}
 	}
 }
@@ -238,6 +242,9 @@ pub struct RoundReport {
 	pub messages_sent: u64,
 	/// Size of this peer's compressed update.
 	pub update_bytes: u64,
+	/// Size of the reduced chunk this peer owned and sent to every other participant (one
+	/// copy; 0 in the all-to-all scheme).
+	pub reduced_bytes: u64,
 	/// Local training time.
 	pub compute_ms: u64,
 	/// The successful attempt's exchange, from the agreed proposal to the aggregate
@@ -330,7 +337,12 @@ pub struct Peer<T: LocalTrainer> {
 	net: NetClient,
 	events: mpsc::UnboundedReceiver<NetEvent>,
 	trainer: Option<T>,
+	/// The model state peers hash and sync: the parameters (`params_len` values), then the
+	/// outer optimiser's state ([`OuterOptimizer::state_len`]).
 	model: Vec<f32>,
+	params_len: usize,
+	/// The owner's error feedback on the all-gather half (sparse compression).
+	reduce_feedback: compress::OwnerFeedback,
 	round: RoundIndex,
 	last_qc: Option<QuorumCertificate>,
 	ef: ErrorFeedback,
@@ -365,6 +377,13 @@ pub struct Checkpoint {
 	ef: ErrorFeedback,
 }
 
+/// `params` followed by a fresh (zero) outer optimiser state.
+fn with_outer_state(cfg: &PeerConfig, mut params: Vec<f32>) -> Vec<f32> {
+	let n = params.len();
+	params.resize(n + cfg.outer.state_len(n), 0.0);
+	params
+}
+
 fn peer_id_bytes(p: &PeerId) -> Vec<u8> {
 	p.to_bytes()
 }
@@ -387,13 +406,17 @@ impl<T: LocalTrainer> Peer<T> {
 		initial_model: Vec<f32>,
 	) -> Self {
 		let me = cfg.keys.public();
+		let params_len = initial_model.len();
+		let model = with_outer_state(&cfg, initial_model);
 		Self {
 			cfg,
 			me,
 			net,
 			events,
 			trainer: Some(trainer),
-			model: initial_model,
+			model,
+			params_len,
+			reduce_feedback: compress::OwnerFeedback::default(),
 			round: 0,
 			last_qc: None,
 			ef: ErrorFeedback::default(),
@@ -434,13 +457,16 @@ impl<T: LocalTrainer> Peer<T> {
 		self.model = cp.model;
 		self.last_qc = cp.last_qc;
 		self.ef = cp.ef;
+		self.reduce_feedback.reset();
 		self.set_round(cp.round);
 		self.publish_state()
 	}
 
-	/// Start over from `model` at `round` (no certificate, no error-feedback residual): the
-	/// job's initial model when the chain has accepted no round yet.
+	/// Start over from the parameters `model` at `round` (no certificate, no error-feedback
+	/// residual, a fresh outer optimiser): the job's initial model when the chain has
+	/// accepted no round yet.
 	pub fn reset(&mut self, model: Vec<f32>, round: RoundIndex) -> Result<()> {
+		let model = with_outer_state(&self.cfg, model);
 		self.restore(Checkpoint { model, round, last_qc: None, ef: ErrorFeedback::default() })
 	}
 
@@ -450,8 +476,14 @@ impl<T: LocalTrainer> Peer<T> {
 		self.excluded.extend(peers);
 	}
 
-	/// The current model.
+	/// The current model's parameters.
 	pub fn model(&self) -> &[f32] {
+		self.model.get(..self.params_len).unwrap_or_default()
+	}
+
+	/// The whole model state: the parameters, then the outer optimiser's state (what
+	/// [`Peer::model_hash_now`] hashes).
+	pub fn state(&self) -> &[f32] {
 		&self.model
 	}
 

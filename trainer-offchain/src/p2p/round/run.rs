@@ -96,7 +96,7 @@ impl<T: LocalTrainer> Peer<T> {
 	async fn train_local(&mut self, round: RoundIndex) -> Result<(LocalUpdate, u64)> {
 		let tc = Instant::now();
 		let mut trainer = self.trainer.take().context("trainer busy")?;
-		let model = self.model.clone();
+		let model = self.model().to_vec();
 		let mut job = tokio::task::spawn_blocking(move || {
 			let r = trainer.train(&model, round);
 			(trainer, r)
@@ -132,7 +132,7 @@ impl<T: LocalTrainer> Peer<T> {
 		mine: &ReadyUpdate,
 	) -> Result<Exchanged> {
 		let root = mine.root;
-		let len = u32::try_from(self.model.len()).context("model too large")?;
+		let len = u32::try_from(self.params_len).context("model too large")?;
 		let mut suspects: BTreeSet<PublicKey> = std::mem::take(&mut self.excluded);
 		suspects.remove(&self.me);
 		for attempt in 0..self.cfg.max_attempts {
@@ -196,13 +196,17 @@ impl<T: LocalTrainer> Peer<T> {
 		mine: &ReadyUpdate,
 		start: RoundStart,
 	) -> Result<RoundReport> {
-		for (m, a) in self.model.iter_mut().zip(agg) {
-			*m += a;
-		}
+		let (params, outer_state) = self.model.split_at_mut(self.params_len);
+		self.cfg.outer.apply(params, outer_state, agg)?;
+		self.reduce_feedback.commit(self.params_len);
 		// Only now, after the exchange, is this peer's update served by its hash (to the
 		// verifiers): nobody can copy it into this round any more.
 		self.net.put_blob(mine.root, mine.update.to_blob())?;
 		let model_hash = self.model_hash();
+		let my_chunk = done.participants.iter().position(|p| p.who == self.me);
+		let reduced_bytes = my_chunk
+			.and_then(|c| self.st.reduced.get(&(done.attempt, c as u32)))
+			.map_or(0, |(blocks, _, _)| blocks.iter().map(Vec::len).sum::<usize>() as u64);
 		let update_roots: Vec<(PublicKey, Hash32)> =
 			done.participants.iter().map(|p| (p.who, p.root)).collect();
 		let included = included_shares(&done.accepted, &update_roots);
@@ -240,6 +244,7 @@ impl<T: LocalTrainer> Peer<T> {
 			bytes_received: self.metrics().bytes_received.load(Relaxed) - start.recv0,
 			messages_sent: self.metrics().messages_sent.load(Relaxed) - start.msgs0,
 			update_bytes: mine.update.byte_len() as u64,
+			reduced_bytes,
 			compute_ms: done.compute_ms,
 			exchange_ms: done.exchange_ms,
 			network_ms: elapsed_ms(start.t0).saturating_sub(done.compute_ms),

@@ -53,6 +53,7 @@ impl<T: LocalTrainer> Peer<T> {
 				self.set_round(snap.next_round);
 				self.last_qc = snap.certificate;
 				self.ef.reset();
+				self.reduce_feedback.reset();
 			}
 		}
 		self.publish_state()?;
@@ -133,6 +134,7 @@ impl<T: LocalTrainer> Peer<T> {
 		self.set_round(round + 1);
 		self.last_qc = snap.certificate;
 		self.ef.reset();
+		self.reduce_feedback.reset();
 		self.publish_state()?;
 		self.hello()?;
 		let report = RoundReport {
@@ -150,6 +152,7 @@ impl<T: LocalTrainer> Peer<T> {
 			bytes_received: self.metrics().bytes_received.load(Relaxed) - start.recv0,
 			messages_sent: self.metrics().messages_sent.load(Relaxed) - start.msgs0,
 			update_bytes: 0,
+			reduced_bytes: 0,
 			compute_ms,
 			exchange_ms: 0,
 			network_ms: elapsed_ms(start.t0).saturating_sub(compute_ms),

@@ -189,8 +189,15 @@ impl<T: LocalTrainer> Peer<T> {
 				})
 				.collect()
 		};
+		let sent = self.reduce_feedback.corrected(&my_elems, len, &reduced);
+		let blocks = encode(&sent);
+		if self.feeds_back_reduced() {
+			let decoded =
+				compress::decode_blocks(reduce_compression(comp), len, my_blocks.start, &blocks)?;
+			self.reduce_feedback.keep(&my_elems, &sent, &decoded);
+		}
 		let chunk = my_idx as u32;
-		let body = Body::Reduced { attempt, proposal, chunk, blocks: encode(&reduced) };
+		let body = Body::Reduced { attempt, proposal, chunk, blocks };
 		let (env, digest) =
 			Envelope::seal_with_digest(&self.cfg.keys, self.cfg.job_id, self.round, &body);
 		if let Body::Reduced { blocks, .. } = body {
@@ -242,10 +249,19 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 }
 
-/// The encoding of reduced chunks: fp16 and int8 stay, the sparse schemes send dense values.
+impl<T: LocalTrainer> Peer<T> {
+	/// Whether this peer, as a chunk's owner, carries what the encoding of its reduced chunk
+	/// dropped into its next reduction (sparse compression with error feedback on).
+	fn feeds_back_reduced(&self) -> bool {
+		self.cfg.error_feedback && matches!(self.cfg.compression, Compression::Sparse { .. })
+	}
+}
+
+/// The encoding of reduced chunks: fp16, int8 and sparse blocks stay (both halves of the
+/// exchange compressed), top-k sends dense values (the sum of sparse updates is not sparse).
 fn reduce_compression(comp: Compression) -> Compression {
 	match comp {
-		Compression::Fp16 | Compression::Int8 => comp,
-		_ => Compression::None,
+		Compression::Fp16 | Compression::Int8 | Compression::Sparse { .. } => comp,
+		Compression::None | Compression::TopK { .. } => Compression::None,
 	}
 }

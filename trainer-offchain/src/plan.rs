@@ -1,0 +1,178 @@
+//! A job's training plan: the inner optimiser every contributor runs for its local steps
+//! and the outer optimiser that applies the averaged update ([`crate::outer`]).
+//!
+//! A sponsor names it in the job's metadata next to the model
+//! (`model=gpt:…;data=…;inner=adamw:0.1;outer=nesterov:0.7:0.9`); the learning rate, batch
+//! size and local steps `H` are the job's on-chain hyperparameters. The model commitment
+//! covers the plan ([`job_commitment`]), so a trainer refuses a job whose metadata was
+//! changed, and every contributor trains the same way. A job that names no plan trains with
+//! SGD (momentum 0.9) and plain averaging, and keeps the model commitment it always had.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::model::ModelSpec;
+use crate::outer::OuterOptimizer;
+use crate::train::{OptimizerConfig, SgdParams};
+
+/// The inner optimiser of a plan (its learning rate comes from the job).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InnerOptimizer {
+	/// SGD with momentum and L2 weight decay.
+	Sgd {
+		/// Momentum.
+		momentum: f64,
+		/// L2 weight decay.
+		weight_decay: f64,
+	},
+	/// AdamW (β₁ 0.9, β₂ 0.999 for `adamw`; `adamw:WD:B1:B2` sets them).
+	AdamW {
+		/// Decoupled weight decay.
+		weight_decay: f64,
+		/// β₁.
+		beta1: f64,
+		/// β₂.
+		beta2: f64,
+	},
+}
+
+impl Default for InnerOptimizer {
+	fn default() -> Self {
+		Self::Sgd { momentum: 0.9, weight_decay: 0.0 }
+	}
+}
+
+impl InnerOptimizer {
+	/// The optimiser with learning rate `lr`.
+	pub fn with_lr(&self, lr: f64) -> OptimizerConfig {
+		match *self {
+			Self::Sgd { momentum, weight_decay } => {
+				OptimizerConfig::Sgd(SgdParams { lr, momentum, weight_decay })
+			},
+			Self::AdamW { weight_decay, beta1, beta2 } => {
+				OptimizerConfig::Adam { lr, beta1, beta2, eps: 1e-8, weight_decay }
+			},
+		}
+	}
+}
+
+impl fmt::Display for InnerOptimizer {
+	fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+		match self {
+			Self::Sgd { momentum, weight_decay } => write!(f, "sgd:{momentum}:{weight_decay}"),
+			Self::AdamW { weight_decay, beta1, beta2 } => {
+				write!(f, "adamw:{weight_decay}:{beta1}:{beta2}")
+			},
+		}
+	}
+}
+
+impl FromStr for InnerOptimizer {
+	type Err = anyhow::Error;
+	/// `sgd[:MOMENTUM[:WEIGHT_DECAY]]` or `adamw[:WEIGHT_DECAY[:BETA1:BETA2]]`.
+	fn from_str(s: &str) -> Result<Self> {
+		let mut parts = s.split(':');
+		let kind = parts.next().unwrap_or_default();
+		let nums: Vec<f64> = parts
+			.map(|p| p.parse::<f64>().with_context(|| format!("{s:?}: {p:?} is not a number")))
+			.collect::<Result<_>>()?;
+		ensure!(nums.iter().all(|x| x.is_finite() && *x >= 0.0), "{s:?}: negative or not finite");
+		let opt = match (kind, nums.as_slice()) {
+			("sgd", []) => Self::default(),
+			("sgd", [m]) => Self::Sgd { momentum: *m, weight_decay: 0.0 },
+			("sgd", [m, wd]) => Self::Sgd { momentum: *m, weight_decay: *wd },
+			("adamw" | "adam", []) => Self::AdamW { weight_decay: 0.0, beta1: 0.9, beta2: 0.999 },
+			("adamw" | "adam", [wd]) => Self::AdamW { weight_decay: *wd, beta1: 0.9, beta2: 0.999 },
+			("adamw" | "adam", [wd, b1, b2]) => {
+				Self::AdamW { weight_decay: *wd, beta1: *b1, beta2: *b2 }
+			},
+			_ => bail!(
+				"unknown inner optimiser {s:?} (sgd[:MOMENTUM[:WD]] | adamw[:WD[:BETA1:BETA2]])"
+			),
+		};
+		match opt {
+			Self::Sgd { momentum, .. } => ensure!(momentum < 1.0, "SGD momentum must be < 1"),
+			Self::AdamW { beta1, beta2, .. } => {
+				ensure!(beta1 < 1.0 && beta2 < 1.0, "Adam betas must be < 1")
+			},
+		}
+		Ok(opt)
+	}
+}
+
+/// What every contributor of a job does with the job's hyperparameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrainingPlan {
+	/// Inner optimiser of the local steps.
+	pub inner: InnerOptimizer,
+	/// Outer optimiser of the averaged update.
+	pub outer: OuterOptimizer,
+}
+
+impl TrainingPlan {
+	/// The plan named by job metadata `key=value;…` pairs (`inner=`, `outer=`; absent keys
+	/// take the defaults).
+	pub fn from_metadata(meta: &str) -> Result<Self> {
+		let mut plan = Self::default();
+		for kv in meta.split(';') {
+			if let Some(v) = kv.strip_prefix("inner=") {
+				plan.inner = v.parse()?;
+			} else if let Some(v) = kv.strip_prefix("outer=") {
+				plan.outer = v.parse()?;
+			}
+		}
+		Ok(plan)
+	}
+
+	/// The plan's canonical text (`inner=…;outer=…`), the bytes the commitment covers.
+	pub fn canonical(&self) -> String {
+		format!("inner={};outer={}", self.inner, self.outer)
+	}
+}
+
+/// Domain tag of a commitment that covers a plan.
+const PLAN_DOMAIN: &[u8] = b"trainchain/plan/v1";
+
+/// The model commitment of a job training `spec` with `plan`: the spec's own commitment
+/// for the default plan, else `blake2_256(PLAN_DOMAIN ‖ spec commitment ‖ plan.canonical())`.
+pub fn job_commitment(spec: &ModelSpec, plan: &TrainingPlan) -> crate::error::Result<[u8; 32]> {
+	let base = spec.commitment()?;
+	if *plan == TrainingPlan::default() {
+		return Ok(base);
+	}
+	Ok(crate::digest::blake2_256_concat(&[PLAN_DOMAIN, &base, plan.canonical().as_bytes()]))
+}
+
+#[cfg(test)]
+mod tests {
+	#![allow(clippy::unwrap_used)]
+	use super::*;
+
+	#[test]
+	fn plans_parse_from_metadata_and_are_committed_to() {
+		let spec = ModelSpec::parse("mlp:4-3-2").unwrap();
+		let plain = TrainingPlan::from_metadata("model=mlp:4-3-2;data=x").unwrap();
+		assert_eq!(plain, TrainingPlan::default());
+		assert_eq!(job_commitment(&spec, &plain).unwrap(), spec.commitment().unwrap());
+		let diloco =
+			TrainingPlan::from_metadata("model=mlp:4-3-2;inner=adamw:0.1;outer=nesterov:0.7:0.9")
+				.unwrap();
+		assert_eq!(diloco.outer, OuterOptimizer::Nesterov { lr: 0.7, momentum: 0.9 });
+		assert_eq!(
+			diloco.inner,
+			InnerOptimizer::AdamW { weight_decay: 0.1, beta1: 0.9, beta2: 0.999 }
+		);
+		let c = job_commitment(&spec, &diloco).unwrap();
+		assert_ne!(c, spec.commitment().unwrap());
+		// Another outer learning rate is another commitment.
+		let other = TrainingPlan::from_metadata("inner=adamw:0.1;outer=nesterov:0.8:0.9").unwrap();
+		assert_ne!(job_commitment(&spec, &other).unwrap(), c);
+		// The canonical text parses back to the same plan.
+		assert_eq!(TrainingPlan::from_metadata(&diloco.canonical()).unwrap(), diloco);
+		for bad in ["inner=rmsprop", "outer=nesterov:2", "inner=sgd:1.5", "inner=adamw:x"] {
+			assert!(TrainingPlan::from_metadata(bad).is_err(), "{bad}");
+		}
+	}
+}
