@@ -1,6 +1,14 @@
 //! Bytes per round and accuracy for each compression on the digits data, 4 in-process
 //! peers over real loopback sockets (a bench target; numbers go to the README):
 //! `cargo bench -p trainchain-trainer --bench p2p_compression_report`
+//!
+//! Every compression runs with the same seeds as the uncompressed run (the first of
+//! `REPORT_COMPRESSIONS`, default `none`), and a `bench-compress data=digits ratio=X
+//! metric_drop=D` line compares them: `X` = uncompressed / compressed **payload** bytes per
+//! peer per round over both halves of the exchange (a peer's update chunks to the other
+//! owners, `(N−1)/N` of its update, plus its reduced chunk to the `N−1` others), `D` = test
+//! accuracy points lost after the last round. Envelopes, signatures and proofs are not
+//! payload; `bytes_sent_per_peer_per_round` is everything on the wire.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "../tests/p2p_common/mod.rs"]
@@ -22,10 +30,14 @@ async fn compression_report() {
 	let test = data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap();
 	let rounds: u32 = std::env::var("REPORT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
 	let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
+	let local_steps: Option<usize> = std::env::var("REPORT_LOCAL_STEPS").ok().and_then(|v| v.parse().ok());
 	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
 	let shards = data::shard_iid(&all, 4, 42).unwrap();
 	let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];
-	for comp in ["none", "fp16", "int8", "topk:0.1", "topk:0.01"] {
+	let list = std::env::var("REPORT_COMPRESSIONS")
+		.unwrap_or_else(|_| "none,fp16,int8,topk:0.1,topk:0.01,sparse:0.0156:2".into());
+	let mut baseline: Option<(f64, f32)> = None;
+	for comp in list.split(',') {
 		let compression: Compression = comp.parse().unwrap();
 		let mut handles = Vec::new();
 		let mut boot = Vec::new();
@@ -33,8 +45,11 @@ async fn compression_report() {
 			let mut cfg = peer_cfg(s, 4);
 			cfg.compression = compression;
 			cfg.round_timeout = Duration::from_secs(20);
-			let cfgt =
-				TrainConfig { optimizer: OptimizerConfig::sgd(0.05, 0.9), ..Default::default() };
+			let cfgt = TrainConfig {
+				optimizer: OptimizerConfig::sgd(0.05, 0.9),
+				max_steps: local_steps,
+				..Default::default()
+			};
 			let t =
 				ShardTrainer::new(&spec, shards[i].clone(), i as u64, Some(test.clone()), cfgt, 42)
 					.unwrap();
@@ -66,6 +81,19 @@ async fn compression_report() {
 		let avg = sent.iter().sum::<u64>() / sent.len() as u64;
 		let upd = all_reports[0].last().unwrap().update_bytes;
 		let acc = all_reports[0].last().unwrap().eval.unwrap().1;
+		let n = suris.len() as f64;
+		let payload: Vec<f64> = all_reports
+			.iter()
+			.flat_map(|r| r.iter())
+			.map(|r| r.update_bytes as f64 * (n - 1.0) / n + r.reduced_bytes as f64 * (n - 1.0))
+			.collect();
+		let payload = payload.iter().sum::<f64>() / payload.len() as f64;
+		let (base_payload, base_acc) = *baseline.get_or_insert((payload, acc));
+		println!(
+			"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4}",
+			base_payload / payload,
+			100.0 * (base_acc - acc),
+		);
 		println!(
             "compression-report compression={comp} params={} update_bytes={upd} bytes_sent_per_peer_per_round={avg} rounds={rounds} accuracy={acc:.4}",
             spec.num_params().unwrap()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Compression benchmark (#14): 4 peers over real loopback sockets (in one process, the
+# `p2p_compression_report` bench, release build), every compression with the same seeds as the
+# uncompressed run, and one line per configuration:
+#   bench-compress data=digits compression=sparse:0.0156:2 rounds=50 ratio=101.7 metric_drop=0.28 ...
+# ratio = uncompressed / compressed payload bytes per peer per round, both halves of the
+# exchange (update chunks to their owners + the owned reduced chunk to every other peer);
+# metric_drop = test accuracy points lost against the uncompressed run after the last round.
+# `compression-report` lines add the bytes on the wire (envelopes, signatures, proofs included).
+#
+# Env: ROUNDS (50), COMPRESSIONS (none,int8,sparse:0.0156:2 — the first one is the baseline),
+# MODEL (mlp), BENCH_TARGET_DIR (/var/tmp/trainchain-target-trainer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/bench-env.sh
+bin=$(bench_binary p2p_compression_report)
+REPORT_ROUNDS=${ROUNDS:-50} \
+	REPORT_COMPRESSIONS=${COMPRESSIONS:-none,int8,sparse:0.0156:2} \
+	REPORT_MODEL=${MODEL:-mlp} \
+	RUST_LOG=${RUST_LOG:-error} \
+	"$bin" | grep -E '^(bench-compress|compression-report)'
