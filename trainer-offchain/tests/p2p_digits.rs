@@ -183,6 +183,9 @@ fn four_processes_agree_every_round_and_match_fedavg() {
 	}
 }
 
+/// A DiLoCo-style run (AdamW inner steps, Nesterov outer step, sparse 2-bit exchange): the
+/// outer momentum is part of the state a restarted peer syncs, so it computes the same
+/// models as the others afterwards.
 #[test]
 fn killed_peer_is_left_out_then_rejoins_with_the_right_model() {
 	let rounds = 12;
@@ -191,6 +194,8 @@ fn killed_peer_is_left_out_then_rejoins_with_the_right_model() {
 	// restarted peer comes back.
 	let mut args: Vec<&str> = COMMON.to_vec();
 	args.extend(["--min-round-secs", "1"]);
+	args.extend(["--inner", "adamw:0.01", "--lr", "0.003", "--local-steps", "10"]);
+	args.extend(["--outer", "nesterov:0.7:0.9", "--compression", "sparse:0.0156:2"]);
 	let mut procs: Vec<Proc> = (0..4)
 		.map(|i| Proc::spawn(i, ports[i], (i > 0).then_some(ports[0]), rounds, &args))
 		.collect();
