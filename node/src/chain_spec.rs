@@ -1,4 +1,4 @@
-//! Chain specifications: `dev` (one validator) and `local` (three validators).
+//! Chain specifications: `dev` (one validator) and `local` (four validators).
 
 use sc_service::ChainType;
 use trainchain_runtime::WASM_BINARY;
@@ -31,7 +31,9 @@ pub fn development_chain_spec() -> Result<ChainSpec, String> {
 		.build())
 }
 
-/// `--chain local`: Alice, Bob and Charlie validate.
+/// `--chain local`: Alice, Bob, Charlie and Dave validate (`--alice` … `--dave`). Four, so
+/// that GRANDPA still finalises with one of them down (three of four votes are more than 2/3;
+/// two of three would not be).
 pub fn local_chain_spec() -> Result<ChainSpec, String> {
 	Ok(ChainSpec::builder(wasm()?, None)
 		.with_name("trainchain local testnet")

@@ -1,5 +1,5 @@
 //! Genesis presets: `development` (one validator, Alice) and `local_testnet` (Alice, Bob,
-//! Charlie as validators). Both endow the well-known dev accounts.
+//! Charlie and Dave as validators). Both endow the well-known dev accounts.
 
 use crate::{AccountId, BalancesConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
 use alloc::{vec, vec::Vec};
@@ -45,13 +45,17 @@ pub fn development_config_genesis() -> Value {
 	)
 }
 
-/// The `local_testnet` preset.
+/// The `local_testnet` preset: four authorities, so that the chain keeps finalising with one
+/// of them down. GRANDPA finalises a block once more than 2/3 of the authorities' weight
+/// votes for it (at least `n - (n - 1) / 3` of `n` equal votes): with four that is three, so
+/// one may fail; with three it is all three, and losing one would stall finality.
 pub fn local_config_genesis() -> Value {
 	testnet_genesis(
 		vec![
 			grandpa_pair(Sr25519Keyring::Alice),
 			grandpa_pair(Sr25519Keyring::Bob),
 			grandpa_pair(Sr25519Keyring::Charlie),
+			grandpa_pair(Sr25519Keyring::Dave),
 		],
 		endowed(),
 		Sr25519Keyring::Alice.to_account_id(),
@@ -63,6 +67,7 @@ fn grandpa_pair(k: Sr25519Keyring) -> (AuraId, GrandpaId) {
 	let ed = match k {
 		Sr25519Keyring::Bob => Ed25519Keyring::Bob,
 		Sr25519Keyring::Charlie => Ed25519Keyring::Charlie,
+		Sr25519Keyring::Dave => Ed25519Keyring::Dave,
 		_ => Ed25519Keyring::Alice,
 	};
 	(k.public().into(), ed.public().into())

@@ -34,13 +34,18 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// share this machine's cores and distort each other's timing.
 static ONE_NODE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A running `trainchain-node --dev --tmp`; killed on drop.
+/// A running `trainchain-node --dev --tmp` (or a node of a multi-node network, see
+/// [`DevNode::adopt`]); killed on drop.
 pub struct DevNode {
 	child: Child,
 	pub rpc_port: u16,
 	pub log: PathBuf,
+	/// The network namespace the node runs in (`None`: the test's own). Its RPC is then
+	/// reached on the namespace's loopback, through `ip netns exec`.
+	pub netns: Option<String>,
 	/// Held while the node lives (see [`ONE_NODE_AT_A_TIME`]); dropped after the node is.
-	_turn: std::sync::MutexGuard<'static, ()>,
+	/// `None` for an adopted node: its test takes one turn for the whole network.
+	_turn: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl DevNode {
@@ -61,11 +66,52 @@ impl DevNode {
 			.stderr(std::fs::File::create(&log).unwrap())
 			.spawn()
 			.expect("trainchain-node starts");
-		let node = DevNode { child, rpc_port, log, _turn: turn };
+		let node = DevNode { child, rpc_port, log, netns: None, _turn: Some(turn) };
 		node.wait_for(Duration::from_secs(120), "RPC", || {
 			node.try_rpc("system_health", json!([])).is_some()
 		});
 		node
+	}
+
+	/// Take a turn for a test that runs several nodes (see [`ONE_NODE_AT_A_TIME`]): hold it
+	/// while they live.
+	pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+		ONE_NODE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+	}
+
+	/// Spawn `cmd` (a node command line the caller built, e.g. a validator of a `--chain local`
+	/// network inside network namespace `netns`) with its stderr in `log`, and wait until its
+	/// RPC answers on port `rpc_port` (of the namespace's loopback if `netns` is set).
+	pub fn adopt(mut cmd: Command, rpc_port: u16, log: PathBuf, netns: Option<String>) -> Self {
+		let child = cmd
+			.stdout(Stdio::null())
+			.stderr(std::fs::File::create(&log).unwrap())
+			.stdin(Stdio::null())
+			.spawn()
+			.expect("trainchain-node starts");
+		let node = DevNode { child, rpc_port, log, netns, _turn: None };
+		node.wait_for(Duration::from_secs(120), "RPC", || {
+			node.try_rpc("system_health", json!([])).is_some()
+		});
+		node
+	}
+
+	/// Kill the node now (SIGKILL: no goodbye to its peers).
+	pub fn kill(&mut self) {
+		let _ = self.child.kill();
+		let _ = self.child.wait();
+	}
+
+	/// A command that runs `program` where the node is: in its network namespace, if any.
+	pub fn host_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+		match &self.netns {
+			Some(ns) => {
+				let mut c = Command::new("ip");
+				c.args(["netns", "exec", ns]).arg(program);
+				c
+			},
+			None => Command::new(program),
+		}
 	}
 
 	/// The WebSocket URL of its RPC.
@@ -81,7 +127,8 @@ impl DevNode {
 	/// A JSON-RPC call over HTTP; `None` on transport failure.
 	pub fn try_rpc(&self, method: &str, params: Value) -> Option<Value> {
 		let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-		let out = Command::new("curl")
+		let out = self
+			.host_command("curl")
 			.args(["-s", "-m", "10", "-H", "Content-Type: application/json", "-d"])
 			.arg(body.to_string())
 			.arg(self.http_url())
@@ -147,7 +194,8 @@ impl Drop for DevNode {
 /// (exit success, stdout, stderr).
 pub fn sponsor(node: &DevNode, args: &[&str]) -> (bool, String, String) {
 	let script = repo_root().join("scripts/sponsor/sponsor.js");
-	let out = Command::new("node")
+	let out = node
+		.host_command("node")
 		.arg(script)
 		.args(args)
 		.args(["--node", &node.ws_url()])

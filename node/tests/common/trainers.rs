@@ -32,6 +32,16 @@ pub struct TrainerSpec<'a> {
 	pub extra: &'a [&'a str],
 }
 
+/// Where [`Trainers::start_placed`] runs one trainer.
+pub struct Placement {
+	/// A command that starts the trainer binary (e.g. `ip netns exec NS trainchain-trainer`).
+	pub command: Command,
+	/// The WebSocket RPC of the node it uses.
+	pub node_url: String,
+	/// Its `--listen` multiaddress (`/ip4/…/tcp/PORT`).
+	pub listen: String,
+}
+
 impl Trainers {
 	const SURIS: [&'static str; 3] = ["//Bob", "//Charlie", "//Dave"];
 
@@ -84,6 +94,56 @@ impl Trainers {
 			children.push(Some(cmd.spawn().unwrap()));
 		}
 		Trainers { children, logs, ports }
+	}
+
+	/// Start one trainer per spec where `placed` says (its command, e.g. inside a network
+	/// namespace, the node it uses and its listen address), writing its output to `logs`;
+	/// trainer 0's listen address is every other's bootstrap.
+	pub fn start_placed(
+		job_id: u64,
+		specs: &[TrainerSpec],
+		placed: Vec<Placement>,
+		logs: &std::path::Path,
+	) -> Self {
+		assert_eq!(specs.len(), placed.len(), "one placement per trainer");
+		let data = repo_root().join("trainer-offchain/testdata");
+		std::fs::create_dir_all(logs).unwrap();
+		let boot = placed[0].listen.clone();
+		let ports = placed
+			.iter()
+			.map(|p| p.listen.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or(0))
+			.collect();
+		let mut children = Vec::new();
+		for (i, (spec, mut p)) in specs.iter().zip(placed).enumerate() {
+			p.command
+				.args(["run", "--node", &p.node_url, "--suri", spec.suri])
+				.args(["--job", &job_id.to_string()])
+				.arg("--data")
+				.arg(data.join("digits-train.csv"))
+				.arg("--test")
+				.arg(data.join("digits-test.csv"))
+				.args(["--shard", spec.shard])
+				.args(["--listen", &p.listen])
+				.args(["--epochs", "2", "--json"])
+				.stdout(std::fs::File::create(logs.join(format!("trainer-{i}.jsonl"))).unwrap())
+				.stderr(std::fs::File::create(logs.join(format!("trainer-{i}.log"))).unwrap())
+				.env("TRAINCHAIN_LOG", "info,libp2p_kad=warn,libp2p_gossipsub=warn")
+				.stdin(Stdio::null());
+			if i > 0 {
+				p.command.args(["--bootstrap", &boot]);
+			}
+			p.command.args(spec.extra);
+			children.push(Some(p.command.spawn().unwrap()));
+		}
+		Trainers { children, logs: logs.to_path_buf(), ports }
+	}
+
+	/// The last lines of trainer `i`'s log (stderr).
+	pub fn log_tail(&self, i: usize) -> String {
+		let text =
+			std::fs::read_to_string(self.logs.join(format!("trainer-{i}.log"))).unwrap_or_default();
+		let lines: Vec<&str> = text.lines().collect();
+		lines[lines.len().saturating_sub(20)..].join("\n")
 	}
 
 	/// Kill trainer `i` (SIGKILL: no goodbye to the peers or the chain).

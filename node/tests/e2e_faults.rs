@@ -1,0 +1,382 @@
+//! The whole system, faults included (issue #13). Four validators of `--chain local` (Alice,
+//! Bob, Charlie and Dave) and four `trainchain-trainer run` processes, each process on its own
+//! host (a network namespace of a [`netns::Lab`], routed through a "public" namespace), run a
+//! five-round digits job created with the sponsor client (real @polkadot/api). Once a round
+//! that paid the fourth trainer (Eve) has finalised on-chain, one validator (Dave) and that
+//! trainer are killed with SIGKILL. Then:
+//! - blocks keep finalising, on every surviving validator, and they agree on the blocks;
+//! - the job completes with every round finalised (a model hash each), the rounds after the
+//!   kill paid exactly the three surviving trainers, and every trainer's model hash matches the
+//!   chain's;
+//! - the escrow is exact: payouts + submitter shares + refund = deposit, nothing left on hold.
+//!
+//! Why four validators: GRANDPA finalises a block once more than 2/3 of the authorities' votes
+//! are for it, i.e. `n - (n - 1) / 3` of `n` equal votes. With four authorities that is three:
+//! one may fail. With three it is all three: 2 of 3 is not more than 2/3, so a three-authority
+//! chain that loses one validator keeps producing blocks (Aura) but stops finalising them. The
+//! `local` chain therefore has four authorities (runtime `local_config_genesis`).
+//!
+//! Run as root (CI is): creating namespaces needs CAP_SYS_ADMIN; elsewhere the test prints
+//! `SKIP` and passes, as the trainer's namespace tests do. Timings are printed (`--nocapture`
+//! shows them; test-lanes prints a binary's whole output).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+#[path = "../../trainer-offchain/tests/netns/mod.rs"]
+mod netns;
+
+use common::{
+	trainers::{
+		assert_escrow_exact, create_job, finalized_rounds, payees, Placement, TrainerSpec, Trainers,
+	},
+	workspace_bin, DevNode,
+};
+use netns::Lab;
+use serde_json::{json, Value};
+use std::{
+	collections::{BTreeMap, BTreeSet},
+	path::Path,
+	time::{Duration, Instant},
+};
+
+/// The validators' dev keys (`--alice` …), all four authorities of `--chain local`.
+const VALIDATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
+/// The validator that is killed (Dave). The sponsor and the trainers use the others.
+const KILLED_VALIDATOR: usize = 3;
+/// The trainers' accounts; trainer 0 is everybody's bootstrap.
+const TRAINERS: [&str; 4] = ["//Bob", "//Charlie", "//Dave", "//Eve"];
+/// The trainer that is killed (Eve).
+const KILLED_TRAINER: usize = 3;
+const ROUNDS: u64 = 5;
+/// Each node's RPC and p2p ports, the trainers' p2p port (every process has its own host).
+const RPC_PORT: u16 = 9944;
+const P2P_PORT: u16 = 30333;
+const TRAINER_PORT: u16 = 30400;
+
+/// Start validator `v` in host namespace `v` of `lab`, with `--bootnodes` `boot` (if any).
+fn start_validator(lab: &Lab, v: usize, boot: Option<&str>, logs: &Path) -> DevNode {
+	let ns = lab.hosts[v].clone();
+	let mut cmd = lab.command(&ns, Path::new(env!("CARGO_BIN_EXE_trainchain-node")));
+	cmd.args(["--chain", "local", "--tmp", &format!("--{}", VALIDATORS[v])])
+		.args(["--no-telemetry", "--no-mdns", "--no-prometheus"])
+		// Reachable from the trainers' hosts: listen on all of this host's interfaces (safe
+		// methods only would refuse a validator; this host is the test's own namespace).
+		.args(["--unsafe-rpc-external", "--rpc-cors", "all"])
+		.args(["--rpc-port", &RPC_PORT.to_string(), "--port", &P2P_PORT.to_string()])
+		// A fixed node key: a validator without one refuses to start on a non-dev chain.
+		.args(["--node-key", &format!("{:064x}", v + 1)])
+		.args(["--public-addr", &format!("/ip4/{}/tcp/{P2P_PORT}", lab.host_ip(v))])
+		.env("RUST_LOG", "info");
+	if let Some(b) = boot {
+		cmd.args(["--bootnodes", b]);
+	}
+	DevNode::adopt(cmd, RPC_PORT, logs.join(format!("validator-{v}.log")), Some(ns))
+}
+
+/// Everything a failure message needs: the tail of every log.
+fn context(validators: &[DevNode], trainers: Option<&Trainers>) -> String {
+	let mut s = String::new();
+	for (v, node) in validators.iter().enumerate() {
+		s += &format!("\n--- validator {v} ({}) log tail:\n{}\n", VALIDATORS[v], node.log_tail());
+	}
+	if let Some(t) = trainers {
+		for i in 0..TRAINERS.len() {
+			s += &format!("\n--- trainer {i} ({}) log tail:\n{}\n", TRAINERS[i], t.log_tail(i));
+		}
+		s += &format!("\n(all logs in {})", t.logs.display());
+	}
+	s
+}
+
+/// Poll `cond` every second until it holds; panic with `ctx()` after `timeout`.
+fn poll(timeout: Duration, what: &str, ctx: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
+	let start = Instant::now();
+	while !cond() {
+		if start.elapsed() > timeout {
+			panic!("timed out after {timeout:?} waiting for {what}{}", ctx());
+		}
+		std::thread::sleep(Duration::from_secs(1));
+	}
+}
+
+/// Number of peers a node is connected to.
+fn peers(node: &DevNode) -> u64 {
+	node.try_rpc("system_health", json!([]))
+		.and_then(|v| v["result"]["peers"].as_u64())
+		.unwrap_or(0)
+}
+
+/// Hash of block `n` on `node`'s chain.
+fn block_hash(node: &DevNode, n: u64) -> String {
+	node.rpc("chain_getBlockHash", json!([n]))
+		.as_str()
+		.unwrap_or_default()
+		.to_string()
+}
+
+#[test]
+fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
+	let t0 = Instant::now();
+	let _turn = DevNode::turn();
+	// Hosts 0-3: the validators; hosts 4-7: the trainers. All routed through the public one.
+	let Some(lab) = Lab::new(VALIDATORS.len() + TRAINERS.len()) else { return };
+	lab.set_forwarding(true);
+	let logs = std::env::temp_dir().join(format!("trainchain-faults-{}", lab.public));
+	std::fs::create_dir_all(&logs).unwrap();
+	println!("logs in {}", logs.display());
+
+	// The validators: Alice first (everybody's bootnode), then the others.
+	let mut validators = vec![start_validator(&lab, 0, None, &logs)];
+	let alice_id = validators[0].rpc("system_localPeerId", json!([]));
+	let boot = format!("/ip4/{}/tcp/{P2P_PORT}/p2p/{}", lab.host_ip(0), alice_id.as_str().unwrap());
+	for v in 1..VALIDATORS.len() {
+		validators.push(start_validator(&lab, v, Some(&boot), &logs));
+	}
+	poll(
+		Duration::from_secs(120),
+		"every validator to see the other three and block #2 to be finalised",
+		|| context(&validators, None),
+		|| validators.iter().all(|n| peers(n) >= 3) && validators[0].finalized_number() >= 2,
+	);
+	println!("[{:>4} s] 4 validators up, connected, finalising", t0.elapsed().as_secs());
+
+	// The job, from Alice's host: min 3 contributors, so it survives the loss of one of four.
+	let rounds = ROUNDS.to_string();
+	let job_id = create_job(
+		&validators[0],
+		&[
+			"--model",
+			"mlp:64-32-10",
+			"--rounds",
+			&rounds,
+			"--reward",
+			"400",
+			"--min",
+			"3",
+			"--max",
+			"4",
+			"--round-length",
+			"40",
+			"--commit-window",
+			"20",
+			"--bond",
+			"10",
+			"--lr",
+			"0.1",
+			"--batch",
+			"32",
+		],
+	);
+
+	// The trainers, each on its own host, spread over the validators that stay up.
+	let shards: Vec<String> =
+		(0..TRAINERS.len()).map(|i| format!("{i}/{}", TRAINERS.len())).collect();
+	let specs: Vec<TrainerSpec> = (0..TRAINERS.len())
+		.map(|i| TrainerSpec { suri: TRAINERS[i], shard: &shards[i], extra: &[] })
+		.collect();
+	let placed: Vec<Placement> = (0..TRAINERS.len())
+		.map(|i| {
+			let host = VALIDATORS.len() + i;
+			let v = i % KILLED_VALIDATOR;
+			Placement {
+				command: lab.command(&lab.hosts[host], &workspace_bin("trainchain-trainer")),
+				node_url: format!("ws://{}:{RPC_PORT}", lab.host_ip(v)),
+				listen: format!("/ip4/{}/tcp/{TRAINER_PORT}", lab.host_ip(host)),
+			}
+		})
+		.collect();
+	let mut trainers = Trainers::start_placed(job_id, &specs, placed, &logs);
+	let t_job = Instant::now();
+	println!("[{:>4} s] job {job_id} created, 4 trainers started", t0.elapsed().as_secs());
+
+	// Wall time at which each round was first seen finalised.
+	let mut seen: BTreeMap<u64, Duration> = BTreeMap::new();
+	let mut note_rounds = |node: &DevNode| {
+		let fin = finalized_rounds(node, job_id);
+		for r in &fin {
+			let round = r["round"].as_u64().unwrap();
+			if let std::collections::btree_map::Entry::Vacant(e) = seen.entry(round) {
+				e.insert(t_job.elapsed());
+				println!(
+					"[{:>4} s] round {round} finalised on-chain (closed at block {}, payees {})",
+					t0.elapsed().as_secs(),
+					r["closedAt"],
+					payees(r).len()
+				);
+			}
+		}
+		fin
+	};
+
+	// Mid-job: once a finalised round paid Eve, kill her and Dave's validator.
+	let mut victim = String::new();
+	poll(
+		Duration::from_secs(600),
+		"a finalised round that paid the fourth trainer",
+		|| context(&validators, Some(&trainers)),
+		|| {
+			if victim.is_empty() && !trainers.events(KILLED_TRAINER, "joined").is_empty() {
+				victim = trainers.account(KILLED_TRAINER);
+			}
+			let fin = note_rounds(&validators[0]);
+			!victim.is_empty() && fin.iter().any(|r| payees(r).contains(&victim))
+		},
+	);
+	let job = validators[0].rpc("training_job", json!([job_id]));
+	let killed_during = job["currentRound"].as_u64().unwrap();
+	assert!(
+		killed_during < ROUNDS,
+		"the job ended before the kill (round {killed_during}): {job}{}",
+		context(&validators, Some(&trainers))
+	);
+	let fin_at_kill = validators[0].finalized_number();
+	let best_at_kill = validators[0].best_number();
+	let t_kill = Instant::now();
+	validators[KILLED_VALIDATOR].kill();
+	trainers.kill(KILLED_TRAINER);
+	println!(
+		"[{:>4} s] killed validator {} and trainer {} ({victim}) during round {killed_during}; \
+		 finalised #{fin_at_kill}, best #{best_at_kill}",
+		t0.elapsed().as_secs(),
+		VALIDATORS[KILLED_VALIDATOR],
+		TRAINERS[KILLED_TRAINER]
+	);
+	assert!(
+		validators[KILLED_VALIDATOR].try_rpc("system_health", json!([])).is_none(),
+		"the killed validator still answers"
+	);
+	let survivors: Vec<usize> = (0..VALIDATORS.len()).filter(|v| *v != KILLED_VALIDATOR).collect();
+	let ctx = |trainers: &Trainers, validators: &[DevNode]| {
+		format!("{}\n(validators still up: {survivors:?})", context(validators, Some(trainers)))
+	};
+
+	// Finality goes on with three of four votes, on every surviving validator.
+	poll(
+		Duration::from_secs(90),
+		"3 more finalised blocks on every surviving validator after the kill",
+		|| ctx(&trainers, &validators),
+		|| survivors.iter().all(|v| validators[*v].finalized_number() >= fin_at_kill + 3),
+	);
+	let finality_resumed = t_kill.elapsed();
+	let fin_after = validators[0].finalized_number();
+	println!(
+		"[{:>4} s] finalised #{fin_at_kill} -> #{fin_after} {:.0} s after the kill",
+		t0.elapsed().as_secs(),
+		finality_resumed.as_secs_f64()
+	);
+
+	// The job completes with the three trainers left.
+	poll(
+		Duration::from_secs(900),
+		"the job to complete",
+		|| ctx(&trainers, &validators),
+		|| {
+			note_rounds(&validators[0]);
+			let job = validators[0].rpc("training_job", json!([job_id]));
+			let phase = job["phase"].as_str().unwrap_or_default().to_string();
+			assert!(
+				!["failed", "cancelled"].contains(&phase.as_str()),
+				"job ended as {phase}: {job}{}",
+				ctx(&trainers, &validators)
+			);
+			phase == "completed"
+		},
+	);
+	let job_time = t_job.elapsed();
+	trainers.finish();
+	let fin_end: Vec<u64> = survivors.iter().map(|v| validators[*v].finalized_number()).collect();
+	println!(
+		"[{:>4} s] job completed in {:.0} s; finalised heads at the end (alice, bob, charlie): \
+		 {fin_end:?}",
+		t0.elapsed().as_secs(),
+		job_time.as_secs_f64()
+	);
+
+	// Every round finalised, once, with a model.
+	let job = validators[0].rpc("training_job", json!([job_id]));
+	let finalized = finalized_rounds(&validators[0], job_id);
+	let numbers: BTreeSet<u64> = finalized.iter().map(|r| r["round"].as_u64().unwrap()).collect();
+	assert_eq!(job["finalizedRounds"].as_u64(), Some(ROUNDS), "{job}");
+	assert_eq!(
+		(numbers.len(), finalized.len()),
+		(ROUNDS as usize, ROUNDS as usize),
+		"rounds: {finalized:?}"
+	);
+	let zero = format!("0x{}", "0".repeat(64));
+	for r in &finalized {
+		let hash = r["modelHash"].as_str().unwrap_or_default();
+		assert!(hash.len() == 66 && hash != zero, "round without a model: {r}");
+	}
+	assert_eq!(
+		job["latestModel"],
+		finalized.iter().max_by_key(|r| r["round"].as_u64()).unwrap()["modelHash"],
+		"the job's model is not its last round's: {job}"
+	);
+
+	// The rounds that started after the kill paid exactly the three surviving trainers.
+	let alive: BTreeSet<String> = (0..TRAINERS.len())
+		.filter(|i| *i != KILLED_TRAINER)
+		.map(|i| trainers.account(i))
+		.collect();
+	let later: Vec<&Value> = finalized
+		.iter()
+		.filter(|r| r["round"].as_u64().unwrap() > killed_during)
+		.collect();
+	assert!(!later.is_empty(), "no round started after the kill: {finalized:?}");
+	for r in &later {
+		let paid: BTreeSet<String> = payees(r).into_iter().collect();
+		assert_eq!(paid, alive, "round {} after the kill paid {paid:?}: {r}", r["round"]);
+	}
+
+	// Every surviving trainer's model hash equals the chain's for each round it reports.
+	let on_chain: BTreeMap<u64, &str> = finalized
+		.iter()
+		.map(|r| (r["round"].as_u64().unwrap(), r["modelHash"].as_str().unwrap()))
+		.collect();
+	for i in (0..TRAINERS.len()).filter(|i| *i != KILLED_TRAINER) {
+		let reports = trainers.round_reports(i);
+		assert!(!reports.is_empty(), "trainer {i} reported no round{}", trainers.log_tail(i));
+		for r in &reports {
+			if let Some(expected) = on_chain.get(&r["round"].as_u64().unwrap()) {
+				assert_eq!(r["model_hash"].as_str(), Some(*expected), "trainer {i}: {r}");
+			}
+		}
+	}
+
+	assert_escrow_exact(&validators[0], job_id, &finalized);
+
+	// Finality went on through the whole job, and the surviving validators agree on the chain.
+	for (k, v) in survivors.iter().enumerate() {
+		assert!(
+			fin_end[k] >= fin_at_kill + 3,
+			"validator {v} finalised only #{} (#{fin_at_kill} at the kill)",
+			fin_end[k]
+		);
+	}
+	let common_height = *fin_end.iter().min().unwrap();
+	let hashes: Vec<String> =
+		survivors.iter().map(|v| block_hash(&validators[*v], common_height)).collect();
+	assert!(
+		hashes.iter().all(|h| !h.is_empty() && *h == hashes[0]),
+		"the surviving validators disagree on block #{common_height}: {hashes:?}"
+	);
+
+	// Timings.
+	let mut prev = Duration::ZERO;
+	for (round, at) in &seen {
+		println!(
+			"round {round}: finalised {:.0} s after the trainers started (+{:.0} s)",
+			at.as_secs_f64(),
+			(*at - prev).as_secs_f64()
+		);
+		prev = *at;
+	}
+	println!(
+		"fault test: {ROUNDS} rounds in {:.0} s ({:.0} s per round); finality resumed {:.0} s \
+		 after the kill (#{fin_at_kill} -> #{fin_after}); whole test {:.0} s",
+		job_time.as_secs_f64(),
+		job_time.as_secs_f64() / ROUNDS as f64,
+		finality_resumed.as_secs_f64(),
+		t0.elapsed().as_secs_f64()
+	);
+}
