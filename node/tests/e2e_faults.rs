@@ -48,6 +48,10 @@ const TRAINERS: [&str; 4] = ["//Bob", "//Charlie", "//Dave", "//Eve"];
 /// The trainer that is killed (Eve).
 const KILLED_TRAINER: usize = 3;
 const ROUNDS: u64 = 5;
+/// Blocks of a round's commit window. After the kill every round waits for the whole window
+/// (the killed trainer is still a contributor on-chain, so not everybody commits); the
+/// trainers commit within a few blocks of a round's start.
+const COMMIT_WINDOW: u32 = 10;
 /// Each node's RPC and p2p ports, the trainers' p2p port (every process has its own host).
 const RPC_PORT: u16 = 9944;
 const P2P_PORT: u16 = 30333;
@@ -125,12 +129,16 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	std::fs::create_dir_all(&logs).unwrap();
 	println!("logs in {}", logs.display());
 
-	// The validators: Alice first (everybody's bootnode), then the others.
+	// The validators: Alice first (everybody's bootnode), then the other three at once.
 	let mut validators = vec![start_validator(&lab, 0, None, &logs)];
+	validators[0].wait_rpc();
 	let alice_id = validators[0].rpc("system_localPeerId", json!([]));
 	let boot = format!("/ip4/{}/tcp/{P2P_PORT}/p2p/{}", lab.host_ip(0), alice_id.as_str().unwrap());
 	for v in 1..VALIDATORS.len() {
 		validators.push(start_validator(&lab, v, Some(&boot), &logs));
+	}
+	for node in &validators[1..] {
+		node.wait_rpc();
 	}
 	poll(
 		Duration::from_secs(120),
@@ -156,9 +164,9 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 			"--max",
 			"4",
 			"--round-length",
-			"40",
+			&(2 * COMMIT_WINDOW + 4).to_string(),
 			"--commit-window",
-			"20",
+			&COMMIT_WINDOW.to_string(),
 			"--bond",
 			"10",
 			"--lr",

@@ -80,8 +80,9 @@ impl DevNode {
 	}
 
 	/// Spawn `cmd` (a node command line the caller built, e.g. a validator of a `--chain local`
-	/// network inside network namespace `netns`) with its stderr in `log`, and wait until its
-	/// RPC answers on port `rpc_port` (of the namespace's loopback if `netns` is set).
+	/// network inside network namespace `netns`) with its stderr in `log`. Its RPC is on port
+	/// `rpc_port` (of the namespace's loopback if `netns` is set); [`Self::wait_rpc`] waits for
+	/// it, so that several nodes can start at once.
 	pub fn adopt(mut cmd: Command, rpc_port: u16, log: PathBuf, netns: Option<String>) -> Self {
 		let child = cmd
 			.stdout(Stdio::null())
@@ -89,11 +90,14 @@ impl DevNode {
 			.stdin(Stdio::null())
 			.spawn()
 			.expect("trainchain-node starts");
-		let node = DevNode { child, rpc_port, log, netns, _turn: None };
-		node.wait_for(Duration::from_secs(120), "RPC", || {
-			node.try_rpc("system_health", json!([])).is_some()
+		DevNode { child, rpc_port, log, netns, _turn: None }
+	}
+
+	/// Wait until the node's RPC answers (panics with its log after 120 s).
+	pub fn wait_rpc(&self) {
+		self.wait_for(Duration::from_secs(120), "RPC", || {
+			self.try_rpc("system_health", json!([])).is_some()
 		});
-		node
 	}
 
 	/// Kill the node now (SIGKILL: no goodbye to its peers).
