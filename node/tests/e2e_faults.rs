@@ -292,10 +292,23 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	);
 	let job_time = t_job.elapsed();
 	trainers.finish();
+	// The block that closed the last round, and with it the job, is finalised too, on every
+	// surviving validator.
+	let last_close = finalized_rounds(&validators[0], job_id)
+		.iter()
+		.filter_map(|r| r["closedAt"].as_u64())
+		.max()
+		.unwrap_or(u64::MAX);
+	poll(
+		Duration::from_secs(60),
+		&format!("block #{last_close} (the job's last round closed) to be finalised"),
+		|| ctx(&trainers, &validators),
+		|| survivors.iter().all(|v| validators[*v].finalized_number() >= last_close),
+	);
 	let fin_end: Vec<u64> = survivors.iter().map(|v| validators[*v].finalized_number()).collect();
 	println!(
-		"[{:>4} s] job completed in {:.0} s; finalised heads at the end (alice, bob, charlie): \
-		 {fin_end:?}",
+		"[{:>4} s] job completed in {:.0} s (last round closed at #{last_close}); finalised \
+		 heads (alice, bob, charlie): {fin_end:?}",
 		t0.elapsed().as_secs(),
 		job_time.as_secs_f64()
 	);
