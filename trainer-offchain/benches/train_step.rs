@@ -123,7 +123,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 				"adam" => OptimizerConfig::adam(1e-3),
 				_ => OptimizerConfig::sgd(0.01, 0.9),
 			};
-			let cfg = TrainConfig { epochs: 1, max_steps: None, batch_size: batch, optimizer };
+			let cfg = TrainConfig {
+				epochs: 1,
+				max_steps: None,
+				batch_size: batch,
+				optimizer,
+				..Default::default()
+			};
 			let mut trainer = Trainer::new(&model, &cfg)?;
 			let mut baseline = Baseline { velocity: Vec::new() };
 			let mut rng = SplitMix64::new(7);

@@ -283,7 +283,7 @@ async fn prepare_job(
 		return Ok((job, spec, trainer));
 	}
 	let (_, shard_i, shard, test) =
-		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
+		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref(), &model)?;
 	let lr = f64::from(job.learning_rate_ppm) / 1e6;
 	let cfg = TrainConfig {
 		epochs: args.epochs,

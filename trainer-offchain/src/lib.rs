@@ -30,11 +30,13 @@ pub mod aggregate;
 pub mod checkpoint;
 pub mod compress;
 pub mod convergence;
+pub mod corpus;
 pub mod data;
 pub mod digest;
 pub mod error;
 pub mod eval;
 pub mod fedavg;
+pub mod gpt;
 #[cfg(feature = "chain")]
 pub mod job;
 pub mod model;
