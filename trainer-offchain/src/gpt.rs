@@ -77,13 +77,13 @@ pub(crate) fn validate(
 	if [vocab, d_model, layers, heads, context].contains(&0) {
 		return Err(spec_err(spec, "sizes must be positive"));
 	}
-	if vocab < 2 || vocab > MAX_VOCAB {
+	if !(2..=MAX_VOCAB).contains(&vocab) {
 		return Err(spec_err(spec, format!("vocabulary must be 2..={MAX_VOCAB}")));
 	}
 	if context > MAX_CONTEXT {
 		return Err(spec_err(spec, format!("context must be at most {MAX_CONTEXT}")));
 	}
-	if d_model % heads != 0 {
+	if !d_model.is_multiple_of(heads) {
 		return Err(spec_err(spec, format!("{heads} heads do not divide d_model {d_model}")));
 	}
 	Ok(())
