@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 use trainchain_trainer::update::{hex32, model_state_hash};
-use trainchain_trainer::{checkpoint, eval};
+use trainchain_trainer::{checkpoint, data, eval};
 
 use super::common::{self, CsvArgs, TextRows};
 
@@ -24,6 +24,10 @@ pub struct EvalArgs {
 	/// IDX label file for --data.
 	#[arg(long)]
 	pub labels: Option<PathBuf>,
+	/// Text data (gpt): evaluate only the last 10% of --data (the split `train --holdout`
+	/// held out).
+	#[arg(long)]
+	pub holdout: bool,
 	/// Text data (gpt): bytes between the starts of consecutive rows (default: the context).
 	#[arg(long)]
 	pub stride: Option<usize>,
@@ -44,7 +48,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
 		Some(m) => TextRows::for_model(m, a.stride)?,
 		None => None,
 	};
-	let data = common::load(&a.data, a.labels.as_ref(), &a.csv, text)?;
+	let data = match text {
+		Some(t) if a.holdout => data::load_text_split(&a.data, t.context, t.stride)?.1,
+		None if a.holdout => anyhow::bail!("--holdout splits text data for a gpt model"),
+		_ => common::load(&a.data, a.labels.as_ref(), &a.csv, text)?,
+	};
 	let spec = match &a.model {
 		Some(m) => Some(common::resolve_spec(m, &[&data])?),
 		None => None,
