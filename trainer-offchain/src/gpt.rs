@@ -8,8 +8,9 @@
 //! `4·D`, then `ln_f`, and the output head **tied to the token embedding**:
 //! `logits = ln_f(h) · wteᵀ` (no separate head matrix, no output bias).
 //! Attention is causal multi-head self-attention with `H` heads of width `D / H`, scores
-//! scaled by `1/√(D/H)`; a position never sees a later one (a mask of −10³⁰ before the
-//! softmax, whose `exp` is exactly 0). GELU is the tanh approximation (GPT-2's).
+//! scaled by `1/√(D/H)`; a position never sees a later one (the fused
+//! [`crate::gpt_ops::causal_softmax`] reads only columns `0..=i` of row `i` and writes exact
+//! zeros after them). GELU is the tanh approximation (GPT-2's, [`crate::gpt_ops::gelu`]).
 //! LayerNorm: `(z − mean) / √(var + 10⁻⁵) · gain + bias` over the last dimension.
 //!
 //! # Parameters, in declared (flat-vector) order
@@ -35,12 +36,13 @@
 //! # Determinism
 //!
 //! Only deterministic CPU ops are used: gemm (fixed blocking for a thread count), sequential
-//! reductions, `index_select` (backward: a sequential `index_add`) and element-wise maps.
-//! The softmax is written out (`exp(z − max) / Σ`, the max detached) rather than candle-nn's
-//! fused kernel, so its backward is candle's generic one, which the finite-difference test in
-//! `tests/ml_gpt.rs` checks along with every other tensor's gradient.
+//! reductions, `index_select` (backward: a sequential `index_add`), element-wise maps and
+//! the sequential loops of [`crate::gpt_ops`]. LayerNorm is written out in candle ops (their
+//! generic backward), the softmax and GELU are our own fused ops (candle-nn's softmax kernel
+//! is not used); the finite-difference test in `tests/ml_gpt.rs` checks every tensor's
+//! gradient.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Tensor, Var, D};
 
 use crate::error::{Result, TrainerError};
 use crate::model::{Arch, Init, Model, ParamInfo};
@@ -57,9 +59,6 @@ pub const MAX_CONTEXT: u32 = 4096;
 
 /// Parameter tensors per block.
 const PER_BLOCK: usize = 12;
-
-/// Additive mask of a future position (its `exp` underflows to exactly 0).
-const MASKED: f32 = -1e30;
 
 fn spec_err(spec: &str, msg: impl Into<String>) -> TrainerError {
 	TrainerError::Spec { spec: spec.to_string(), msg: msg.into() }
@@ -150,25 +149,9 @@ fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor) -> Result<Tensor> {
 	Ok(centred.broadcast_mul(&inv)?.broadcast_mul(gain)?.broadcast_add(bias)?)
 }
 
-/// Softmax over the last dimension, written out (see the module docs).
-fn softmax_last(x: &Tensor) -> Result<Tensor> {
-	let max = x.max_keepdim(D::Minus1)?.detach();
-	let e = x.broadcast_sub(&max)?.exp()?;
-	let sum = e.sum_keepdim(D::Minus1)?;
-	Ok(e.broadcast_div(&sum)?)
-}
-
-/// The `[t, t]` additive causal mask: 0 where `j ≤ i`, [`MASKED`] where `j > i`.
-fn causal_mask(t: usize, dev: &Device) -> Result<Tensor> {
-	let mask: Vec<f32> = (0..t)
-		.flat_map(|i| (0..t).map(move |j| if j > i { MASKED } else { 0.0 }))
-		.collect();
-	Ok(Tensor::from_vec(mask, (t, t), dev)?)
-}
-
 /// Causal self-attention of `x [B·t, D]` with block parameters `w` (the 4 attention
 /// tensors: qkv weight, qkv bias, proj weight, proj bias).
-fn attention(x: &Tensor, w: &[Var], shape: (usize, usize, usize), mask: &Tensor) -> Result<Tensor> {
+fn attention(x: &Tensor, w: &[Var], shape: (usize, usize, usize)) -> Result<Tensor> {
 	let (b, t, heads) = shape;
 	let d = x.dim(1)?;
 	let hd = d / heads;
@@ -182,18 +165,18 @@ fn attention(x: &Tensor, w: &[Var], shape: (usize, usize, usize), mask: &Tensor)
 	};
 	let (q, k, v) = (split(0)?, split(1)?, split(2)?);
 	let scale = 1.0 / (hd as f64).sqrt();
-	let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
-	let att = softmax_last(&scores)?;
+	let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+	let att = crate::gpt_ops::causal_softmax(&scores)?;
 	let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, d))?;
 	Ok(crate::ops::dense(&y, var(w, 2)?, var(w, 3)?)?)
 }
 
 /// One pre-LayerNorm block on `h [B·t, D]`.
-fn block(h: &Tensor, w: &[Var], shape: (usize, usize, usize), mask: &Tensor) -> Result<Tensor> {
+fn block(h: &Tensor, w: &[Var], shape: (usize, usize, usize)) -> Result<Tensor> {
 	let a = layer_norm(h, var(w, 0)?, var(w, 1)?)?;
-	let h = (h + attention(&a, w.get(2..6).unwrap_or_default(), shape, mask)?)?;
+	let h = (h + attention(&a, w.get(2..6).unwrap_or_default(), shape)?)?;
 	let m = layer_norm(&h, var(w, 6)?, var(w, 7)?)?;
-	let m = crate::ops::dense(&m, var(w, 8)?, var(w, 9)?)?.gelu()?;
+	let m = crate::gpt_ops::gelu(&crate::ops::dense(&m, var(w, 8)?, var(w, 9)?)?)?;
 	let m = crate::ops::dense(&m, var(w, 10)?, var(w, 11)?)?;
 	Ok((h + m)?)
 }
@@ -225,11 +208,10 @@ pub fn forward_tokens(model: &Model, ids: &Tensor) -> Result<Tensor> {
 	let tok = wte.embedding(&ids.flatten_all()?)?.reshape((b, t, d))?;
 	let pos = var(vars, 1)?.narrow(0, 0, t)?;
 	let mut h = tok.broadcast_add(&pos)?.reshape((b * t, d))?;
-	let mask = causal_mask(t, model.device())?;
 	for l in 0..layers {
 		let start = 2 + l * PER_BLOCK;
 		let w = vars.get(start..start + PER_BLOCK).unwrap_or_default();
-		h = block(&h, w, (b, t, heads), &mask)?;
+		h = block(&h, w, (b, t, heads))?;
 	}
 	let f = 2 + layers * PER_BLOCK;
 	let h = layer_norm(&h, var(vars, f)?, var(vars, f + 1)?)?;

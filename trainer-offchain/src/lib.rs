@@ -38,6 +38,7 @@ pub mod error;
 pub mod eval;
 pub mod fedavg;
 pub mod gpt;
+pub mod gpt_ops;
 #[cfg(feature = "chain")]
 pub mod job;
 pub mod model;
