@@ -197,7 +197,7 @@ mod tests {
 	use candle_core::{Device, Var, D};
 
 	fn pattern(n: usize, k: f32) -> Vec<f32> {
-		(0..n).map(|i| ((i as f32 * k).sin() * 3.0)).collect()
+		(0..n).map(|i| (i as f32 * k).sin() * 3.0).collect()
 	}
 
 	/// Value and gradient of `Σ f(x) ⊙ w` for a fused op and its stock-candle counterpart.
