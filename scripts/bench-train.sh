@@ -8,8 +8,14 @@
 # (ratio = candle_ms / torch_ms; > 1 means candle is slower), then the peak RSS of a
 # 784-256-10 batch-64 training run of each.
 #
+# Then the same for each decoder-only transformer of GPT_MODELS (gpt:V-D-L-H-T, the model of
+# src/gpt.rs built again in PyTorch: tied head, pre-LayerNorm, causal attention written out,
+# tanh GELU; byte tokens of the generated corpus in candle, random ids in torch; loss over
+# every position) at GPT_BATCHES, GPT_STEPS steps after GPT_WARMUP.
+#
 # Env: STEPS (300), WARMUP (30), MODELS ("64-128-10 784-256-10"), BATCHES ("64 256"),
-# THREADS ("1 2"), CARGO_TARGET_DIR, TRAINCHAIN_VENV (/var/tmp/trainchain-venv),
+# THREADS ("1 2"), GPT_MODELS ("gpt:256-64-2-4-64"; "" to skip), GPT_BATCHES ("16"),
+# GPT_STEPS (50), GPT_WARMUP (5), CARGO_TARGET_DIR, TRAINCHAIN_VENV (/var/tmp/trainchain-venv),
 # SKIP_TORCH=1 to run candle only.
 # The venv gets `pip install torch` from PyPI on first use (a large download).
 set -euo pipefail
@@ -19,6 +25,10 @@ WARMUP=${WARMUP:-30}
 MODELS=${MODELS:-"64-128-10 784-256-10"}
 BATCHES=${BATCHES:-"64 256"}
 THREADS=${THREADS:-"1 2"}
+GPT_MODELS=${GPT_MODELS-"gpt:256-64-2-4-64"}
+GPT_BATCHES=${GPT_BATCHES:-"16"}
+GPT_STEPS=${GPT_STEPS:-50}
+GPT_WARMUP=${GPT_WARMUP:-5}
 VENV=${TRAINCHAIN_VENV:-/var/tmp/trainchain-venv}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/trainchain-target-trainer}
 export SKIP_WASM_BUILD=1
@@ -38,31 +48,42 @@ if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
   fi
 fi
 
+steps_of() { if [[ $1 == gpt:* ]]; then echo "--steps $GPT_STEPS --warmup $GPT_WARMUP"; else echo "--steps $STEPS --warmup $WARMUP"; fi; }
 run_candle() { # model batch threads [extra]
-  RAYON_NUM_THREADS=$3 CANDLE_NUM_THREADS=$3 "$BENCH" --model "mlp:$1" --batch "$2" --steps "$STEPS" --warmup "$WARMUP" "${@:4}"
+  local m=$1; [[ $m == gpt:* ]] || m="mlp:$m"
+  # shellcheck disable=SC2046
+  RAYON_NUM_THREADS=$3 CANDLE_NUM_THREADS=$3 "$BENCH" --model "$m" --batch "$2" $(steps_of "$1") "${@:4}"
 }
 run_torch() { # model batch threads [extra]
-  OMP_NUM_THREADS=$3 MKL_NUM_THREADS=$3 "$VENV/bin/python3" scripts/bench-train.py --model "$1" --batch "$2" --threads "$3" --steps "$STEPS" --warmup "$WARMUP" "${@:4}"
+  # shellcheck disable=SC2046
+  OMP_NUM_THREADS=$3 MKL_NUM_THREADS=$3 "$VENV/bin/python3" scripts/bench-train.py --model "$1" --batch "$2" --threads "$3" $(steps_of "$1") "${@:4}"
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 
 results=()
+bench_one() { # model batch threads
+  local model=$1 batch=$2 threads=$3 c t cms tms ratio
+  c=$(run_candle "$model" "$batch" "$threads")
+  echo "$c"
+  cms=$(echo "$c" | field median_ms)
+  if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+    t=$(run_torch "$model" "$batch" "$threads")
+    echo "$t"
+    tms=$(echo "$t" | field median_ms)
+    ratio=$(python3 -c "print(f'{$cms/$tms:.2f}')")
+  else
+    tms=NA; ratio=NA
+  fi
+  results+=("bench-train model=$model batch=$batch threads=$threads candle_ms=$cms torch_ms=$tms ratio=$ratio")
+}
 for model in $MODELS; do
   for batch in $BATCHES; do
-    for threads in $THREADS; do
-      c=$(run_candle "$model" "$batch" "$threads")
-      echo "$c"
-      cms=$(echo "$c" | field median_ms)
-      if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
-        t=$(run_torch "$model" "$batch" "$threads")
-        echo "$t"
-        tms=$(echo "$t" | field median_ms)
-        ratio=$(python3 -c "print(f'{$cms/$tms:.2f}')")
-      else
-        tms=NA; ratio=NA
-      fi
-      results+=("bench-train model=$model batch=$batch threads=$threads candle_ms=$cms torch_ms=$tms ratio=$ratio")
-    done
+    for threads in $THREADS; do bench_one "$model" "$batch" "$threads"; done
+  done
+done
+for model in $GPT_MODELS; do
+  for batch in $GPT_BATCHES; do
+    for threads in $THREADS; do bench_one "$model" "$batch" "$threads"; done
   done
 done
 

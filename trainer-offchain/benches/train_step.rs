@@ -3,16 +3,20 @@
 //! ```text
 //! cargo bench -p trainchain-trainer                       # default matrix, current threads
 //! cargo bench -p trainchain-trainer -- --model mlp:784-256-10 --batch 64 --steps 300
+//! cargo bench -p trainchain-trainer -- --model gpt:256-64-2-4-64 --batch 16 --steps 50
 //! RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1 cargo bench -p trainchain-trainer -- --rss
 //! ```
 //! Prints one line per case:
 //! `candle-step model=mlp:784-256-10 batch=64 threads=1 steps=300 median_ms=... p10_ms=... p90_ms=...`
 //! and, with `--rss`, the process's peak resident set size (VmHWM) after the runs.
+//! A `gpt` model trains on 4096 rows of the generated corpus (`corpus::generate`, seed 0),
+//! the loss over every position; the others on Gaussian blobs.
 
 use std::time::Instant;
 
 use candle_core::Tensor;
-use trainchain_trainer::data::{gaussian_blobs, Dataset};
+use trainchain_trainer::corpus;
+use trainchain_trainer::data::{gaussian_blobs, text_dataset, Dataset};
 use trainchain_trainer::rng::SplitMix64;
 use trainchain_trainer::train::{OptimizerConfig, TrainConfig, Trainer};
 use trainchain_trainer::{Model, ModelSpec};
@@ -116,14 +120,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 	let threads = candle_core::utils::get_num_threads();
 	for m in &args.models {
 		let spec = ModelSpec::parse(m)?;
-		let data = gaussian_blobs(4096, spec.in_features(), spec.classes(), 1.0, 1.0, 1)?;
+		if args.baseline && spec.is_lm() {
+			return Err("--baseline covers dense models only".into());
+		}
+		let data = if spec.is_lm() {
+			let t = spec.in_features() - 1;
+			let text = corpus::generate(0, 4096 * t + 1);
+			text_dataset("corpus", text.as_bytes(), t, t)?
+		} else {
+			gaussian_blobs(4096, spec.in_features(), spec.classes(), 1.0, 1.0, 1)?
+		};
 		for &batch in &args.batches {
 			let model = Model::new(&spec)?;
 			let optimizer = match args.optimizer.as_str() {
 				"adam" => OptimizerConfig::adam(1e-3),
 				_ => OptimizerConfig::sgd(0.01, 0.9),
 			};
-			let cfg = TrainConfig { epochs: 1, max_steps: None, batch_size: batch, optimizer };
+			let cfg = TrainConfig {
+				epochs: 1,
+				max_steps: None,
+				batch_size: batch,
+				optimizer,
+				..Default::default()
+			};
 			let mut trainer = Trainer::new(&model, &cfg)?;
 			let mut baseline = Baseline { velocity: Vec::new() };
 			let mut rng = SplitMix64::new(7);

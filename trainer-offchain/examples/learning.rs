@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 		max_steps: None,
 		batch_size: 32,
 		optimizer: OptimizerConfig::sgd(0.05, 0.9),
+		..Default::default()
 	};
 
 	println!("# centralised {spec}, {epochs} epochs, batch 32, SGD lr 0.05 momentum 0.9");

@@ -1,7 +1,14 @@
-//! Data sets: CSV and IDX loaders, a seeded synthetic generator, and reproducible sharding.
+//! Data sets: CSV, IDX and text loaders, a seeded synthetic generator, and reproducible
+//! sharding.
 //!
 //! A [`Dataset`] is a dense row-major `f32` feature matrix with one `u32` class label per
 //! row. Nothing here downloads anything: the caller passes file paths.
+//!
+//! A language-modelling set ([`text_dataset`], [`load_text`]) is byte-level (vocabulary 256,
+//! token id = byte value): each row holds `context + 1` consecutive bytes of the text as f32
+//! token ids, and its label is the last of them. A `gpt` model reads the first `context`
+//! and is scored on predicting tokens `1..=context` (see
+//! [`crate::model::Model::batch_loss`]), so batching, sharding and subsets work unchanged.
 
 use std::fs;
 use std::path::Path;
@@ -117,6 +124,20 @@ impl Dataset {
 			));
 		}
 		let classes = spec.classes();
+		if spec.is_lm() {
+			if let Some((k, &v)) = self
+				.features
+				.iter()
+				.enumerate()
+				.find(|(_, v)| !(v.fract() == 0.0 && **v >= 0.0 && (**v as usize) < classes))
+			{
+				return Err(TrainerError::Config(format!(
+					"{} sample {}: {v} is not a token id of model {spec} (0..{classes})",
+					self.name,
+					k / self.n_features.max(1)
+				)));
+			}
+		}
 		if let Some((i, &label)) =
 			self.labels.iter().enumerate().find(|(_, l)| **l as usize >= classes)
 		{
@@ -324,6 +345,65 @@ pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Da
 		return Err(ierr("images have zero pixels".into()));
 	}
 	Dataset::new(ipath.display().to_string(), per, features, labels)
+}
+
+/// Byte-level language-modelling rows of `text` (see the module docs): row `k` holds bytes
+/// `k·stride ..= k·stride + context` as token ids, label the last one. Errors when `context`
+/// or `stride` is 0 or the text is shorter than `context + 1` bytes.
+pub fn text_dataset(
+	name: impl Into<String>,
+	text: &[u8],
+	context: usize,
+	stride: usize,
+) -> Result<Dataset> {
+	let name = name.into();
+	if context == 0 || stride == 0 {
+		return Err(TrainerError::Config(format!("{name}: context and stride must be positive")));
+	}
+	let width = context.saturating_add(1);
+	if text.len() < width {
+		return Err(TrainerError::Config(format!(
+			"{name}: {} bytes of text are fewer than one row of {width} (context {context} + 1)",
+			text.len()
+		)));
+	}
+	let rows = (text.len() - width) / stride + 1;
+	let mut features = Vec::with_capacity(rows.saturating_mul(width));
+	let mut labels = Vec::with_capacity(rows);
+	for k in 0..rows {
+		let row = text.get(k * stride..k * stride + width).unwrap_or_default();
+		features.extend(row.iter().map(|&b| f32::from(b)));
+		labels.push(u32::from(row.last().copied().unwrap_or(0)));
+	}
+	Dataset::new(name, width, features, labels)
+}
+
+/// Fraction of a text held out as its test split by [`load_text_split`] (the end).
+pub const TEXT_TEST_FRACTION: f64 = 0.1;
+
+/// Load a text file as a byte-level language-modelling set (see [`text_dataset`]).
+pub fn load_text(path: impl AsRef<Path>, context: usize, stride: usize) -> Result<Dataset> {
+	let path = path.as_ref();
+	let bytes = fs::read(path).map_err(|e| TrainerError::io(path, e))?;
+	text_dataset(path.display().to_string(), &bytes, context, stride)
+}
+
+/// Load a text file and hold out its last [`TEXT_TEST_FRACTION`] (10%) of bytes: returns
+/// (rows of the first 90%, rows of the last 10%); no row spans the cut.
+pub fn load_text_split(
+	path: impl AsRef<Path>,
+	context: usize,
+	stride: usize,
+) -> Result<(Dataset, Dataset)> {
+	let path = path.as_ref();
+	let bytes = fs::read(path).map_err(|e| TrainerError::io(path, e))?;
+	let cut = bytes.len() - (bytes.len() as f64 * TEXT_TEST_FRACTION) as usize;
+	let (head, tail) = bytes.split_at(cut);
+	let name = path.display().to_string();
+	Ok((
+		text_dataset(format!("{name}[..90%]"), head, context, stride)?,
+		text_dataset(format!("{name}[90%..]"), tail, context, stride)?,
+	))
 }
 
 /// Seeded Gaussian blobs: `n` samples, `features` dims, `classes` classes. Class `k` has a

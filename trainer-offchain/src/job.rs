@@ -292,7 +292,7 @@ async fn prepare_job(
 		return Ok((job, spec, trainer));
 	}
 	let (_, shard_i, shard, test) =
-		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
+		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref(), &model)?;
 	let lr = f64::from(job.learning_rate_ppm) / 1e6;
 	// A job that names a plan trains exactly its `local_steps` per round (DiLoCo's H);
 	// one that does not keeps the epoch-based rounds of `--epochs`.

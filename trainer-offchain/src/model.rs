@@ -10,6 +10,7 @@
 //! | `logreg:F-C` | `fc0.weight [F, C]`, `fc0.bias [C]` |
 //! | `mlp:F-H1-…-Hk-C` | `fc0.weight [F, H1]`, `fc0.bias [H1]`, …, `fc{k}.weight [Hk, C]`, `fc{k}.bias [C]` |
 //! | `cnn:CxHxW-K1-…-Kn-C` | `conv0.weight [K1, C, 3, 3]`, `conv0.bias [K1]`, …, `fc.weight [Kn·H'·W', C]`, `fc.bias [C]` |
+//! | `gpt:V-D-L-H-T` | `wte [V, D]`, `wpe [T, D]`, then per block `h{l}.…` (12 tensors), then `ln_f.weight [D]`, `ln_f.bias [D]`: see [`crate::gpt`] |
 //!
 //! Dense weights are stored **input-major** (`[in, out]`, i.e. already transposed with
 //! respect to PyTorch's `nn.Linear`), so the forward pass is `x @ W + b` with no transpose.
@@ -21,8 +22,10 @@
 //! Initial weights are drawn from [`SplitMix64`] streams derived from the spec's seed and the
 //! parameter index, as `U(-b, b)` with `b = sqrt(6 / fan_in)` (Kaiming-uniform) for layers
 //! followed by a ReLU and `b = sqrt(6 / (fan_in + fan_out))` (Xavier-uniform) for the output
-//! layer; biases start at zero. Only exact IEEE operations are used, so every machine gets the
-//! same bits.
+//! layer; biases start at zero. A `gpt` draws its weights as `U(-b, b)` with
+//! `b = 0.02·√3` (standard deviation 0.02, GPT-2's), residual output projections scaled by
+//! `1/√(2L)`; LayerNorm gains start at 1 (see [`crate::gpt`]). Only exact IEEE operations
+//! (`+ − × ÷ √`) are used, so every machine gets the same bits.
 
 use std::fmt;
 
@@ -45,6 +48,10 @@ pub const DEFAULT_MLP_HIDDEN: u32 = 128;
 
 /// Default conv channels used when a bare `cnn` is resolved against a data set.
 pub const DEFAULT_CNN_CHANNELS: [u32; 2] = [8, 16];
+
+/// Default sizes of a bare `gpt` (see [`ModelSpec::resolve`]): vocabulary, width, blocks,
+/// heads, context.
+pub const DEFAULT_GPT: [u32; 5] = [256, 64, 2, 4, 64];
 
 /// The architecture part of a [`ModelSpec`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
@@ -79,13 +86,27 @@ pub enum Arch {
 		/// Number of classes.
 		classes: u32,
 	},
+	/// Decoder-only transformer language model (see [`crate::gpt`]). Appended last so the
+	/// SCALE encodings (and commitments) of the other kinds are unchanged.
+	Gpt {
+		/// Vocabulary size (256 for bytes).
+		vocab: u32,
+		/// Model width `d`.
+		d_model: u32,
+		/// Number of transformer blocks.
+		layers: u32,
+		/// Attention heads (dividing `d_model`).
+		heads: u32,
+		/// Context length `T` (tokens the model reads per row).
+		context: u32,
+	},
 }
 
 /// A model: architecture plus the seed of its initial weights.
 ///
 /// The string form (see [`ModelSpec::parse`] and `Display`) is
-/// `logreg:F-C`, `mlp:F-H1-...-C` or `cnn:CxHxW-K1-...-C`, optionally followed by `@seed`
-/// (default seed 0), e.g. `mlp:64-32-10@7`.
+/// `logreg:F-C`, `mlp:F-H1-...-C`, `cnn:CxHxW-K1-...-C` or `gpt:V-D-L-H-T`, optionally
+/// followed by `@seed` (default seed 0), e.g. `mlp:64-32-10@7`, `gpt:256-64-2-4-64@1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelSpec {
 	/// The architecture.
@@ -96,7 +117,7 @@ pub struct ModelSpec {
 
 /// Kind of a parameter tensor, used by the initialiser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Init {
+pub(crate) enum Init {
 	/// U(-b, b), b = sqrt(6 / fan_in).
 	Kaiming {
 		fan_in: usize,
@@ -107,6 +128,12 @@ enum Init {
 		fan_out: usize,
 	},
 	Zeros,
+	/// All ones (LayerNorm gains).
+	Ones,
+	/// U(-b, b), b = 0.02·√3 / √div (standard deviation 0.02 / √div).
+	Small {
+		div: usize,
+	},
 }
 
 /// Name and shape of one parameter tensor.
@@ -116,7 +143,7 @@ pub struct ParamInfo {
 	pub name: String,
 	/// Shape.
 	pub shape: Vec<usize>,
-	init: Init,
+	pub(crate) init: Init,
 }
 
 impl ParamInfo {
@@ -205,8 +232,23 @@ impl ModelSpec {
 					classes: parse_dim(s, last)?,
 				}
 			},
+			"gpt" => {
+				let [v, d, l, h, t] = parts.as_slice() else {
+					return Err(spec_err(s, "gpt takes VOCAB-DMODEL-LAYERS-HEADS-CONTEXT"));
+				};
+				Arch::Gpt {
+					vocab: parse_dim(s, v)?,
+					d_model: parse_dim(s, d)?,
+					layers: parse_dim(s, l)?,
+					heads: parse_dim(s, h)?,
+					context: parse_dim(s, t)?,
+				}
+			},
 			other => {
-				return Err(spec_err(s, format!("unknown model kind {other:?} (logreg, mlp, cnn)")))
+				return Err(spec_err(
+					s,
+					format!("unknown model kind {other:?} (logreg, mlp, cnn, gpt)"),
+				))
 			},
 		};
 		let spec = Self { arch, seed };
@@ -218,7 +260,9 @@ impl ModelSpec {
 	/// whose sizes are taken from a data set: `features` inputs and `classes` classes.
 	/// A bare `mlp` gets one hidden layer of [`DEFAULT_MLP_HIDDEN`]; a bare `cnn` needs a
 	/// square single-channel image (`features` a perfect square) and gets
-	/// [`DEFAULT_CNN_CHANNELS`].
+	/// [`DEFAULT_CNN_CHANNELS`]. A bare `gpt` gets [`DEFAULT_GPT`] with the context
+	/// `features − 1` (a text row holds the context plus the next token, see
+	/// [`crate::data::text_dataset`]), or the default context without data (`features ≤ 1`).
 	pub fn resolve(s: &str, features: usize, classes: usize) -> Result<Self> {
 		let (body, seed_part) = match s.split_once('@') {
 			Some((b, seed)) => (b, Some(seed)),
@@ -243,14 +287,34 @@ impl ModelSpec {
 					DEFAULT_CNN_CHANNELS.iter().map(|c| c.to_string()).collect();
 				format!("cnn:1x{side}x{side}-{}-{classes}", conv.join("-"))
 			},
+			"gpt" => {
+				let [v, d, l, h, t] = DEFAULT_GPT;
+				let t = if features > 1 { features - 1 } else { t as usize };
+				format!("gpt:{v}-{d}-{l}-{h}-{t}")
+			},
 			other => {
-				return Err(spec_err(s, format!("unknown model kind {other:?} (logreg, mlp, cnn)")))
+				return Err(spec_err(
+					s,
+					format!("unknown model kind {other:?} (logreg, mlp, cnn, gpt)"),
+				))
 			},
 		};
 		match seed_part {
 			Some(seed) => Self::parse(&format!("{full}@{seed}")),
 			None => Self::parse(&full),
 		}
+	}
+
+	/// The context of a language-model spec string (`gpt:…`, or a bare `gpt` with its default
+	/// context), `None` for any other kind: what a text loader needs before the spec can be
+	/// sized from the data.
+	pub fn lm_context(s: &str) -> Result<Option<usize>> {
+		let body = s.split_once('@').map_or(s, |(b, _)| b).trim();
+		let kind = body.split_once(':').map_or(body, |(k, _)| k).trim();
+		if kind != "gpt" {
+			return Ok(None);
+		}
+		Ok(Some(Self::resolve(s, 0, 0)?.in_features().saturating_sub(1)))
 	}
 
 	/// Check sizes: every dimension positive, CNN feature maps non-empty, at most
@@ -296,6 +360,9 @@ impl ModelSpec {
 					));
 				}
 			},
+			Arch::Gpt { vocab, d_model, layers, heads, context } => {
+				crate::gpt::validate(&s, *vocab, *d_model, *layers, *heads, *context)?;
+			},
 		}
 		let mut total: usize = 0;
 		for p in self.param_infos_unchecked() {
@@ -315,9 +382,11 @@ impl ModelSpec {
 		Ok(())
 	}
 
-	/// Number of input features (`C·H·W` for a CNN).
+	/// Number of input features (`C·H·W` for a CNN; `context + 1` token ids for a `gpt`:
+	/// the tokens it reads and the one after the last).
 	pub fn in_features(&self) -> usize {
 		match &self.arch {
+			Arch::Gpt { context, .. } => *context as usize + 1,
 			Arch::Logistic { inputs, .. } | Arch::Mlp { inputs, .. } => *inputs as usize,
 			Arch::Cnn { channels, height, width, .. } => {
 				(*channels as usize) * (*height as usize) * (*width as usize)
@@ -325,9 +394,10 @@ impl ModelSpec {
 		}
 	}
 
-	/// Number of classes.
+	/// Number of classes (the vocabulary size of a `gpt`).
 	pub fn classes(&self) -> usize {
 		match &self.arch {
+			Arch::Gpt { vocab, .. } => *vocab as usize,
 			Arch::Logistic { classes, .. }
 			| Arch::Mlp { classes, .. }
 			| Arch::Cnn { classes, .. } => *classes as usize,
@@ -397,8 +467,16 @@ impl ModelSpec {
 					true,
 				);
 			},
+			Arch::Gpt { vocab, d_model, layers, context, .. } => {
+				crate::gpt::param_infos(&mut out, *vocab, *d_model, *layers, *context);
+			},
 		}
 		out
+	}
+
+	/// True for a language model (`gpt`): rows are token ids, the loss covers every position.
+	pub fn is_lm(&self) -> bool {
+		matches!(self.arch, Arch::Gpt { .. })
 	}
 
 	/// Total number of parameters.
@@ -418,10 +496,12 @@ impl ModelSpec {
 				Init::Xavier { fan_in, fan_out } => {
 					(6.0f32 / fan_in.saturating_add(fan_out).max(1) as f32).sqrt()
 				},
-				Init::Zeros => 0.0,
+				Init::Zeros | Init::Ones => 0.0,
+				Init::Small { div } => 0.02f32 * 3.0f32.sqrt() / (div.max(1) as f32).sqrt(),
 			};
+			let fill = if p.init == Init::Ones { 1.0 } else { 0.0 };
 			for _ in 0..p.len() {
-				out.push(if bound == 0.0 { 0.0 } else { rng.uniform(bound) });
+				out.push(if bound == 0.0 { fill } else { rng.uniform(bound) });
 			}
 		}
 		Ok(out)
@@ -480,6 +560,9 @@ impl fmt::Display for ModelSpec {
 				parts.extend(join(conv));
 				parts.push(classes.to_string());
 				write!(f, "cnn:{}", parts.join("-"))?
+			},
+			Arch::Gpt { vocab, d_model, layers, heads, context } => {
+				write!(f, "gpt:{vocab}-{d_model}-{layers}-{heads}-{context}")?
 			},
 		}
 		write!(f, "@{}", self.seed)
@@ -598,7 +681,10 @@ impl Model {
 		Ok(())
 	}
 
-	/// Logits `[batch, classes]` for inputs `[batch, in_features]` (f32).
+	/// Logits `[batch, classes]` for inputs `[batch, in_features]` (f32). For a `gpt`, the
+	/// inputs are rows of `context + 1` token ids (as f32) and the logits are
+	/// `[batch, context, vocab]`, predicting tokens `1..=context` of each row from the ones
+	/// before (see [`crate::gpt::forward_tokens`] for raw token ids of any length ≤ context).
 	pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
 		let (b, f) = xs.dims2()?;
 		if f != self.spec.in_features() {
@@ -621,6 +707,10 @@ impl Model {
 			Ok(h)
 		};
 		match &self.spec.arch {
+			Arch::Gpt { context, .. } => {
+				let ids = xs.narrow(1, 0, *context as usize)?.to_dtype(DType::U32)?;
+				crate::gpt::forward_tokens(self, &ids)
+			},
 			Arch::Logistic { .. } | Arch::Mlp { .. } => dense(xs.clone(), &self.vars, false),
 			Arch::Cnn { channels, height, width, conv, .. } => {
 				let mut h =
@@ -640,6 +730,28 @@ impl Model {
 				dense(h, fc, false)
 			},
 		}
+	}
+
+	/// The training loss of a batch and what it was computed from, for every arch: the one
+	/// place that knows how a language model's loss differs from a classifier's.
+	///
+	/// `xs [B, in_features]` (f32), `ys [B]` (u32). Returns `(loss, logits, targets)`:
+	/// * classifiers: mean cross-entropy of `logits [B, classes]` against `targets = ys`;
+	/// * `gpt`: mean cross-entropy over all `B·T` positions of `logits [B·T, vocab]` against
+	///   `targets [B·T]` = tokens `1..=T` of each row (`ys` is not used).
+	pub fn batch_loss(&self, xs: &Tensor, ys: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+		let logits = self.forward(xs)?;
+		let (logits, targets) = match &self.spec.arch {
+			Arch::Gpt { vocab, context, .. } => {
+				let (b, t) = (xs.dim(0)?, *context as usize);
+				let targets =
+					xs.narrow(1, 1, t)?.to_dtype(DType::U32)?.reshape(b.saturating_mul(t))?;
+				(logits.reshape((b.saturating_mul(t), *vocab as usize))?, targets)
+			},
+			_ => (logits, ys.clone()),
+		};
+		let loss = crate::ops::softmax_cross_entropy(&logits, &targets)?;
+		Ok((loss, logits, targets))
 	}
 
 	/// Convenience: build an input tensor `[batch, in_features]` from row-major data.

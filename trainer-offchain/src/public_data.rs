@@ -112,6 +112,7 @@ pub fn train_config(learning_rate_ppm: u32, batch_size: u32, local_steps: u32) -
 		max_steps: Some(local_steps.max(1) as usize),
 		batch_size: batch_size.max(1) as usize,
 		optimizer: OptimizerConfig::sgd(f64::from(learning_rate_ppm) / 1e6, 0.9),
+		..Default::default()
 	}
 }
 

@@ -1,6 +1,8 @@
-//! Training on one shard of a CSV data set: the [`LocalTrainer`] of the `peer` and `run`
+//! Training on one shard of a data set (CSV, IDX or text, see [`load_data`]): the [`LocalTrainer`] of the `peer` and `run`
 //! subcommands. The shard is the contributor's own, or, in a public-data job, the one the
 //! chain assigns it each round ([`crate::public_data`]).
+
+use std::path::Path;
 
 use crate::data::{self, CsvOptions, Dataset};
 use crate::model::{Model, ModelSpec};
@@ -89,22 +91,45 @@ impl LocalTrainer for ShardTrainer {
 	}
 }
 
-/// Load `data`, keep IID shard `i/n` of it (`shard` is written `i/n`), and load the optional
-/// held-out set. Returns (all data, i, the shard, the test set).
+/// Load the data set `path` names, for the model `model` (a spec or a bare kind):
+/// * `IMAGES,LABELS` (two paths joined by a comma): an IDX pair ([`data::load_idx`]);
+/// * a `.txt` file: byte-level language-modelling rows ([`data::load_text`]) with the
+///   context of `model`, which must be a `gpt` (stride = context: every byte after the first
+///   is predicted once);
+/// * anything else: CSV with the label last and an automatic header ([`data::load_csv`]).
+pub fn load_data(path: &Path, model: &str) -> Result<Dataset> {
+	let s = path.to_string_lossy();
+	if let Some((images, labels)) = s.split_once(',') {
+		return Ok(data::load_idx(images, labels)?);
+	}
+	if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) {
+		let Some(context) = ModelSpec::lm_context(model)? else {
+			bail!("{}: text data needs a gpt model, not {model:?}", path.display());
+		};
+		return Ok(data::load_text(path, context, context)?);
+	}
+	Ok(data::load_csv(path, CsvOptions::default())?)
+}
+
+/// Load `data` (see [`load_data`] for the syntax; `model` is the model spec or bare kind,
+/// which sets the context of text data), keep IID shard `i/n` of it (`shard` is written
+/// `i/n`), and load the optional held-out set. Returns (all data, i, the shard, the test
+/// set).
 pub fn load_shard(
-	data: &std::path::Path,
+	data: &Path,
 	shard: &str,
 	seed: u64,
-	test: Option<&std::path::Path>,
+	test: Option<&Path>,
+	model: &str,
 ) -> Result<(Dataset, usize, Dataset, Option<Dataset>)> {
 	let (shard_i, shard_n) = parse_shard(shard)?;
-	let all = data::load_csv(data, CsvOptions::default())?;
+	let all = load_data(data, model)?;
 	let mine = data::shard_iid(&all, shard_n, seed)?
 		.into_iter()
 		.nth(shard_i)
 		.context("shard")?;
 	let test = match test {
-		Some(p) => Some(data::load_csv(p, CsvOptions::default())?),
+		Some(p) => Some(load_data(p, model)?),
 		None => None,
 	};
 	Ok((all, shard_i, mine, test))

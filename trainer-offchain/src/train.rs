@@ -76,6 +76,7 @@ pub enum OptimizerConfig {
 	/// SGD with momentum.
 	Sgd(SgdParams),
 	/// Adam (AdamW with decoupled weight decay; `weight_decay = 0` is plain Adam).
+	/// `--optimizer adamw` is the same with a default decay of 0.01.
 	Adam {
 		/// Learning rate.
 		lr: f64,
@@ -99,6 +100,14 @@ impl OptimizerConfig {
 	/// Adam with the usual betas and no weight decay.
 	pub fn adam(lr: f64) -> Self {
 		Self::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+	}
+
+	/// The (base) learning rate.
+	pub fn lr(&self) -> f64 {
+		match *self {
+			Self::Sgd(p) => p.lr,
+			Self::Adam { lr, .. } => lr,
+		}
 	}
 
 	fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
@@ -135,6 +144,62 @@ impl AnyOptimizer {
 		}
 		Ok(())
 	}
+
+	fn set_learning_rate(&mut self, lr: f64) {
+		match self {
+			Self::Sgd(o) => o.set_learning_rate(lr),
+			Self::Adam(o) => o.set_learning_rate(lr),
+		}
+	}
+}
+
+/// Learning-rate schedule: the optimizer's learning rate is `base · factor(step)` at each
+/// (0-based) optimizer step of a [`Trainer`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Schedule {
+	/// `factor = 1`.
+	#[default]
+	Constant,
+	/// Linear warm-up then cosine decay: `factor = (step + 1) / warmup` for
+	/// `step < warmup`, then `min_ratio + (1 − min_ratio) · (1 + cos(π·p)) / 2` with
+	/// `p = min(1, (step − warmup) / (total − warmup))`; `min_ratio` after `total` steps.
+	WarmupCosine {
+		/// Warm-up steps (0: none).
+		warmup: usize,
+		/// Step at which the decay reaches `min_ratio`.
+		total: usize,
+		/// Final fraction of the base learning rate (0..=1).
+		min_ratio: f64,
+	},
+}
+
+impl Schedule {
+	/// The learning-rate factor at `step` (0-based).
+	pub fn factor(&self, step: usize) -> f64 {
+		match *self {
+			Self::Constant => 1.0,
+			Self::WarmupCosine { warmup, total, min_ratio } => {
+				if step < warmup {
+					return (step + 1) as f64 / warmup as f64;
+				}
+				let span = total.saturating_sub(warmup).max(1);
+				let p = ((step - warmup) as f64 / span as f64).min(1.0);
+				min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+			},
+		}
+	}
+
+	fn check(&self) -> Result<()> {
+		if let Self::WarmupCosine { min_ratio, .. } = *self {
+			if !(0.0..=1.0).contains(&min_ratio) {
+				return Err(TrainerError::Config(format!(
+					"schedule min_ratio {min_ratio} must be in 0..=1"
+				)));
+			}
+		}
+		Ok(())
+	}
 }
 
 /// Configuration of local training.
@@ -148,6 +213,10 @@ pub struct TrainConfig {
 	pub batch_size: usize,
 	/// Optimizer.
 	pub optimizer: OptimizerConfig,
+	/// Learning-rate schedule over the steps of one [`Trainer`] (one `fit`, or one
+	/// `local_round`: a round restarts it).
+	#[serde(default)]
+	pub schedule: Schedule,
 }
 
 impl Default for TrainConfig {
@@ -157,6 +226,7 @@ impl Default for TrainConfig {
 			max_steps: None,
 			batch_size: 32,
 			optimizer: OptimizerConfig::sgd(0.05, 0.9),
+			schedule: Schedule::Constant,
 		}
 	}
 }
@@ -205,6 +275,8 @@ pub struct EpochReport {
 pub struct Trainer<'m> {
 	model: &'m Model,
 	opt: AnyOptimizer,
+	base_lr: f64,
+	schedule: Schedule,
 	batch_size: usize,
 	steps: usize,
 	xbuf: Vec<f32>,
@@ -217,10 +289,13 @@ impl<'m> Trainer<'m> {
 		if cfg.batch_size == 0 {
 			return Err(TrainerError::Config("batch size must be positive".into()));
 		}
+		cfg.schedule.check()?;
 		let opt = cfg.optimizer.build(model.vars().to_vec())?;
 		Ok(Self {
 			model,
 			opt,
+			base_lr: cfg.optimizer.lr(),
+			schedule: cfg.schedule,
 			batch_size: cfg.batch_size,
 			steps: 0,
 			xbuf: Vec::new(),
@@ -246,9 +321,11 @@ impl<'m> Trainer<'m> {
 		let dev = self.model.device();
 		let xs = Tensor::from_slice(&self.xbuf, (b, f), dev)?;
 		let ys = Tensor::from_slice(&self.ybuf, b, dev)?;
-		let logits = self.model.forward(&xs)?;
-		let loss = crate::ops::softmax_cross_entropy(&logits, &ys)?;
+		let (loss, _, _) = self.model.batch_loss(&xs, &ys)?;
 		let grads = loss.backward()?;
+		if self.schedule != Schedule::Constant {
+			self.opt.set_learning_rate(self.base_lr * self.schedule.factor(self.steps));
+		}
 		self.opt.step(&grads)?;
 		self.steps += 1;
 		let l = loss.to_scalar::<f32>()?;
@@ -413,6 +490,28 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	#[test]
+	fn warmup_cosine_schedule_values() {
+		let s = Schedule::WarmupCosine { warmup: 10, total: 110, min_ratio: 0.1 };
+		assert_eq!(Schedule::Constant.factor(12345), 1.0);
+		assert!((s.factor(0) - 0.1).abs() < 1e-12);
+		assert!((s.factor(4) - 0.5).abs() < 1e-12);
+		assert!((s.factor(9) - 1.0).abs() < 1e-12);
+		assert!((s.factor(10) - 1.0).abs() < 1e-12);
+		assert!((s.factor(60) - 0.55).abs() < 1e-12); // half-way: (1 + 0.1) / 2
+		assert!((s.factor(110) - 0.1).abs() < 1e-12);
+		assert!((s.factor(1000) - 0.1).abs() < 1e-12);
+		let mut prev = f64::INFINITY;
+		for step in 10..=110 {
+			assert!(s.factor(step) <= prev, "not decreasing at {step}");
+			prev = s.factor(step);
+		}
+		let none = Schedule::WarmupCosine { warmup: 0, total: 4, min_ratio: 0.0 };
+		assert!((none.factor(0) - 1.0).abs() < 1e-12 && none.factor(4).abs() < 1e-12);
+		assert!((none.factor(2) - 0.5).abs() < 1e-12);
+		assert!(Schedule::WarmupCosine { warmup: 0, total: 1, min_ratio: 2.0 }.check().is_err());
+	}
 
 	#[test]
 	fn default_epochs_reach_the_minimum_step_count_on_small_data() {

@@ -236,7 +236,7 @@ fn apply_update_and_average() {
 }
 
 fn blobs_cfg(opt: OptimizerConfig) -> TrainConfig {
-	TrainConfig { epochs: 2, max_steps: None, batch_size: 16, optimizer: opt }
+	TrainConfig { epochs: 2, max_steps: None, batch_size: 16, optimizer: opt, ..Default::default() }
 }
 
 #[test]

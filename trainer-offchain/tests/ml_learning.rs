@@ -20,7 +20,13 @@ fn synthetic_loss_falls_and_accuracy_rises() {
 		let spec = ModelSpec::parse(spec).unwrap();
 		let mut m = Model::new(&spec).unwrap();
 		let before = evaluate(&m, &test).unwrap();
-		let cfg = TrainConfig { epochs: 8, max_steps: None, batch_size: 32, optimizer: opt };
+		let cfg = TrainConfig {
+			epochs: 8,
+			max_steps: None,
+			batch_size: 32,
+			optimizer: opt,
+			..Default::default()
+		};
 		let reports = fit(&mut m, &train, Some(&test), &cfg, 3, &mut |_| {}).unwrap();
 		let after = evaluate(&m, &test).unwrap();
 		let first = reports.first().unwrap().train_loss;
@@ -53,6 +59,7 @@ fn digits_mlp_reaches_90_percent() {
 		max_steps: None,
 		batch_size: 32,
 		optimizer: OptimizerConfig::sgd(0.05, 0.9),
+		..Default::default()
 	};
 	fit(&mut m, &train, None, &cfg, 0, &mut |_| {}).unwrap();
 	let r = evaluate(&m, &test).unwrap();
@@ -69,6 +76,7 @@ fn fedavg_iid_and_label_skew_learn() {
 		max_steps: None,
 		batch_size: 32,
 		optimizer: OptimizerConfig::sgd(0.05, 0.9),
+		..Default::default()
 	};
 	let shards = shard_iid(&train, 4, 0).unwrap();
 	let mut curve = Vec::new();
@@ -101,6 +109,7 @@ fn one_local_round_improves_the_global_model() {
 		max_steps: None,
 		batch_size: 16,
 		optimizer: OptimizerConfig::adam(0.003),
+		..Default::default()
 	};
 	let out = local_round(&mut m, &train, &cfg, 1).unwrap();
 	let after = evaluate(&m, &test).unwrap();

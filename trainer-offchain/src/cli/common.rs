@@ -92,11 +92,42 @@ impl CsvArgs {
 	}
 }
 
-/// Load a data set: a CSV file, or an IDX image file when `labels` (the IDX label file) is given.
-pub fn load(path: &Path, labels: Option<&PathBuf>, csv: &CsvArgs) -> Result<Dataset> {
-	let d = match labels {
-		Some(l) => data::load_idx(path, l)?,
-		None => data::load_csv(path, csv.options()?)?,
+/// How to cut text into language-model rows: the model's context and the stride between
+/// rows (default: the context).
+#[derive(Clone, Copy, Debug)]
+pub struct TextRows {
+	pub context: usize,
+	pub stride: usize,
+}
+
+impl TextRows {
+	/// The rows for `model` (a spec or bare kind), `None` unless it is a `gpt`.
+	pub fn for_model(model: &str, stride: Option<usize>) -> Result<Option<Self>> {
+		Ok(ModelSpec::lm_context(model)?
+			.map(|context| Self { context, stride: stride.unwrap_or(context) }))
+	}
+}
+
+/// True for a `.txt` path.
+pub fn is_text(path: &Path) -> bool {
+	path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+}
+
+/// Load a data set: text as language-model rows when `text` is given (a gpt model), a CSV
+/// file, or an IDX image file when `labels` (the IDX label file) is given.
+pub fn load(
+	path: &Path,
+	labels: Option<&PathBuf>,
+	csv: &CsvArgs,
+	text: Option<TextRows>,
+) -> Result<Dataset> {
+	let d = match (labels, text) {
+		(Some(l), _) => data::load_idx(path, l)?,
+		(None, Some(t)) => data::load_text(path, t.context, t.stride)?,
+		(None, None) if is_text(path) => {
+			anyhow::bail!("{}: text data needs a gpt model (--model gpt:...)", path.display())
+		},
+		(None, None) => data::load_csv(path, csv.options()?)?,
 	};
 	tracing::info!(file = %path.display(), samples = d.len(), features = d.n_features(), "loaded data");
 	Ok(d)

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 use trainchain_trainer::update::{hex32, model_state_hash};
-use trainchain_trainer::{checkpoint, eval};
+use trainchain_trainer::{checkpoint, data, eval};
 
-use super::common::{self, CsvArgs};
+use super::common::{self, CsvArgs, TextRows};
 
 /// Arguments of `eval`.
 #[derive(clap::Args, Debug)]
@@ -18,12 +18,19 @@ pub struct EvalArgs {
 	/// Weights (safetensors written by `train`).
 	#[arg(long)]
 	pub weights: PathBuf,
-	/// Data: CSV, or IDX images (with --labels).
+	/// Data: CSV, IDX images (with --labels), or text for a gpt model.
 	#[arg(long)]
 	pub data: PathBuf,
 	/// IDX label file for --data.
 	#[arg(long)]
 	pub labels: Option<PathBuf>,
+	/// Text data (gpt): evaluate only the last 10% of --data (the split `train --holdout`
+	/// held out).
+	#[arg(long)]
+	pub holdout: bool,
+	/// Text data (gpt): bytes between the starts of consecutive rows (default: the context).
+	#[arg(long)]
+	pub stride: Option<usize>,
 	#[command(flatten)]
 	pub csv: CsvArgs,
 	/// Machine-readable output.
@@ -32,7 +39,20 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-	let data = common::load(&a.data, a.labels.as_ref(), &a.csv)?;
+	// A gpt reads text in rows of its context: from --model, else from the stored spec.
+	let model_str = match &a.model {
+		Some(m) => Some(m.clone()),
+		None => checkpoint::read_spec(&a.weights)?.map(|s| s.to_string()),
+	};
+	let text = match &model_str {
+		Some(m) => TextRows::for_model(m, a.stride)?,
+		None => None,
+	};
+	let data = match text {
+		Some(t) if a.holdout => data::load_text_split(&a.data, t.context, t.stride)?.1,
+		None if a.holdout => anyhow::bail!("--holdout splits text data for a gpt model"),
+		_ => common::load(&a.data, a.labels.as_ref(), &a.csv, text)?,
+	};
 	let spec = match &a.model {
 		Some(m) => Some(common::resolve_spec(m, &[&data])?),
 		None => None,
@@ -52,7 +72,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
 	if a.json {
 		common::print_json(&json!({"spec": model.spec().to_string(), "samples": m.samples,
             "loss": m.loss, "accuracy": m.accuracy, "model_hash": state,
+            "perplexity": Some(m.perplexity()).filter(|_| model.spec().is_lm()),
             "standardized": standardizer.is_some()}));
+	} else if model.spec().is_lm() {
+		println!(
+			"model {} on {} ({} rows): loss={:.4} perplexity={:.3} accuracy={:.4} (per token)",
+			model.spec(),
+			data.name,
+			m.samples,
+			m.loss,
+			m.perplexity(),
+			m.accuracy
+		);
+		println!("model state hash {state}");
 	} else {
 		println!(
 			"model {} on {} ({} samples): loss={:.4} accuracy={:.4}",

@@ -1,8 +1,9 @@
-//! Command line: one clap subcommand per file (`train`, `eval`, `hash`, `peer`, `run`);
+//! Command line: one clap subcommand per file (`train`, `eval`, `hash`, `corpus`, `peer`, `run`);
 //! add new subcommands as variants of [`Command`]. Parsing and printing live here; the
 //! library does the work.
 
 mod common;
+mod corpus;
 mod eval;
 mod hash;
 mod peer;
@@ -38,6 +39,8 @@ pub enum Command {
 	Eval(eval::EvalArgs),
 	/// Print a model's commitment and state hash.
 	Hash(hash::HashArgs),
+	/// Write the seeded English-like text corpus (for language-model training).
+	Corpus(corpus::CorpusArgs),
 	/// Train on a shard and average with peers over libp2p every round.
 	Peer(peer::PeerArgs),
 	/// Join a job on a trainchain node: train with peers, commit, submit, get paid.
@@ -68,6 +71,7 @@ pub fn main() -> anyhow::Result<()> {
 		Command::Train(a) => train::run(a),
 		Command::Eval(a) => eval::run(a),
 		Command::Hash(a) => hash::run(a),
+		Command::Corpus(a) => corpus::run(a),
 		Command::Peer(a) => peer::run(a),
 		#[cfg(feature = "chain")]
 		Command::Run(a) => run::run(a),

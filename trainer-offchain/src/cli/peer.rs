@@ -168,7 +168,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	let keys =
 		Keys::from_suri(&super::common::secret_uri(args.suri.as_ref(), args.key_file.as_ref())?)?;
 	let (all, shard_i, shard, test) =
-		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref())?;
+		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref(), &args.model)?;
 	let spec = ModelSpec::resolve(&args.model, all.n_features(), all.num_classes())?;
 	let initial = match &args.resume {
 		Some(path) => checkpoint::load(path, Some(&spec))?.flat_params()?,

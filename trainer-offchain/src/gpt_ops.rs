@@ -1,0 +1,258 @@
+//! Fused CPU kernels of the transformer ([`crate::gpt`]), as candle custom ops like
+//! [`crate::ops`]:
+//!
+//! * [`causal_softmax`]: the masked softmax of attention scores `[…, T, T]` in one pass
+//!   (row `i` reads only columns `0..=i` and writes exact zeros after them), backward
+//!   `s ⊙ (g − Σ s·g)` in one pass, instead of a mask add, max, subtract, exp, sum and divide
+//!   each way;
+//! * [`gelu`]: the tanh-approximation GELU with one `exp` per element each way (candle's
+//!   forward and generic backward spent a third of a step in `powf`, `tanhf` and `expm1f`).
+//!
+//! Both are sequential loops in a fixed order: deterministic, and row `i` of the softmax
+//! never depends on a later column (the causal test checks it bit for bit). The
+//! finite-difference test in `tests/ml_gpt.rs` checks their backward passes.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+	let data = s.as_slice::<f32>()?;
+	match l.contiguous_offsets() {
+		Some((a, b)) => data
+			.get(a..b)
+			.ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
+		None => Err(candle_core::Error::Msg(format!("{what}: needs a contiguous tensor"))),
+	}
+}
+
+/// Side of the square last two dimensions of `l`.
+fn square_side(l: &Layout) -> candle_core::Result<usize> {
+	let dims = l.dims();
+	match dims {
+		[.., m, n] if m == n && *n > 0 => Ok(*n),
+		_ => Err(candle_core::Error::Msg(format!("causal softmax: {dims:?} is not [.., T, T]"))),
+	}
+}
+
+struct CausalSoftmax;
+
+impl CustomOp1 for CausalSoftmax {
+	fn name(&self) -> &'static str {
+		"trainchain-causal-softmax"
+	}
+
+	fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+		let t = square_side(l)?;
+		let x = contiguous(s, l, "scores")?;
+		let mut out = vec![0f32; x.len()];
+		for (r, (row, o)) in x.chunks_exact(t).zip(out.chunks_exact_mut(t)).enumerate() {
+			let i = r % t;
+			let seen = row.get(..=i).unwrap_or_default();
+			let (visible, _later_stay_zero) = o.split_at_mut(i + 1);
+			let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+			let mut sum = 0f32;
+			for (oj, &xj) in visible.iter_mut().zip(seen) {
+				*oj = (xj - max).exp();
+				sum += *oj;
+			}
+			let inv = 1.0 / sum;
+			for oj in visible.iter_mut() {
+				*oj *= inv;
+			}
+		}
+		Ok((CpuStorage::F32(out), l.shape().clone()))
+	}
+
+	fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+		let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
+		Ok(Some(res.apply_op2_no_bwd(&grad, &CausalSoftmaxGrad)?))
+	}
+}
+
+struct CausalSoftmaxGrad;
+
+impl CustomOp2 for CausalSoftmaxGrad {
+	fn name(&self) -> &'static str {
+		"trainchain-causal-softmax-grad"
+	}
+
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let t = square_side(l1)?;
+		let y = contiguous(s1, l1, "softmax")?;
+		let g = contiguous(s2, l2, "gradient")?;
+		if y.len() != g.len() {
+			return Err(candle_core::Error::Msg("causal softmax: gradient size".into()));
+		}
+		let mut out = vec![0f32; y.len()];
+		for (r, ((yr, gr), o)) in y
+			.chunks_exact(t)
+			.zip(g.chunks_exact(t))
+			.zip(out.chunks_exact_mut(t))
+			.enumerate()
+		{
+			let n = r % t + 1;
+			let dot: f32 = yr.iter().zip(gr).take(n).map(|(a, b)| a * b).sum();
+			for ((oj, &yj), &gj) in o.iter_mut().zip(yr).zip(gr).take(n) {
+				*oj = yj * (gj - dot);
+			}
+		}
+		Ok((CpuStorage::F32(out), l1.shape().clone()))
+	}
+}
+
+/// Softmax over the last dimension of `scores [.., T, T]` (f32) with position `i` (the
+/// second-to-last index) attending to `0..=i` only; later entries are exactly 0.
+pub fn causal_softmax(scores: &Tensor) -> candle_core::Result<Tensor> {
+	let x = if scores.is_contiguous() { scores.clone() } else { scores.contiguous()? };
+	if x.track_op() {
+		x.apply_op1(CausalSoftmax)
+	} else {
+		x.apply_op1_no_bwd(&CausalSoftmax)
+	}
+}
+
+/// √(2/π).
+const GELU_C: f32 = 0.797_884_6;
+
+/// `tanh(u)` as `1 − 2 / (e^{2u} + 1)`: one `exp` (libm's `tanhf` costs an `expm1f` and
+/// more); exact ±1 at the extremes (`e^{2u}` = ∞ or 0), never NaN for a finite `u`.
+fn tanh(u: f32) -> f32 {
+	1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+}
+const GELU_A: f32 = 0.044_715;
+
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+	fn name(&self) -> &'static str {
+		"trainchain-gelu"
+	}
+
+	fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+		let x = contiguous(s, l, "gelu input")?;
+		let out = x
+			.iter()
+			.map(|&v| 0.5 * v * (1.0 + tanh(GELU_C * v * (1.0 + GELU_A * v * v))))
+			.collect();
+		Ok((CpuStorage::F32(out), l.shape().clone()))
+	}
+
+	fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+		let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
+		Ok(Some(x.apply_op2_no_bwd(&grad, &GeluGrad)?))
+	}
+}
+
+struct GeluGrad;
+
+impl CustomOp2 for GeluGrad {
+	fn name(&self) -> &'static str {
+		"trainchain-gelu-grad"
+	}
+
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let x = contiguous(s1, l1, "gelu input")?;
+		let g = contiguous(s2, l2, "gradient")?;
+		if x.len() != g.len() {
+			return Err(candle_core::Error::Msg("gelu: gradient size".into()));
+		}
+		let out = x
+			.iter()
+			.zip(g)
+			.map(|(&v, &gv)| {
+				let t = tanh(GELU_C * v * (1.0 + GELU_A * v * v));
+				let du = GELU_C * (1.0 + 3.0 * GELU_A * v * v);
+				gv * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
+			})
+			.collect();
+		Ok((CpuStorage::F32(out), l1.shape().clone()))
+	}
+}
+
+/// GELU, tanh approximation: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (f32).
+pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
+	let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+	if x.track_op() {
+		x.apply_op1(Gelu)
+	} else {
+		x.apply_op1_no_bwd(&Gelu)
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	#![allow(clippy::unwrap_used)]
+	use super::*;
+	use candle_core::{Device, Var, D};
+
+	fn pattern(n: usize, k: f32) -> Vec<f32> {
+		(0..n).map(|i| (i as f32 * k).sin() * 3.0).collect()
+	}
+
+	/// Value and gradient of `Σ f(x) ⊙ w` for a fused op and its stock-candle counterpart.
+	fn compare(
+		shape: &[usize],
+		fused: impl Fn(&Tensor) -> Tensor,
+		stock: impl Fn(&Tensor) -> Tensor,
+	) {
+		let n: usize = shape.iter().product();
+		let dev = Device::Cpu;
+		let w = Tensor::from_vec(pattern(n, 0.37), shape, &dev).unwrap();
+		let mut out = Vec::new();
+		for f in [&fused as &dyn Fn(&Tensor) -> Tensor, &stock] {
+			let x = Var::from_tensor(&Tensor::from_vec(pattern(n, 0.91), shape, &dev).unwrap())
+				.unwrap();
+			let y = f(x.as_tensor());
+			let loss = (&y * &w).unwrap().sum_all().unwrap();
+			let g = loss.backward().unwrap();
+			let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+			out.push((flat(&y), flat(g.get(&x).unwrap())));
+		}
+		for ((a, b), what) in [(&out[0].0, &out[1].0), (&out[0].1, &out[1].1)]
+			.into_iter()
+			.zip(["value", "gradient"])
+		{
+			for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+				assert!(
+					(x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+					"{what} {i}: fused {x} vs stock {y}"
+				);
+			}
+		}
+	}
+
+	#[test]
+	fn causal_softmax_matches_masked_stock_softmax() {
+		let t = 5;
+		let mask: Vec<f32> = (0..t * t)
+			.map(|k| if k % t > k / t { f32::NEG_INFINITY } else { 0.0 })
+			.collect();
+		let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu).unwrap();
+		compare(
+			&[2, 3, t, t],
+			|x| causal_softmax(x).unwrap(),
+			|x| {
+				let z = x.broadcast_add(&mask).unwrap();
+				let max = z.max_keepdim(D::Minus1).unwrap().detach();
+				let e = z.broadcast_sub(&max).unwrap().exp().unwrap();
+				e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
+			},
+		);
+	}
+
+	#[test]
+	fn gelu_matches_stock_gelu() {
+		compare(&[7, 9], |x| gelu(x).unwrap(), |x| x.gelu().unwrap());
+	}
+}
