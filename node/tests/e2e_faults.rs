@@ -17,8 +17,8 @@
 //! `local` chain therefore has four authorities (runtime `local_config_genesis`).
 //!
 //! Run as root (CI is): creating namespaces needs CAP_SYS_ADMIN; elsewhere the test prints
-//! `SKIP` and passes, as the trainer's namespace tests do. Timings are printed (`--nocapture`
-//! shows them; test-lanes prints a binary's whole output).
+//! `SKIP` and passes, as the trainer's namespace tests do. Progress and timings go to stderr
+//! whether or not the test passes (test-lanes prints a binary's whole output).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -38,6 +38,15 @@ use std::{
 	path::Path,
 	time::{Duration, Instant},
 };
+
+/// Print a progress or timing line to stderr, past libtest's capture: the lanes of
+/// `scripts/test.sh` show it for a passing run too.
+macro_rules! say {
+	($($arg:tt)*) => {{
+		use std::io::Write as _;
+		let _ = writeln!(std::io::stderr(), $($arg)*);
+	}};
+}
 
 /// The validators' dev keys (`--alice` …), all four authorities of `--chain local`.
 const VALIDATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
@@ -123,11 +132,14 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	let t0 = Instant::now();
 	let _turn = DevNode::turn();
 	// Hosts 0-3: the validators; hosts 4-7: the trainers. All routed through the public one.
-	let Some(lab) = Lab::new(VALIDATORS.len() + TRAINERS.len()) else { return };
+	let Some(lab) = Lab::new(VALIDATORS.len() + TRAINERS.len()) else {
+		say!("SKIP e2e_faults: no network namespaces here (needs root); nothing was tested");
+		return;
+	};
 	lab.set_forwarding(true);
 	let logs = std::env::temp_dir().join(format!("trainchain-faults-{}", lab.public));
 	std::fs::create_dir_all(&logs).unwrap();
-	println!("logs in {}", logs.display());
+	say!("logs in {}", logs.display());
 
 	// The validators: Alice first (everybody's bootnode), then the other three at once.
 	let mut validators = vec![start_validator(&lab, 0, None, &logs)];
@@ -146,7 +158,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		|| context(&validators, None),
 		|| validators.iter().all(|n| peers(n) >= 3) && validators[0].finalized_number() >= 2,
 	);
-	println!("[{:>4} s] 4 validators up, connected, finalising", t0.elapsed().as_secs());
+	say!("[{:>4} s] 4 validators up, connected, finalising", t0.elapsed().as_secs());
 
 	// The job, from Alice's host: min 3 contributors, so it survives the loss of one of four.
 	let rounds = ROUNDS.to_string();
@@ -195,7 +207,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		.collect();
 	let mut trainers = Trainers::start_placed(job_id, &specs, placed, &logs);
 	let t_job = Instant::now();
-	println!("[{:>4} s] job {job_id} created, 4 trainers started", t0.elapsed().as_secs());
+	say!("[{:>4} s] job {job_id} created, 4 trainers started", t0.elapsed().as_secs());
 
 	// Wall time at which each round was first seen finalised.
 	let mut seen: BTreeMap<u64, Duration> = BTreeMap::new();
@@ -205,7 +217,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 			let round = r["round"].as_u64().unwrap();
 			if let std::collections::btree_map::Entry::Vacant(e) = seen.entry(round) {
 				e.insert(t_job.elapsed());
-				println!(
+				say!(
 					"[{:>4} s] round {round} finalised on-chain (closed at block {}, payees {})",
 					t0.elapsed().as_secs(),
 					r["closedAt"],
@@ -242,7 +254,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	let t_kill = Instant::now();
 	validators[KILLED_VALIDATOR].kill();
 	trainers.kill(KILLED_TRAINER);
-	println!(
+	say!(
 		"[{:>4} s] killed validator {} and trainer {} ({victim}) during round {killed_during}; \
 		 finalised #{fin_at_kill}, best #{best_at_kill}",
 		t0.elapsed().as_secs(),
@@ -267,7 +279,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	);
 	let finality_resumed = t_kill.elapsed();
 	let fin_after = validators[0].finalized_number();
-	println!(
+	say!(
 		"[{:>4} s] finalised #{fin_at_kill} -> #{fin_after} {:.0} s after the kill",
 		t0.elapsed().as_secs(),
 		finality_resumed.as_secs_f64()
@@ -306,7 +318,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		|| survivors.iter().all(|v| validators[*v].finalized_number() >= last_close),
 	);
 	let fin_end: Vec<u64> = survivors.iter().map(|v| validators[*v].finalized_number()).collect();
-	println!(
+	say!(
 		"[{:>4} s] job completed in {:.0} s (last round closed at #{last_close}); finalised \
 		 heads (alice, bob, charlie): {fin_end:?}",
 		t0.elapsed().as_secs(),
@@ -385,14 +397,14 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	// Timings.
 	let mut prev = Duration::ZERO;
 	for (round, at) in &seen {
-		println!(
+		say!(
 			"round {round}: finalised {:.0} s after the trainers started (+{:.0} s)",
 			at.as_secs_f64(),
 			(*at - prev).as_secs_f64()
 		);
 		prev = *at;
 	}
-	println!(
+	say!(
 		"fault test: {ROUNDS} rounds in {:.0} s ({:.0} s per round); finality resumed {:.0} s \
 		 after the kill (#{fin_at_kill} -> #{fin_after}); whole test {:.0} s",
 		job_time.as_secs_f64(),
