@@ -17,7 +17,7 @@ const USAGE = `usage: sponsor.js <create-job|show|watch|cancel|approve-verifier|
   create-job  --model SPEC --rounds N --reward AMOUNT [--model-commitment 0x..] [--dataset-commitment 0x..]
               [--dataset NAME] [--min N] [--max N] [--round-length BLOCKS] [--commit-window BLOCKS]
               [--bond AMOUNT] [--max-samples N] [--max-failed-rounds N] [--lr 0.05] [--batch 32]
-              [--local-steps N] [--inner sgd:0.9|adamw:WD] [--outer avg|nesterov:LR:MOMENTUM]
+              [--local-steps N] [--inner sgd:0.9|adamw:WD] [--outer avg|nesterov:LR:MOMENTUM] [--schedule cosine:WARMUP]
               [--trainer PATH]   (--inner/--outer: the training plan, covered by the commitment)
               verified job: --verifiers K --validation-set FILE|0x.. [--verifier-bond AMOUNT]
               [--verifier-share PERCENT] [--scoring-window BLOCKS] [--challenge-period BLOCKS]
@@ -119,6 +119,7 @@ function modelCommitment(model) {
     const plan = [];
     if (opts.inner) plan.push('--inner', opts.inner);
     if (opts.outer) plan.push('--outer', opts.outer);
+    if (opts.schedule) plan.push('--schedule', opts.schedule);
     const text = execFileSync(trainer, ['hash', '--model', model, ...plan, '--json'], { encoding: 'utf8' });
     const parsed = JSON.parse(text.trim().split('\n').pop());
     const c = parsed.model_commitment || parsed.commitment;
@@ -174,7 +175,7 @@ async function createJob(api) {
   const spec = {
     modelCommitment: modelCommitment(model),
     datasetCommitment: opts['dataset-commitment'] || blake2AsHex(dataset, 256),
-    metadata: `model=${model};data=${dataset}` + (opts.inner ? `;inner=${opts.inner}` : '') + (opts.outer ? `;outer=${opts.outer}` : ''),
+    metadata: `model=${model};data=${dataset}` + (opts.inner ? `;inner=${opts.inner}` : '') + (opts.outer ? `;outer=${opts.outer}` : '') + (opts.schedule ? `;schedule=${opts.schedule}` : ''),
     hyperparameters: {
       learningRatePpm: Math.round(Number(opts.lr ?? 0.1) * 1e6),
       batchSize: int('batch', 32),

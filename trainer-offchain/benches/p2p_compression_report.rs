@@ -30,7 +30,8 @@ async fn compression_report() {
 	let test = data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap();
 	let rounds: u32 = std::env::var("REPORT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
 	let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
-	let local_steps: Option<usize> = std::env::var("REPORT_LOCAL_STEPS").ok().and_then(|v| v.parse().ok());
+	let local_steps: Option<usize> =
+		std::env::var("REPORT_LOCAL_STEPS").ok().and_then(|v| v.parse().ok());
 	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
 	let shards = data::shard_iid(&all, 4, 42).unwrap();
 	let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];

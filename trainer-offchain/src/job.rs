@@ -302,6 +302,8 @@ async fn prepare_job(
 		max_steps,
 		batch_size: job.batch_size.max(1) as usize,
 		optimizer: plan.inner.with_lr(lr),
+		schedule: plan.schedule(job.rounds, job.local_steps),
+		first_step: 0,
 	};
 	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
 	Ok((job, spec, trainer))

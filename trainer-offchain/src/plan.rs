@@ -15,7 +15,7 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::model::ModelSpec;
 use crate::outer::OuterOptimizer;
-use crate::train::{OptimizerConfig, SgdParams};
+use crate::train::{OptimizerConfig, Schedule, SgdParams};
 
 /// The inner optimiser of a plan (its learning rate comes from the job).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -102,6 +102,61 @@ impl FromStr for InnerOptimizer {
 	}
 }
 
+/// A plan's learning-rate schedule, stretched over all of a job's inner steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum PlanSchedule {
+	/// The job's learning rate throughout.
+	#[default]
+	Constant,
+	/// Linear warm-up over `warmup` steps, then cosine decay to `min_ratio` of the learning
+	/// rate at the job's last step.
+	Cosine {
+		/// Warm-up steps.
+		warmup: usize,
+		/// Final fraction of the learning rate.
+		min_ratio: f64,
+	},
+}
+
+impl PlanSchedule {
+	/// The schedule over `total` inner steps.
+	pub fn over(&self, total: usize) -> Schedule {
+		match *self {
+			Self::Constant => Schedule::Constant,
+			Self::Cosine { warmup, min_ratio } => {
+				Schedule::WarmupCosine { warmup, total, min_ratio }
+			},
+		}
+	}
+}
+
+impl fmt::Display for PlanSchedule {
+	fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+		match self {
+			Self::Constant => f.write_str("constant"),
+			Self::Cosine { warmup, min_ratio } => write!(f, "cosine:{warmup}:{min_ratio}"),
+		}
+	}
+}
+
+impl FromStr for PlanSchedule {
+	type Err = anyhow::Error;
+	/// `constant` or `cosine:WARMUP[:MIN_RATIO]` (min ratio 0.1 by default).
+	fn from_str(s: &str) -> Result<Self> {
+		if s == "constant" {
+			return Ok(Self::Constant);
+		}
+		let Some(rest) = s.strip_prefix("cosine:") else {
+			bail!("unknown schedule {s:?} (constant | cosine:WARMUP[:MIN_RATIO])");
+		};
+		let (w, m) = rest.split_once(':').unwrap_or((rest, "0.1"));
+		let warmup: usize = w.parse().with_context(|| format!("{s:?}: warm-up steps"))?;
+		let min_ratio: f64 = m.parse().with_context(|| format!("{s:?}: min ratio"))?;
+		ensure!((0.0..=1.0).contains(&min_ratio), "{s:?}: min ratio must be in 0..=1");
+		Ok(Self::Cosine { warmup, min_ratio })
+	}
+}
+
 /// What every contributor of a job does with the job's hyperparameters.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TrainingPlan {
@@ -109,11 +164,13 @@ pub struct TrainingPlan {
 	pub inner: InnerOptimizer,
 	/// Outer optimiser of the averaged update.
 	pub outer: OuterOptimizer,
+	/// Learning-rate schedule over the job's inner steps.
+	pub schedule: PlanSchedule,
 }
 
 impl TrainingPlan {
-	/// The plan named by job metadata `key=value;…` pairs (`inner=`, `outer=`; absent keys
-	/// take the defaults).
+	/// The plan named by job metadata `key=value;…` pairs (`inner=`, `outer=`, `schedule=`;
+	/// absent keys take the defaults).
 	pub fn from_metadata(meta: &str) -> Result<Self> {
 		let mut plan = Self::default();
 		for kv in meta.split(';') {
@@ -121,14 +178,23 @@ impl TrainingPlan {
 				plan.inner = v.parse()?;
 			} else if let Some(v) = kv.strip_prefix("outer=") {
 				plan.outer = v.parse()?;
+			} else if let Some(v) = kv.strip_prefix("schedule=") {
+				plan.schedule = v.parse()?;
 			}
 		}
 		Ok(plan)
 	}
 
-	/// The plan's canonical text (`inner=…;outer=…`), the bytes the commitment covers.
+	/// The plan's canonical text (`inner=…;outer=…;schedule=…`), the bytes the commitment
+	/// covers.
 	pub fn canonical(&self) -> String {
-		format!("inner={};outer={}", self.inner, self.outer)
+		format!("inner={};outer={};schedule={}", self.inner, self.outer, self.schedule)
+	}
+
+	/// The learning-rate schedule of a job of `rounds` rounds of `local_steps` steps.
+	pub fn schedule(&self, rounds: u32, local_steps: u32) -> Schedule {
+		self.schedule
+			.over((rounds as usize).saturating_mul(local_steps.max(1) as usize))
 	}
 }
 
@@ -171,7 +237,23 @@ mod tests {
 		assert_ne!(job_commitment(&spec, &other).unwrap(), c);
 		// The canonical text parses back to the same plan.
 		assert_eq!(TrainingPlan::from_metadata(&diloco.canonical()).unwrap(), diloco);
-		for bad in ["inner=rmsprop", "outer=nesterov:2", "inner=sgd:1.5", "inner=adamw:x"] {
+		let cosine =
+			TrainingPlan::from_metadata("outer=nesterov:0.7:0.9;schedule=cosine:20").unwrap();
+		assert_eq!(cosine.schedule, PlanSchedule::Cosine { warmup: 20, min_ratio: 0.1 });
+		assert_eq!(
+			cosine.schedule(10, 50),
+			Schedule::WarmupCosine { warmup: 20, total: 500, min_ratio: 0.1 }
+		);
+		assert_ne!(job_commitment(&spec, &cosine).unwrap(), job_commitment(&spec, &other).unwrap());
+		for bad in [
+			"inner=rmsprop",
+			"outer=nesterov:2",
+			"inner=sgd:1.5",
+			"inner=adamw:x",
+			"schedule=cosine:x",
+			"schedule=cosine:10:2",
+			"schedule=linear",
+		] {
 			assert!(TrainingPlan::from_metadata(bad).is_err(), "{bad}");
 		}
 	}

@@ -79,7 +79,12 @@ impl LocalTrainer for ShardTrainer {
 				(shards.shard(shard)?, a.seed)
 			},
 		};
-		let out = train::local_round(&mut self.worker, data, &self.cfg, s)?;
+		// A round of H steps continues the job's schedule where the last one ended.
+		let mut cfg = self.cfg;
+		if let Some(h) = cfg.max_steps {
+			cfg.first_step = (round as usize).saturating_mul(h);
+		}
+		let out = train::local_round(&mut self.worker, data, &cfg, s)?;
 		Ok(LocalUpdate { delta: out.update, samples: out.samples, train_loss: out.loss })
 	}
 

@@ -217,6 +217,10 @@ pub struct TrainConfig {
 	/// `local_round`: a round restarts it).
 	#[serde(default)]
 	pub schedule: Schedule,
+	/// The schedule's step at this trainer's first step: a round of `H` local steps in a
+	/// job starts at `round · H`, so one warm-up + cosine spans the whole job, not each round.
+	#[serde(default)]
+	pub first_step: usize,
 }
 
 impl Default for TrainConfig {
@@ -227,6 +231,7 @@ impl Default for TrainConfig {
 			batch_size: 32,
 			optimizer: OptimizerConfig::sgd(0.05, 0.9),
 			schedule: Schedule::Constant,
+			first_step: 0,
 		}
 	}
 }
@@ -277,6 +282,7 @@ pub struct Trainer<'m> {
 	opt: AnyOptimizer,
 	base_lr: f64,
 	schedule: Schedule,
+	first_step: usize,
 	batch_size: usize,
 	steps: usize,
 	xbuf: Vec<f32>,
@@ -296,6 +302,7 @@ impl<'m> Trainer<'m> {
 			opt,
 			base_lr: cfg.optimizer.lr(),
 			schedule: cfg.schedule,
+			first_step: cfg.first_step,
 			batch_size: cfg.batch_size,
 			steps: 0,
 			xbuf: Vec::new(),
@@ -324,7 +331,9 @@ impl<'m> Trainer<'m> {
 		let (loss, _, _) = self.model.batch_loss(&xs, &ys)?;
 		let grads = loss.backward()?;
 		if self.schedule != Schedule::Constant {
-			self.opt.set_learning_rate(self.base_lr * self.schedule.factor(self.steps));
+			self.opt.set_learning_rate(
+				self.base_lr * self.schedule.factor(self.first_step + self.steps),
+			);
 		}
 		self.opt.step(&grads)?;
 		self.steps += 1;
@@ -511,6 +520,28 @@ mod tests {
 		assert!((none.factor(0) - 1.0).abs() < 1e-12 && none.factor(4).abs() < 1e-12);
 		assert!((none.factor(2) - 0.5).abs() < 1e-12);
 		assert!(Schedule::WarmupCosine { warmup: 0, total: 1, min_ratio: 2.0 }.check().is_err());
+	}
+
+	#[test]
+	#[allow(clippy::unwrap_used)]
+	fn a_round_continues_the_schedule_from_its_first_step() {
+		let spec = crate::model::ModelSpec::parse("logreg:2-2").unwrap();
+		let data = crate::data::gaussian_blobs(64, 2, 2, 3.0, 1.0, 1).unwrap();
+		let cfg = |first_step| TrainConfig {
+			max_steps: Some(4),
+			optimizer: OptimizerConfig::sgd(0.5, 0.0),
+			schedule: Schedule::WarmupCosine { warmup: 0, total: 8, min_ratio: 0.0 },
+			first_step,
+			..Default::default()
+		};
+		// Round 0 of 4 steps learns; a round that starts where the schedule has decayed to
+		// zero leaves the model where it was.
+		let mut m = Model::new(&spec).unwrap();
+		let first = local_round(&mut m, &data, &cfg(0), 1).unwrap();
+		assert!(first.update.iter().any(|x| *x != 0.0));
+		let mut m = Model::new(&spec).unwrap();
+		let late = local_round(&mut m, &data, &cfg(8), 1).unwrap();
+		assert!(late.update.iter().all(|x| *x == 0.0), "{:?}", late.update);
 	}
 
 	#[test]

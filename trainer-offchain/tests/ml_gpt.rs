@@ -195,6 +195,7 @@ fn adam_steps(steps: usize, batch: usize, schedule: Schedule) -> TrainConfig {
 			weight_decay: 0.01,
 		},
 		schedule,
+		first_step: 0,
 	}
 }
 

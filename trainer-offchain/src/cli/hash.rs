@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 use trainchain_trainer::outer::OuterOptimizer;
-use trainchain_trainer::plan::{job_commitment, InnerOptimizer, TrainingPlan};
+use trainchain_trainer::plan::{job_commitment, InnerOptimizer, PlanSchedule, TrainingPlan};
 use trainchain_trainer::public_data::PublicShards;
 use trainchain_trainer::update::{hex32, model_state_hash};
 use trainchain_trainer::{checkpoint, Model, ModelSpec};
@@ -32,6 +32,9 @@ pub struct HashArgs {
 	/// The job's outer optimiser (`outer=` of its metadata): the commitment covers it.
 	#[arg(long)]
 	pub outer: Option<OuterOptimizer>,
+	/// The job's learning-rate schedule (`schedule=` of its metadata): covered too.
+	#[arg(long)]
+	pub schedule: Option<PlanSchedule>,
 	/// Machine-readable output.
 	#[arg(long)]
 	pub json: bool,
@@ -63,8 +66,11 @@ pub fn run(a: HashArgs) -> Result<()> {
 		},
 	};
 	let initial = Model::new(&spec)?;
-	let plan =
-		TrainingPlan { inner: a.inner.unwrap_or_default(), outer: a.outer.unwrap_or_default() };
+	let plan = TrainingPlan {
+		inner: a.inner.unwrap_or_default(),
+		outer: a.outer.unwrap_or_default(),
+		schedule: a.schedule.unwrap_or_default(),
+	};
 	let commitment = hex32(&job_commitment(&spec, &plan)?);
 	let initial_hash = hex32(&model_state_hash(&initial)?);
 	if a.json {

@@ -17,10 +17,10 @@ use trainchain_trainer::outer::OuterOptimizer;
 use trainchain_trainer::p2p::metrics;
 use trainchain_trainer::p2p::net::{self, NetConfig};
 use trainchain_trainer::p2p::round::{Byzantine, Peer, PeerConfig, RoundReport, Scheme};
-use trainchain_trainer::plan::InnerOptimizer;
+use trainchain_trainer::plan::{InnerOptimizer, PlanSchedule};
 use trainchain_trainer::shard::{load_shard, ShardTrainer};
 use trainchain_trainer::signing::Keys;
-use trainchain_trainer::train::TrainConfig;
+use trainchain_trainer::train::{Schedule, TrainConfig};
 use trainchain_trainer::update::model_state_hash;
 use trainchain_trainer::{checkpoint, Model};
 
@@ -73,6 +73,10 @@ pub struct PeerArgs {
 	/// Every peer of a run must use the same.
 	#[arg(long, default_value = "avg")]
 	pub outer: OuterOptimizer,
+	/// Learning-rate schedule over all rounds' local steps (needs --local-steps):
+	/// constant | cosine:WARMUP[:MIN_RATIO].
+	#[arg(long, default_value = "constant")]
+	pub schedule: PlanSchedule,
 	/// Job id.
 	#[arg(long, default_value_t = 0)]
 	pub job_id: u64,
@@ -179,6 +183,11 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 		max_steps: args.local_steps,
 		batch_size: args.batch_size,
 		optimizer: args.inner.with_lr(args.lr),
+		schedule: match args.local_steps {
+			Some(h) => args.schedule.over(h.saturating_mul(args.rounds as usize)),
+			None => Schedule::Constant,
+		},
+		first_step: 0,
 	};
 	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
 	let genesis_hash = match &args.genesis_hash {

@@ -320,6 +320,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
 		batch_size: a.batch_size,
 		optimizer: optimizer(opt_name, a.lr, a.momentum, a.weight_decay)?,
 		schedule: Schedule::Constant,
+		first_step: 0,
 	};
 	cfg.schedule = schedule(&a, train::total_steps(&cfg, train_set.len()))?;
 	let mut model = Model::new(&spec)?;
