@@ -93,8 +93,8 @@ fn context(validators: &[DevNode], trainers: Option<&Trainers>) -> String {
 		s += &format!("\n--- validator {v} ({}) log tail:\n{}\n", VALIDATORS[v], node.log_tail());
 	}
 	if let Some(t) = trainers {
-		for i in 0..TRAINERS.len() {
-			s += &format!("\n--- trainer {i} ({}) log tail:\n{}\n", TRAINERS[i], t.log_tail(i));
+		for (i, suri) in TRAINERS.iter().enumerate() {
+			s += &format!("\n--- trainer {i} ({suri}) log tail:\n{}\n", t.log_tail(i));
 		}
 		s += &format!("\n(all logs in {})", t.logs.display());
 	}
@@ -270,12 +270,15 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		format!("{}\n(validators still up: {survivors:?})", context(validators, Some(trainers)))
 	};
 
-	// Finality goes on with three of four votes, on every surviving validator.
+	// Finality goes on with three of four votes, on every surviving validator: three blocks
+	// past the best block at the kill, which Dave never saw, get finalised. (With two of four
+	// validators killed instead, this times out: finality stays where it was while blocks are
+	// still produced, the same 1/2 < 2/3 of votes that one of three would leave.)
 	poll(
 		Duration::from_secs(90),
-		"3 more finalised blocks on every surviving validator after the kill",
+		&format!("block #{} (3 past the best at the kill) to be finalised", best_at_kill + 3),
 		|| ctx(&trainers, &validators),
-		|| survivors.iter().all(|v| validators[*v].finalized_number() >= fin_at_kill + 3),
+		|| survivors.iter().all(|v| validators[*v].finalized_number() >= best_at_kill + 3),
 	);
 	let finality_resumed = t_kill.elapsed();
 	let fin_after = validators[0].finalized_number();
@@ -381,8 +384,8 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	// Finality went on through the whole job, and the surviving validators agree on the chain.
 	for (k, v) in survivors.iter().enumerate() {
 		assert!(
-			fin_end[k] >= fin_at_kill + 3,
-			"validator {v} finalised only #{} (#{fin_at_kill} at the kill)",
+			fin_end[k] >= best_at_kill + 3,
+			"validator {v} finalised only #{} (best #{best_at_kill} at the kill)",
 			fin_end[k]
 		);
 	}
@@ -400,7 +403,7 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		say!(
 			"round {round}: finalised {:.0} s after the trainers started (+{:.0} s)",
 			at.as_secs_f64(),
-			(*at - prev).as_secs_f64()
+			at.saturating_sub(prev).as_secs_f64()
 		);
 		prev = *at;
 	}
