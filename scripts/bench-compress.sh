@@ -8,8 +8,14 @@
 # metric_drop = test accuracy points lost against the uncompressed run after the last round.
 # `compression-report` lines add the bytes on the wire (envelopes, signatures, proofs included).
 #
+# Then the same for the language model (data=text): gpt:256-64-2-4-64 on the generated corpus,
+# 50 AdamW steps per round, metric_drop = relative increase of the validation loss (400 held-out
+# rows) against the uncompressed run.
+#
 # Env: ROUNDS (50), COMPRESSIONS (none,int8,sparse:0.0156:2 — the first one is the baseline),
-# MODEL (mlp), BENCH_TARGET_DIR (/var/tmp/trainchain-target-trainer).
+# MODEL (mlp); TEXT_MODEL (gpt:256-64-2-4-64@0), TEXT_ROUNDS (20), TEXT_LOCAL_STEPS (50),
+# TEXT_COMPRESSIONS (none,sparse:0.0156:2), TEXT=0 to skip the language model;
+# BENCH_TARGET_DIR (/var/tmp/trainchain-target-trainer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench-env.sh
@@ -19,3 +25,11 @@ REPORT_ROUNDS=${ROUNDS:-50} \
 	REPORT_MODEL=${MODEL:-mlp} \
 	RUST_LOG=${RUST_LOG:-error} \
 	"$bin" | grep -E '^(bench-compress|compression-report)'
+if [ "${TEXT:-1}" != 0 ]; then
+	REPORT_ROUNDS=${TEXT_ROUNDS:-20} \
+		REPORT_COMPRESSIONS=${TEXT_COMPRESSIONS:-none,sparse:0.0156:2} \
+		REPORT_MODEL=${TEXT_MODEL:-gpt:256-64-2-4-64@0} \
+		REPORT_LOCAL_STEPS=${TEXT_LOCAL_STEPS:-50} \
+		RUST_LOG=${RUST_LOG:-error} \
+		"$bin" | grep -E '^(bench-compress|compression-report)'
+fi

@@ -25,14 +25,19 @@ use trainchain_trainer::train::{OptimizerConfig, TrainConfig};
 
 async fn compression_report() {
 	init_tracing();
-	let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
-	let all = data::load_csv(dir.join("digits-train.csv"), CsvOptions::default()).unwrap();
-	let test = data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap();
 	let rounds: u32 = std::env::var("REPORT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
 	let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
 	let local_steps: Option<usize> =
 		std::env::var("REPORT_LOCAL_STEPS").ok().and_then(|v| v.parse().ok());
+	let (all, test) = load(&model);
+	let text = ModelSpec::lm_context(&model).unwrap().is_some();
 	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
+	// A language model trains with AdamW (SGD at 0.05 barely moves a transformer).
+	let optimizer = if text {
+		OptimizerConfig::Adam { lr: 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+	} else {
+		OptimizerConfig::sgd(0.05, 0.9)
+	};
 	let shards = data::shard_iid(&all, 4, 42).unwrap();
 	let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];
 	let list = std::env::var("REPORT_COMPRESSIONS")
@@ -45,12 +50,8 @@ async fn compression_report() {
 		for (i, s) in suris.iter().enumerate() {
 			let mut cfg = peer_cfg(s, 4);
 			cfg.compression = compression;
-			cfg.round_timeout = Duration::from_secs(20);
-			let cfgt = TrainConfig {
-				optimizer: OptimizerConfig::sgd(0.05, 0.9),
-				max_steps: local_steps,
-				..Default::default()
-			};
+			cfg.round_timeout = Duration::from_secs(if text { 120 } else { 20 });
+			let cfgt = TrainConfig { optimizer, max_steps: local_steps, ..Default::default() };
 			let t =
 				ShardTrainer::new(&spec, shards[i].clone(), i as u64, Some(test.clone()), cfgt, 42)
 					.unwrap();
@@ -81,7 +82,9 @@ async fn compression_report() {
 			.collect();
 		let avg = sent.iter().sum::<u64>() / sent.len() as u64;
 		let upd = all_reports[0].last().unwrap().update_bytes;
-		let acc = all_reports[0].last().unwrap().eval.unwrap().1;
+		let eval = all_reports[0].last().unwrap().eval.unwrap();
+		// Digits: accuracy, points lost. Text: validation loss, relative increase.
+		let acc = if text { eval.0 } else { eval.1 };
 		let n = suris.len() as f64;
 		let payload: Vec<f64> = all_reports
 			.iter()
@@ -90,15 +93,42 @@ async fn compression_report() {
 			.collect();
 		let payload = payload.iter().sum::<f64>() / payload.len() as f64;
 		let (base_payload, base_acc) = *baseline.get_or_insert((payload, acc));
-		println!(
-			"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4}",
-			base_payload / payload,
-			100.0 * (base_acc - acc),
-		);
+		if text {
+			println!(
+				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4}",
+				base_payload / payload,
+				(acc - base_acc) / base_acc,
+			);
+		} else {
+			println!(
+				"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4}",
+				base_payload / payload,
+				100.0 * (base_acc - acc),
+			);
+		}
 		println!(
             "compression-report compression={comp} params={} update_bytes={upd} bytes_sent_per_peer_per_round={avg} rounds={rounds} accuracy={acc:.4}",
             spec.num_params().unwrap()
         );
+	}
+}
+
+/// Training and test data of `model`: digits (CSV) for a classifier; for a `gpt`, the
+/// generated corpus with its last 10% held out (400 evenly spaced held-out rows).
+fn load(model: &str) -> (data::Dataset, data::Dataset) {
+	let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+	match ModelSpec::lm_context(model).unwrap() {
+		Some(ctx) => {
+			let (train, held_out) =
+				data::load_text_split(dir.join("corpus.txt"), ctx, ctx).unwrap();
+			let every = (held_out.len() / 400).max(1);
+			let idx: Vec<usize> = (0..held_out.len()).step_by(every).take(400).collect();
+			(train, held_out.subset("validation", &idx).unwrap())
+		},
+		None => (
+			data::load_csv(dir.join("digits-train.csv"), CsvOptions::default()).unwrap(),
+			data::load_csv(dir.join("digits-test.csv"), CsvOptions::default()).unwrap(),
+		),
 	}
 }
 

@@ -36,6 +36,18 @@ pub struct EvalArgs {
 	/// Machine-readable output.
 	#[arg(long)]
 	pub json: bool,
+	/// gpt: also print a continuation of --prompt this many bytes long.
+	#[arg(long, default_value_t = 0)]
+	pub sample: usize,
+	/// gpt: the text the sample continues.
+	#[arg(long, default_value = "The ")]
+	pub prompt: String,
+	/// gpt: sampling temperature (0: greedy), draws seeded by --seed.
+	#[arg(long, default_value_t = 0.8)]
+	pub temperature: f32,
+	/// gpt: seed of the sample's draws.
+	#[arg(long, default_value_t = 0)]
+	pub seed: u64,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
@@ -69,11 +81,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
 	};
 	let m = eval::evaluate(&model, &data)?;
 	let state = hex32(&model_state_hash(&model)?);
+	let sample = super::train::sample_text(&model, &a.prompt, a.sample, a.temperature, a.seed)?;
 	if a.json {
 		common::print_json(&json!({"spec": model.spec().to_string(), "samples": m.samples,
             "loss": m.loss, "accuracy": m.accuracy, "model_hash": state,
             "perplexity": Some(m.perplexity()).filter(|_| model.spec().is_lm()),
-            "standardized": standardizer.is_some()}));
+            "standardized": standardizer.is_some(), "sample": sample}));
 	} else if model.spec().is_lm() {
 		println!(
 			"model {} on {} ({} rows): loss={:.4} perplexity={:.3} accuracy={:.4} (per token)",
@@ -85,6 +98,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
 			m.accuracy
 		);
 		println!("model state hash {state}");
+		if let Some(s) = sample {
+			println!("sample (--prompt {:?}, {} bytes):\n{s}", a.prompt, a.sample);
+		}
 	} else {
 		println!(
 			"model {} on {} ({} samples): loss={:.4} accuracy={:.4}",

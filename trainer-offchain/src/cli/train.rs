@@ -380,16 +380,28 @@ pub fn run(a: TrainArgs) -> Result<()> {
 /// A gpt's continuation of `--prompt` (prompt included), or `None` for other models or
 /// `--sample 0`. Bytes that are not UTF-8 print as U+FFFD.
 fn sample(a: &TrainArgs, model: &Model) -> Result<Option<String>> {
-	if !model.spec().is_lm() || a.sample == 0 {
+	sample_text(model, &a.prompt, a.sample, a.temperature, a.seed)
+}
+
+/// A gpt's continuation of `prompt`, `n` bytes long (prompt included; `None` for other
+/// models or `n = 0`): greedy at temperature 0, else seeded draws.
+pub(super) fn sample_text(
+	model: &Model,
+	prompt: &str,
+	n: usize,
+	temperature: f32,
+	seed: u64,
+) -> Result<Option<String>> {
+	if !model.spec().is_lm() || n == 0 {
 		return Ok(None);
 	}
-	let prompt: Vec<u32> = a.prompt.bytes().map(u32::from).collect();
-	let how = if a.temperature == 0.0 {
+	let prompt: Vec<u32> = prompt.bytes().map(u32::from).collect();
+	let how = if temperature == 0.0 {
 		Sampling::Greedy
 	} else {
-		Sampling::Temperature { temperature: a.temperature, seed: a.seed }
+		Sampling::Temperature { temperature, seed }
 	};
-	let out = gpt::sample(model, &prompt, a.sample, how)?;
+	let out = gpt::sample(model, &prompt, n, how)?;
 	let bytes: Vec<u8> =
 		prompt.iter().chain(&out).map(|&t| u8::try_from(t).unwrap_or(b'?')).collect();
 	Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
