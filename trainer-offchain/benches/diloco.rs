@@ -20,7 +20,7 @@
 //! Env: DILOCO_MODEL (gpt:256-64-2-4-64@0), DILOCO_STEPS (400), DILOCO_H (50), comma list,
 //! DILOCO_BATCH (16), DILOCO_LR (0.003), DILOCO_OUTER (nesterov:0.7:0.9), DILOCO_COMPRESSION
 //! (none), DILOCO_VALIDATION_ROWS (400, evenly spaced rows of the held-out part),
-//! DILOCO_PLOT (out/diloco.svg).
+//! DILOCO_PLOT (out/diloco.svg), DILOCO_SYNC_LOSS (skip the synchronous run, use this loss).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "../tests/p2p_common/mod.rs"]
@@ -225,7 +225,11 @@ async fn bench() {
 		s.batch
 	);
 	let t0 = Instant::now();
-	let sync = synchronous(&s, *hs.iter().min().unwrap_or(&50));
+	// DILOCO_SYNC_LOSS=L: skip the synchronous run (a tuning aid; its curve is then empty).
+	let sync = match std::env::var("DILOCO_SYNC_LOSS").ok().and_then(|v| v.parse::<f32>().ok()) {
+		Some(l) => vec![(0, val_loss(&s.spec, &s.spec.initial_params().unwrap(), &s.validation)), (s.steps, l)],
+		None => synchronous(&s, *hs.iter().min().unwrap_or(&50)),
+	};
 	let sync_loss = sync.last().unwrap().1;
 	eprintln!("synchronous: {:.1} s", t0.elapsed().as_secs_f64());
 	for (step, loss) in &sync {
