@@ -227,7 +227,10 @@ async fn bench() {
 	let t0 = Instant::now();
 	// DILOCO_SYNC_LOSS=L: skip the synchronous run (a tuning aid; its curve is then empty).
 	let sync = match std::env::var("DILOCO_SYNC_LOSS").ok().and_then(|v| v.parse::<f32>().ok()) {
-		Some(l) => vec![(0, val_loss(&s.spec, &s.spec.initial_params().unwrap(), &s.validation)), (s.steps, l)],
+		Some(l) => vec![
+			(0, val_loss(&s.spec, &s.spec.initial_params().unwrap(), &s.validation)),
+			(s.steps, l),
+		],
 		None => synchronous(&s, *hs.iter().min().unwrap_or(&50)),
 	};
 	let sync_loss = sync.last().unwrap().1;
