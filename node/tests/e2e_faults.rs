@@ -5,9 +5,10 @@
 //! that paid the fourth trainer (Eve) has finalised on-chain, one validator (Dave) and that
 //! trainer are killed with SIGKILL. Then:
 //! - blocks keep finalising, on every surviving validator, and they agree on the blocks;
-//! - the job completes with every round finalised (a model hash each), the rounds after the
-//!   kill paid exactly the three surviving trainers, and every trainer's model hash matches the
-//!   chain's;
+//! - the job completes with all its rounds finalised (a model hash each; a round that fails,
+//!   e.g. because the kill broke its peer agreement, pays nobody and is re-opened by the
+//!   chain), the rounds after the kill paid exactly the three surviving trainers, and every
+//!   trainer's model hash matches the chain's;
 //! - the escrow is exact: payouts + submitter shares + refund = deposit, nothing left on hold.
 //!
 //! Why four validators: GRANDPA finalises a block once more than 2/3 of the authorities' votes
@@ -349,6 +350,22 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		"the job's model is not its last round's: {job}"
 	);
 
+	// A round can fail (its deadline passes without an aggregate): the survivors of a kill in
+	// the middle of a round's peer agreement may not reach the job's minimum in time. The job
+	// then opens the next round; a failed round pays nobody and its reward stays in escrow.
+	let history = validators[0].rpc("training_rounds", json!([job_id]));
+	let failed: Vec<&Value> = history
+		.as_array()
+		.unwrap()
+		.iter()
+		.filter(|r| r["outcome"] == "failed")
+		.collect();
+	for r in &failed {
+		assert!(payees(r).is_empty(), "a failed round paid: {r}");
+	}
+	let failed_numbers: Vec<u64> = failed.iter().filter_map(|r| r["round"].as_u64()).collect();
+	say!("failed rounds (re-opened by the chain): {failed_numbers:?}");
+
 	// The rounds that started after the kill paid exactly the three surviving trainers.
 	let alive: BTreeSet<String> = (0..TRAINERS.len())
 		.filter(|i| *i != KILLED_TRAINER)
@@ -408,8 +425,9 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		prev = *at;
 	}
 	say!(
-		"fault test: {ROUNDS} rounds in {:.0} s ({:.0} s per round); finality resumed {:.0} s \
-		 after the kill (#{fin_at_kill} -> #{fin_after}); whole test {:.0} s",
+		"fault test: {ROUNDS} rounds in {:.0} s ({:.0} s per round, failed rounds \
+		 {failed_numbers:?}); finality resumed {:.0} s after the kill (#{fin_at_kill} -> \
+		 #{fin_after}); whole test {:.0} s",
 		job_time.as_secs_f64(),
 		job_time.as_secs_f64() / ROUNDS as f64,
 		finality_resumed.as_secs_f64(),
