@@ -107,9 +107,10 @@ async fn compression_report() {
 			);
 		}
 		println!(
-            "compression-report compression={comp} params={} update_bytes={upd} bytes_sent_per_peer_per_round={avg} rounds={rounds} accuracy={acc:.4}",
-            spec.num_params().unwrap()
-        );
+			"compression-report compression={comp} params={} update_bytes={upd} bytes_sent_per_peer_per_round={avg} rounds={rounds} {}={acc:.4}",
+			spec.num_params().unwrap(),
+			if text { "loss" } else { "accuracy" },
+		);
 	}
 }
 
