@@ -71,7 +71,11 @@ const TRAINER_PORT: u16 = 30400;
 fn start_validator(lab: &Lab, v: usize, boot: Option<&str>, logs: &Path) -> DevNode {
 	let ns = lab.hosts[v].clone();
 	let mut cmd = lab.command(&ns, Path::new(env!("CARGO_BIN_EXE_trainchain-node")));
-	cmd.args(["--chain", "local", "--tmp", &format!("--{}", VALIDATORS[v])])
+	// Its database in the test's directory rather than `--tmp`'s: a node killed with SIGKILL
+	// never removes its temporary directory, and [`RemoveOnDrop`] removes this one.
+	cmd.args(["--chain", "local", &format!("--{}", VALIDATORS[v])])
+		.arg("--base-path")
+		.arg(logs.join(format!("validator-{v}-db")))
 		.args(["--no-telemetry", "--no-mdns", "--no-prometheus"])
 		// Reachable from the trainers' hosts: listen on all of this host's interfaces (safe
 		// methods only would refuse a validator; this host is the test's own namespace).
@@ -85,6 +89,17 @@ fn start_validator(lab: &Lab, v: usize, boot: Option<&str>, logs: &Path) -> DevN
 		cmd.args(["--bootnodes", b]);
 	}
 	DevNode::adopt(cmd, RPC_PORT, logs.join(format!("validator-{v}.log")), Some(ns))
+}
+
+/// Directories removed when it is dropped (after the processes that used them).
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+	fn drop(&mut self) {
+		for d in &self.0 {
+			let _ = std::fs::remove_dir_all(d);
+		}
+	}
 }
 
 /// Everything a failure message needs: the tail of every log.
@@ -141,6 +156,10 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	let logs = std::env::temp_dir().join(format!("trainchain-faults-{}", lab.public));
 	std::fs::create_dir_all(&logs).unwrap();
 	say!("logs in {}", logs.display());
+	// Declared before the validators, so dropped after them: their databases.
+	let _databases = RemoveOnDrop(
+		(0..VALIDATORS.len()).map(|v| logs.join(format!("validator-{v}-db"))).collect(),
+	);
 
 	// The validators: Alice first (everybody's bootnode), then the other three at once.
 	let mut validators = vec![start_validator(&lab, 0, None, &logs)];
