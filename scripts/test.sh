@@ -17,8 +17,9 @@
 # Within a binary, tests run on cargo's default parallel test threads, and the node tests that
 # start a dev node take turns (one node per test binary at a time, see node/tests/common). Up
 # to three binaries run at once (LANES=1 restores cargo's one-at-a-time order): the node tests
-# mostly wait for blocks. The 3-validator zombienet
-# test is separate: scripts/zombienet.sh.
+# mostly wait for blocks; phase 1 runs the silent-member job with the fault test (four validators
+# and four trainers in network namespaces, one of each killed) beside it. The zombienet test is
+# separate: scripts/zombienet.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib/env.sh"
 cd "$REPO_ROOT"
