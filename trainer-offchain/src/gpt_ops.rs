@@ -14,15 +14,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-	let data = s.as_slice::<f32>()?;
-	match l.contiguous_offsets() {
-		Some((a, b)) => data
-			.get(a..b)
-			.ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
-		None => Err(candle_core::Error::Msg(format!("{what}: needs a contiguous tensor"))),
-	}
-}
+use crate::ops::contiguous;
 
 /// Side of the square last two dimensions of `l`.
 fn square_side(l: &Layout) -> candle_core::Result<usize> {
@@ -63,7 +55,7 @@ impl CustomOp1 for CausalSoftmax {
 	}
 
 	fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-		let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
+		let grad = grad.contiguous()?;
 		Ok(Some(res.apply_op2_no_bwd(&grad, &CausalSoftmaxGrad)?))
 	}
 }
@@ -108,7 +100,7 @@ impl CustomOp2 for CausalSoftmaxGrad {
 /// Softmax over the last dimension of `scores [.., T, T]` (f32) with position `i` (the
 /// second-to-last index) attending to `0..=i` only; later entries are exactly 0.
 pub fn causal_softmax(scores: &Tensor) -> candle_core::Result<Tensor> {
-	let x = if scores.is_contiguous() { scores.clone() } else { scores.contiguous()? };
+	let x = scores.contiguous()?;
 	if x.track_op() {
 		x.apply_op1(CausalSoftmax)
 	} else {
@@ -143,7 +135,7 @@ impl CustomOp1 for Gelu {
 	}
 
 	fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-		let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
+		let grad = grad.contiguous()?;
 		Ok(Some(x.apply_op2_no_bwd(&grad, &GeluGrad)?))
 	}
 }
@@ -182,7 +174,7 @@ impl CustomOp2 for GeluGrad {
 
 /// GELU, tanh approximation: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (f32).
 pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
-	let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+	let x = x.contiguous()?;
 	if x.track_op() {
 		x.apply_op1(Gelu)
 	} else {

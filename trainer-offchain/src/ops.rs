@@ -16,7 +16,12 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+/// The f32 data of a contiguous tensor's storage (an error for any other layout).
+pub(crate) fn contiguous<'a>(
+	s: &'a CpuStorage,
+	l: &Layout,
+	what: &str,
+) -> candle_core::Result<&'a [f32]> {
 	let data = s.as_slice::<f32>()?;
 	match l.contiguous_offsets() {
 		Some((a, b)) => data
@@ -116,7 +121,7 @@ impl CustomOp3 for Dense {
 
 /// `x @ w + b` for `x [B, in]`, `w [in, out]`, `b [out]` (f32), with the fused backward.
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-	let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+	let x = x.contiguous()?;
 	if x.track_op() || w.track_op() || b.track_op() {
 		x.apply_op3(w, b, Dense)
 	} else {
@@ -237,7 +242,7 @@ impl CustomOp2 for SoftmaxCeGrad {
 /// Mean softmax cross-entropy of `logits [B, C]` (f32) against `labels [B]` (u32), with a
 /// fused backward. Errors if a label is `>= C`.
 pub fn softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
-	let logits = if logits.is_contiguous() { logits.clone() } else { logits.contiguous()? };
+	let logits = logits.contiguous()?;
 	logits.apply_op2(labels, SoftmaxCe)
 }
 
@@ -313,7 +318,7 @@ pub fn sgd_momentum_inplace(
 	momentum: f32,
 	weight_decay: f32,
 ) -> candle_core::Result<()> {
-	let grad = if grad.is_contiguous() { grad.clone() } else { grad.contiguous()? };
+	let grad = grad.contiguous()?;
 	let op = SgdStep { lr, momentum, weight_decay, velocity: RefCell::new(velocity) };
 	param.inplace_op2(&grad, &op)
 }

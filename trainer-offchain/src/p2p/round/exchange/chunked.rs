@@ -189,13 +189,16 @@ impl<T: LocalTrainer> Peer<T> {
 				})
 				.collect()
 		};
-		let sent = self.reduce_feedback.corrected(&my_elems, len, &reduced);
-		let blocks = encode(&sent);
-		if self.feeds_back_reduced() {
+		let blocks = if self.feeds_back_reduced() {
+			let sent = self.reduce_feedback.corrected(&my_elems, len, &reduced);
+			let blocks = encode(&sent);
 			let decoded =
 				compress::decode_blocks(reduce_compression(comp), len, my_blocks.start, &blocks)?;
 			self.reduce_feedback.keep(&my_elems, &sent, &decoded);
-		}
+			blocks
+		} else {
+			encode(&reduced)
+		};
 		let chunk = my_idx as u32;
 		let body = Body::Reduced { attempt, proposal, chunk, blocks };
 		let (env, digest) =
