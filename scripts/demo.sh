@@ -54,9 +54,10 @@ if [ "$VERIFIERS" -gt 0 ]; then
 	verification=(--verifiers "$VERIFIERS" --validation-set "$VALIDATION" --scoring-window 10
 		--challenge-period 3 --verifier-bond 10 --challenge-bond 50)
 fi
-log "creating a job: model $MODEL, $ROUNDS rounds, $REWARD TRAIN per round, $VERIFIERS verifiers (sponsor //Alice)"
+log "creating a job: model $MODEL, $ROUNDS rounds, $REWARD TRAIN per round, $VERIFIERS verifiers, inputs standardised with the training set's statistics (sponsor //Alice)"
 JOB_JSON=$(node scripts/sponsor/sponsor.js create-job --node "ws://127.0.0.1:$RPC_PORT" --suri //Alice \
 	--model "$MODEL" --trainer "$TRAINER" --rounds "$ROUNDS" --reward "$REWARD" \
+	--standardize trainer-offchain/testdata/digits-train.csv \
 	--min 2 --max "$TRAINERS" --round-length 30 --commit-window 15 --bond 10 "${verification[@]}" --json)
 JOB=$(jq -r .jobId <<<"$JOB_JSON")
 log "job $JOB created: $(jq -c . <<<"$JOB_JSON")"

@@ -31,6 +31,7 @@ const POOL: u128 = REWARD - REWARD / 100 - REWARD / 10;
 
 fn verified_job(node: &DevNode) -> u64 {
 	let validation = repo_root().join("trainer-offchain/testdata/digits-test.csv");
+	let train = repo_root().join("trainer-offchain/testdata/digits-train.csv");
 	create_job(
 		node,
 		&[
@@ -68,6 +69,10 @@ fn verified_job(node: &DevNode) -> u64 {
 			"3",
 			"--challenge-bond",
 			"50",
+			// The job fixes the input standardisation (fitted on the training set): the
+			// trainers train, and the verifiers score, on standardised rows.
+			"--standardize",
+			train.to_str().unwrap(),
 		],
 	)
 }
@@ -142,5 +147,9 @@ fn verifiers_pay_for_useful_training_only() {
 		assert!(honest_accuracy.iter().all(|a| *a == honest_accuracy[0]));
 		assert_eq!(r["metric"].as_u64(), Some(honest_accuracy[0]), "metric of round {round}");
 	}
+	// The verifiers scored on rows standardised as the trainers trained on them (a model
+	// trained on standardised digits scores far lower on raw pixel counts).
+	let last = finalized.last().unwrap()["metric"].as_u64().unwrap();
+	assert!(last >= 900_000, "final accuracy {}%", last as f64 / 1e4);
 	assert_verified_escrow_exact(&node, job_id);
 }

@@ -26,7 +26,7 @@ ALONE=(e2e_silent_member)
 # whole lanes runs) both passed: the silent-member job took 153-168 s (145 s alone), the fault
 # test 196-235 s (203-249 s alone; 380 s in one run alone where a round failed and was re-run).
 BESIDE=(e2e_faults)
-LANE_1=(e2e)
+LANE_1=(e2e e2e_resume)
 LANE_2=(e2e_verified e2e_public_data round dev_node trainer_errors)
 
 run_test_lanes() {

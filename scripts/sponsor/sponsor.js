@@ -18,7 +18,9 @@ const USAGE = `usage: sponsor.js <create-job|show|watch|cancel|approve-verifier|
               [--dataset NAME] [--min N] [--max N] [--round-length BLOCKS] [--commit-window BLOCKS]
               [--bond AMOUNT] [--max-samples N] [--max-failed-rounds N] [--lr 0.05] [--batch 32]
               [--local-steps N] [--inner sgd:0.9|adamw:WD] [--outer avg|nesterov:LR:MOMENTUM] [--schedule cosine:WARMUP]
-              [--trainer PATH]   (--inner/--outer: the training plan, covered by the commitment)
+              [--standardize TRAIN.csv | --input standard:...]  (fit the input standardisation every
+              contributor and verifier applies; stored in the metadata as input=...)
+              [--trainer PATH]   (--inner/--outer/--standardize: the training plan, covered by the commitment)
               verified job: --verifiers K --validation-set FILE|0x.. [--verifier-bond AMOUNT]
               [--verifier-share PERCENT] [--scoring-window BLOCKS] [--challenge-period BLOCKS]
               [--challenge-bond AMOUNT] [--restricted]
@@ -112,19 +114,23 @@ function submit(api, tx, pair) {
   });
 }
 
+// The model commitment and the job's input transform ('raw', or the 'standard:...' that
+// 'trainchain-trainer hash --standardize FILE' fits on the sponsor's training data).
 function modelCommitment(model) {
-  if (opts['model-commitment']) return opts['model-commitment'];
+  if (opts['model-commitment']) return { commitment: opts['model-commitment'], input: opts.input || 'raw' };
   const trainer = opts.trainer || process.env.TRAINER_BIN || 'trainchain-trainer';
   try {
     const plan = [];
     if (opts.inner) plan.push('--inner', opts.inner);
     if (opts.outer) plan.push('--outer', opts.outer);
     if (opts.schedule) plan.push('--schedule', opts.schedule);
+    if (opts.standardize) plan.push('--standardize', opts.standardize);
+    else if (opts.input) plan.push('--input', opts.input);
     const text = execFileSync(trainer, ['hash', '--model', model, ...plan, '--json'], { encoding: 'utf8' });
     const parsed = JSON.parse(text.trim().split('\n').pop());
     const c = parsed.model_commitment || parsed.commitment;
     if (!c) fail(`'${trainer} hash' printed no model_commitment`);
-    return c;
+    return { commitment: c, input: parsed.input || 'raw' };
   } catch (e) {
     fail(`cannot compute the model commitment with '${trainer} hash --model ${model}' (${e.message.split('\n')[0]}); pass --model-commitment 0x...`);
   }
@@ -172,10 +178,14 @@ async function createJob(api) {
   const reward = toPlanck(opts.reward ?? fail('--reward is required'));
   const dataset = opts.dataset || 'digits';
   const { blake2AsHex } = await import('@polkadot/util-crypto');
+  const { commitment, input } = modelCommitment(model);
+  const metadata = `model=${model};data=${dataset}` + (opts.inner ? `;inner=${opts.inner}` : '') + (opts.outer ? `;outer=${opts.outer}` : '')
+    + (opts.schedule ? `;schedule=${opts.schedule}` : '') + (input !== 'raw' ? `;input=${input}` : '');
+  if (metadata.length > 1024) fail(`the job's metadata is ${metadata.length} bytes, over the chain's 1024`);
   const spec = {
-    modelCommitment: modelCommitment(model),
+    modelCommitment: commitment,
     datasetCommitment: opts['dataset-commitment'] || blake2AsHex(dataset, 256),
-    metadata: `model=${model};data=${dataset}` + (opts.inner ? `;inner=${opts.inner}` : '') + (opts.outer ? `;outer=${opts.outer}` : '') + (opts.schedule ? `;schedule=${opts.schedule}` : ''),
+    metadata,
     hyperparameters: {
       learningRatePpm: Math.round(Number(opts.lr ?? 0.1) * 1e6),
       batchSize: int('batch', 32),

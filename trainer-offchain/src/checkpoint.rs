@@ -10,6 +10,12 @@
 //! `in_features`, [`MEAN_TENSOR`] and [`STD_TENSOR`]; `eval` applies them to its data before
 //! the forward pass. They are not model parameters: the model state hash does not cover
 //! them. Checkpoints without them (older ones, `train --no-standardize`) load as before.
+//!
+//! A checkpoint written by `run` holds the job's whole model state: the parameters, and the
+//! outer optimiser's state (DiLoCo's momentum, [`crate::outer`]) as the f32 tensor
+//! [`OUTER_TENSOR`], so that `run --resume` continues with exactly the state the chain
+//! finalised ([`load_all`]). Files are written to a temporary name and renamed, so a trainer
+//! killed while saving leaves the previous file whole.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,6 +35,9 @@ pub const MEAN_TENSOR: &str = "__trainchain_input_mean__";
 /// Name of the tensor with the per-feature input stds (see the module docs).
 pub const STD_TENSOR: &str = "__trainchain_input_std__";
 
+/// Name of the tensor with the outer optimiser's state (see the module docs).
+pub const OUTER_TENSOR: &str = "__trainchain_outer_state__";
+
 /// Save the model's parameters (and spec) to `path`.
 pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
 	save_with(model, None, path)
@@ -38,6 +47,16 @@ pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
 pub fn save_with(
 	model: &Model,
 	standardizer: Option<&Standardizer>,
+	path: impl AsRef<Path>,
+) -> Result<()> {
+	save_all(model, standardizer, &[], path)
+}
+
+/// [`save_with`], plus the outer optimiser's state (nothing stored when it is empty).
+pub fn save_all(
+	model: &Model,
+	standardizer: Option<&Standardizer>,
+	outer_state: &[f32],
 	path: impl AsRef<Path>,
 ) -> Result<()> {
 	let path = path.as_ref();
@@ -60,10 +79,16 @@ pub fn save_with(
 		map.insert(MEAN_TENSOR.into(), Tensor::from_slice(s.mean(), f, &Device::Cpu)?);
 		map.insert(STD_TENSOR.into(), Tensor::from_slice(s.std(), f, &Device::Cpu)?);
 	}
-	candle_core::safetensors::save(&map, path).map_err(|e| TrainerError::Checkpoint {
-		path: path.to_path_buf(),
-		msg: format!("cannot write: {e}"),
-	})
+	if !outer_state.is_empty() {
+		let t = Tensor::from_slice(outer_state, outer_state.len(), &Device::Cpu)?;
+		map.insert(OUTER_TENSOR.into(), t);
+	}
+	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
+	let mut tmp = path.as_os_str().to_owned();
+	tmp.push(".partial");
+	let tmp = std::path::PathBuf::from(tmp);
+	candle_core::safetensors::save(&map, &tmp).map_err(|e| err(format!("cannot write: {e}")))?;
+	std::fs::rename(&tmp, path).map_err(|e| err(format!("cannot rename {}: {e}", tmp.display())))
 }
 
 /// Read the spec stored in a checkpoint, if it has one.
@@ -141,6 +166,14 @@ pub fn load_with(
 	path: impl AsRef<Path>,
 	spec: Option<&ModelSpec>,
 ) -> Result<(Model, Option<Standardizer>)> {
+	load_all(path, spec).map(|(model, standardizer, _)| (model, standardizer))
+}
+
+/// [`load_with`], plus the stored outer optimiser state (empty when there is none).
+pub fn load_all(
+	path: impl AsRef<Path>,
+	spec: Option<&ModelSpec>,
+) -> Result<(Model, Option<Standardizer>, Vec<f32>)> {
 	let path = path.as_ref();
 	let map = read_map(path)?;
 	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
@@ -176,7 +209,7 @@ pub fn load_with(
 		}
 		flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
 	}
-	let known = [SPEC_TENSOR, MEAN_TENSOR, STD_TENSOR];
+	let known = [SPEC_TENSOR, MEAN_TENSOR, STD_TENSOR, OUTER_TENSOR];
 	if let Some(extra) = map
 		.keys()
 		.find(|k| !known.contains(&k.as_str()) && !infos.iter().any(|p| &p.name == *k))
@@ -184,6 +217,17 @@ pub fn load_with(
 		return Err(err(format!("unexpected tensor {extra:?} for model {spec}")));
 	}
 	let standardizer = standardizer_of(path, &map, &spec)?;
+	let outer = match map.get(OUTER_TENSOR) {
+		None => Vec::new(),
+		Some(t) if t.dtype() == DType::F32 && t.rank() == 1 => t.to_vec1::<f32>()?,
+		Some(t) => {
+			return Err(err(format!(
+				"tensor {OUTER_TENSOR:?} is {:?} {:?}, expected f32 [n]",
+				t.dtype(),
+				t.dims()
+			)))
+		},
+	};
 	let model = Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))?;
-	Ok((model, standardizer))
+	Ok((model, standardizer, outer))
 }

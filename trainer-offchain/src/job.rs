@@ -77,8 +77,12 @@ pub struct RunOptions {
 	pub round_timeout: Duration,
 	/// Stop after this many rounds (default: until the job ends).
 	pub max_rounds: Option<u32>,
-	/// Where to write the job's final model (safetensors with its spec) when the job ends.
+	/// Where to write the job's model (safetensors with its spec, input statistics and outer
+	/// optimiser state) after every round the chain finalises and when the job ends.
 	pub out: Option<PathBuf>,
+	/// A file written by `--out`: when it holds the model the chain finalised last, start
+	/// from it instead of fetching the model from peers (e.g. after every trainer restarted).
+	pub resume: Option<PathBuf>,
 	/// Fault injection for tests: take part in the peer exchange and sign, but never commit.
 	pub fault_skip_commit: bool,
 	/// Fault injection for tests: misbehave in the peer protocol (see `Byzantine`).
@@ -227,8 +231,12 @@ pub async fn run(args: RunOptions) -> Result<()> {
 	let me = keys.public();
 	let (job, spec, trainer) = prepare_job(&args, &chain, me).await?;
 	join_once(&args, &chain, &pair, &job).await?;
+	let resume = match &args.resume {
+		Some(path) => Some(resume_state(path, &spec, &plan_of(&job)?)?),
+		None => None,
+	};
 	let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;
-	let mut contributor = Contributor { args, chain, pair, me, peer, spec };
+	let mut contributor = Contributor { args, chain, pair, me, peer, spec, resume };
 	contributor.run_rounds().await
 }
 
@@ -276,9 +284,12 @@ async fn prepare_job(
 			hex::encode(commitment)
 		);
 	}
+	check_input(&job, &spec, &plan)?;
 	if let Some((root, shards, _)) = job.public_data {
-		let data = PublicShards::load(&args.data, shards, Some(root))?;
-		let test = args.test.as_deref().map(|p| data::load_csv(p, CsvOptions::default()));
+		let data = PublicShards::load(&args.data, shards, Some(root))?.transformed(&plan.input)?;
+		let test = args.test.as_deref().map(|p| -> crate::error::Result<data::Dataset> {
+			plan.input.apply(data::load_csv(p, CsvOptions::default())?)
+		});
 		let cfg = public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps);
 		let trainer = ShardTrainer::public(
 			&spec,
@@ -293,10 +304,10 @@ async fn prepare_job(
 	}
 	let (_, shard_i, shard, test) =
 		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref(), &model)?;
+	let shard = plan.input.apply(shard)?;
+	let test = test.map(|t| plan.input.apply(t)).transpose()?;
 	let lr = f64::from(job.learning_rate_ppm) / 1e6;
-	// A job that names a plan trains exactly its `local_steps` per round (DiLoCo's H);
-	// one that does not keeps the epoch-based rounds of `--epochs`.
-	let max_steps = (plan != TrainingPlan::default()).then_some(job.local_steps.max(1) as usize);
+	let max_steps = plan.names_optimisation().then_some(job.local_steps.max(1) as usize);
 	let cfg = TrainConfig {
 		epochs: args.epochs,
 		max_steps,
@@ -307,6 +318,21 @@ async fn prepare_job(
 	};
 	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
 	Ok((job, spec, trainer))
+}
+
+/// Refuse a plan whose input transform cannot apply to the job's model: token ids are
+/// categories, not measurements, and per-feature statistics must match the model's inputs.
+pub fn check_input(job: &Job, spec: &ModelSpec, plan: &TrainingPlan) -> Result<()> {
+	if plan.input == crate::standardize::InputTransform::Raw {
+		return Ok(());
+	}
+	if spec.is_lm() {
+		bail!("job {}: a language model's token ids cannot be standardised (input=)", job.job_id);
+	}
+	plan.input
+		.standardizer(spec.in_features())
+		.with_context(|| format!("job {}: its input transform for model {spec}", job.job_id))?;
+	Ok(())
 }
 
 /// Join the job (bond on hold) unless this account already is a member.
@@ -368,6 +394,28 @@ struct Contributor {
 	me: PublicKey,
 	peer: Peer<ShardTrainer>,
 	spec: ModelSpec,
+	/// The whole model state (parameters, then outer optimiser state) of `--resume`.
+	resume: Option<Vec<f32>>,
+}
+
+/// The model state stored by `--out` in `path`: the job's spec, its parameters followed by
+/// the outer optimiser state the job's plan keeps (zeros if the file has none and the plan
+/// keeps none).
+fn resume_state(path: &std::path::Path, spec: &ModelSpec, plan: &TrainingPlan) -> Result<Vec<f32>> {
+	let (model, _, outer) = crate::checkpoint::load_all(path, Some(spec))
+		.with_context(|| format!("--resume {}", path.display()))?;
+	let mut state = model.flat_params()?;
+	let want = plan.outer.state_len(state.len());
+	if outer.len() != want {
+		bail!(
+			"--resume {}: {} values of outer optimiser state, the job's {} keeps {want}",
+			path.display(),
+			outer.len(),
+			plan.outer
+		);
+	}
+	state.extend(outer);
+	Ok(state)
 }
 
 /// What one peer round produced: the report, the certificate when this peer has one, and
@@ -383,7 +431,7 @@ impl Contributor {
 			match job.phase {
 				JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
 					(self.args.events)(JobEvent::JobEnded { phase: job.phase.as_str() });
-					self.save_final_model(&job)?;
+					self.save_model(&job)?;
 					return self.serve_until_settled().await;
 				},
 				JobPhase::WaitingForContributors | JobPhase::Aggregate => {
@@ -418,7 +466,11 @@ impl Contributor {
 			self.back_to_initial_model(round)?;
 		}
 		if job.finalized_rounds > 0 && self.peer.model_hash_now() != job.latest_model {
-			// We missed a round (or restarted): take the state the chain finalised.
+			// We missed a round (or restarted): take the state the chain finalised, from our
+			// own saved file if it holds it, else from a peer.
+			self.resume_from_file(job)?;
+		}
+		if job.finalized_rounds > 0 && self.peer.model_hash_now() != job.latest_model {
 			self.peer.resync().await.context("fetching the current model from a peer")?;
 			if self.peer.model_hash_now() != job.latest_model {
 				tracing::warn!(round, "after resync the model hash still differs from the chain; sitting this round out");
@@ -437,6 +489,25 @@ impl Contributor {
 			return Ok(false);
 		}
 		Ok(true)
+	}
+
+	/// Take the `--resume` state if it is the model the chain finalised last (once: a file
+	/// that does not match is dropped with a warning, and the peers are asked instead).
+	fn resume_from_file(&mut self, job: &Job) -> Result<()> {
+		let Some(state) = self.resume.take() else { return Ok(()) };
+		let before = self.peer.checkpoint();
+		self.peer.adopt(state, job.current_round)?;
+		let hash = self.peer.model_hash_now();
+		if hash == job.latest_model {
+			tracing::info!(round = job.current_round, model_hash = %hex::encode(hash), "resumed from the saved model");
+			return Ok(());
+		}
+		tracing::warn!(
+			saved = %hex::encode(hash),
+			chain = %hex::encode(job.latest_model),
+			"the --resume file does not hold the job's latest model; taking it from the peers"
+		);
+		self.peer.restore(before)
 	}
 
 	/// Go back to the job's initial model if this trainer holds another one while the chain
@@ -495,6 +566,9 @@ impl Contributor {
 			self.peer.restore(checkpoint)?;
 		} else if !matches {
 			tracing::warn!(round, "local model differs from the chain's result; will resync");
+		} else if let Err(e) = self.save_model(&self.chain.existing_job(self.args.job).await?) {
+			// The round stands; a file that cannot be written only costs the resume point.
+			tracing::warn!(round, "cannot save the model: {e:#}");
 		}
 		Ok(())
 	}
@@ -577,10 +651,9 @@ impl Contributor {
 		Ok(None)
 	}
 
-	/// In a verified job, keep serving this peer's updates and models (by hash, from the
-	/// network task) until the verifiers have scored every round and its payouts are made.
-	/// With `--out`, write the model this peer holds, which must be the chain's latest.
-	fn save_final_model(&self, job: &Job) -> Result<()> {
+	/// With `--out`, write the model state this peer holds, which must be the chain's latest
+	/// (after each finalised round and when the job ends; see `--resume`).
+	fn save_model(&self, job: &Job) -> Result<()> {
 		let Some(file) = &self.args.out else { return Ok(()) };
 		let model_hash = self.peer.model_hash_now();
 		if job.finalized_rounds > 0 && model_hash != job.latest_model {
@@ -592,11 +665,16 @@ impl Contributor {
 			);
 		}
 		let model = crate::model::Model::from_flat(&self.spec, self.peer.model())?;
-		crate::checkpoint::save(&model, file)?;
+		// The model takes standardised inputs in a job that names them: `eval` must too.
+		let input = plan_of(job)?.input.standardizer(self.spec.in_features())?;
+		let outer = self.peer.state().get(model.num_params()..).unwrap_or_default();
+		crate::checkpoint::save_all(&model, input.as_ref(), outer, file)?;
 		(self.args.events)(JobEvent::Saved { file: file.clone(), model_hash });
 		Ok(())
 	}
 
+	/// In a verified job, keep serving this peer's updates and models (by hash, from the
+	/// network task) until the verifiers have scored every round and its payouts are made.
 	async fn serve_until_settled(&self) -> Result<()> {
 		loop {
 			let job = self.chain.existing_job(self.args.job).await?;
@@ -699,7 +777,12 @@ async fn chain_view(chain: &ChainClient, job: &Job) -> Result<ChainView> {
 			key
 		})
 		.collect();
-	Ok(ChainView { members, latest_model: (job.finalized_rounds > 0).then_some(job.latest_model) })
+	let finalized = job.finalized_rounds > 0;
+	Ok(ChainView {
+		members,
+		latest_model: finalized.then_some(job.latest_model),
+		open_round: finalized.then_some(job.current_round),
+	})
 }
 
 /// The commitment `who` must post for `round` if the aggregate includes `share`.

@@ -12,8 +12,8 @@
 //! | training | [`train::local_round`]`(&mut Model, &Dataset, &TrainConfig, seed) -> Result<RoundOutput { update, loss, samples, steps }>`, [`train::fit`], [`train::Schedule`] (warm-up + cosine) |
 //! | evaluation | [`eval::evaluate`]`(&Model, &Dataset) -> Result<Metrics { loss, accuracy, samples }>`, `Metrics::perplexity()` (per token for a gpt) |
 //! | data | [`data::load_csv`], [`data::load_idx`], [`data::load_text`], [`data::load_text_split`], [`data::text_dataset`], [`shard::load_data`], [`data::gaussian_blobs`], [`data::shard_iid`], [`data::shard_label_skew`] |
-//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors); [`checkpoint::save_with`] / [`checkpoint::load_with`] also carry the input standardisation |
-//! | inputs | [`standardize::Standardizer`]`::fit(&Dataset, Scope)`, `apply(&Dataset)`; [`convergence::check_learned`] (did `train` learn?) |
+//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors); [`checkpoint::save_with`] / [`checkpoint::load_with`] also carry the input standardisation, [`checkpoint::save_all`] / [`checkpoint::load_all`] the outer optimiser state too (`run --out` / `--resume`) |
+//! | inputs | [`standardize::Standardizer`]`::fit(&Dataset, Scope)`, `apply(&Dataset)`; a job's fixed transform [`standardize::InputTransform`] (`input=` in its metadata); [`convergence::check_learned`] (did `train` learn?) |
 //! | simulation | [`fedavg::simulate`] |
 //!
 //! Formats (see the modules for details):

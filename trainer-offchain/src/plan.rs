@@ -7,6 +7,10 @@
 //! covers the plan ([`job_commitment`]), so a trainer refuses a job whose metadata was
 //! changed, and every contributor trains the same way. A job that names no plan trains with
 //! SGD (momentum 0.9) and plain averaging, and keeps the model commitment it always had.
+//!
+//! The plan also fixes the job's input transform (`input=standard:…`, see
+//! [`InputTransform`]): the statistics every contributor and verifier standardises features
+//! with, fitted once by the sponsor, so that every shard is scaled the same way.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +19,7 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::model::ModelSpec;
 use crate::outer::OuterOptimizer;
+use crate::standardize::InputTransform;
 use crate::train::{OptimizerConfig, Schedule, SgdParams};
 
 /// The inner optimiser of a plan (its learning rate comes from the job).
@@ -157,8 +162,8 @@ impl FromStr for PlanSchedule {
 	}
 }
 
-/// What every contributor of a job does with the job's hyperparameters.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// What every contributor of a job does with the job's hyperparameters and its data.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrainingPlan {
 	/// Inner optimiser of the local steps.
 	pub inner: InnerOptimizer,
@@ -166,11 +171,13 @@ pub struct TrainingPlan {
 	pub outer: OuterOptimizer,
 	/// Learning-rate schedule over the job's inner steps.
 	pub schedule: PlanSchedule,
+	/// Transform of the input features (standardisation with the sponsor's statistics).
+	pub input: InputTransform,
 }
 
 impl TrainingPlan {
-	/// The plan named by job metadata `key=value;…` pairs (`inner=`, `outer=`, `schedule=`;
-	/// absent keys take the defaults).
+	/// The plan named by job metadata `key=value;…` pairs (`inner=`, `outer=`, `schedule=`,
+	/// `input=`; absent keys take the defaults).
 	pub fn from_metadata(meta: &str) -> Result<Self> {
 		let mut plan = Self::default();
 		for kv in meta.split(';') {
@@ -180,15 +187,31 @@ impl TrainingPlan {
 				plan.outer = v.parse()?;
 			} else if let Some(v) = kv.strip_prefix("schedule=") {
 				plan.schedule = v.parse()?;
+			} else if let Some(v) = kv.strip_prefix("input=") {
+				plan.input = v.parse()?;
 			}
 		}
 		Ok(plan)
 	}
 
-	/// The plan's canonical text (`inner=…;outer=…;schedule=…`), the bytes the commitment
-	/// covers.
+	/// The plan's canonical text (`inner=…;outer=…;schedule=…`, then `;input=…` unless the
+	/// input is raw), the bytes the commitment covers.
 	pub fn canonical(&self) -> String {
-		format!("inner={};outer={};schedule={}", self.inner, self.outer, self.schedule)
+		let mut text =
+			format!("inner={};outer={};schedule={}", self.inner, self.outer, self.schedule);
+		if self.input != InputTransform::Raw {
+			text.push_str(&format!(";input={}", self.input));
+		}
+		text
+	}
+
+	/// Whether the plan names its optimisation (inner, outer or schedule): such a job trains
+	/// exactly its `local_steps` per round (DiLoCo's H), one that does not keeps the
+	/// epoch-based rounds of the trainer's `--epochs`.
+	pub fn names_optimisation(&self) -> bool {
+		self.inner != InnerOptimizer::default()
+			|| self.outer != OuterOptimizer::default()
+			|| self.schedule != PlanSchedule::default()
 	}
 
 	/// The learning-rate schedule of a job of `rounds` rounds of `local_steps` steps.
@@ -256,5 +279,38 @@ mod tests {
 		] {
 			assert!(TrainingPlan::from_metadata(bad).is_err(), "{bad}");
 		}
+	}
+
+	#[test]
+	fn the_input_transform_is_part_of_the_plan_and_of_the_commitment() {
+		use crate::data::Dataset;
+		use crate::standardize::{Scope, Standardizer};
+		let spec = ModelSpec::parse("mlp:2-3-2").unwrap();
+		let d = Dataset::new("t", 2, vec![0.0, 100.0, 4.0, 300.0], vec![0, 1]).unwrap();
+		let input = InputTransform::standard(Standardizer::fit(&d, Scope::PerFeature).unwrap());
+		let meta = format!("model=mlp:2-3-2;data=x;input={input}");
+		let plan = TrainingPlan::from_metadata(&meta).unwrap();
+		assert_eq!(plan.input, input);
+		assert!(!plan.names_optimisation(), "an input transform alone keeps epoch rounds");
+		assert!(plan.canonical().ends_with(&format!(";input={input}")));
+		assert_eq!(TrainingPlan::from_metadata(&plan.canonical()).unwrap(), plan);
+		let c = job_commitment(&spec, &plan).unwrap();
+		assert_ne!(c, spec.commitment().unwrap());
+		// Other statistics are another commitment: a sponsor cannot swap them unnoticed.
+		let d2 = Dataset::new("t", 2, vec![0.0, 100.0, 4.0, 301.0], vec![0, 1]).unwrap();
+		let other = TrainingPlan {
+			input: InputTransform::standard(Standardizer::fit(&d2, Scope::PerFeature).unwrap()),
+			..plan.clone()
+		};
+		assert_ne!(job_commitment(&spec, &other).unwrap(), c);
+		// `input=raw` is the default plan, with the spec's own commitment.
+		let raw = TrainingPlan::from_metadata("model=mlp:2-3-2;input=raw").unwrap();
+		assert_eq!(job_commitment(&spec, &raw).unwrap(), spec.commitment().unwrap());
+		assert!(TrainingPlan::from_metadata("input=standard:AAAA").is_err());
+		// A plan with an optimiser and an input transform still parses back whole.
+		let both =
+			TrainingPlan::from_metadata(&format!("outer=nesterov:0.7:0.9;input={input}")).unwrap();
+		assert!(both.names_optimisation());
+		assert_eq!(TrainingPlan::from_metadata(&both.canonical()).unwrap(), both);
 	}
 }

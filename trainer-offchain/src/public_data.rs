@@ -76,6 +76,17 @@ impl PublicShards {
 		Ok(me)
 	}
 
+	/// The shards with the job's input transform applied. The root stays the one of the
+	/// data as published: the commitment is to the rows, the transform is the plan's.
+	pub fn transformed(self, input: &crate::standardize::InputTransform) -> Result<Self> {
+		let shards = self
+			.shards
+			.into_iter()
+			.map(|d| input.apply(d))
+			.collect::<std::result::Result<_, _>>()?;
+		Ok(Self { shards, root: self.root })
+	}
+
 	/// The Merkle root of the shards.
 	pub fn root(&self) -> Hash32 {
 		self.root

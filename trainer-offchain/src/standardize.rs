@@ -143,6 +143,113 @@ impl Standardizer {
 	}
 }
 
+/// How every contributor and verifier of a job transforms input features before the model:
+/// the job metadata's `input=` (see [`crate::plan`]), covered by the model commitment.
+///
+/// Contributors hold different shards, so statistics each fitted on its own would differ and
+/// their updates would not add up. The sponsor fits them once (`trainchain-trainer hash
+/// --standardize DATA`) and the job fixes them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum InputTransform {
+	/// The features as they are (`input=raw`, or no `input=`).
+	#[default]
+	Raw,
+	/// `x' = (x − mean) / std` with the job's statistics: one pair per feature, or a single
+	/// pair for every feature (global scope).
+	Standard(Standardizer),
+}
+
+impl InputTransform {
+	/// Prefix of a standardising transform's text form.
+	const STANDARD: &'static str = "standard:";
+
+	/// The job transform for statistics fitted by [`Standardizer::fit`]: a global fit (every
+	/// feature the same mean and std) is stored as one pair.
+	pub fn standard(s: Standardizer) -> Self {
+		let global =
+			s.mean.windows(2).all(|w| w[0] == w[1]) && s.std.windows(2).all(|w| w[0] == w[1]);
+		if global && s.n_features() > 1 {
+			return Self::Standard(Standardizer { mean: vec![s.mean[0]], std: vec![s.std[0]] });
+		}
+		Self::Standard(s)
+	}
+
+	/// The standardizer for data of `n_features` features (`None` for [`Self::Raw`]); a
+	/// per-feature transform must have exactly that many.
+	pub fn standardizer(&self, n_features: usize) -> Result<Option<Standardizer>> {
+		let Self::Standard(s) = self else { return Ok(None) };
+		if s.n_features() == 1 {
+			return Standardizer::new(vec![s.mean[0]; n_features], vec![s.std[0]; n_features])
+				.map(Some);
+		}
+		if s.n_features() != n_features {
+			return Err(TrainerError::mismatch(
+				"the job's input statistics: features (the data's count)",
+				n_features,
+				s.n_features(),
+			));
+		}
+		Ok(Some(s.clone()))
+	}
+
+	/// `data` transformed (moved through unchanged for [`Self::Raw`]).
+	pub fn apply(&self, data: Dataset) -> Result<Dataset> {
+		match self.standardizer(data.n_features())? {
+			Some(s) => s.apply(&data),
+			None => Ok(data),
+		}
+	}
+}
+
+impl std::fmt::Display for InputTransform {
+	/// `raw`, or `standard:` and the base64 (URL alphabet, no padding) of the f32
+	/// little-endian means followed by the stds. f32 round-trips exactly, so this is the
+	/// canonical form the commitment covers.
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		use base64::Engine as _;
+		match self {
+			Self::Raw => f.write_str("raw"),
+			Self::Standard(s) => {
+				let bytes: Vec<u8> =
+					s.mean.iter().chain(&s.std).flat_map(|x| x.to_le_bytes()).collect();
+				let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+				write!(f, "{}{text}", Self::STANDARD)
+			},
+		}
+	}
+}
+
+impl std::str::FromStr for InputTransform {
+	type Err = TrainerError;
+	fn from_str(s: &str) -> Result<Self> {
+		use base64::Engine as _;
+		if s == "raw" {
+			return Ok(Self::Raw);
+		}
+		let bad = |why: &str| TrainerError::Config(format!("input transform {s:?}: {why}"));
+		let Some(text) = s.strip_prefix(Self::STANDARD) else {
+			return Err(bad("expected raw or standard:<base64 of f32 means ‖ stds>"));
+		};
+		let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+			.decode(text)
+			.map_err(|e| bad(&format!("not base64: {e}")))?;
+		if bytes.is_empty() || !bytes.len().is_multiple_of(8) {
+			return Err(bad(&format!(
+				"{} bytes is not a whole number of (mean, std) f32 pairs",
+				bytes.len()
+			)));
+		}
+		let xs: Vec<f32> = bytes
+			.chunks_exact(4)
+			.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+			.collect();
+		let (mean, std) = xs.split_at(xs.len() / 2);
+		Standardizer::new(mean.to_vec(), std.to_vec())
+			.map(Self::Standard)
+			.map_err(|e| bad(&e.to_string()))
+	}
+}
+
 /// Mean and population variance of a stream (Welford, `f64`).
 fn moments(xs: impl Iterator<Item = f64>) -> (f64, f64) {
 	let (mut n, mut mean, mut m2) = (0f64, 0f64, 0f64);
@@ -227,5 +334,49 @@ mod tests {
 		assert!(s.apply_in_place(&mut [1.0; 3]).is_err());
 		let empty = Dataset::new("e", 3, vec![], vec![]).unwrap();
 		assert!(Standardizer::fit(&empty, Scope::PerFeature).is_err());
+	}
+
+	#[test]
+	fn job_transforms_round_trip_through_their_text_and_broadcast_a_global_pair() {
+		let d = data(&[[1000.0, 5.0, 7.0], [3000.0, 5.0, -1.0], [2000.0, 5.0, 3.0]]);
+		let per = InputTransform::standard(Standardizer::fit(&d, Scope::PerFeature).unwrap());
+		let text = per.to_string();
+		assert!(text.starts_with("standard:") && !text.contains(';') && !text.contains('='));
+		assert_eq!(text.parse::<InputTransform>().unwrap(), per);
+		assert_eq!(
+			per.apply(d.clone()).unwrap(),
+			Standardizer::fit(&d, Scope::PerFeature).unwrap().apply(&d).unwrap()
+		);
+		// A global fit is stored as one pair and applied to every feature.
+		let global = InputTransform::standard(Standardizer::fit(&d, Scope::Global).unwrap());
+		let InputTransform::Standard(g) = &global else { panic!("not standard") };
+		assert_eq!(g.n_features(), 1);
+		assert_eq!(global.to_string().parse::<InputTransform>().unwrap(), global);
+		assert_eq!(
+			global.standardizer(3).unwrap().unwrap(),
+			Standardizer::fit(&d, Scope::Global).unwrap()
+		);
+		assert_eq!(InputTransform::Raw.apply(d.clone()).unwrap(), d);
+		assert_eq!("raw".parse::<InputTransform>().unwrap(), InputTransform::Raw);
+		// Per-feature statistics for another feature count are an error, not a silent misfit.
+		assert!(per.standardizer(4).is_err());
+		use base64::Engine as _;
+		let b64 = |xs: &[f32]| {
+			let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+			format!("standard:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+		};
+		assert!(b64(&[0.0, 1.0]).parse::<InputTransform>().is_ok());
+		for bad in [
+			"standard:".to_string(),
+			"standard:!!".to_string(),
+			"minmax:0:1".to_string(),
+			b64(&[0.0, 1.0, 2.0]),      // not whole pairs
+			b64(&[0.0, 0.0]),           // std 0
+			b64(&[f32::NAN, 1.0]),      // NaN mean
+			b64(&[0.0, f32::INFINITY]), // infinite std
+			b64(&[0.0, -1.0]),          // negative std
+		] {
+			assert!(bad.parse::<InputTransform>().is_err(), "{bad}");
+		}
 	}
 }

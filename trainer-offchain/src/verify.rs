@@ -12,7 +12,7 @@ use trainchain_primitives::{Hash32, RoundIndex};
 
 use crate::compress::{Compressed, Compression};
 use crate::data::{self, CsvOptions, Dataset};
-use crate::job::model_of;
+use crate::job::{check_input, model_of, plan_of};
 use crate::model::{Model, ModelSpec};
 use crate::p2p::net::{self, NetAddrs, NetClient, NetConfig};
 use crate::public_data::{self, PublicCheck, PublicRole, PublicShards};
@@ -152,7 +152,10 @@ fn prepare(job: &Job, path: &std::path::Path) -> Result<(ModelSpec, Dataset)> {
 		);
 	}
 	let spec = ModelSpec::parse(&model_of(job)?)?;
-	let validation = data::load_csv(path, CsvOptions::default())?;
+	// Scored as the contributors train: with the job's input transform.
+	let plan = plan_of(job)?;
+	check_input(job, &spec, &plan)?;
+	let validation = plan.input.apply(data::load_csv(path, CsvOptions::default())?)?;
 	Ok((spec, validation))
 }
 
@@ -165,7 +168,7 @@ fn prepare_public(job: &Job, data: Option<&std::path::Path>) -> Result<Option<Pu
 		format!("job {} trains on a public dataset: give it with --data", job.job_id)
 	})?;
 	Ok(Some(PublicJob {
-		shards: PublicShards::load(path, shards, Some(root))?,
+		shards: PublicShards::load(path, shards, Some(root))?.transformed(&plan_of(job)?.input)?,
 		count: shards,
 		recompute,
 		cfg: public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps),

@@ -355,6 +355,38 @@ fn checkpoint_carries_the_input_standardisation() {
 }
 
 #[test]
+fn checkpoint_carries_the_outer_optimiser_state_and_is_written_whole() {
+	let dir = tempfile::tempdir().unwrap();
+	let spec = ModelSpec::parse("mlp:4-3-2@1").unwrap();
+	let m = Model::new(&spec).unwrap();
+	let momentum: Vec<f32> = (0..m.num_params()).map(|i| i as f32 * 0.25 - 1.0).collect();
+	let path = dir.path().join("job.safetensors");
+	checkpoint::save_all(&m, None, &momentum, &path).unwrap();
+	let (back, st, outer) = checkpoint::load_all(&path, Some(&spec)).unwrap();
+	assert_eq!(outer, momentum, "the momentum comes back bit for bit");
+	assert_eq!(st, None);
+	assert_eq!(model_state_hash(&back).unwrap(), model_state_hash(&m).unwrap());
+	// Readers that want only the model still read it; a plain file has no outer state.
+	assert!(checkpoint::load(&path, None).is_ok());
+	checkpoint::save(&m, &path).unwrap();
+	assert!(checkpoint::load_all(&path, None).unwrap().2.is_empty());
+	// Saved through a temporary file that is renamed: nothing is left beside it.
+	let names: Vec<_> =
+		std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+	assert_eq!(names, vec![std::ffi::OsString::from("job.safetensors")]);
+	// A non-f32 outer state is refused.
+	let mut map = std::collections::HashMap::new();
+	for (name, var) in m.named_params() {
+		map.insert(name.to_string(), var.as_tensor().clone());
+	}
+	let bad = Tensor::zeros(3, candle_core::DType::U8, &candle_core::Device::Cpu).unwrap();
+	map.insert(checkpoint::OUTER_TENSOR.to_string(), bad);
+	candle_core::safetensors::save(&map, &path).unwrap();
+	let e = checkpoint::load_all(&path, Some(&spec)).unwrap_err();
+	assert!(e.to_string().contains(checkpoint::OUTER_TENSOR), "{e}");
+}
+
+#[test]
 fn set_flat_params_rejects_bad_vectors() {
 	let mut m = Model::new(&ModelSpec::parse("mlp:3-2-2").unwrap()).unwrap();
 	let n = m.num_params();

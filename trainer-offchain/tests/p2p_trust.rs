@@ -303,7 +303,7 @@ async fn non_member_is_ignored_when_the_chain_view_is_set() {
 	let alone = baseline(ROUNDS, |_| {}).await;
 
 	let members: BTreeSet<PublicKey> = honest_keys().into_iter().collect();
-	let view = ChainView { members, latest_model: None };
+	let view = ChainView { members, latest_model: None, open_round: None };
 	// Waiting for 4 ready peers in round 0 gives Mallory's `Ready` time to arrive.
 	let group = start_honest(4, ROUNDS, |_| {}, Some(view)).await;
 	let cfg = peer_cfg("//Mallory", 4);
@@ -385,7 +385,11 @@ async fn state_with_a_one_signature_certificate_is_not_adopted() {
 	assert!(quorum.model().iter().all(|x| *x == 0.5));
 
 	// (Membership plays no part in state sync.)
-	let chain = ChainView { members: BTreeSet::new(), latest_model: Some(weak.model_hash) };
+	let chain = ChainView {
+		members: BTreeSet::new(),
+		latest_model: Some(weak.model_hash),
+		open_round: None,
+	};
 	let finalised = sync_from(&weak, Some(chain)).await;
 	assert_eq!(finalised.round(), 5, "the chain's own model should be adopted");
 }

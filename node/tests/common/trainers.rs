@@ -61,6 +61,18 @@ impl Trainers {
 
 	/// Start one trainer per spec; trainer 0 is the bootstrap.
 	pub fn start_specs(node: &DevNode, job_id: u64, specs: &[TrainerSpec]) -> Self {
+		let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
+		Self::start_specs_in(node, job_id, specs, &logs)
+	}
+
+	/// [`Self::start_specs`], writing the trainers' output to `logs`.
+	pub fn start_specs_in(
+		node: &DevNode,
+		job_id: u64,
+		specs: &[TrainerSpec],
+		logs: &std::path::Path,
+	) -> Self {
+		let logs = logs.to_path_buf();
 		let trainer = workspace_bin("trainchain-trainer");
 		assert!(
 			trainer.exists(),
@@ -69,7 +81,6 @@ impl Trainers {
 		);
 		let data = repo_root().join("trainer-offchain/testdata");
 		let ports: Vec<u16> = specs.iter().map(|_| free_port()).collect();
-		let logs = std::env::temp_dir().join(format!("trainchain-e2e-{}", node.rpc_port));
 		std::fs::create_dir_all(&logs).unwrap();
 		let mut children = Vec::new();
 		for (i, spec) in specs.iter().enumerate() {

@@ -65,10 +65,16 @@ pub struct RunArgs {
 	/// Stop after this many rounds (default: until the job ends).
 	#[arg(long)]
 	pub max_rounds: Option<u32>,
-	/// When the job ends, write its final model here (safetensors with the spec; it must
-	/// hash to the chain's latest model).
+	/// Write the job's model here after every round the chain finalises and when the job
+	/// ends (safetensors with the spec, the job's input statistics and outer optimiser
+	/// state; it hashes to the chain's latest model).
 	#[arg(long, value_name = "FILE")]
 	pub out: Option<PathBuf>,
+	/// Start from a file written by --out if it holds the model the chain finalised last
+	/// (e.g. after a restart of every trainer, when no peer serves it); otherwise the model
+	/// is taken from the peers. Usually the same file as --out.
+	#[arg(long, value_name = "FILE")]
+	pub resume: Option<PathBuf>,
 	/// One JSON object per event on stdout.
 	#[arg(long)]
 	pub json: bool,
@@ -122,6 +128,7 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		round_timeout,
 		max_rounds: a.max_rounds,
 		out: a.out,
+		resume: a.resume,
 		fault_skip_commit: a.fault_skip_commit,
 		fault_byzantine: a.fault_byzantine,
 		fault_commit_delay: Duration::try_from_secs_f64(a.fault_commit_delay)
@@ -164,7 +171,7 @@ fn print_event(json_out: bool, ev: &JobEvent) {
 		},
 		JobEvent::Saved { file, model_hash } => (
 			json!({"event": "saved", "file": file.display().to_string(), "model_hash": hex0x(model_hash)}),
-			format!("saved the final model {} to {}", hex0x(model_hash), file.display()),
+			format!("saved the model {} to {}", hex0x(model_hash), file.display()),
 		),
 	};
 	if json_out {

@@ -63,7 +63,7 @@ type SigShareOf = (Hash32, Vec<IncludedShare<PublicKey>>, Option<u32>, Signature
 pub fn metric_ppm(eval: (f32, f32)) -> u32 {
 	(eval.1.clamp(0.0, 1.0) * 1e6) as u32
 }
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use codec::{Decode, Encode};
 use libp2p::PeerId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -365,6 +365,9 @@ pub struct ChainView {
 	/// The model hash of the last finalised round: a synced state that matches it needs no
 	/// certificate of its own.
 	pub latest_model: Option<Hash32>,
+	/// The round the chain has open after `latest_model`: a peer that resumed that model
+	/// from a file serves it for this round without a certificate (see `check_snapshot`).
+	pub open_round: Option<RoundIndex>,
 }
 
 /// What a peer needs to undo a round that the chain did not accept: the model, round,
@@ -468,6 +471,24 @@ impl<T: LocalTrainer> Peer<T> {
 	pub fn reset(&mut self, model: Vec<f32>, round: RoundIndex) -> Result<()> {
 		let model = with_outer_state(&self.cfg, model);
 		self.restore(Checkpoint { model, round, last_qc: None, ef: ErrorFeedback::default() })
+	}
+
+	/// Take the whole model `state` (parameters, then outer optimiser state, as
+	/// [`Peer::state`]) for `round`, without a certificate: the caller checks its hash against
+	/// the chain (`run --resume`).
+	pub fn adopt(&mut self, state: Vec<f32>, round: RoundIndex) -> Result<()> {
+		ensure!(
+			state.len() == self.model.len(),
+			"a model state of {} values, this job's has {}",
+			state.len(),
+			self.model.len()
+		);
+		self.restore(Checkpoint {
+			model: state,
+			round,
+			last_qc: None,
+			ef: ErrorFeedback::default(),
+		})
 	}
 
 	/// Leave these peers out of the next [`Peer::run_round`] (e.g. they were included in an

@@ -100,10 +100,19 @@ impl<T: LocalTrainer> Peer<T> {
 					qc.included().len()
 				);
 			}
-		} else if snap.next_round > 0 {
+		} else if snap.next_round > 0 && !self.chain_finalised(h, snap.next_round) {
 			bail!("state of round {} comes without a certificate", snap.next_round);
 		}
 		Ok((snap, params))
+	}
+
+	/// Whether the chain finalised `model_hash` last and has `next_round` open: such a state
+	/// needs no certificate (a peer resumed it from a file). The round must be the chain's,
+	/// so that a peer cannot push others past rounds they should take part in.
+	fn chain_finalised(&self, model_hash: Hash32, next_round: RoundIndex) -> bool {
+		self.chain
+			.as_ref()
+			.is_some_and(|c| c.latest_model == Some(model_hash) && c.open_round == Some(next_round))
 	}
 
 	/// Follow a round we are not part of: wait for its certificate, then fetch the state.
