@@ -11,7 +11,10 @@
 //!   model's gradient per step: `STEPS` × the same per-round payload.
 //!
 //! Both see `STEPS · 4B` samples (same total inner steps per worker) and start from the same
-//! seeded model. Prints one line per `H`:
+//! model: the seeded one, or with `DILOCO_WARMSTART=W` the model after `W` synchronous steps
+//! (the DiLoCo paper starts its runs from a pretrained checkpoint; the synchronous run simply
+//! goes on from there with its optimiser state, DiLoCo's workers start from its parameters).
+//! Steps and curves count from that start. Prints one line per `H`:
 //! `bench-diloco h=H peers=4 loss=L sync_loss=L1 loss_ratio=L/L1 bytes_ratio=B`
 //! (loss: validation loss per byte on the held-out 10% of the corpus; B = bytes DiLoCo's peers
 //! sent as payload / bytes the synchronous run would send), the learning curves as
@@ -20,7 +23,8 @@
 //! Env: DILOCO_MODEL (gpt:256-64-2-4-64@0), DILOCO_STEPS (400), DILOCO_H (50), comma list,
 //! DILOCO_BATCH (16), DILOCO_LR (0.003), DILOCO_OUTER (nesterov:0.7:0.9), DILOCO_COMPRESSION
 //! (none), DILOCO_VALIDATION_ROWS (400, evenly spaced rows of the held-out part),
-//! DILOCO_PLOT (out/diloco.svg), DILOCO_SYNC_LOSS (skip the synchronous run, use this loss).
+//! DILOCO_PLOT (out/diloco.svg), DILOCO_SYNC_LOSS (skip the synchronous run, use this loss),
+//! DILOCO_WARMSTART (0).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "../tests/p2p_common/mod.rs"]
@@ -52,6 +56,8 @@ struct Setup {
 	steps: usize,
 	batch: usize,
 	lr: f64,
+	/// Synchronous steps before both runs start (see the module docs).
+	warm: usize,
 }
 
 fn adamw(lr: f64) -> OptimizerConfig {
@@ -76,6 +82,7 @@ fn setup() -> Setup {
 		steps: env("DILOCO_STEPS", 400),
 		batch: env("DILOCO_BATCH", 16),
 		lr: env("DILOCO_LR", 0.003),
+		warm: env("DILOCO_WARMSTART", 0),
 	}
 }
 
@@ -84,16 +91,25 @@ fn val_loss(spec: &ModelSpec, params: &[f32], validation: &Dataset) -> f32 {
 	trainchain_trainer::eval::evaluate(&m, validation).unwrap().loss
 }
 
-/// The synchronous run: `(step, validation loss)` every `every` steps.
-fn synchronous(s: &Setup, every: usize) -> Vec<(usize, f32)> {
+/// The synchronous run of `steps` steps after the warm start: `(step, validation loss)`
+/// every `every` steps (counted from the warm start), and the parameters at the warm start.
+fn synchronous(s: &Setup, steps: usize, every: usize) -> (Vec<(usize, f32)>, Vec<f32>) {
 	let model = Model::new(&s.spec).unwrap();
 	let cfg =
 		TrainConfig { batch_size: PEERS * s.batch, optimizer: adamw(s.lr), ..Default::default() };
 	let mut trainer = Trainer::new(&model, &cfg).unwrap();
-	let mut curve = vec![(0, val_loss(&s.spec, &model.flat_params().unwrap(), &s.validation))];
+	let mut curve = Vec::new();
+	let mut start = Vec::new();
 	let mut order: Vec<usize> = Vec::new();
 	let mut epoch = 0u64;
-	for step in 1..=s.steps {
+	for step in 0..=s.warm + steps {
+		if step == s.warm {
+			start = model.flat_params().unwrap();
+			curve.push((0, val_loss(&s.spec, &start, &s.validation)));
+		}
+		if step == s.warm + steps {
+			break;
+		}
 		if order.len() < cfg.batch_size {
 			let mut o: Vec<usize> = (0..s.train.len()).collect();
 			SplitMix64::derive(SEED, &[epoch]).shuffle(&mut o);
@@ -102,11 +118,12 @@ fn synchronous(s: &Setup, every: usize) -> Vec<(usize, f32)> {
 		}
 		let batch: Vec<usize> = order.drain(..cfg.batch_size).collect();
 		trainer.step(&s.train, &batch).unwrap();
-		if step % every == 0 || step == s.steps {
-			curve.push((step, val_loss(&s.spec, &model.flat_params().unwrap(), &s.validation)));
+		let after = (step + 1).saturating_sub(s.warm);
+		if step >= s.warm && (after % every == 0 || after == steps) {
+			curve.push((after, val_loss(&s.spec, &model.flat_params().unwrap(), &s.validation)));
 		}
 	}
-	curve
+	(curve, start)
 }
 
 /// The DiLoCo run over the real protocol: per-peer round reports.
@@ -115,6 +132,7 @@ async fn diloco(
 	h: usize,
 	outer: OuterOptimizer,
 	comp: Compression,
+	start: &[f32],
 ) -> Vec<Vec<RoundReport>> {
 	let rounds = (s.steps / h) as u32;
 	let suris = ["//Alice", "//Bob", "//Charlie", "//Dave"];
@@ -139,7 +157,7 @@ async fn diloco(
 		let (client, events) = net::start(net_cfg(boot.clone())).await.unwrap();
 		let a = client.listen_addrs().await.unwrap()[0].clone();
 		boot.push(a.with(libp2p::multiaddr::Protocol::P2p(client.local_peer_id())));
-		let initial = s.spec.initial_params().unwrap();
+		let initial = start.to_vec();
 		handles.push(tokio::spawn(async move {
 			let mut peer = Peer::new(cfg, client.clone(), events, t, initial);
 			peer.sync(Duration::from_secs(10)).await.unwrap();
@@ -226,13 +244,16 @@ async fn bench() {
 	);
 	let t0 = Instant::now();
 	// DILOCO_SYNC_LOSS=L: skip the synchronous run (a tuning aid; its curve is then empty).
-	let sync = match std::env::var("DILOCO_SYNC_LOSS").ok().and_then(|v| v.parse::<f32>().ok()) {
-		Some(l) => vec![
-			(0, val_loss(&s.spec, &s.spec.initial_params().unwrap(), &s.validation)),
-			(s.steps, l),
-		],
-		None => synchronous(&s, *hs.iter().min().unwrap_or(&50)),
-	};
+	let every = *hs.iter().min().unwrap_or(&50);
+	let (sync, start) =
+		match std::env::var("DILOCO_SYNC_LOSS").ok().and_then(|v| v.parse::<f32>().ok()) {
+			Some(l) => {
+				let (mut c, start) = synchronous(&s, 0, every);
+				c.push((s.steps, l));
+				(c, start)
+			},
+			None => synchronous(&s, s.steps, every),
+		};
 	let sync_loss = sync.last().unwrap().1;
 	eprintln!("synchronous: {:.1} s", t0.elapsed().as_secs_f64());
 	for (step, loss) in &sync {
@@ -246,7 +267,7 @@ async fn bench() {
 	let sync_bytes = s.steps as f64 * (s_bytes * (n - 1.0) / n + s_bytes / n * (n - 1.0));
 	for h in hs {
 		let t = Instant::now();
-		let reports = diloco(&s, h, outer, comp).await;
+		let reports = diloco(&s, h, outer, comp, &start).await;
 		agree(&reports);
 		let curve: Vec<(usize, f32)> = std::iter::once((0, curves[0].1[0].1))
 			.chain(
@@ -265,10 +286,11 @@ async fn bench() {
 			println!("bench-diloco-curve run=diloco-h{h} step={step} loss={l:.4}");
 		}
 		println!(
-			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} steps={}",
+			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} steps={} warmstart={}",
 			loss / sync_loss,
 			payload_per_peer(&reports) / sync_bytes,
-			s.steps
+			s.steps,
+			s.warm
 		);
 		curves.push((format!("DiLoCo H={h} ({outer}, {comp})"), curve));
 	}

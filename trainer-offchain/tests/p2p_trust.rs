@@ -394,6 +394,37 @@ async fn state_with_a_one_signature_certificate_is_not_adopted() {
 	assert_eq!(finalised.round(), 5, "the chain's own model should be adopted");
 }
 
+/// A state without any certificate (what a peer that resumed the chain's model from its own
+/// file serves, `run --resume`) is adopted only when the chain view vouches for both its
+/// model hash and its round. A server that claims a later round with the chain's model would
+/// push the syncing peer past rounds it should take part in (it would sit them out), and one
+/// with another model would be adopted on its word: both are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncertified_state_is_adopted_only_for_the_chains_model_and_round() {
+	init_tracing();
+	let mut bare = certified_state(0);
+	bare.certificate = None;
+	let view = |model: [u8; 32], round: u32| ChainView {
+		members: BTreeSet::new(),
+		latest_model: Some(model),
+		open_round: Some(round),
+	};
+	// No chain view: nothing vouches for it.
+	assert_eq!(sync_from(&bare, None).await.round(), 0, "adopted without a certificate");
+	// The chain's model, but the chain has round 3 open, not 5.
+	let ahead = sync_from(&bare, Some(view(bare.model_hash, 3))).await;
+	assert_eq!(ahead.round(), 0, "pushed to a round the chain has not opened");
+	assert_eq!(ahead.net().metrics().state_syncs.load(Relaxed), 0);
+	// The chain's round, but another model.
+	let other = sync_from(&bare, Some(view([7; 32], 5))).await;
+	assert_eq!(other.round(), 0, "adopted a model the chain did not finalise");
+	assert!(other.model().iter().all(|x| *x == 0.0), "model replaced");
+	// Control: the chain finalised exactly this model and has exactly this round open.
+	let vouched = sync_from(&bare, Some(view(bare.model_hash, 5))).await;
+	assert_eq!(vouched.round(), 5, "the chain's model for its open round should be adopted");
+	assert!(vouched.model().iter().all(|x| *x == 0.5));
+}
+
 // ------------------------------------------------------------------ 4. stale base model
 
 /// Dave starts from other parameters (0.001 instead of 0) and runs the protocol honestly:
