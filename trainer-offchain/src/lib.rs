@@ -41,6 +41,7 @@ pub mod gpt;
 pub mod gpt_ops;
 #[cfg(feature = "chain")]
 pub mod job;
+pub mod matmul;
 pub mod model;
 pub mod ops;
 pub mod outer;

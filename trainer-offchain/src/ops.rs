@@ -1,20 +1,23 @@
 //! Fused CPU kernels as candle custom ops, to cut per-step overhead on small models:
 //!
-//! * [`dense`]: `y = x @ W + b` in one `gemm` call (the bias is pre-written into the output
-//!   and accumulated by gemm, no broadcast copy); its backward skips `dL/dx` when `x` does
-//!   not need a gradient (candle's own matmul backward always computes it, which for the
-//!   first layer is a whole wasted `[B, out] × [out, in]` product);
+//! * [`dense`]: `y = x @ W + b` in one product (the bias is pre-written into the output and
+//!   accumulated by gemm, no broadcast copy); its backward is two products and a column sum,
+//!   and skips `dL/dx` when `x` does not need a gradient (candle's own matmul backward always
+//!   computes it, which for the first layer is a whole wasted `[B, out] × [out, in]`
+//!   product). The products are [`crate::matmul`]'s, split by rows across threads;
 //! * [`softmax_cross_entropy`]: mean cross-entropy from logits in one pass, backward
 //!   `(softmax − onehot) / B` in one pass (instead of ~10 candle ops each way);
 //! * [`sgd_momentum_inplace`]: the momentum-SGD update written into the parameter's own
 //!   storage (no new tensors per step).
 //!
 //! All kernels are sequential loops or gemm over fixed block layouts, so results are
-//! deterministic for a given thread count.
+//! deterministic (the dense products for any thread count, see [`crate::matmul`]).
 
 use std::cell::RefCell;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
+
+use crate::matmul::{matmul_into, View};
 
 /// The f32 data of a contiguous tensor's storage (an error for any other layout).
 pub(crate) fn contiguous<'a>(
@@ -28,15 +31,6 @@ pub(crate) fn contiguous<'a>(
 			.get(a..b)
 			.ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
 		None => Err(candle_core::Error::Msg(format!("{what}: needs a contiguous tensor"))),
-	}
-}
-
-fn parallelism() -> gemm::Parallelism {
-	let n = candle_core::utils::get_num_threads();
-	if n > 1 {
-		gemm::Parallelism::Rayon(n)
-	} else {
-		gemm::Parallelism::None
 	}
 }
 
@@ -74,33 +68,8 @@ impl CustomOp3 for Dense {
 		for _ in 0..m {
 			dst.extend_from_slice(b);
 		}
-		if m > 0 && n > 0 {
-			// SAFETY: dst is m×n row-major, x is m×k row-major, w is k×n row-major, all
-			// contiguous with the lengths checked above; gemm only reads x/w and writes dst.
-			unsafe {
-				gemm::gemm(
-					m,
-					n,
-					k,
-					dst.as_mut_ptr(),
-					1,
-					n as isize,
-					true,
-					x.as_ptr(),
-					1,
-					k as isize,
-					w.as_ptr(),
-					1,
-					n as isize,
-					1.0f32,
-					1.0f32,
-					false,
-					false,
-					false,
-					parallelism(),
-				);
-			}
-		}
+		// The bias is already in `dst`: the product accumulates onto it.
+		matmul_into(&mut dst, View::rows(x, m, k)?, View::rows(w, k, n)?, true)?;
 		Ok((CpuStorage::F32(dst), Shape::from((m, n))))
 	}
 
@@ -112,10 +81,88 @@ impl CustomOp3 for Dense {
 		_res: &Tensor,
 		grad: &Tensor,
 	) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-		let gx = if x.track_op() { Some(grad.matmul(&w.t()?)?) } else { None };
-		let gw = x.t()?.matmul(grad)?;
-		let gb = grad.sum(0)?;
+		let grad = grad.contiguous()?;
+		let gx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &DenseGradInput)?) } else { None };
+		let gw = x.apply_op2_no_bwd(&grad, &DenseGradWeight)?;
+		let gb = grad.apply_op1_no_bwd(&ColumnSums)?;
 		Ok((gx, Some(gw), Some(gb)))
+	}
+}
+
+/// `dL/dx = grad · wᵀ` of [`Dense`] (`grad [B, out]`, `w [in, out]`).
+struct DenseGradInput;
+
+impl CustomOp2 for DenseGradInput {
+	fn name(&self) -> &'static str {
+		"trainchain-dense-grad-input"
+	}
+
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let (m, n) = l1.shape().dims2()?;
+		let (k, n2) = l2.shape().dims2()?;
+		if n != n2 {
+			return Err(candle_core::Error::Msg(format!("dense grad: {m}×{n} vs weight {k}×{n2}")));
+		}
+		let g = contiguous(s1, l1, "dense grad")?;
+		let w = contiguous(s2, l2, "dense weight")?;
+		let mut dst = vec![0f32; m * k];
+		matmul_into(&mut dst, View::rows(g, m, n)?, View::transposed(w, n, k)?, false)?;
+		Ok((CpuStorage::F32(dst), Shape::from((m, k))))
+	}
+}
+
+/// `dL/dw = xᵀ · grad` of [`Dense`] (`x [B, in]`, `grad [B, out]`).
+struct DenseGradWeight;
+
+impl CustomOp2 for DenseGradWeight {
+	fn name(&self) -> &'static str {
+		"trainchain-dense-grad-weight"
+	}
+
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let (b, k) = l1.shape().dims2()?;
+		let (b2, n) = l2.shape().dims2()?;
+		if b != b2 {
+			return Err(candle_core::Error::Msg(format!("dense grad: input {b}×{k} vs {b2}×{n}")));
+		}
+		let x = contiguous(s1, l1, "dense input")?;
+		let g = contiguous(s2, l2, "dense grad")?;
+		let mut dst = vec![0f32; k * n];
+		matmul_into(&mut dst, View::transposed(x, k, b)?, View::rows(g, b, n)?, false)?;
+		Ok((CpuStorage::F32(dst), Shape::from((k, n))))
+	}
+}
+
+/// Column sums of a `[B, n]` matrix (the bias gradient), rows added in order.
+struct ColumnSums;
+
+impl candle_core::CustomOp1 for ColumnSums {
+	fn name(&self) -> &'static str {
+		"trainchain-column-sums"
+	}
+
+	fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+		let (_, n) = l.shape().dims2()?;
+		let g = contiguous(s, l, "dense grad")?;
+		let mut sums = vec![0f32; n];
+		for row in g.chunks_exact(n.max(1)) {
+			for (acc, x) in sums.iter_mut().zip(row) {
+				*acc += x;
+			}
+		}
+		Ok((CpuStorage::F32(sums), Shape::from(n)))
 	}
 }
 
