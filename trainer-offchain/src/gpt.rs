@@ -37,12 +37,11 @@
 //!
 //! Only deterministic CPU ops are used: gemm (fixed blocking for a thread count), sequential
 //! reductions, `index_select` (backward: a sequential `index_add`), element-wise maps and
-//! the sequential loops of [`crate::gpt_ops`]. LayerNorm is written out in candle ops (their
-//! generic backward), the softmax and GELU are our own fused ops (candle-nn's softmax kernel
-//! is not used); the finite-difference test in `tests/ml_gpt.rs` checks every tensor's
+//! the sequential loops of [`crate::gpt_ops`]. LayerNorm, the softmax and GELU are our own
+//! fused ops (candle-nn's kernels are not used); the finite-difference test in `tests/ml_gpt.rs` checks every tensor's
 //! gradient.
 
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{DType, Tensor, Var};
 
 use crate::error::{Result, TrainerError};
 use crate::model::{Arch, Init, Model, ParamInfo};
@@ -142,11 +141,7 @@ fn var(vars: &[Var], i: usize) -> Result<&Tensor> {
 
 /// LayerNorm over the last dimension of `x [N, D]`.
 fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor) -> Result<Tensor> {
-	let mean = x.mean_keepdim(D::Minus1)?;
-	let centred = x.broadcast_sub(&mean)?;
-	let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-	let inv = (var + LN_EPS)?.sqrt()?.recip()?;
-	Ok(centred.broadcast_mul(&inv)?.broadcast_mul(gain)?.broadcast_add(bias)?)
+	Ok(crate::gpt_ops::layer_norm(x, gain, bias, LN_EPS)?)
 }
 
 /// Causal self-attention of `x [B·t, D]` with block parameters `w` (the 4 attention

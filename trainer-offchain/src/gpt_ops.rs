@@ -8,7 +8,11 @@
 //! * [`gelu`]: the tanh-approximation GELU with one `exp` per element each way (candle's
 //!   forward and generic backward spent a third of a step in `powf`, `tanhf` and `expm1f`).
 //!
-//! Both are sequential loops in a fixed order: deterministic, and row `i` of the softmax
+//! * [`layer_norm`]: LayerNorm over the last dimension in one pass each way (written out in
+//!   candle ops it was ~10 ops forward, each with its own tensor, and more backward,
+//!   including strided reductions over the rows for the gain's and bias's gradients).
+//!
+//! All are sequential loops in a fixed order: deterministic, and row `i` of the softmax
 //! never depends on a later column (the causal test checks it bit for bit). The
 //! finite-difference test in `tests/ml_gpt.rs` checks their backward passes.
 
@@ -182,6 +186,149 @@ pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
 	}
 }
 
+/// Mean and `1/√(var + ε)` of one row (population variance, sequential sums).
+fn row_moments(row: &[f32], eps: f32) -> (f32, f32) {
+	let n = row.len().max(1) as f32;
+	let mean = row.iter().sum::<f32>() / n;
+	let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+	(mean, 1.0 / (var + eps).sqrt())
+}
+
+/// LayerNorm over the last dimension: `(x − mean) / √(var + ε) · gain + bias`.
+struct LayerNorm {
+	eps: f32,
+}
+
+/// The shapes of a LayerNorm: `x [.., D]` and the gain, bias (or gradient) `[D]`; returns D.
+fn norm_width(x: &Layout, others: &[&Layout]) -> candle_core::Result<usize> {
+	let d = x.dims().last().copied().unwrap_or(0);
+	if d == 0 || others.iter().any(|l| l.dims() != [d]) {
+		return Err(candle_core::Error::Msg(format!(
+			"layer norm: {:?} with a gain of another width",
+			x.dims()
+		)));
+	}
+	Ok(d)
+}
+
+impl candle_core::CustomOp3 for LayerNorm {
+	fn name(&self) -> &'static str {
+		"trainchain-layer-norm"
+	}
+
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+		s3: &CpuStorage,
+		l3: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let d = norm_width(l1, &[l2, l3])?;
+		let x = contiguous(s1, l1, "layer norm input")?;
+		let gain = contiguous(s2, l2, "layer norm gain")?;
+		let bias = contiguous(s3, l3, "layer norm bias")?;
+		let mut out = vec![0f32; x.len()];
+		for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+			let (mean, rstd) = row_moments(row, self.eps);
+			for (((o, x), g), b) in o.iter_mut().zip(row).zip(gain).zip(bias) {
+				*o = (x - mean) * rstd * g + b;
+			}
+		}
+		Ok((CpuStorage::F32(out), l1.shape().clone()))
+	}
+
+	fn bwd(
+		&self,
+		x: &Tensor,
+		gain: &Tensor,
+		_bias: &Tensor,
+		_res: &Tensor,
+		grad: &Tensor,
+	) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+		let grad = grad.contiguous()?;
+		let all = x.apply_op3_no_bwd(gain, &grad, &LayerNormGrad { eps: self.eps })?;
+		let (n, d) = (x.elem_count(), gain.elem_count());
+		let gx = all.narrow(0, 0, n)?.reshape(x.shape())?;
+		let gg = all.narrow(0, n, d)?;
+		let gb = all.narrow(0, n + d, d)?;
+		Ok((Some(gx), Some(gg), Some(gb)))
+	}
+}
+
+/// LayerNorm's gradients, flat: `dL/dx` (as `x`), then `dL/dgain` and `dL/dbias` (`[D]`
+/// each). With `x̂ = (x − mean)·rstd` and `ĝ = grad ⊙ gain` per row:
+/// `dL/dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))`, `dL/dgain = Σ_rows grad ⊙ x̂`,
+/// `dL/dbias = Σ_rows grad` (rows in order).
+struct LayerNormGrad {
+	eps: f32,
+}
+
+impl candle_core::CustomOp3 for LayerNormGrad {
+	fn name(&self) -> &'static str {
+		"trainchain-layer-norm-grad"
+	}
+
+	fn cpu_fwd(
+		&self,
+		s1: &CpuStorage,
+		l1: &Layout,
+		s2: &CpuStorage,
+		l2: &Layout,
+		s3: &CpuStorage,
+		l3: &Layout,
+	) -> candle_core::Result<(CpuStorage, Shape)> {
+		let d = norm_width(l1, &[l2])?;
+		let x = contiguous(s1, l1, "layer norm input")?;
+		let gain = contiguous(s2, l2, "layer norm gain")?;
+		let grad = contiguous(s3, l3, "layer norm grad")?;
+		if grad.len() != x.len() {
+			return Err(candle_core::Error::Msg("layer norm: gradient of another shape".into()));
+		}
+		let mut out = vec![0f32; x.len() + 2 * d];
+		let (gx, sums) = out.split_at_mut(x.len());
+		let (gg, gb) = sums.split_at_mut(d);
+		let mut xhat = vec![0f32; d];
+		let inv_d = 1.0 / d as f32;
+		for ((row, g), o) in x.chunks_exact(d).zip(grad.chunks_exact(d)).zip(gx.chunks_exact_mut(d))
+		{
+			let (mean, rstd) = row_moments(row, self.eps);
+			let (mut sum_gh, mut sum_ghx) = (0f32, 0f32);
+			for (((xh, x), g), w) in xhat.iter_mut().zip(row).zip(g).zip(gain) {
+				*xh = (x - mean) * rstd;
+				sum_gh += g * w;
+				sum_ghx += g * w * *xh;
+			}
+			let (m1, m2) = (sum_gh * inv_d, sum_ghx * inv_d);
+			for ((((o, xh), g), w), (ggj, gbj)) in
+				o.iter_mut().zip(&xhat).zip(g).zip(gain).zip(gg.iter_mut().zip(gb.iter_mut()))
+			{
+				*o = rstd * (g * w - m1 - xh * m2);
+				*ggj += g * xh;
+				*gbj += g;
+			}
+		}
+		Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * d)))
+	}
+}
+
+/// LayerNorm of `x [.., D]` over its last dimension with `gain`, `bias` `[D]` (f32).
+pub fn layer_norm(
+	x: &Tensor,
+	gain: &Tensor,
+	bias: &Tensor,
+	eps: f64,
+) -> candle_core::Result<Tensor> {
+	let x = x.contiguous()?;
+	let op = LayerNorm { eps: eps as f32 };
+	if x.track_op() || gain.track_op() || bias.track_op() {
+		x.apply_op3(gain, bias, op)
+	} else {
+		x.apply_op3_no_bwd(gain, bias, &op)
+	}
+}
+
 #[cfg(test)]
 mod tests {
 	#![allow(clippy::unwrap_used)]
@@ -241,6 +388,57 @@ mod tests {
 				e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
 			},
 		);
+	}
+
+	/// LayerNorm written out in candle ops (what `gpt.rs` used before the fused op).
+	fn stock_layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor) -> Tensor {
+		let mean = x.mean_keepdim(D::Minus1).unwrap();
+		let centred = x.broadcast_sub(&mean).unwrap();
+		let var = centred.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+		let inv = (var + 1e-5).unwrap().sqrt().unwrap().recip().unwrap();
+		centred
+			.broadcast_mul(&inv)
+			.unwrap()
+			.broadcast_mul(gain)
+			.unwrap()
+			.broadcast_add(bias)
+			.unwrap()
+	}
+
+	#[test]
+	fn layer_norm_matches_stock_layer_norm_with_its_gradients() {
+		let dev = Device::Cpu;
+		let d = 6;
+		let gain = Tensor::from_vec(pattern(d, 1.3), d, &dev).unwrap();
+		let bias = Tensor::from_vec(pattern(d, 0.7), d, &dev).unwrap();
+		compare(
+			&[2, 5, d],
+			|x| layer_norm(x, &gain, &bias, 1e-5).unwrap(),
+			|x| stock_layer_norm(x, &gain, &bias),
+		);
+		// The gain's and bias's gradients too.
+		let x = Tensor::from_vec(pattern(4 * d, 0.91), (4, d), &dev).unwrap();
+		let w = Tensor::from_vec(pattern(4 * d, 0.37), (4, d), &dev).unwrap();
+		let mut grads = Vec::new();
+		for fused in [true, false] {
+			let (g, b) = (Var::from_tensor(&gain).unwrap(), Var::from_tensor(&bias).unwrap());
+			let y = if fused {
+				layer_norm(&x, g.as_tensor(), b.as_tensor(), 1e-5).unwrap()
+			} else {
+				stock_layer_norm(&x, g.as_tensor(), b.as_tensor())
+			};
+			let store = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+			let flat = |v: &Var| store.get(v).unwrap().to_vec1::<f32>().unwrap();
+			grads.push((flat(&g), flat(&b)));
+		}
+		for (f, s) in [(&grads[0].0, &grads[1].0), (&grads[0].1, &grads[1].1)] {
+			for (a, b) in f.iter().zip(s) {
+				assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "fused {a} vs stock {b}");
+			}
+		}
+		// Another width of gain is an error.
+		let short = Tensor::zeros(d - 1, candle_core::DType::F32, &dev).unwrap();
+		assert!(layer_norm(&x, &short, &bias, 1e-5).is_err());
 	}
 
 	#[test]
