@@ -300,6 +300,7 @@ async fn bench() {
 }
 
 fn main() {
+	trainchain_trainer::alloc::tune();
 	tokio::runtime::Builder::new_multi_thread()
 		.worker_threads(2)
 		.enable_all()

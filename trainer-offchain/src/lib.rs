@@ -28,6 +28,7 @@
 //! NaN/inf) is an error, never a panic.
 
 pub mod aggregate;
+pub mod alloc;
 pub mod checkpoint;
 pub mod compress;
 pub mod convergence;

@@ -5,6 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+	trainchain_trainer::alloc::tune();
 	match cli::main() {
 		Ok(()) => ExitCode::SUCCESS,
 		Err(e) => {
