@@ -82,47 +82,29 @@ impl CustomOp3 for Dense {
 		grad: &Tensor,
 	) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
 		let grad = grad.contiguous()?;
-		let gx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &DenseGradInput)?) } else { None };
-		let gw = x.apply_op2_no_bwd(&grad, &DenseGradWeight)?;
+		let gx =
+			if x.track_op() { Some(grad.apply_op2_no_bwd(w, &DenseGrad::Input)?) } else { None };
+		let gw = x.apply_op2_no_bwd(&grad, &DenseGrad::Weight)?;
 		let gb = grad.apply_op1_no_bwd(&ColumnSums)?;
 		Ok((gx, Some(gw), Some(gb)))
 	}
 }
 
-/// `dL/dx = grad · wᵀ` of [`Dense`] (`grad [B, out]`, `w [in, out]`).
-struct DenseGradInput;
-
-impl CustomOp2 for DenseGradInput {
-	fn name(&self) -> &'static str {
-		"trainchain-dense-grad-input"
-	}
-
-	fn cpu_fwd(
-		&self,
-		s1: &CpuStorage,
-		l1: &Layout,
-		s2: &CpuStorage,
-		l2: &Layout,
-	) -> candle_core::Result<(CpuStorage, Shape)> {
-		let (m, n) = l1.shape().dims2()?;
-		let (k, n2) = l2.shape().dims2()?;
-		if n != n2 {
-			return Err(candle_core::Error::Msg(format!("dense grad: {m}×{n} vs weight {k}×{n2}")));
-		}
-		let g = contiguous(s1, l1, "dense grad")?;
-		let w = contiguous(s2, l2, "dense weight")?;
-		let mut dst = vec![0f32; m * k];
-		matmul_into(&mut dst, View::rows(g, m, n)?, View::transposed(w, n, k)?, false)?;
-		Ok((CpuStorage::F32(dst), Shape::from((m, k))))
-	}
+/// A product of [`Dense`]'s backward, of two row-major matrices `l [p, q]` and `r [s, t]`:
+/// `l · rᵀ` (`q = t`; `dL/dx = grad · wᵀ`) or `lᵀ · r` (`p = s`; `dL/dw = xᵀ · grad`).
+enum DenseGrad {
+	/// `l · rᵀ`: the input's gradient from the output's gradient and the weight.
+	Input,
+	/// `lᵀ · r`: the weight's gradient from the input and the output's gradient.
+	Weight,
 }
 
-/// `dL/dw = xᵀ · grad` of [`Dense`] (`x [B, in]`, `grad [B, out]`).
-struct DenseGradWeight;
-
-impl CustomOp2 for DenseGradWeight {
+impl CustomOp2 for DenseGrad {
 	fn name(&self) -> &'static str {
-		"trainchain-dense-grad-weight"
+		match self {
+			Self::Input => "trainchain-dense-grad-input",
+			Self::Weight => "trainchain-dense-grad-weight",
+		}
 	}
 
 	fn cpu_fwd(
@@ -132,16 +114,26 @@ impl CustomOp2 for DenseGradWeight {
 		s2: &CpuStorage,
 		l2: &Layout,
 	) -> candle_core::Result<(CpuStorage, Shape)> {
-		let (b, k) = l1.shape().dims2()?;
-		let (b2, n) = l2.shape().dims2()?;
-		if b != b2 {
-			return Err(candle_core::Error::Msg(format!("dense grad: input {b}×{k} vs {b2}×{n}")));
-		}
-		let x = contiguous(s1, l1, "dense input")?;
-		let g = contiguous(s2, l2, "dense grad")?;
-		let mut dst = vec![0f32; k * n];
-		matmul_into(&mut dst, View::transposed(x, k, b)?, View::rows(g, b, n)?, false)?;
-		Ok((CpuStorage::F32(dst), Shape::from((k, n))))
+		let ((p, q), (s, t)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+		let l = contiguous(s1, l1, "dense backward")?;
+		let r = contiguous(s2, l2, "dense backward")?;
+		let (a, b) = match self {
+			Self::Input if q == t => (View::rows(l, p, q)?, View::transposed(r, t, s)?),
+			Self::Weight if p == s => (View::transposed(l, q, p)?, View::rows(r, s, t)?),
+			_ => {
+				return Err(candle_core::Error::Msg(format!(
+					"{}: {p}×{q} with {s}×{t}",
+					self.name()
+				)))
+			},
+		};
+		let (m, n) = match self {
+			Self::Input => (p, s),
+			Self::Weight => (q, t),
+		};
+		let mut dst = vec![0f32; m * n];
+		matmul_into(&mut dst, a, b, false)?;
+		Ok((CpuStorage::F32(dst), Shape::from((m, n))))
 	}
 }
 
