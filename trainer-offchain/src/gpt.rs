@@ -160,9 +160,9 @@ fn attention(x: &Tensor, w: &[Var], shape: (usize, usize, usize)) -> Result<Tens
 	};
 	let (q, k, v) = (split(0)?, split(1)?, split(2)?);
 	let scale = 1.0 / (hd as f64).sqrt();
-	let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+	let scores = crate::bmm::matmul_t(&q, &k, scale)?;
 	let att = crate::gpt_ops::causal_softmax(&scores)?;
-	let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, d))?;
+	let y = crate::bmm::matmul(&att, &v)?.transpose(1, 2)?.reshape((b * t, d))?;
 	Ok(crate::ops::dense(&y, var(w, 2)?, var(w, 3)?)?)
 }
 

@@ -29,6 +29,7 @@
 
 pub mod aggregate;
 pub mod alloc;
+pub mod bmm;
 pub mod checkpoint;
 pub mod compress;
 pub mod convergence;

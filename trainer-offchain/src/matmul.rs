@@ -5,11 +5,15 @@
 //! 2-core machines (`bench-train`, 784-256-10 batch 64: 0.76 ms at 1 thread, 1.00 ms at 2;
 //! batch 256: 2.81 and 2.84 ms). Here a product of at least [`PARALLEL_MIN_MACS`]
 //! multiply-adds is cut into one block of whole output rows per thread, each computed by the
-//! sequential kernel; smaller ones stay on the calling thread.
+//! sequential kernel on candle's worker pool (see [`on_pool`]); smaller ones stay on the
+//! calling thread.
 //!
 //! An output element is computed by the same kernel over the same order of `k` however the
 //! rows are split, so the result has the same bits for every thread count (tested below):
 //! training stays deterministic across contributors' machines.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use candle_core::{Error, Result};
 
@@ -105,21 +109,123 @@ pub fn matmul_into_on(
 	};
 	let rows_per = m.div_ceil(blocks);
 	if blocks == 1 {
-		sequential(dst, a, b, accumulate);
+		sequential(dst, a, b, accumulate, 1.0);
 		return Ok(());
 	}
-	rayon::scope(|s| {
-		for (i, out) in dst.chunks_mut(rows_per * n).enumerate() {
-			let block = a.row_block(i * rows_per, out.len() / n);
-			s.spawn(move |_| sequential(out, block, b, accumulate));
+	let outs: Vec<Mutex<&mut [f32]>> = dst.chunks_mut(rows_per * n).map(Mutex::new).collect();
+	on_pool(outs.len(), |i| {
+		let mut out = lock(&outs, i)?;
+		let block = a.row_block(i * rows_per, out.len() / n);
+		sequential(&mut out, block, b, accumulate, 1.0);
+		Ok(())
+	})
+}
+
+/// Run `work(0..blocks)` on candle's worker pool, the calling thread taking part; the first
+/// error is returned. Each participant takes the next block until none is left.
+///
+/// This is the pool candle's own element-wise kernels use: its workers spin a little before
+/// they sleep, so a product right after another op finds them awake. (With rayon's pool, or a
+/// thread per block, the hand-off cost more than the second thread saved on 2 cores.)
+fn on_pool<F>(blocks: usize, work: F) -> Result<()>
+where
+	F: Fn(usize) -> Result<()> + Sync,
+{
+	let next = AtomicUsize::new(0);
+	let first_error: Mutex<Option<Error>> = Mutex::new(None);
+	candle_core::utils::barrier_pool().execute(|_| loop {
+		let i = next.fetch_add(1, Ordering::Relaxed);
+		if i >= blocks {
+			break;
+		}
+		if let Err(e) = work(i) {
+			first_error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
 		}
 	});
+	match first_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+		Some(e) => Err(e),
+		None => Ok(()),
+	}
+}
+
+/// Block `i`'s output (each block is locked by the one participant that computes it).
+fn lock<'a, 'b>(
+	outs: &'a [Mutex<&'b mut [f32]>],
+	i: usize,
+) -> Result<MutexGuard<'a, &'b mut [f32]>> {
+	outs.get(i)
+		.map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+		.ok_or_else(|| Error::Msg(format!("matmul: no output block {i}")))
+}
+
+/// `dst = scale · a · b` on the calling thread (`dst` row-major `a.rows × b.cols`).
+pub fn product_on_this_thread(dst: &mut [f32], a: View, b: View, scale: f32) -> Result<()> {
+	if b.rows != a.cols || dst.len() != a.rows * b.cols {
+		return Err(Error::Msg(format!(
+			"matmul: {}×{} · {}×{} into {} values",
+			a.rows,
+			a.cols,
+			b.rows,
+			b.cols,
+			dst.len()
+		)));
+	}
+	sequential(dst, a, b, false, scale);
 	Ok(())
 }
 
-/// gemm's kernel on one thread; the views are checked in bounds and `dst` is
-/// `a.rows × b.cols`.
-fn sequential(dst: &mut [f32], a: View, b: View, accumulate: bool) {
+/// Run `item(i, out)` for `items` products whose outputs are consecutive `out_len`-value
+/// slices of `dst`, sharing the items out between candle's threads when together they are at
+/// least [`PARALLEL_MIN_MACS`] (`macs_per_item` each); the first error is returned.
+pub fn batched<F>(
+	dst: &mut [f32],
+	items: usize,
+	out_len: usize,
+	macs_per_item: usize,
+	item: F,
+) -> Result<()>
+where
+	F: Fn(usize, &mut [f32]) -> Result<()> + Sync,
+{
+	let threads = candle_core::utils::get_num_threads();
+	batched_on(dst, items, out_len, macs_per_item, item, threads)
+}
+
+/// [`batched`] on at most `threads` threads.
+pub fn batched_on<F>(
+	dst: &mut [f32],
+	items: usize,
+	out_len: usize,
+	macs_per_item: usize,
+	item: F,
+	threads: usize,
+) -> Result<()>
+where
+	F: Fn(usize, &mut [f32]) -> Result<()> + Sync,
+{
+	if dst.len() != items * out_len {
+		return Err(Error::Msg(format!("batched matmul: {items} × {out_len} into {}", dst.len())));
+	}
+	if out_len == 0 {
+		return Ok(());
+	}
+	if threads <= 1 || items < 2 || items.saturating_mul(macs_per_item) < PARALLEL_MIN_MACS {
+		return dst.chunks_mut(out_len).enumerate().try_for_each(|(i, out)| item(i, out));
+	}
+	let per = items.div_ceil(threads.min(items));
+	let outs: Vec<Mutex<&mut [f32]>> = dst.chunks_mut(per * out_len).map(Mutex::new).collect();
+	on_pool(outs.len(), |c| {
+		let mut block = lock(&outs, c)?;
+		block
+			.chunks_mut(out_len)
+			.enumerate()
+			.try_for_each(|(j, out)| item(c * per + j, out))
+	})
+}
+
+/// `dst = [dst +] scale · a · b` with gemm's kernel on one thread; the views are checked in
+/// bounds and `dst` is `a.rows × b.cols`.
+fn sequential(dst: &mut [f32], a: View, b: View, accumulate: bool, scale: f32) {
 	let (m, k, n) = (a.rows, a.cols, b.cols);
 	if k == 0 {
 		if !accumulate {
@@ -147,7 +253,7 @@ fn sequential(dst: &mut [f32], a: View, b: View, accumulate: bool) {
 			b.col_stride as isize,
 			b.row_stride as isize,
 			1.0f32,
-			1.0f32,
+			scale,
 			false,
 			false,
 			false,
@@ -216,6 +322,50 @@ mod tests {
 				}
 			}
 		}
+	}
+
+	/// 64 attention-sized products (64×16 by 16×64): the same bits on 1, 2 and 5 threads, and
+	/// an item's error comes back.
+	#[test]
+	fn batched_products_are_identical_for_every_thread_count() {
+		let (items, m, k, n) = (64, 64, 16, 64);
+		let xa = values(items * m * k, 3);
+		let xb = values(items * k * n, 4);
+		let run = |threads: usize| {
+			let mut dst = vec![0f32; items * m * n];
+			batched_on(
+				&mut dst,
+				items,
+				m * n,
+				m * n * k,
+				|i, out| {
+					let a = View::rows(&xa[i * m * k..(i + 1) * m * k], m, k)?;
+					let b = View::transposed(&xb[i * k * n..(i + 1) * k * n], k, n)?;
+					product_on_this_thread(out, a, b, 0.25)
+				},
+				threads,
+			)
+			.unwrap();
+			dst
+		};
+		let one = run(1);
+		let a0 = View::rows(&xa[..m * k], m, k).unwrap();
+		let b0 = View::transposed(&xb[..k * n], k, n).unwrap();
+		let want = naive(&a0, &b0);
+		assert!((f64::from(one[5]) - 0.25 * want[5]).abs() < 1e-5);
+		for threads in [2, 5] {
+			assert!(one.iter().zip(run(threads)).all(|(x, y)| x.to_bits() == y.to_bits()));
+		}
+		let mut dst = vec![0f32; items * m * n];
+		let failing = |i: usize, _: &mut [f32]| {
+			if i == 40 {
+				Err(Error::Msg("item 40".into()))
+			} else {
+				Ok(())
+			}
+		};
+		let e = batched_on(&mut dst, items, m * n, m * n * k, failing, 2).unwrap_err();
+		assert!(e.to_string().contains("item 40"), "{e}");
 	}
 
 	#[test]
