@@ -12,13 +12,18 @@
 //!   candle ops it was ~10 ops forward, each with its own tensor, and more backward,
 //!   including strided reductions over the rows for the gain's and bias's gradients).
 //!
-//! All are sequential loops in a fixed order: deterministic, and row `i` of the softmax
-//! never depends on a later column (the causal test checks it bit for bit). The
+//! All are loops over rows in a fixed order, blocks of rows shared between threads
+//! ([`crate::par`]; LayerNorm's gain and bias sums over fixed groups of rows): the same bits
+//! for any thread count, and row `i` of the softmax never depends on a later column (the
+//! causal test checks it bit for bit). The
 //! finite-difference test in `tests/ml_gpt.rs` checks their backward passes.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
+use std::sync::Mutex;
+
 use crate::ops::contiguous;
+use crate::par;
 
 /// Side of the square last two dimensions of `l`.
 fn square_side(l: &Layout) -> candle_core::Result<usize> {
@@ -40,21 +45,25 @@ impl CustomOp1 for CausalSoftmax {
 		let t = square_side(l)?;
 		let x = contiguous(s, l, "scores")?;
 		let mut out = vec![0f32; x.len()];
-		for (r, (row, o)) in x.chunks_exact(t).zip(out.chunks_exact_mut(t)).enumerate() {
-			let i = r % t;
-			let seen = row.get(..=i).unwrap_or_default();
-			let (visible, _later_stay_zero) = o.split_at_mut(i + 1);
-			let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-			let mut sum = 0f32;
-			for (oj, &xj) in visible.iter_mut().zip(seen) {
-				*oj = (xj - max).exp();
-				sum += *oj;
+		par::rows(&mut out, t, |first, block| {
+			let rows = x.get(first * t..).unwrap_or_default().chunks_exact(t);
+			for (r, (row, o)) in rows.zip(block.chunks_exact_mut(t)).enumerate() {
+				let i = (first + r) % t;
+				let seen = row.get(..=i).unwrap_or_default();
+				let (visible, _later_stay_zero) = o.split_at_mut(i + 1);
+				let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+				let mut sum = 0f32;
+				for (oj, &xj) in visible.iter_mut().zip(seen) {
+					*oj = (xj - max).exp();
+					sum += *oj;
+				}
+				let inv = 1.0 / sum;
+				for oj in visible.iter_mut() {
+					*oj *= inv;
+				}
 			}
-			let inv = 1.0 / sum;
-			for oj in visible.iter_mut() {
-				*oj *= inv;
-			}
-		}
+			Ok(())
+		})?;
 		Ok((CpuStorage::F32(out), l.shape().clone()))
 	}
 
@@ -85,18 +94,18 @@ impl CustomOp2 for CausalSoftmaxGrad {
 			return Err(candle_core::Error::Msg("causal softmax: gradient size".into()));
 		}
 		let mut out = vec![0f32; y.len()];
-		for (r, ((yr, gr), o)) in y
-			.chunks_exact(t)
-			.zip(g.chunks_exact(t))
-			.zip(out.chunks_exact_mut(t))
-			.enumerate()
-		{
-			let n = r % t + 1;
-			let dot: f32 = yr.iter().zip(gr).take(n).map(|(a, b)| a * b).sum();
-			for ((oj, &yj), &gj) in o.iter_mut().zip(yr).zip(gr).take(n) {
-				*oj = yj * (gj - dot);
+		par::rows(&mut out, t, |first, block| {
+			let ys = y.get(first * t..).unwrap_or_default().chunks_exact(t);
+			let gs = g.get(first * t..).unwrap_or_default().chunks_exact(t);
+			for (r, ((yr, gr), o)) in ys.zip(gs).zip(block.chunks_exact_mut(t)).enumerate() {
+				let n = (first + r) % t + 1;
+				let dot: f32 = yr.iter().zip(gr).take(n).map(|(a, b)| a * b).sum();
+				for ((oj, &yj), &gj) in o.iter_mut().zip(yr).zip(gr).take(n) {
+					*oj = yj * (gj - dot);
+				}
 			}
-		}
+			Ok(())
+		})?;
 		Ok((CpuStorage::F32(out), l1.shape().clone()))
 	}
 }
@@ -131,10 +140,13 @@ impl CustomOp1 for Gelu {
 
 	fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
 		let x = contiguous(s, l, "gelu input")?;
-		let out = x
-			.iter()
-			.map(|&v| 0.5 * v * (1.0 + tanh(GELU_C * v * (1.0 + GELU_A * v * v))))
-			.collect();
+		let mut out = vec![0f32; x.len()];
+		par::rows(&mut out, 1, |first, block| {
+			for (o, &v) in block.iter_mut().zip(x.get(first..).unwrap_or_default()) {
+				*o = 0.5 * v * (1.0 + tanh(GELU_C * v * (1.0 + GELU_A * v * v)));
+			}
+			Ok(())
+		})?;
 		Ok((CpuStorage::F32(out), l.shape().clone()))
 	}
 
@@ -163,15 +175,17 @@ impl CustomOp2 for GeluGrad {
 		if x.len() != g.len() {
 			return Err(candle_core::Error::Msg("gelu: gradient size".into()));
 		}
-		let out = x
-			.iter()
-			.zip(g)
-			.map(|(&v, &gv)| {
+		let mut out = vec![0f32; x.len()];
+		par::rows(&mut out, 1, |first, block| {
+			let xs = x.get(first..).unwrap_or_default();
+			let gs = g.get(first..).unwrap_or_default();
+			for ((o, &v), &gv) in block.iter_mut().zip(xs).zip(gs) {
 				let t = tanh(GELU_C * v * (1.0 + GELU_A * v * v));
 				let du = GELU_C * (1.0 + 3.0 * GELU_A * v * v);
-				gv * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
-			})
-			.collect();
+				*o = gv * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du);
+			}
+			Ok(())
+		})?;
 		Ok((CpuStorage::F32(out), l1.shape().clone()))
 	}
 }
@@ -230,12 +244,16 @@ impl candle_core::CustomOp3 for LayerNorm {
 		let gain = contiguous(s2, l2, "layer norm gain")?;
 		let bias = contiguous(s3, l3, "layer norm bias")?;
 		let mut out = vec![0f32; x.len()];
-		for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-			let (mean, rstd) = row_moments(row, self.eps);
-			for (((o, x), g), b) in o.iter_mut().zip(row).zip(gain).zip(bias) {
-				*o = (x - mean) * rstd * g + b;
+		par::rows(&mut out, d, |first, block| {
+			let rows = x.get(first * d..).unwrap_or_default().chunks_exact(d);
+			for (row, o) in rows.zip(block.chunks_exact_mut(d)) {
+				let (mean, rstd) = row_moments(row, self.eps);
+				for (((o, x), g), b) in o.iter_mut().zip(row).zip(gain).zip(bias) {
+					*o = (x - mean) * rstd * g + b;
+				}
 			}
-		}
+			Ok(())
+		})?;
 		Ok((CpuStorage::F32(out), l1.shape().clone()))
 	}
 
@@ -288,7 +306,37 @@ impl candle_core::CustomOp3 for LayerNormGrad {
 		}
 		let mut out = vec![0f32; x.len() + 2 * d];
 		let (gx, sums) = out.split_at_mut(x.len());
+		let n_rows = x.len() / d;
+		// dL/dx row by row; the gain's and bias's sums per group of rows, added in order.
+		let blocks: Vec<Mutex<&mut [f32]>> =
+			gx.chunks_mut(par::GROUP_ROWS * d).map(Mutex::new).collect();
+		let parts = par::row_groups(n_rows, d, |first, n| {
+			let mut block = par::lock(&blocks, first / par::GROUP_ROWS)?;
+			let xs = x.get(first * d..(first + n) * d).unwrap_or_default();
+			let gs = grad.get(first * d..(first + n) * d).unwrap_or_default();
+			Ok(self.rows_grad(xs, gs, gain, &mut block))
+		})?;
 		let (gg, gb) = sums.split_at_mut(d);
+		for (pg, pb) in &parts {
+			gg.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
+			gb.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+		}
+		Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * d)))
+	}
+}
+
+impl LayerNormGrad {
+	/// `dL/dx` of the rows `x` (gradient `grad`) into `gx`; returns their sums of
+	/// `grad ⊙ x̂` and of `grad` (the gain's and bias's gradients over these rows).
+	fn rows_grad(
+		&self,
+		x: &[f32],
+		grad: &[f32],
+		gain: &[f32],
+		gx: &mut [f32],
+	) -> (Vec<f32>, Vec<f32>) {
+		let d = gain.len();
+		let (mut gg, mut gb) = (vec![0f32; d], vec![0f32; d]);
 		let mut xhat = vec![0f32; d];
 		let inv_d = 1.0 / d as f32;
 		for ((row, g), o) in x.chunks_exact(d).zip(grad.chunks_exact(d)).zip(gx.chunks_exact_mut(d))
@@ -309,7 +357,7 @@ impl candle_core::CustomOp3 for LayerNormGrad {
 				*gbj += g;
 			}
 		}
-		Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * d)))
+		(gg, gb)
 	}
 }
 

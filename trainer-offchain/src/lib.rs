@@ -48,6 +48,7 @@ pub mod model;
 pub mod ops;
 pub mod outer;
 pub mod p2p;
+pub mod par;
 pub mod plan;
 pub mod public_data;
 pub mod rng;

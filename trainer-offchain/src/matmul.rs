@@ -5,17 +5,18 @@
 //! 2-core machines (`bench-train`, 784-256-10 batch 64: 0.76 ms at 1 thread, 1.00 ms at 2;
 //! batch 256: 2.81 and 2.84 ms). Here a product of at least [`PARALLEL_MIN_MACS`]
 //! multiply-adds is cut into one block of whole output rows per thread, each computed by the
-//! sequential kernel on candle's worker pool (see [`on_pool`]); smaller ones stay on the
+//! sequential kernel on candle's worker pool ([`crate::par`]); smaller ones stay on the
 //! calling thread.
 //!
 //! An output element is computed by the same kernel over the same order of `k` however the
 //! rows are split, so the result has the same bits for every thread count (tested below):
 //! training stays deterministic across contributors' machines.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 
 use candle_core::{Error, Result};
+
+use crate::par::{lock, on_pool};
 
 /// Products with fewer multiply-adds (`m·n·k`) run on one thread: below about this size the
 /// hand-off costs more than the second thread saves.
@@ -119,43 +120,6 @@ pub fn matmul_into_on(
 		sequential(&mut out, block, b, accumulate, 1.0);
 		Ok(())
 	})
-}
-
-/// Run `work(0..blocks)` on candle's worker pool, the calling thread taking part; the first
-/// error is returned. Each participant takes the next block until none is left.
-///
-/// This is the pool candle's own element-wise kernels use: its workers spin a little before
-/// they sleep, so a product right after another op finds them awake. (With rayon's pool, or a
-/// thread per block, the hand-off cost more than the second thread saved on 2 cores.)
-fn on_pool<F>(blocks: usize, work: F) -> Result<()>
-where
-	F: Fn(usize) -> Result<()> + Sync,
-{
-	let next = AtomicUsize::new(0);
-	let first_error: Mutex<Option<Error>> = Mutex::new(None);
-	candle_core::utils::barrier_pool().execute(|_| loop {
-		let i = next.fetch_add(1, Ordering::Relaxed);
-		if i >= blocks {
-			break;
-		}
-		if let Err(e) = work(i) {
-			first_error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
-		}
-	});
-	match first_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
-		Some(e) => Err(e),
-		None => Ok(()),
-	}
-}
-
-/// Block `i`'s output (each block is locked by the one participant that computes it).
-fn lock<'a, 'b>(
-	outs: &'a [Mutex<&'b mut [f32]>],
-	i: usize,
-) -> Result<MutexGuard<'a, &'b mut [f32]>> {
-	outs.get(i)
-		.map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
-		.ok_or_else(|| Error::Msg(format!("matmul: no output block {i}")))
 }
 
 /// `dst = scale · a · b` on the calling thread (`dst` row-major `a.rows × b.cols`).

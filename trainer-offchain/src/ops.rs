@@ -10,8 +10,9 @@
 //! * [`sgd_momentum_inplace`]: the momentum-SGD update written into the parameter's own
 //!   storage (no new tensors per step).
 //!
-//! All kernels are sequential loops or gemm over fixed block layouts, so results are
-//! deterministic (the dense products for any thread count, see [`crate::matmul`]).
+//! All kernels are loops over rows in a fixed order or gemm over fixed block layouts, rows and
+//! products shared between threads ([`crate::par`], [`crate::matmul`]), so results are the
+//! same for any thread count (the cross-entropy's sum over fixed groups of rows).
 
 use std::cell::RefCell;
 
@@ -168,30 +169,51 @@ pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> 
 	}
 }
 
-/// Per-row log-sum-exp minus the label's logit; returns (mean loss, softmax rows if wanted).
+/// The summed per-row cross-entropy (log-sum-exp minus the label's logit) of the rows of
+/// `z` (`c` logits each) against `labels`, writing each row's softmax into `softmax` if given
+/// (one `exp` per logit either way).
 fn ce_rows(
 	z: &[f32],
 	labels: &[u32],
 	c: usize,
-	mut softmax: Option<&mut Vec<f32>>,
+	mut softmax: Option<&mut [f32]>,
 ) -> candle_core::Result<f64> {
 	let mut total = 0f64;
-	for (row, &y) in z.chunks_exact(c).zip(labels) {
+	for (i, (row, &y)) in z.chunks_exact(c).zip(labels).enumerate() {
 		let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-		let mut sum = 0f32;
-		for &v in row {
-			sum += (v - max).exp();
-		}
 		let zy = *row.get(y as usize).ok_or_else(|| {
 			candle_core::Error::Msg(format!("cross-entropy: label {y} >= {c} classes"))
 		})?;
+		let sum = match softmax.as_deref_mut().and_then(|o| o.get_mut(i * c..(i + 1) * c)) {
+			Some(out) => {
+				let mut sum = 0f32;
+				for (o, &v) in out.iter_mut().zip(row) {
+					*o = (v - max).exp();
+					sum += *o;
+				}
+				let inv = 1.0 / sum;
+				out.iter_mut().for_each(|o| *o *= inv);
+				sum
+			},
+			None => row.iter().map(|&v| (v - max).exp()).sum(),
+		};
 		total += f64::from(sum.ln() + max - zy);
-		if let Some(out) = softmax.as_deref_mut() {
-			let inv = 1.0 / sum;
-			out.extend(row.iter().map(|&v| (v - max).exp() * inv));
-		}
 	}
 	Ok(total)
+}
+
+/// Rows `first..first + n` of `z` (`c` logits each) and their labels.
+fn ce_slices<'a>(
+	z: &'a [f32],
+	labels: &'a [u32],
+	c: usize,
+	first: usize,
+	n: usize,
+) -> (&'a [f32], &'a [u32]) {
+	(
+		z.get(first * c..(first + n) * c).unwrap_or_default(),
+		labels.get(first..first + n).unwrap_or_default(),
+	)
 }
 
 struct SoftmaxCe;
@@ -221,7 +243,12 @@ impl CustomOp2 for SoftmaxCe {
 				return Err(candle_core::Error::Msg("labels: needs a contiguous tensor".into()))
 			},
 		};
-		let total = ce_rows(z, labels, c, None)?;
+		// Rows in groups on the pool, the groups' sums added in order.
+		let parts = crate::par::row_groups(b, c, |first, n| {
+			let (z, labels) = ce_slices(z, labels, c, first, n);
+			ce_rows(z, labels, c, None)
+		})?;
+		let total: f64 = parts.iter().sum();
 		let mean = if b == 0 { 0.0 } else { (total / b as f64) as f32 };
 		Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
 	}
@@ -263,17 +290,19 @@ impl CustomOp2 for SoftmaxCeGrad {
 				return Err(candle_core::Error::Msg("labels: needs a contiguous tensor".into()))
 			},
 		};
-		let mut out = Vec::with_capacity(b * c);
-		ce_rows(z, labels, c, Some(&mut out))?;
+		let mut out = vec![0f32; b * c];
 		let k = if b == 0 { 0.0 } else { self.scale / b as f32 };
-		for (row, &y) in out.chunks_exact_mut(c).zip(labels) {
-			if let Some(v) = row.get_mut(y as usize) {
-				*v -= 1.0;
+		crate::par::rows(&mut out, c, |first, block| {
+			let (z, labels) = ce_slices(z, labels, c, first, block.len() / c.max(1));
+			ce_rows(z, labels, c, Some(&mut *block))?;
+			for (row, &y) in block.chunks_exact_mut(c).zip(labels) {
+				if let Some(v) = row.get_mut(y as usize) {
+					*v -= 1.0;
+				}
+				row.iter_mut().for_each(|v| *v *= k);
 			}
-			for v in row.iter_mut() {
-				*v *= k;
-			}
-		}
+			Ok(())
+		})?;
 		Ok((CpuStorage::F32(out), Shape::from((b, c))))
 	}
 }
