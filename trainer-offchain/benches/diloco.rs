@@ -300,7 +300,7 @@ async fn bench() {
 }
 
 fn main() {
-	trainchain_trainer::alloc::tune();
+	trainchain_trainer::tuning::apply();
 	tokio::runtime::Builder::new_multi_thread()
 		.worker_threads(2)
 		.enable_all()

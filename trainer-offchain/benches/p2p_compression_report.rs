@@ -134,7 +134,7 @@ fn load(model: &str) -> (data::Dataset, data::Dataset) {
 }
 
 fn main() {
-	trainchain_trainer::alloc::tune();
+	trainchain_trainer::tuning::apply();
 	tokio::runtime::Builder::new_multi_thread()
 		.worker_threads(2)
 		.enable_all()

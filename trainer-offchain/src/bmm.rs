@@ -5,7 +5,8 @@
 //! candle's batched matmul calls gemm once per batch item with gemm's own thread split, so
 //! on two threads attention's 64 products of 64×16 by 16×64 each paid a thread hand-off. Here
 //! the items are shared out between threads, each item computed by the sequential kernel, so
-//! the result has the same bits for every thread count (as [`crate::matmul`]).
+//! the result has the same bits for every thread count (as [`crate::matmul`]); a single
+//! product (no batch dimensions: the language model's output head) is split by rows.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
@@ -57,6 +58,17 @@ impl CustomOp2 for BatchedMatMul {
 		let a = contiguous(s1, l1, "batched matmul lhs")?;
 		let b = contiguous(s2, l2, "batched matmul rhs")?;
 		let mut dst = vec![0f32; items * m * n];
+		if items == 1 {
+			// One product (the language model's output head): split by rows instead.
+			let (va, vb) = (item_view(a, 0, m, k, self.ta)?, item_view(b, 0, k, n, self.tb)?);
+			matmul::matmul_into(&mut dst, va, vb, false)?;
+			if self.scale != 1.0 {
+				dst.iter_mut().for_each(|x| *x *= self.scale);
+			}
+			let mut dims = batch.to_vec();
+			dims.extend([m, n]);
+			return Ok((CpuStorage::F32(dst), Shape::from(dims)));
+		}
 		matmul::batched(&mut dst, items, m * n, m * n * k, |i, out| {
 			let va = item_view(a, i, m, k, self.ta)?;
 			let vb = item_view(b, i, k, n, self.tb)?;
@@ -154,7 +166,14 @@ mod tests {
 		let (m, k, n) = (5, 4, 3);
 		type Ours = fn(&Tensor, &Tensor) -> Tensor;
 		type Stock = fn(&Tensor, &Tensor) -> Tensor;
-		let cases: [(&[usize], &[usize], Ours, Stock); 2] = [
+		let cases: [(&[usize], &[usize], Ours, Stock); 3] = [
+			// One product, no batch dimensions (split by rows), transposed rhs.
+			(
+				&[70, k],
+				&[n, k],
+				|a, b| matmul_t(a, b, 1.0).unwrap(),
+				|a, b| a.matmul(&b.t().unwrap().contiguous().unwrap()).unwrap(),
+			),
 			(
 				&[2, 3, m, k],
 				&[2, 3, k, n],

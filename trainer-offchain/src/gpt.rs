@@ -210,7 +210,7 @@ pub fn forward_tokens(model: &Model, ids: &Tensor) -> Result<Tensor> {
 	}
 	let f = 2 + layers * PER_BLOCK;
 	let h = layer_norm(&h, var(vars, f)?, var(vars, f + 1)?)?;
-	Ok(h.matmul(&wte.t()?)?.reshape((b, t, vocab))?)
+	Ok(crate::bmm::matmul_t(&h, wte, 1.0)?.reshape((b, t, vocab))?)
 }
 
 /// How [`sample`] picks each next token.

@@ -22,6 +22,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use std::sync::Mutex;
 
+use crate::fastmath;
 use crate::ops::contiguous;
 use crate::par;
 
@@ -52,11 +53,11 @@ impl CustomOp1 for CausalSoftmax {
 				let seen = row.get(..=i).unwrap_or_default();
 				let (visible, _later_stay_zero) = o.split_at_mut(i + 1);
 				let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-				let mut sum = 0f32;
+				// Exponentials first (a loop the compiler vectorises), then their sum in order.
 				for (oj, &xj) in visible.iter_mut().zip(seen) {
-					*oj = (xj - max).exp();
-					sum += *oj;
+					*oj = fastmath::exp(xj - max);
 				}
+				let sum: f32 = visible.iter().sum();
 				let inv = 1.0 / sum;
 				for oj in visible.iter_mut() {
 					*oj *= inv;
@@ -127,7 +128,7 @@ const GELU_C: f32 = 0.797_884_6;
 /// `tanh(u)` as `1 − 2 / (e^{2u} + 1)`: one `exp` (libm's `tanhf` costs an `expm1f` and
 /// more); exact ±1 at the extremes (`e^{2u}` = ∞ or 0), never NaN for a finite `u`.
 fn tanh(u: f32) -> f32 {
-	1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+	1.0 - 2.0 / (fastmath::exp(2.0 * u) + 1.0)
 }
 const GELU_A: f32 = 0.044_715;
 

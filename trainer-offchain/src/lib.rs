@@ -28,7 +28,6 @@
 //! NaN/inf) is an error, never a panic.
 
 pub mod aggregate;
-pub mod alloc;
 pub mod bmm;
 pub mod checkpoint;
 pub mod compress;
@@ -38,6 +37,7 @@ pub mod data;
 pub mod digest;
 pub mod error;
 pub mod eval;
+pub mod fastmath;
 pub mod fedavg;
 pub mod gpt;
 pub mod gpt_ops;
@@ -57,6 +57,7 @@ pub mod shard;
 pub mod signing;
 pub mod standardize;
 pub mod train;
+pub mod tuning;
 pub mod update;
 #[cfg(feature = "chain")]
 pub mod verify;

@@ -186,16 +186,15 @@ fn ce_rows(
 		})?;
 		let sum = match softmax.as_deref_mut().and_then(|o| o.get_mut(i * c..(i + 1) * c)) {
 			Some(out) => {
-				let mut sum = 0f32;
 				for (o, &v) in out.iter_mut().zip(row) {
-					*o = (v - max).exp();
-					sum += *o;
+					*o = crate::fastmath::exp(v - max);
 				}
+				let sum: f32 = out.iter().sum();
 				let inv = 1.0 / sum;
 				out.iter_mut().for_each(|o| *o *= inv);
 				sum
 			},
-			None => row.iter().map(|&v| (v - max).exp()).sum(),
+			None => row.iter().map(|&v| crate::fastmath::exp(v - max)).sum(),
 		};
 		total += f64::from(sum.ln() + max - zy);
 	}

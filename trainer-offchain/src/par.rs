@@ -83,7 +83,7 @@ where
 	let rows_of = |g: usize| (g * GROUP_ROWS, GROUP_ROWS.min(n_rows - g * GROUP_ROWS));
 	let threads = candle_core::utils::get_num_threads();
 	if threads <= 1 || n_rows * row_len < PAR_MIN_VALUES || groups < 2 {
-		return (0..groups).map(|g| rows_of(g)).map(|(r, n)| per_group(r, n)).collect();
+		return (0..groups).map(rows_of).map(|(r, n)| per_group(r, n)).collect();
 	}
 	let slots: Vec<Mutex<Option<T>>> = (0..groups).map(|_| Mutex::new(None)).collect();
 	on_pool(groups, |g| {

@@ -1,0 +1,48 @@
+//! Process settings for training, applied first thing by the binary and the benchmarks
+//! ([`apply`]; elsewhere nothing changes).
+//!
+//! **The allocator keeps freed tensor memory.**
+//! Every training step allocates and frees the same large tensors (activations, gradients,
+//! logits). glibc hands blocks above its mmap threshold back to the kernel when they are
+//! freed, and trims freed memory at the top of the heap above its trim threshold, so the next
+//! step faults the pages back in and the kernel zeroes them again. In a `perf` profile of a
+//! transformer step that was about a fifth of the time (page faults, `clear_page`, unmapping).
+//! [`apply`] raises both thresholds, so that memory is reused instead: measured on
+//! `gpt:256-64-2-4-64` at batch 16 on one thread (`benches/train_step.rs`), 35–37 ms a step
+//! before and 23.4 ms after. The cost is that the process keeps its peak heap.
+//!
+//! **candle's worker pool parks its workers at once.** The fused kernels share rows and
+//! products out on candle's pool ([`crate::par`]), whose idle workers spin for a while
+//! (`CANDLE_BARRIER_POOL_SPIN_LIMIT`, 25,000 by default) before they sleep. On 2 cores a
+//! spinning worker kept the transformer step slow: `gpt:256-64-2-4-64`, batch 16, 2 threads,
+//! 25.5–28.5 ms a step with a limit of 10⁶, 13–29 ms (bimodal) with the default, and
+//! 15.6–16.3 ms with 0; the MLP rows of `bench-train` changed by less than their noise.
+//! [`apply`] sets the limit to 0 unless the variable is already set.
+
+/// Blocks up to this size come from the heap, not from their own `mmap`.
+pub const MMAP_THRESHOLD: i32 = 64 << 20;
+
+/// Freed memory at the heap's top is returned to the kernel only above this.
+pub const TRIM_THRESHOLD: i32 = 256 << 20;
+
+/// Name of candle's variable for its pool's spin limit.
+pub const SPIN_LIMIT_VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+
+/// Apply the settings. Call before starting threads and before any candle op.
+pub fn apply() {
+	if std::env::var_os(SPIN_LIMIT_VAR).is_none() {
+		std::env::set_var(SPIN_LIMIT_VAR, "0");
+	}
+	tune_allocator();
+}
+
+/// The allocator thresholds (glibc on Linux; a no-op elsewhere).
+fn tune_allocator() {
+	#[cfg(all(target_os = "linux", target_env = "gnu"))]
+	// SAFETY: `mallopt` only changes glibc's allocator parameters; both are valid parameter
+	// numbers with in-range values, and glibc serialises the change with its own lock.
+	unsafe {
+		libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+		libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+	}
+}
