@@ -5,9 +5,11 @@
 //! (`outer=nesterov`, whose momentum is part of the model state the chain finalises) and two
 //! `trainchain-trainer run --out FILE` processes, which write the job's model after every
 //! finalised round. After a round finalises, both are killed with SIGKILL: no process holds
-//! the job's model any more, only its hash is on-chain. Bob restarts with `--resume FILE`;
-//! Charlie's file is deleted and he restarts without one, so he must take the model from Bob,
-//! whose state has no certificate (the chain's latest model hash and open round vouch for it).
+//! the job's model any more, only its hash is on-chain. Bob restarts with `--resume FILE`,
+//! alone, until a round has failed (a job of 2 contributors at least). Charlie's file is
+//! deleted and he restarts without one, so he must take the model from Bob, whose state has no
+//! certificate and names an earlier round than the chain's open one (the chain's latest model
+//! hash vouches for it, and no later round than the open one is accepted).
 //!
 //! Asserted: the job completes with all 3 rounds finalised; the rounds after the restart pay
 //! both trainers and their model hashes are the chain's; the file each trainer last saved is
@@ -55,9 +57,9 @@ fn a_job_goes_on_after_every_trainer_restarts_from_its_saved_model() {
 			"--max",
 			"2",
 			"--round-length",
-			"40",
+			"30",
 			"--commit-window",
-			"20",
+			"15",
 			"--bond",
 			"10",
 			"--lr",
@@ -95,23 +97,36 @@ fn a_job_goes_on_after_every_trainer_restarts_from_its_saved_model() {
 	let killed_after = job["finalizedRounds"].as_u64().unwrap();
 	assert!(killed_after < ROUNDS, "the job ended before the kill: {job}");
 
-	// Bob resumes from his file. Charlie lost his: he starts without one and must take the
-	// model from Bob, who holds it without a certificate (the chain's hash vouches for it).
+	// Bob restarts first, from his file. Alone he cannot make a round (2 contributors at
+	// least), so the round he resumed in fails and the chain opens the next with the same
+	// model; his state still names the round he resumed in.
+	let open_at_kill = job["currentRound"].as_u64().unwrap();
 	let bob_args = ["--out", &file_args[0], "--resume", &file_args[0]];
-	let charlie_args = ["--out", &file_args[1]];
+	let bob_spec = [TrainerSpec { suri: "//Bob", shard: "0/2", extra: &bob_args }];
+	let mut bob = Trainers::start_specs_in(&node, job_id, &bob_spec, &dir.join("after-bob"));
+	let mut resumed_in = None;
+	node.wait_for(Duration::from_secs(300), "a round to fail after Bob resumed", || {
+		resumed_in = resumed_in.or_else(|| bob.events(0, "resumed").first()?["round"].as_u64());
+		let open = node.rpc("training_job", json!([job_id]))["currentRound"].as_u64().unwrap();
+		resumed_in.is_some_and(|r| open > r)
+	});
+	assert!(resumed_in.unwrap() >= open_at_kill);
+	// Charlie lost his file. He starts without one and must take the model from Bob, whose
+	// state has no certificate and names an earlier round than the one the chain has open.
 	std::fs::remove_file(&files[1]).unwrap();
-	let mut second = Trainers::start_specs_in(
-		&node,
-		job_id,
-		&specs([&bob_args, &charlie_args]),
-		&dir.join("after"),
-	);
+	let boot = format!("/ip4/127.0.0.1/tcp/{}", bob.ports[0]);
+	let charlie_args = ["--out", &file_args[1], "--bootstrap", &boot];
+	let charlie_spec = [TrainerSpec { suri: "//Charlie", shard: "1/2", extra: &charlie_args }];
+	let mut charlie =
+		Trainers::start_specs_in(&node, job_id, &charlie_spec, &dir.join("after-charlie"));
 	node.wait_for(Duration::from_secs(240), "the job to complete after the restart", || {
 		let job = node.rpc("training_job", json!([job_id]));
 		assert!(job["phase"] != "failed" && job["phase"] != "cancelled", "{job}");
 		job["phase"] == "completed"
 	});
-	second.finish();
+	bob.finish();
+	charlie.finish();
+	let restarted = [&bob, &charlie];
 
 	let finalized = finalized_rounds(&node, job_id);
 	assert_eq!(finalized.len() as u64, ROUNDS, "rounds: {finalized:?}");
@@ -122,9 +137,9 @@ fn a_job_goes_on_after_every_trainer_restarts_from_its_saved_model() {
 		let who = payees(r);
 		assert!(accounts.iter().all(|a| who.contains(a)), "a restarted trainer unpaid: {r}");
 		let round = r["round"].as_u64().unwrap();
-		for i in 0..2 {
-			let report = second
-				.round_reports(i)
+		for (i, trainer) in restarted.iter().enumerate() {
+			let report = trainer
+				.round_reports(0)
 				.into_iter()
 				.find(|e| e["round"] == round && e["finalized"] == true)
 				.unwrap_or_else(|| panic!("trainer {i} has no report of round {round}"));
@@ -132,8 +147,8 @@ fn a_job_goes_on_after_every_trainer_restarts_from_its_saved_model() {
 		}
 	}
 	let latest = node.rpc("training_job", json!([job_id]))["latestModel"].clone();
-	for i in 0..2 {
-		let saved = second.events(i, "saved");
+	for (i, trainer) in restarted.iter().enumerate() {
+		let saved = trainer.events(0, "saved");
 		assert_eq!(saved.last().map(|e| e["model_hash"].clone()), Some(latest.clone()), "{i}");
 	}
 	assert_escrow_exact(&node, job_id, &finalized);

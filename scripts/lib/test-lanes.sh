@@ -26,8 +26,8 @@ ALONE=(e2e_silent_member)
 # whole lanes runs) both passed: the silent-member job took 153-168 s (145 s alone), the fault
 # test 196-235 s (203-249 s alone; 380 s in one run alone where a round failed and was re-run).
 BESIDE=(e2e_faults)
-LANE_1=(e2e e2e_resume)
-LANE_2=(e2e_verified e2e_public_data round dev_node trainer_errors)
+LANE_1=(e2e)
+LANE_2=(e2e_verified e2e_public_data e2e_resume round dev_node trainer_errors)
 
 run_test_lanes() {
 	local list lanes="${LANES:-3}"

@@ -137,11 +137,18 @@ pub enum JobEvent {
 		/// `completed`, `failed` or `cancelled`.
 		phase: &'static str,
 	},
-	/// The final model was written to `file` (`--out`); its hash is the chain's latest model.
+	/// The model was written to `file` (`--out`); its hash is the chain's latest model.
 	Saved {
 		/// The checkpoint.
 		file: PathBuf,
 		/// Its model state hash.
+		model_hash: Hash32,
+	},
+	/// The `--resume` file held the chain's latest model: this trainer starts from it.
+	Resumed {
+		/// The chain's open round when it did.
+		round: RoundIndex,
+		/// The model state hash.
 		model_hash: Hash32,
 	},
 }
@@ -499,7 +506,7 @@ impl Contributor {
 		self.peer.adopt(state, job.current_round)?;
 		let hash = self.peer.model_hash_now();
 		if hash == job.latest_model {
-			tracing::info!(round = job.current_round, model_hash = %hex::encode(hash), "resumed from the saved model");
+			(self.args.events)(JobEvent::Resumed { round: job.current_round, model_hash: hash });
 			return Ok(());
 		}
 		tracing::warn!(

@@ -395,10 +395,11 @@ async fn state_with_a_one_signature_certificate_is_not_adopted() {
 }
 
 /// A state without any certificate (what a peer that resumed the chain's model from its own
-/// file serves, `run --resume`) is adopted only when the chain view vouches for both its
-/// model hash and its round. A server that claims a later round with the chain's model would
-/// push the syncing peer past rounds it should take part in (it would sit them out), and one
-/// with another model would be adopted on its word: both are refused.
+/// file serves, `run --resume`) is adopted only when the chain view vouches for its model hash
+/// and its round is not later than the chain's open one. A server that claims a later round
+/// with the chain's model would push the syncing peer past rounds it should take part in (it
+/// would sit them out), and one with another model would be adopted on its word: both are
+/// refused. An earlier round is fine: rounds the chain failed since left the model as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncertified_state_is_adopted_only_for_the_chains_model_and_round() {
 	init_tracing();
@@ -423,6 +424,9 @@ async fn uncertified_state_is_adopted_only_for_the_chains_model_and_round() {
 	let vouched = sync_from(&bare, Some(view(bare.model_hash, 5))).await;
 	assert_eq!(vouched.round(), 5, "the chain's model for its open round should be adopted");
 	assert!(vouched.model().iter().all(|x| *x == 0.5));
+	// Two rounds failed on-chain since (round 7 open, same model): still the chain's model.
+	let later = sync_from(&bare, Some(view(bare.model_hash, 7))).await;
+	assert!(later.model().iter().all(|x| *x == 0.5), "the chain's model was not adopted");
 }
 
 // ------------------------------------------------------------------ 4. stale base model

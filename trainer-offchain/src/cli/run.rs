@@ -169,6 +169,10 @@ fn print_event(json_out: bool, ev: &JobEvent) {
 		JobEvent::JobEnded { phase } => {
 			(json!({"event": "job_ended", "phase": phase}), format!("job ended: {phase}"))
 		},
+		JobEvent::Resumed { round, model_hash } => (
+			json!({"event": "resumed", "round": round, "model_hash": hex0x(model_hash)}),
+			format!("resumed from the saved model {} at round {round}", hex0x(model_hash)),
+		),
 		JobEvent::Saved { file, model_hash } => (
 			json!({"event": "saved", "file": file.display().to_string(), "model_hash": hex0x(model_hash)}),
 			format!("saved the model {} to {}", hex0x(model_hash), file.display()),

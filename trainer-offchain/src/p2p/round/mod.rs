@@ -366,7 +366,8 @@ pub struct ChainView {
 	/// certificate of its own.
 	pub latest_model: Option<Hash32>,
 	/// The round the chain has open after `latest_model`: a peer that resumed that model
-	/// from a file serves it for this round without a certificate (see `check_snapshot`).
+	/// from a file serves it without a certificate for this round or an earlier one (see
+	/// `check_snapshot`).
 	pub open_round: Option<RoundIndex>,
 }
 

@@ -106,13 +106,15 @@ impl<T: LocalTrainer> Peer<T> {
 		Ok((snap, params))
 	}
 
-	/// Whether the chain finalised `model_hash` last and has `next_round` open: such a state
-	/// needs no certificate (a peer resumed it from a file). The round must be the chain's,
-	/// so that a peer cannot push others past rounds they should take part in.
+	/// Whether the chain finalised `model_hash` last and has `next_round` or a later round
+	/// open: such a state needs no certificate (a peer resumed it from a file; rounds the
+	/// chain failed since leave the model as it was). A later round than the chain's is
+	/// refused, so that a peer cannot push others past rounds they should take part in.
 	fn chain_finalised(&self, model_hash: Hash32, next_round: RoundIndex) -> bool {
-		self.chain
-			.as_ref()
-			.is_some_and(|c| c.latest_model == Some(model_hash) && c.open_round == Some(next_round))
+		self.chain.as_ref().is_some_and(|c| {
+			c.latest_model == Some(model_hash)
+				&& c.open_round.is_some_and(|open| next_round <= open)
+		})
 	}
 
 	/// Follow a round we are not part of: wait for its certificate, then fetch the state.
