@@ -12,7 +12,7 @@
 # The silent-member job runs alone among node jobs: next to one or two other dev-node jobs on two
 # cores it failed in 2 of 5 runs (session 6). One cause, found in session 7, was timing: a trainer
 # that joined late synced a model the chain never accepted and stayed out of step (fixed in
-# `job.rs`, `back_to_initial_model`); it has not been re-tried next to other node jobs since.
+# `job/contributor.rs`, `back_to_initial_model`); it has not been re-tried next to other node jobs since.
 # Each binary runs from its package's directory, as cargo runs it, and its output is printed
 # whole when it ends (with its wall time), so lanes never interleave.
 #
