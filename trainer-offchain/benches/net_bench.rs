@@ -36,7 +36,8 @@ fn main() {
 	match args.first().map(String::as_str) {
 		Some("allreduce") => {
 			let scheme = args.get(3).map_or("chunked", String::as_str);
-			allreduce(num(1) as usize, num(2), scheme)
+			let transport = args.get(4).map_or("tcp", String::as_str);
+			allreduce(num(1) as usize, num(2), scheme, transport)
 		},
 		Some("bandwidth") => {
 			let transport = args.get(4).map_or("tcp", String::as_str);
@@ -113,10 +114,11 @@ fn value(r: &Value, key: &str) -> f64 {
 }
 
 /// Start `n` loopback peers, the first as bootstrap.
-fn loopback(n: usize, name: &str, extra: &[String]) -> Vec<PeerProc> {
+fn loopback(n: usize, name: &str, extra: &[String], transport: &str) -> Vec<PeerProc> {
 	let logs = log_dir(name);
 	let mut args = common(n, extra);
-	args.extend(["--listen".to_string(), "/ip4/127.0.0.1/tcp/0".into()]);
+	let port = if transport == "quic" { "udp/0/quic-v1" } else { "tcp/0" };
+	args.extend(["--listen".to_string(), format!("/ip4/127.0.0.1/{port}")]);
 	let first = PeerProc::start(Command::new(trainer_bin()), 0, n, &args, &logs);
 	let (id, addrs) = first.wait_listening(Duration::from_secs(60));
 	let boot = format!("{}/p2p/{id}", addrs[0]);
@@ -133,13 +135,13 @@ fn ring_bytes(n: usize, update: f64) -> f64 {
 	2.0 * update * (n as f64 - 1.0) / n as f64
 }
 
-fn allreduce(n: usize, floats: u64, scheme: &str) {
+fn allreduce(n: usize, floats: u64, scheme: &str, transport: &str) {
 	let extra = ["--model".into(), model_of(floats), "--scheme".into(), scheme.into()];
-	let events = finish(loopback(n, "net-allreduce", &extra));
+	let events = finish(loopback(n, "net-allreduce", &extra, transport));
 	let update = per_round(&events, "update_bytes", false);
 	let sent = per_round(&events, "bytes_sent", false);
 	println!(
-		"net-allreduce n={n} floats={floats} bytes={update:.0} scheme={scheme} bytes_ratio={:.2} exchange_ms={:.0} round_ms={:.0}",
+		"net-allreduce n={n} floats={floats} bytes={update:.0} scheme={scheme} transport={transport} bytes_ratio={:.2} exchange_ms={:.0} round_ms={:.0}",
 		sent / ring_bytes(n, update),
 		per_round(&events, "exchange_ms", true),
 		per_round(&events, "round_ms", true),
@@ -177,7 +179,7 @@ fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str) {
 }
 
 fn peers(n: usize) {
-	let events = finish(loopback(n, "net-peers", &[]));
+	let events = finish(loopback(n, "net-peers", &[], "tcp"));
 	println!(
 		"bench-peers n={n} round_ms={:.0} bytes_per_peer={:.0} messages_per_peer={:.0}",
 		per_round(&events, "round_ms", true),

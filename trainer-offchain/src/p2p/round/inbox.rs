@@ -233,6 +233,7 @@ impl<T: LocalTrainer> Peer<T> {
 		if let Err(why) = verdict {
 			return self.reject_exchange(&who, &body, why);
 		}
+		tracing::debug!(kind = body.kind(), who = %short(&who), "exchange: in");
 		let st = &mut self.st;
 		match body {
 			Body::Chunk { first_block, blocks, proof, .. } => {

@@ -48,6 +48,7 @@ impl<T: LocalTrainer> Peer<T> {
 		// Every peer combines the same reports into the same screening.
 		let screening = self.screen_updates(&self.combined_stats(attempt, parts))?;
 		self.reduce_and_send(ctx, parts, &owned.cols, &screening)?;
+		tracing::debug!(ms = t0.elapsed().as_millis() as u64, "exchange: reduced sent");
 		let missing = self
 			.gather(parts, None, deadline, |s, c| s.st.reduced.contains_key(&(attempt, c as u32)))
 			.await?;
@@ -67,10 +68,13 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	/// Reduce-scatter: chunk `c` of this peer's update, with its range proof, goes to its
-	/// owner `parts[c]`; this peer's own chunk is filed directly.
+	/// owner `parts[c]` (large chunks one owner after the other, from the next participant
+	/// on); this peer's own chunk is filed directly.
 	fn scatter_chunks(&mut self, ctx: &Attempt, parts: &[Participant], mine: &Compressed) {
-		let Attempt { attempt, proposal, n, nb, me, .. } = *ctx;
-		for (c, p) in parts.iter().enumerate() {
+		let Attempt { attempt, proposal, n, nb, me, my_idx, .. } = *ctx;
+		let mut sends = Vec::with_capacity(n.saturating_sub(1));
+		let order = std::iter::once(my_idx).chain(crate::p2p::turns::shift_order(my_idx, n));
+		for (c, p) in order.filter_map(|c| parts.get(c).map(|p| (c, p))) {
 			let b = compress::chunk_blocks(nb, n, c);
 			let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
 			let proof = compress::range_proof(&ctx.leaves, b.start, b.end);
@@ -83,9 +87,10 @@ impl<T: LocalTrainer> Peer<T> {
 			} else {
 				let body = Body::Chunk { attempt, proposal, first_block, blocks, proof };
 				let sealed = self.seal_own_blocks(&body, leaves);
-				self.send_sealed(&p.who, std::sync::Arc::new(sealed));
+				sends.push((p.who, std::sync::Arc::new(sealed)));
 			}
 		}
+		self.send_each(sends);
 	}
 
 	/// As owner: decode and check (range proof against the sender's root, shape) every
