@@ -106,6 +106,46 @@ async fn scaled_update_is_rejected_as_norm_outlier() {
 	assert!(honest[1][0].rejected.iter().any(|(_, why)| why.contains("norm")));
 }
 
+/// Large chunks go to their owners one after the other (`p2p::turns`). Dave acknowledges
+/// every message 30 s late, longer than a round: the peer that sends to him first would
+/// wait for him, its other chunks would reach their owners after the phase deadline, and
+/// the owners would screen that honest peer out. With each message's start-by time, nobody
+/// waits on him: every round includes all four, and the honest peers agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_acknowledging_late_does_not_hold_back_honest_chunks() {
+	init_tracing();
+	// Chunks of 300,000 values (1.2 MB) are sent in turn.
+	const BIG: usize = 1_200_000;
+	let mut handles = Vec::new();
+	let mut boot = Vec::new();
+	for (i, s) in ["//Alice", "//Bob", "//Charlie", "//Dave"].iter().enumerate() {
+		let mut cfg = peer_cfg(s, 4);
+		cfg.round_timeout = Duration::from_secs(8);
+		let mut ncfg = net_cfg(boot.clone());
+		ncfg.max_message = 8 << 20;
+		if *s == "//Dave" {
+			ncfg.ack_delay = Some(Duration::from_secs(30));
+		}
+		let synth = Synth { idx: i as u64, len: BIG, wrong_len: false };
+		let (h, addr, _) = spawn_peer_with(cfg, ncfg, synth, BIG, 2).await;
+		boot.push(addr);
+		handles.push(h);
+	}
+	let mut all = Vec::new();
+	for h in handles {
+		all.push(h.await.unwrap());
+	}
+	let honest = &all[..3];
+	agree(honest);
+	for (i, reports) in honest.iter().enumerate() {
+		assert_eq!(reports.len(), 2, "peer {i} finished both rounds");
+		for r in reports {
+			assert!(r.rejected.is_empty(), "peer {i} round {}: rejected {:?}", r.round, r.rejected);
+			assert_eq!(r.included.len(), 4, "peer {i} round {}: not everyone included", r.round);
+		}
+	}
+}
+
 /// Dave owns a chunk and sends a different reduction of it to each honest peer. Without the
 /// cross-check the honest peers apply different aggregates and diverge; with it, they prove
 /// the equivocation from Dave's own signed messages and retry the round without him.

@@ -67,6 +67,9 @@ pub struct NetConfig {
 	pub max_message: usize,
 	/// Request-response timeout.
 	pub request_timeout: Duration,
+	/// Test-only misbehaviour: acknowledge every received message this much later (a
+	/// recipient that holds back its senders; see [`super::turns`]).
+	pub ack_delay: Option<Duration>,
 }
 
 /// Where a node listens, whom it dials first and how others reach it.
@@ -125,6 +128,7 @@ impl NetConfig {
 			topic: format!("trainchain/job/{job_id}"),
 			max_message: 256 << 20,
 			request_timeout: Duration::from_secs(120),
+			ack_delay: None,
 		}
 	}
 
@@ -242,7 +246,12 @@ impl NetClient {
 	/// one is acknowledged or has failed (a failed one is re-sent, with backoff, until `until`,
 	/// while the sequence goes on). See [`super::turns`].
 	pub fn send_in_turn(&self, sends: Vec<(PeerId, Arc<Vec<u8>>)>, until: Instant) -> Result<()> {
-		let sends = sends.into_iter().map(|(peer, data)| TurnSend { peer, data, until }).collect();
+		let times = super::turns::start_times(Instant::now(), until, sends.len());
+		let sends = sends
+			.into_iter()
+			.zip(times)
+			.map(|((peer, data), start_by)| TurnSend { peer, data, until, start_by })
+			.collect();
 		self.cmd(Command::SendInTurn(sends))
 	}
 
@@ -443,6 +452,8 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		hello: None,
 		outbox: Outbox::default(),
 		turns: Turns::default(),
+		ack_delay: cfg.ack_delay,
+		held_acks: Vec::new(),
 		metrics: metrics.clone(),
 		bootstrap: cfg.addrs.bootstrap.clone(),
 		relays,
@@ -491,6 +502,9 @@ struct NetTask {
 	hello: Option<Arc<Vec<u8>>>,
 	outbox: Outbox,
 	turns: Turns,
+	/// See [`NetConfig::ack_delay`]: acknowledgements held until their time.
+	ack_delay: Option<Duration>,
+	held_acks: Vec<(Instant, ResponseChannel<Response>)>,
 	metrics: Arc<Metrics>,
 	bootstrap: Vec<Multiaddr>,
 	relays: Vec<RelaySlot>,
@@ -534,7 +548,7 @@ impl NetTask {
 					Some(c) => self.on_command(c),
 				},
 				ev = self.swarm.select_next_some() => self.on_swarm(ev),
-				_ = resend.tick(), if !self.outbox.is_empty() => self.resend_due(),
+				_ = resend.tick(), if self.has_timed_work() => self.timed_work(),
 				_ = redial.tick() => {
 					// Keep the bootstrap peers connected (e.g. after they restart).
 					if self.swarm.connected_peers().next().is_none() {
@@ -600,6 +614,27 @@ impl NetTask {
 		let peer = resend.peer;
 		if !self.outbox.schedule(resend, Instant::now()) {
 			tracing::warn!(%peer, "message not delivered before its deadline: {error}");
+		}
+	}
+
+	/// Whether a retry, a message of a sequence or a held acknowledgement waits for its time.
+	fn has_timed_work(&self) -> bool {
+		!self.outbox.is_empty() || !self.turns.is_empty() || !self.held_acks.is_empty()
+	}
+
+	/// Send what is due: retries, messages of sequences at their start-by time, held
+	/// acknowledgements.
+	fn timed_work(&mut self) {
+		self.resend_due();
+		let now = Instant::now();
+		for (turn, s) in self.turns.due(now) {
+			self.send_turn(turn, s);
+		}
+		let (due, held): (Vec<_>, Vec<_>) =
+			std::mem::take(&mut self.held_acks).into_iter().partition(|(at, _)| *at <= now);
+		self.held_acks = held;
+		for (_, channel) in due {
+			self.respond(channel, Response::Ack);
 		}
 	}
 
@@ -764,7 +799,10 @@ impl NetTask {
 			})) => match message {
 				request_response::Message::Request { request, channel, .. } => match request {
 					Request::Msg(data) => {
-						self.respond(channel, Response::Ack);
+						match self.ack_delay {
+							Some(d) => self.held_acks.push((Instant::now() + d, channel)),
+							None => self.respond(channel, Response::Ack),
+						}
 						let data = Arc::try_unwrap(data).unwrap_or_else(|d| d.as_ref().clone());
 						self.emit(NetEvent::Message { from: peer, data, gossip: false });
 					},

@@ -9,6 +9,13 @@
 //! carries one flow and every downlink receives one, each at its link's rate (the schedule
 //! of the pairwise-exchange all-to-all). Peers are not synchronised: a peer's next step
 //! starts when its own previous message is through.
+//!
+//! A recipient must not be able to hold the others' messages back by reading slowly or
+//! acknowledging late (an honest sender whose chunks then arrive after the phase deadline
+//! would be screened out). So every message also has a time by which it starts whatever
+//! happened to the one before: message `k` of `count` starts at the latest after
+//! `k / (4·count)` of the time to the sequence's deadline, so that all of them are on their
+//! way within the first quarter of the phase.
 
 use libp2p::PeerId;
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +35,16 @@ pub struct TurnSend {
 	pub data: Arc<Vec<u8>>,
 	/// Re-sent after a failed request until then (see [`super::outbox`]).
 	pub until: Instant,
+	/// Sent at this time at the latest, even if the message before is not through.
+	pub start_by: Instant,
+}
+
+/// Start-by times of a sequence of `count` messages begun at `now` with deadline `until`:
+/// message `k` starts by `now + (until − now)·k / (4·count)`.
+pub fn start_times(now: Instant, until: Instant, count: usize) -> impl Iterator<Item = Instant> {
+	let span = until.saturating_duration_since(now);
+	let parts = (4 * count.max(1)) as u32;
+	(0..count as u32).map(move |k| now + span / parts * k)
 }
 
 /// The sequences being sent, each with the messages still to go.
@@ -61,6 +78,21 @@ impl Turns {
 		next
 	}
 
+	/// The messages whose start-by time has come, removed from their sequences (each with
+	/// its sequence's id).
+	pub fn due(&mut self, now: Instant) -> Vec<(u64, TurnSend)> {
+		let mut out = Vec::new();
+		for (id, queue) in &mut self.waiting {
+			while queue.front().is_some_and(|s| s.start_by <= now) {
+				if let Some(s) = queue.pop_front() {
+					out.push((*id, s));
+				}
+			}
+		}
+		self.waiting.retain(|_, q| !q.is_empty());
+		out
+	}
+
 	/// Sequences with messages still waiting.
 	pub fn len(&self) -> usize {
 		self.waiting.len()
@@ -84,10 +116,14 @@ mod tests {
 	#![allow(clippy::unwrap_used)]
 	use super::*;
 	use std::collections::BTreeSet;
+	use std::time::Duration;
 
 	fn send(peer: PeerId) -> TurnSend {
-		TurnSend { peer, data: Arc::new(vec![0]), until: Instant::now() }
+		let now = Instant::now();
+		TurnSend { peer, data: Arc::new(vec![0]), until: now, start_by: now + HOUR }
 	}
+
+	const HOUR: Duration = Duration::from_secs(3600);
 
 	#[test]
 	fn a_sequence_goes_out_one_message_at_a_time_in_order() {
@@ -104,6 +140,31 @@ mod tests {
 		assert_ne!(id, other, "every sequence has its own id");
 		assert!(turns.is_empty(), "a one-message sequence never waits");
 		assert!(turns.start(Vec::new()).is_none());
+	}
+
+	#[test]
+	fn a_message_starts_by_its_time_even_if_the_one_before_is_not_through() {
+		let now = Instant::now();
+		let until = now + Duration::from_secs(12);
+		let times: Vec<Instant> = start_times(now, until, 3).collect();
+		assert_eq!(times, vec![now, now + Duration::from_secs(1), now + Duration::from_secs(2)]);
+		let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+		let sends = peers
+			.iter()
+			.zip(&times)
+			.map(|(p, t)| TurnSend { start_by: *t, ..send(*p) })
+			.collect();
+		let mut turns = Turns::default();
+		let (id, first) = turns.start(sends).unwrap();
+		assert_eq!(first.peer, peers[0]);
+		assert!(turns.due(now).is_empty(), "nothing else is due at the start");
+		// The first is still in flight after 1 s: the second goes anyway.
+		let due = turns.due(now + Duration::from_secs(1));
+		assert_eq!(due.iter().map(|(i, s)| (*i, s.peer)).collect::<Vec<_>>(), vec![(id, peers[1])]);
+		// The second is through before its successor's time: the third goes at once.
+		assert_eq!(turns.next(id).unwrap().peer, peers[2]);
+		assert!(turns.is_empty());
+		assert!(turns.due(now + HOUR).is_empty());
 	}
 
 	#[test]
