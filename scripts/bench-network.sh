@@ -5,8 +5,9 @@
 #       loopback, against PyTorch gloo (scripts/bench-allreduce.sh);
 #   bench-bandwidth n=N bytes=S link_mbit=M transport=T goodput_ratio=G exchange_ms=E bytes_ratio=R
 #       each peer in its own network namespace, every link shaped to M Mbit/s each way with
-#       `tc tbf`, over TCP and over QUIC; G = 2·S·(N−1)/N / exchange time / link rate (needs
-#       root; skipped otherwise);
+#       `tc tbf`, over TCP and over QUIC, then TCP on hosts with
+#       `net.ipv4.tcp_slow_start_after_idle=0` (`host=no-idle-restart`);
+#       G = 2·S·(N−1)/N / exchange time / link rate (needs root; skipped otherwise);
 #   bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M
 #       N peers on loopback training the digits MLP.
 # Figures are medians over the rounds after the first (BENCH_ROUNDS, default 4).
@@ -25,9 +26,10 @@ for part in $PARTS; do
     allreduce)
       BENCH_NS=${BENCH_NS:-4} BENCH_SIZES=${BENCH_SIZES:-10000000} scripts/bench-allreduce.sh ;;
     bandwidth)
-      for transport in tcp quic; do
+      for setting in "tcp" "quic" "tcp no-idle-restart"; do
+        # shellcheck disable=SC2086 # two words: transport and host setting
         "$NET_BENCH" bandwidth "${BANDWIDTH_N:-4}" "${BANDWIDTH_FLOATS:-10000000}" "${LINK_MBIT:-100}" \
-          "$transport" | grep '^bench-bandwidth ' || echo "bench-bandwidth skipped (no network namespaces)"
+          $setting | grep '^bench-bandwidth ' || echo "bench-bandwidth skipped (no network namespaces)"
       done ;;
     peers)
       "$NET_BENCH" peers "${PEERS_N:-16}" | grep '^bench-peers ' ;;

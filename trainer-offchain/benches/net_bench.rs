@@ -4,10 +4,11 @@
 //! - `allreduce N FLOATS [SCHEME]`: N peers on loopback, an MLP of FLOATS parameters, no
 //!   compression, the `chunked` (default) or `all-to-all` scheme; prints
 //!   `net-allreduce n=N floats=F bytes=S scheme=X bytes_ratio=R exchange_ms=E round_ms=T`.
-//! - `bandwidth N FLOATS MBIT [tcp|quic]`: N peers, each in its own network namespace, every
-//!   link shaped to MBIT Mbit/s each way with `tc tbf`, over TCP (+ noise + yamux, default) or
-//!   QUIC; prints `bench-bandwidth n=N bytes=S link_mbit=M transport=T goodput_ratio=G
-//!   exchange_ms=E bytes_ratio=R`.
+//! - `bandwidth N FLOATS MBIT [tcp|quic] [no-idle-restart]`: N peers, each in its own network
+//!   namespace, every link shaped to MBIT Mbit/s each way with `tc tbf`, over TCP (+ noise +
+//!   yamux, default) or QUIC; prints `bench-bandwidth n=N bytes=S link_mbit=M transport=T
+//!   goodput_ratio=G exchange_ms=E bytes_ratio=R`. `no-idle-restart` sets the hosts'
+//!   `net.ipv4.tcp_slow_start_after_idle=0` (adds `host=no-idle-restart` to the line).
 //! - `peers N`: N peers on loopback training the digits MLP; prints
 //!   `bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M`.
 //!
@@ -41,7 +42,8 @@ fn main() {
 		},
 		Some("bandwidth") => {
 			let transport = args.get(4).map_or("tcp", String::as_str);
-			bandwidth(num(1) as usize, num(2), num(3), transport)
+			let idle_restart = args.get(5).map(String::as_str) != Some("no-idle-restart");
+			bandwidth(num(1) as usize, num(2), num(3), transport, idle_restart)
 		},
 		Some("peers") => peers(num(1) as usize),
 		_ => eprintln!(
@@ -148,11 +150,14 @@ fn allreduce(n: usize, floats: u64, scheme: &str, transport: &str) {
 	);
 }
 
-fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str) {
+fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str, idle_restart: bool) {
 	let Some(lab) = netns::Lab::new(n) else { return };
 	lab.set_forwarding(true);
 	for i in 0..n {
 		lab.shape(i, mbit as u32);
+		if !idle_restart {
+			lab.no_idle_restart(i);
+		}
 	}
 	let logs = log_dir("net-bandwidth");
 	let mut args = common(n, &["--model".into(), model_of(floats)]);
@@ -173,7 +178,8 @@ fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str) {
 	let exchange_ms = per_round(&events, "exchange_ms", true);
 	let goodput = ring_bytes(n, update) * 8.0 / (exchange_ms / 1e3) / (mbit as f64 * 1e6);
 	println!(
-		"bench-bandwidth n={n} bytes={update:.0} link_mbit={mbit} transport={transport} goodput_ratio={goodput:.2} exchange_ms={exchange_ms:.0} bytes_ratio={:.2}",
+		"bench-bandwidth n={n} bytes={update:.0} link_mbit={mbit} transport={transport}{} goodput_ratio={goodput:.2} exchange_ms={exchange_ms:.0} bytes_ratio={:.2}",
+		if idle_restart { "" } else { " host=no-idle-restart" },
 		per_round(&events, "bytes_sent", false) / ring_bytes(n, update),
 	);
 }

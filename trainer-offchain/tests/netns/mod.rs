@@ -108,6 +108,14 @@ impl Lab {
 		}
 	}
 
+	/// Keep host `i`'s TCP congestion window across idle periods
+	/// (`net.ipv4.tcp_slow_start_after_idle=0`; Linux's default restarts from slow start
+	/// after an idle time of one retransmission timeout).
+	pub fn no_idle_restart(&self, i: usize) {
+		let host = self.hosts[i].clone();
+		self.exec_ok(&host, &["sysctl", "-q", "-w", "net.ipv4.tcp_slow_start_after_idle=0"]);
+	}
+
 	/// A command that runs `program` inside namespace `ns`.
 	pub fn command(&self, ns: &str, program: &std::path::Path) -> Command {
 		let mut c = Command::new("ip");
