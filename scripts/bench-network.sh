@@ -5,14 +5,14 @@
 #       loopback, against PyTorch gloo (scripts/bench-allreduce.sh);
 #   bench-bandwidth n=N bytes=S link_mbit=M transport=T goodput_ratio=G exchange_ms=E bytes_ratio=R
 #       each peer in its own network namespace, every link shaped to M Mbit/s each way with
-#       `tc tbf`, over TCP and over QUIC, then TCP on hosts with
-#       `net.ipv4.tcp_slow_start_after_idle=0` (`host=no-idle-restart`);
+#       `tc tbf`, over TCP and over QUIC (BANDWIDTH_SETTINGS="tcp,quic"; "tcp no-idle-restart"
+#       runs TCP on hosts with `net.ipv4.tcp_slow_start_after_idle=0`, `host=no-idle-restart`);
 #       G = 2·S·(N−1)/N / exchange time / link rate (needs root; skipped otherwise);
 #   bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M
 #       N peers on loopback training the digits MLP.
 # Figures are medians over the rounds after the first (BENCH_ROUNDS, default 4).
 #
-# Env: BENCH_PARTS="allreduce bandwidth peers", BANDWIDTH_N=4, BANDWIDTH_FLOATS=10000000,
+# Env: BENCH_PARTS="allreduce bandwidth peers", BANDWIDTH_SETTINGS, BANDWIDTH_N=4, BANDWIDTH_FLOATS=10000000,
 #      LINK_MBIT=100, PEERS_N=16; bench-allreduce.sh's BENCH_NS, BENCH_SIZES (default here:
 #      n=4, 40 MB).
 set -euo pipefail
@@ -26,8 +26,9 @@ for part in $PARTS; do
     allreduce)
       BENCH_NS=${BENCH_NS:-4} BENCH_SIZES=${BENCH_SIZES:-10000000} scripts/bench-allreduce.sh ;;
     bandwidth)
-      for setting in "tcp" "quic" "tcp no-idle-restart"; do
-        # shellcheck disable=SC2086 # two words: transport and host setting
+      IFS=, read -ra settings <<<"${BANDWIDTH_SETTINGS:-tcp,quic}"
+      for setting in "${settings[@]}"; do
+        # shellcheck disable=SC2086 # a transport, then maybe a host setting
         "$NET_BENCH" bandwidth "${BANDWIDTH_N:-4}" "${BANDWIDTH_FLOATS:-10000000}" "${LINK_MBIT:-100}" \
           $setting | grep '^bench-bandwidth ' || echo "bench-bandwidth skipped (no network namespaces)"
       done ;;
