@@ -106,15 +106,16 @@ async fn scaled_update_is_rejected_as_norm_outlier() {
 	assert!(honest[1][0].rejected.iter().any(|(_, why)| why.contains("norm")));
 }
 
-/// Large chunks go to their owners one after the other (`p2p::turns`). Dave acknowledges
-/// every message 30 s late, longer than a round: the peer that sends to him first would
-/// wait for him, its other chunks would reach their owners after the phase deadline, and
-/// the owners would screen that honest peer out. With each message's start-by time, nobody
-/// waits on him: every round includes all four, and the honest peers agree.
+/// Dave acknowledges every message 30 s late, longer than a round. A sender that waited for
+/// a recipient's acknowledgement before sending on (session 10 tried sending large chunks
+/// one recipient after the other) would reach the other owners after the phase deadline and
+/// be screened out: with sequential sends and no bound on the wait, this test failed (Alice
+/// left out, the peers diverged). Messages go out at once, so nobody waits on him: every
+/// round includes all four, and the honest peers agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_acknowledging_late_does_not_hold_back_honest_chunks() {
 	init_tracing();
-	// Chunks of 300,000 values (1.2 MB) are sent in turn.
+	// Chunks of 300,000 values (1.2 MB).
 	const BIG: usize = 1_200_000;
 	let mut handles = Vec::new();
 	let mut boot = Vec::new();

@@ -10,7 +10,6 @@ pub mod net;
 pub mod outbox;
 pub mod roles;
 pub mod round;
-pub mod turns;
 pub mod wire;
 
 pub use metrics::Metrics;

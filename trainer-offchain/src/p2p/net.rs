@@ -11,7 +11,6 @@
 pub use super::codec::{Request, Response, WireCodec};
 use super::metrics::Metrics;
 use super::outbox::{self, Outbox, Resend};
-use super::turns::{TurnSend, Turns};
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 use libp2p::{
@@ -68,7 +67,7 @@ pub struct NetConfig {
 	/// Request-response timeout.
 	pub request_timeout: Duration,
 	/// Test-only misbehaviour: acknowledge every received message this much later (a
-	/// recipient that holds back its senders; see [`super::turns`]).
+	/// recipient that would hold back senders waiting for it).
 	pub ack_delay: Option<Duration>,
 }
 
@@ -169,9 +168,6 @@ enum Command {
 		/// Re-send after a failed request until then.
 		retry_until: Option<Instant>,
 	},
-	/// Messages sent one after the other (see [`super::turns`]), each re-sent after a failed
-	/// request until its deadline.
-	SendInTurn(Vec<TurnSend>),
 	FetchState {
 		peer: PeerId,
 		reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
@@ -242,19 +238,6 @@ impl NetClient {
 		self.cmd(Command::Send { peer, data, reply: None, retry_until: Some(until) })
 	}
 
-	/// Send `data[i]` to `peers[i]` one after the other: the next leaves when the previous
-	/// one is acknowledged or has failed (a failed one is re-sent, with backoff, until `until`,
-	/// while the sequence goes on). See [`super::turns`].
-	pub fn send_in_turn(&self, sends: Vec<(PeerId, Arc<Vec<u8>>)>, until: Instant) -> Result<()> {
-		let times = super::turns::start_times(Instant::now(), until, sends.len());
-		let sends = sends
-			.into_iter()
-			.zip(times)
-			.map(|((peer, data), start_by)| TurnSend { peer, data, until, start_by })
-			.collect();
-		self.cmd(Command::SendInTurn(sends))
-	}
-
 	/// Ask `peer` for its model state (`None` if it has none to give).
 	pub async fn fetch_state(&self, peer: PeerId) -> Result<Option<Vec<u8>>> {
 		let (reply, rx) = oneshot::channel();
@@ -311,9 +294,8 @@ impl NetClient {
 }
 
 enum Pending {
-	/// A message: who waits for its acknowledgement, what to re-send if it fails, and the
-	/// sequence whose next message leaves once it is through.
-	Send(Option<oneshot::Sender<Result<()>>>, Option<Resend>, Option<u64>),
+	/// A message: who waits for its acknowledgement, and what to re-send if it fails.
+	Send(Option<oneshot::Sender<Result<()>>>, Option<Resend>),
 	State(oneshot::Sender<Result<Option<Vec<u8>>>>),
 }
 
@@ -451,7 +433,6 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		blobs: Default::default(),
 		hello: None,
 		outbox: Outbox::default(),
-		turns: Turns::default(),
 		ack_delay: cfg.ack_delay,
 		held_acks: Vec::new(),
 		metrics: metrics.clone(),
@@ -501,7 +482,6 @@ struct NetTask {
 	blobs: super::blobs::BlobStore,
 	hello: Option<Arc<Vec<u8>>>,
 	outbox: Outbox,
-	turns: Turns,
 	/// See [`NetConfig::ack_delay`]: acknowledgements held until their time.
 	ack_delay: Option<Duration>,
 	held_acks: Vec<(Instant, ResponseChannel<Response>)>,
@@ -579,34 +559,9 @@ impl NetTask {
 		reply: Option<oneshot::Sender<Result<()>>>,
 		resend: Option<Resend>,
 	) {
-		self.send_msg_of(peer, data, reply, resend, None);
-	}
-
-	/// [`Self::send_msg`] as a message of sequence `turn`, if any.
-	fn send_msg_of(
-		&mut self,
-		peer: PeerId,
-		data: Arc<Vec<u8>>,
-		reply: Option<oneshot::Sender<Result<()>>>,
-		resend: Option<Resend>,
-		turn: Option<u64>,
-	) {
 		let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::Msg(data));
 		self.metrics.messages_sent.fetch_add(1, Relaxed);
-		self.pending.insert(id, Pending::Send(reply, resend, turn));
-	}
-
-	/// Send a message of sequence `turn` (re-sent after a failure until its deadline).
-	fn send_turn(&mut self, turn: u64, s: TurnSend) {
-		let resend = Resend { peer: s.peer, data: s.data.clone(), until: s.until, tries: 0 };
-		self.send_msg_of(s.peer, s.data, None, Some(resend), Some(turn));
-	}
-
-	/// A message of sequence `turn` is through: send the sequence's next one.
-	fn turn_done(&mut self, turn: Option<u64>) {
-		if let Some(next) = turn.and_then(|t| self.turns.next(t).map(|s| (t, s))) {
-			self.send_turn(next.0, next.1);
-		}
+		self.pending.insert(id, Pending::Send(reply, resend));
 	}
 
 	/// Schedule another try of a failed message, or give it up at its deadline.
@@ -617,19 +572,15 @@ impl NetTask {
 		}
 	}
 
-	/// Whether a retry, a message of a sequence or a held acknowledgement waits for its time.
+	/// Whether a retry or a held acknowledgement waits for its time.
 	fn has_timed_work(&self) -> bool {
-		!self.outbox.is_empty() || !self.turns.is_empty() || !self.held_acks.is_empty()
+		!self.outbox.is_empty() || !self.held_acks.is_empty()
 	}
 
-	/// Send what is due: retries, messages of sequences at their start-by time, held
-	/// acknowledgements.
+	/// Send what is due: retries and held acknowledgements.
 	fn timed_work(&mut self) {
 		self.resend_due();
 		let now = Instant::now();
-		for (turn, s) in self.turns.due(now) {
-			self.send_turn(turn, s);
-		}
 		let (due, held): (Vec<_>, Vec<_>) =
 			std::mem::take(&mut self.held_acks).into_iter().partition(|(at, _)| *at <= now);
 		self.held_acks = held;
@@ -664,11 +615,6 @@ impl NetTask {
 				let resend =
 					retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
 				self.send_msg(peer, data, reply, resend)
-			},
-			Command::SendInTurn(sends) => {
-				if let Some((turn, first)) = self.turns.start(sends) {
-					self.send_turn(turn, first);
-				}
 			},
 			Command::FetchState { peer, reply } => {
 				let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::GetState);
@@ -823,11 +769,8 @@ impl NetTask {
 				},
 				request_response::Message::Response { request_id, response } => {
 					match (self.pending.remove(&request_id), response) {
-						(Some(Pending::Send(reply, _, turn)), _) => {
-							if let Some(r) = reply {
-								let _ = r.send(Ok(()));
-							}
-							self.turn_done(turn);
+						(Some(Pending::Send(Some(r), _)), _) => {
+							let _ = r.send(Ok(()));
 						},
 						(Some(Pending::State(r)), Response::State(b) | Response::Blob(b)) => {
 							let _ = r.send(Ok(Some(b)));
@@ -844,15 +787,11 @@ impl NetTask {
 			)) => {
 				tracing::debug!(%peer, "request failed: {error}");
 				match self.pending.remove(&request_id) {
-					Some(Pending::Send(Some(r), _, turn)) => {
+					Some(Pending::Send(Some(r), _)) => {
 						let _ = r.send(Err(anyhow!("request to {peer} failed: {error}")));
-						self.turn_done(turn);
 					},
-					Some(Pending::Send(None, resend, turn)) => {
-						if let Some(resend) = resend.filter(|_| outbox::retryable(&error)) {
-							self.retry_later(resend, &error);
-						}
-						self.turn_done(turn);
+					Some(Pending::Send(None, Some(resend))) if outbox::retryable(&error) => {
+						self.retry_later(resend, &error);
 					},
 					Some(Pending::State(r)) => {
 						let _ = r.send(Err(anyhow!("state request to {peer} failed: {error}")));

@@ -1,4 +1,5 @@
-//! Who proposes an attempt's participant set and who holds a round's certificate.
+//! Who proposes an attempt's participant set, who holds a round's certificate, and in which
+//! order a peer sends to the others.
 //!
 //! Both roles rotate: each key is ranked by `blake2_256("trainchain/role/v1", job, round,
 //! role, key)` and the lowest rank takes the role. With the lowest *key* (the protocol before
@@ -42,10 +43,33 @@ pub fn in_rank_order<'a>(
 	ranked.into_iter().map(|(_, k)| k).collect()
 }
 
+/// The order in which participant `me` (a position among `n`) sends to the others in an
+/// exchange phase: `me+1, me+2, …, me+n−1` (mod `n`). Every peer starts with a different
+/// recipient, where participant order would have all of them start with the first one.
+pub fn shift_order(me: usize, n: usize) -> impl Iterator<Item = usize> {
+	(1..n).map(move |k| (me + k) % n)
+}
+
 #[cfg(test)]
 mod tests {
 	#![allow(clippy::unwrap_used)]
 	use super::*;
+
+	#[test]
+	fn every_step_of_the_shift_order_is_a_permutation() {
+		for n in 1..=16 {
+			let orders: Vec<Vec<usize>> = (0..n).map(|me| shift_order(me, n).collect()).collect();
+			for (me, order) in orders.iter().enumerate() {
+				assert_eq!(order.len(), n - 1);
+				assert!(!order.contains(&me), "nobody sends to itself");
+			}
+			for step in 0..n.saturating_sub(1) {
+				let receivers: std::collections::BTreeSet<usize> =
+					orders.iter().map(|o| o[step]).collect();
+				assert_eq!(receivers.len(), n, "step {step} of {n}: each receives one message");
+			}
+		}
+	}
 
 	#[test]
 	fn roles_rotate_over_rounds_and_attempts() {

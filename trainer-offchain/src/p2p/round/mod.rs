@@ -595,36 +595,20 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	/// The other participants, from the one after this peer onwards (see
-	/// [`crate::p2p::turns::shift_order`]).
+	/// [`crate::p2p::roles::shift_order`]).
 	fn others_in_shift_order<'a>(
 		&self,
 		parts: &'a [Participant],
 	) -> impl Iterator<Item = &'a Participant> + 'a {
 		let me = parts.iter().position(|p| p.who == self.me).unwrap_or(0);
-		crate::p2p::turns::shift_order(me, parts.len()).filter_map(|i| parts.get(i))
+		crate::p2p::roles::shift_order(me, parts.len()).filter_map(|i| parts.get(i))
 	}
 
-	/// Send each message to its recipient, re-sent after a failed request until the phase's
-	/// deadline: large ones one after the other, in the given order (see
-	/// [`crate::p2p::turns`]), small ones all at once.
+	/// Send each message to its recipient (all at once), re-sent after a failed request until
+	/// the phase's deadline.
 	fn send_each(&self, sends: Vec<(PublicKey, std::sync::Arc<Vec<u8>>)>) {
-		let large = sends.iter().any(|(_, m)| m.len() >= crate::p2p::turns::IN_TURN_MIN_BYTES);
-		if !large {
-			for (who, sealed) in sends {
-				self.send_sealed(&who, sealed);
-			}
-			return;
-		}
-		let mut to_peers = Vec::with_capacity(sends.len());
 		for (who, sealed) in sends {
-			match self.bindings.get(&who) {
-				Some(pid) => to_peers.push((*pid, sealed)),
-				None => tracing::warn!(to = %short(&who), "no peer id for key"),
-			}
-		}
-		let until = Instant::now() + self.cfg.round_timeout;
-		if let Err(e) = self.net.send_in_turn(to_peers, until) {
-			tracing::warn!("send: {e}");
+			self.send_sealed(&who, sealed);
 		}
 	}
 

@@ -68,12 +68,12 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	/// Reduce-scatter: chunk `c` of this peer's update, with its range proof, goes to its
-	/// owner `parts[c]` (large chunks one owner after the other, from the next participant
-	/// on); this peer's own chunk is filed directly.
+	/// owner `parts[c]` (in shift order, from the next participant on); this peer's own chunk
+	/// is filed directly.
 	fn scatter_chunks(&mut self, ctx: &Attempt, parts: &[Participant], mine: &Compressed) {
 		let Attempt { attempt, proposal, n, nb, me, my_idx, .. } = *ctx;
 		let mut sends = Vec::with_capacity(n.saturating_sub(1));
-		let order = std::iter::once(my_idx).chain(crate::p2p::turns::shift_order(my_idx, n));
+		let order = std::iter::once(my_idx).chain(crate::p2p::roles::shift_order(my_idx, n));
 		for (c, p) in order.filter_map(|c| parts.get(c).map(|p| (c, p))) {
 			let b = compress::chunk_blocks(nb, n, c);
 			let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
