@@ -590,18 +590,20 @@ impl<T: LocalTrainer> Peer<T> {
 	/// of them), re-sent after a failed request until the phase's deadline.
 	fn send_to_others(&self, parts: &[Participant], sealed: Vec<u8>) {
 		let sealed = std::sync::Arc::new(sealed);
-		let sends = self.others_in_shift_order(parts).map(|p| (p.who, sealed.clone())).collect();
+		let others = self.others_in_shift_order(parts);
+		let sends = others.into_iter().map(|p| (p.who, sealed.clone())).collect();
 		self.send_each(sends);
 	}
 
 	/// The other participants, from the one after this peer onwards (see
-	/// [`crate::p2p::roles::shift_order`]).
-	fn others_in_shift_order<'a>(
-		&self,
-		parts: &'a [Participant],
-	) -> impl Iterator<Item = &'a Participant> + 'a {
-		let me = parts.iter().position(|p| p.who == self.me).unwrap_or(0);
-		crate::p2p::roles::shift_order(me, parts.len()).filter_map(|i| parts.get(i))
+	/// [`crate::p2p::roles::shift_order`]); all of them, in order, if this peer is not one.
+	fn others_in_shift_order<'a>(&self, parts: &'a [Participant]) -> Vec<&'a Participant> {
+		match parts.iter().position(|p| p.who == self.me) {
+			Some(me) => crate::p2p::roles::shift_order(me, parts.len())
+				.filter_map(|i| parts.get(i))
+				.collect(),
+			None => parts.iter().collect(),
+		}
 	}
 
 	/// Send each message to its recipient (all at once), re-sent after a failed request until
