@@ -590,9 +590,9 @@ impl<T: LocalTrainer> Peer<T> {
 	/// of them), re-sent after a failed request until the phase's deadline.
 	fn send_to_others(&self, parts: &[Participant], sealed: Vec<u8>) {
 		let sealed = std::sync::Arc::new(sealed);
-		let others = self.others_in_shift_order(parts);
-		let sends = others.into_iter().map(|p| (p.who, sealed.clone())).collect();
-		self.send_each(sends);
+		for p in self.others_in_shift_order(parts) {
+			self.send_sealed(&p.who, sealed.clone());
+		}
 	}
 
 	/// The other participants, from the one after this peer onwards (see
@@ -603,14 +603,6 @@ impl<T: LocalTrainer> Peer<T> {
 				.filter_map(|i| parts.get(i))
 				.collect(),
 			None => parts.iter().collect(),
-		}
-	}
-
-	/// Send each message to its recipient (all at once), re-sent after a failed request until
-	/// the phase's deadline.
-	fn send_each(&self, sends: Vec<(PublicKey, std::sync::Arc<Vec<u8>>)>) {
-		for (who, sealed) in sends {
-			self.send_sealed(&who, sealed);
 		}
 	}
 

@@ -72,7 +72,6 @@ impl<T: LocalTrainer> Peer<T> {
 	/// is filed directly.
 	fn scatter_chunks(&mut self, ctx: &Attempt, parts: &[Participant], mine: &Compressed) {
 		let Attempt { attempt, proposal, n, nb, me, my_idx, .. } = *ctx;
-		let mut sends = Vec::with_capacity(n.saturating_sub(1));
 		let order = std::iter::once(my_idx).chain(crate::p2p::roles::shift_order(my_idx, n));
 		for (c, p) in order.filter_map(|c| parts.get(c).map(|p| (c, p))) {
 			let b = compress::chunk_blocks(nb, n, c);
@@ -87,10 +86,9 @@ impl<T: LocalTrainer> Peer<T> {
 			} else {
 				let body = Body::Chunk { attempt, proposal, first_block, blocks, proof };
 				let sealed = self.seal_own_blocks(&body, leaves);
-				sends.push((p.who, std::sync::Arc::new(sealed)));
+				self.send_sealed(&p.who, std::sync::Arc::new(sealed));
 			}
 		}
-		self.send_each(sends);
 	}
 
 	/// As owner: decode and check (range proof against the sender's root, shape) every
