@@ -24,7 +24,7 @@
 //! DILOCO_BATCH (16), DILOCO_LR (0.003), DILOCO_OUTER (nesterov:0.7:0.9), DILOCO_COMPRESSION
 //! (none), DILOCO_VALIDATION_ROWS (400, evenly spaced rows of the held-out part),
 //! DILOCO_PLOT (out/diloco.svg), DILOCO_SYNC_LOSS (skip the synchronous run, use this loss),
-//! DILOCO_WARMSTART (0).
+//! DILOCO_WARMSTART (0), DILOCO_EF_DECAY (1: classic error feedback; 0.95 is SparseLoCo's).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "../tests/p2p_common/mod.rs"]
@@ -142,6 +142,8 @@ async fn diloco(
 		let mut cfg = peer_cfg(suri, PEERS);
 		cfg.outer = outer;
 		cfg.compression = comp;
+		cfg.error_feedback_decay = env("DILOCO_EF_DECAY", 1.0);
+		cfg.train_from_unsent = env("DILOCO_TRAIN_FROM_UNSENT", 0u8) == 1;
 		cfg.initial_peers = PEERS;
 		cfg.round_timeout = Duration::from_secs(120);
 		let tcfg = TrainConfig {
@@ -286,9 +288,11 @@ async fn bench() {
 			println!("bench-diloco-curve run=diloco-h{h} step={step} loss={l:.4}");
 		}
 		println!(
-			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} steps={} warmstart={}",
+			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} ef_decay={} from_unsent={} steps={} warmstart={}",
 			loss / sync_loss,
 			payload_per_peer(&reports) / sync_bytes,
+			env("DILOCO_EF_DECAY", 1.0f32),
+			env("DILOCO_TRAIN_FROM_UNSENT", 0u8),
 			s.steps,
 			s.warm
 		);

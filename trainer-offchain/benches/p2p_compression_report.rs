@@ -29,6 +29,10 @@ async fn compression_report() {
 	let model = std::env::var("REPORT_MODEL").unwrap_or_else(|_| "mlp".into());
 	let local_steps: Option<usize> =
 		std::env::var("REPORT_LOCAL_STEPS").ok().and_then(|v| v.parse().ok());
+	let ef_decay: f32 = std::env::var("REPORT_EF_DECAY")
+		.ok()
+		.and_then(|v| v.parse().ok())
+		.unwrap_or(1.0);
 	let (all, test) = load(&model);
 	let text = ModelSpec::lm_context(&model).unwrap().is_some();
 	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
@@ -50,6 +54,7 @@ async fn compression_report() {
 		for (i, s) in suris.iter().enumerate() {
 			let mut cfg = peer_cfg(s, 4);
 			cfg.compression = compression;
+			cfg.error_feedback_decay = ef_decay;
 			cfg.round_timeout = Duration::from_secs(if text { 120 } else { 20 });
 			let cfgt = TrainConfig { optimizer, max_steps: local_steps, ..Default::default() };
 			let t =
@@ -95,13 +100,13 @@ async fn compression_report() {
 		let (base_payload, base_acc) = *baseline.get_or_insert((payload, acc));
 		if text {
 			println!(
-				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4}",
+				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4} ef_decay={ef_decay}",
 				base_payload / payload,
 				(acc - base_acc) / base_acc,
 			);
 		} else {
 			println!(
-				"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4}",
+				"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4} ef_decay={ef_decay}",
 				base_payload / payload,
 				100.0 * (base_acc - acc),
 			);

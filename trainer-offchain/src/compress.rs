@@ -14,6 +14,7 @@ use anyhow::{bail, ensure, Result};
 use std::fmt;
 
 pub mod sparse;
+pub mod stride;
 use std::str::FromStr;
 
 /// Most blocks per update: divisible by 1..=8, so large updates split evenly into chunks.
@@ -43,6 +44,17 @@ pub enum Compression {
 		/// Bits per kept value, 1..=8.
 		bits: u8,
 	},
+	/// Send every `period`-th value of every block, a different residue class each round
+	/// (`phase` = round mod `period`, [`Compression::for_round`]), as `bits`-bit values on a
+	/// per-block scale ([`stride`]).
+	Stride {
+		/// Rounds until every value has been sent once, 1..=255.
+		period: u8,
+		/// Bits per sent value, 1..=8.
+		bits: u8,
+		/// Which residue class this round sends (< `period`).
+		phase: u8,
+	},
 }
 
 impl fmt::Display for Compression {
@@ -53,6 +65,7 @@ impl fmt::Display for Compression {
 			Compression::Int8 => write!(f, "int8"),
 			Compression::TopK { fraction } => write!(f, "topk:{fraction}"),
 			Compression::Sparse { density, bits } => write!(f, "sparse:{density}:{bits}"),
+			Compression::Stride { period, bits, .. } => write!(f, "stride:{period}:{bits}"),
 		}
 	}
 }
@@ -75,9 +88,21 @@ impl FromStr for Compression {
 				ensure!((1..=8).contains(&bits), "sparse bits must be 1..=8");
 				Compression::Sparse { density, bits }
 			},
+			other if other.starts_with("stride:") => {
+				let mut it = other.trim_start_matches("stride:").split(':');
+				let (Some(p), Some(b), None) = (it.next(), it.next(), it.next()) else {
+					bail!("stride compression is stride:PERIOD:BITS, e.g. stride:16:2");
+				};
+				let period: u8 =
+					p.parse().map_err(|_| anyhow::anyhow!("stride period must be 1..=255"))?;
+				let bits: u8 = b.parse()?;
+				ensure!(period >= 1, "stride period must be 1..=255");
+				ensure!((1..=8).contains(&bits), "stride bits must be 1..=8");
+				Compression::Stride { period, bits, phase: 0 }
+			},
 			other => {
 				let Some(k) = other.strip_prefix("topk:") else {
-					bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION|sparse:DENSITY:BITS)");
+					bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION|sparse:DENSITY:BITS|stride:PERIOD:BITS)");
 				};
 				let fraction: f32 = k.parse()?;
 				ensure!(fraction > 0.0 && fraction <= 1.0, "topk fraction must be in (0, 1]");
@@ -96,6 +121,7 @@ impl Compression {
 			Compression::Int8 => 2,
 			Compression::TopK { .. } => 3,
 			Compression::Sparse { .. } => 4,
+			Compression::Stride { .. } => 5,
 		}
 	}
 
@@ -108,8 +134,21 @@ impl Compression {
 			2 => Compression::Int8,
 			3 => Compression::TopK { fraction: 1.0 },
 			4 => Compression::Sparse { density: 1.0, bits: 8 },
+			5 => Compression::Stride { period: 1, bits: 8, phase: 0 },
 			t => bail!("unknown compression tag {t}"),
 		})
+	}
+
+	/// The compression of round `round`: a stride sends residue class `round mod period`;
+	/// every other compression is the same in every round.
+	pub fn for_round(self, round: u32) -> Self {
+		match self {
+			Compression::Stride { period, bits, .. } => {
+				let phase = (round % u32::from(period.max(1))) as u8;
+				Compression::Stride { period, bits, phase }
+			},
+			other => other,
+		}
 	}
 
 	/// Whether compression loses information (so error feedback applies).
@@ -180,6 +219,7 @@ impl Compression {
 				out
 			},
 			Compression::Sparse { density, bits } => sparse::encode(xs, density, bits),
+			Compression::Stride { period, bits, phase } => stride::encode(xs, period, phase, bits),
 		}
 	}
 
@@ -248,6 +288,7 @@ impl Compression {
 				Ok(out)
 			},
 			Compression::Sparse { .. } => sparse::decode(bytes, len),
+			Compression::Stride { .. } => stride::decode(bytes, len),
 		}
 	}
 }
@@ -341,6 +382,11 @@ impl Compressed {
 				compression = Compression::Sparse { density, bits };
 			}
 		}
+		if let (Compression::Stride { .. }, Some(first)) = (compression, blocks.first()) {
+			if let Some((period, phase, bits)) = stride::params_of(first) {
+				compression = Compression::Stride { period, bits, phase };
+			}
+		}
 		let update = Self { compression, len, blocks };
 		ensure!(update.root() == *root, "update does not match its committed hash");
 		Ok(update)
@@ -371,17 +417,24 @@ pub struct ErrorFeedback {
 }
 
 impl ErrorFeedback {
-	/// Compress `update + residual`; keep the new residual. Returns the compressed update
-	/// and its decoded form (what the receivers will see).
+	/// Compress `update + decay·residual`; keep the new residual. Returns the compressed
+	/// update and its decoded form (what the receivers will see).
+	///
+	/// `decay` = 1 is classic error feedback (nothing dropped is ever lost). Below 1 it is
+	/// SparseLoCo's decayed accumulator (Sarfi et al. 2025, arXiv:2508.15706): the residual
+	/// of a coordinate that keeps not being sent fades, and one that keeps growing is sent
+	/// with the momentum of its past rounds (SparseLoCo uses 0.95 with plain averaging
+	/// outside, in place of DiLoCo's outer momentum).
 	pub fn compress(
 		&mut self,
 		compression: Compression,
 		update: &[f32],
+		decay: f32,
 	) -> Result<(Compressed, Vec<f32>)> {
 		let mut corrected = update.to_vec();
 		if compression.is_lossy() && self.residual.len() == update.len() {
 			for (c, r) in corrected.iter_mut().zip(&self.residual) {
-				*c += r;
+				*c += decay * r;
 			}
 		}
 		let c = Compressed::new(compression, &corrected);
@@ -398,6 +451,16 @@ impl ErrorFeedback {
 	/// Drop the residual (e.g. when an update was not included).
 	pub fn reset(&mut self) {
 		self.residual.clear();
+	}
+
+	/// `model` plus the residual: the model this peer would hold if everything it trained
+	/// had been delivered (`model` itself when there is no residual of its length).
+	pub fn with_residual(&self, model: &[f32]) -> Vec<f32> {
+		if self.residual.len() == model.len() {
+			model.iter().zip(&self.residual).map(|(m, r)| m + r).collect()
+		} else {
+			model.to_vec()
+		}
 	}
 }
 
@@ -555,6 +618,7 @@ mod tests {
 			Compression::Int8,
 			Compression::TopK { fraction: 0.1 },
 			Compression::Sparse { density: 0.02, bits: 2 },
+			Compression::Stride { period: 8, bits: 2, phase: 3 },
 		] {
 			let u = Compressed::new(comp, &xs);
 			let root = u.root();
@@ -579,6 +643,26 @@ mod tests {
 	}
 
 	#[test]
+	fn a_stride_sends_every_value_once_per_period() {
+		let xs: Vec<f32> = vec(5000).iter().map(|x| x + 0.0005).collect(); // none is zero
+		let c: Compression = "stride:5:8".parse().unwrap();
+		assert_eq!(c.to_string(), "stride:5:8");
+		let mut sent = vec![0u32; xs.len()];
+		for round in 10..15 {
+			let d = Compressed::new(c.for_round(round), &xs).decode().unwrap();
+			for (n, v) in sent.iter_mut().zip(&d) {
+				*n += u32::from(*v != 0.0);
+			}
+		}
+		// Every value exactly once over 5 consecutive rounds.
+		for (i, n) in sent.iter().enumerate() {
+			assert_eq!(*n, 1, "value {i}");
+		}
+		assert_eq!(c.for_round(7), Compression::Stride { period: 5, bits: 8, phase: 2 });
+		assert_eq!(Compression::Int8.for_round(7), Compression::Int8);
+	}
+
+	#[test]
 	fn round_trips_and_errors() {
 		let xs = vec(5000);
 		for c in [
@@ -587,6 +671,7 @@ mod tests {
 			Compression::Int8,
 			"topk:0.1".parse().unwrap(),
 			"sparse:0.1:4".parse().unwrap(),
+			"stride:4:4".parse().unwrap(),
 		] {
 			let comp = Compressed::new(c, &xs);
 			let back = comp.decode().unwrap();
@@ -596,13 +681,20 @@ mod tests {
 				Compression::None => assert_eq!(err, 0.0),
 				Compression::Fp16 => assert!(err < 1e-3),
 				Compression::Int8 => assert!(err < 0.01),
-				Compression::TopK { .. } | Compression::Sparse { .. } => assert!(err <= 0.5),
+				Compression::TopK { .. }
+				| Compression::Sparse { .. }
+				| Compression::Stride { .. } => assert!(err <= 0.5),
 			}
 			// Truncated blocks are errors, never panics.
 			assert!(c.decode_block(&comp.blocks[0][..1], 6).is_err());
 		}
 		assert!("topk:0".parse::<Compression>().is_err());
 		for bad in ["sparse:0:2", "sparse:0.1:0", "sparse:0.1:9", "sparse:0.1", "sparse:0.1:2:3"] {
+			assert!(bad.parse::<Compression>().is_err(), "{bad}");
+		}
+		for bad in
+			["stride:0:2", "stride:4:0", "stride:4:9", "stride:256:2", "stride:4", "stride:4:2:1"]
+		{
 			assert!(bad.parse::<Compression>().is_err(), "{bad}");
 		}
 		let s: Compression = "sparse:0.0156:2".parse().unwrap();
@@ -647,12 +739,34 @@ mod tests {
 	}
 
 	#[test]
+	fn decayed_error_feedback_lets_a_steady_small_coordinate_fade() {
+		// Top-1 of 10 values (⌈0.09·10⌉ = 1): 1.0 is always sent; 0.3 is not. Classic error
+		// feedback lets 0.3 pile up until it is sent (round 4); with decay 0.5 its residual
+		// tends to 0.3 / (1 − 0.5) = 0.6 < 1.0, so it never is.
+		let comp: Compression = "topk:0.09".parse().unwrap();
+		let mut xs = vec![0f32; 10];
+		xs[0] = 1.0;
+		xs[1] = 0.3;
+		let first_sent = |decay: f32| {
+			let mut ef = ErrorFeedback::default();
+			(1..=20).find(|_| ef.compress(comp, &xs, decay).unwrap().1[1] != 0.0)
+		};
+		assert_eq!(first_sent(1.0), Some(4));
+		assert_eq!(first_sent(0.5), None);
+		let mut ef = ErrorFeedback::default();
+		for _ in 0..30 {
+			ef.compress(comp, &xs, 0.5).unwrap();
+		}
+		assert!((ef.residual[1] - 0.6).abs() < 1e-4, "{}", ef.residual[1]);
+	}
+
+	#[test]
 	fn error_feedback_accumulates() {
 		let mut ef = ErrorFeedback::default();
 		let xs = vec(2000);
 		let mut sent = vec![0f32; xs.len()];
 		for _ in 0..20 {
-			let (_, dec) = ef.compress("topk:0.1".parse().unwrap(), &xs).unwrap();
+			let (_, dec) = ef.compress("topk:0.1".parse().unwrap(), &xs, 1.0).unwrap();
 			for (s, d) in sent.iter_mut().zip(&dec) {
 				*s += d;
 			}

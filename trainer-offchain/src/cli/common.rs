@@ -144,3 +144,13 @@ pub fn resolve_spec(model: &str, sets: &[&Dataset]) -> Result<ModelSpec> {
 pub fn print_json(v: &serde_json::Value) {
 	println!("{v}");
 }
+
+/// `--error-feedback-decay`: a fraction in (0, 1].
+pub fn parse_decay(s: &str) -> std::result::Result<f32, String> {
+	let d: f32 = s.parse().map_err(|e| format!("{e}"))?;
+	if d > 0.0 && d <= 1.0 {
+		Ok(d)
+	} else {
+		Err(format!("{d} is not in (0, 1]"))
+	}
+}

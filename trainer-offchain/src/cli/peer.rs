@@ -108,6 +108,10 @@ pub struct PeerArgs {
 	/// none | fp16 | int8 | topk:FRACTION | sparse:DENSITY:BITS (e.g. sparse:0.0156:2).
 	#[arg(long, default_value = "none")]
 	pub compression: Compression,
+	/// Residual kept per round by error feedback, in (0, 1]: 1 is classic error feedback,
+	/// 0.95 SparseLoCo's decayed accumulator (with `--compression sparse:…`).
+	#[arg(long, default_value_t = 1.0, value_parser = super::common::parse_decay)]
+	pub error_feedback_decay: f32,
 	/// chunked (reduce-scatter + all-gather) | all-to-all.
 	#[arg(long, default_value = "chunked")]
 	pub scheme: Scheme,
@@ -209,6 +213,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 		clip_norm: args.clip_norm,
 	};
 	pcfg.compression = args.compression;
+	pcfg.error_feedback_decay = args.error_feedback_decay;
 	pcfg.scheme = args.scheme;
 	pcfg.outer = args.outer;
 	pcfg.byzantine = args.byzantine;

@@ -59,6 +59,10 @@ pub struct RunArgs {
 	/// none | fp16 | int8 | topk:FRACTION | sparse:DENSITY:BITS.
 	#[arg(long, default_value = "none")]
 	pub compression: Compression,
+	/// Residual kept per round by error feedback, in (0, 1]: 1 is classic error feedback,
+	/// 0.95 SparseLoCo's decayed accumulator (with `--compression sparse:…`).
+	#[arg(long, default_value_t = 1.0, value_parser = super::common::parse_decay)]
+	pub error_feedback_decay: f32,
 	/// Per-phase peer deadline in seconds.
 	#[arg(long, default_value_t = 20.0)]
 	pub round_timeout: f64,
@@ -125,6 +129,7 @@ fn options(a: RunArgs) -> Result<RunOptions> {
 		epochs: a.epochs,
 		aggregator: a.aggregator,
 		compression: a.compression,
+		error_feedback_decay: a.error_feedback_decay,
 		round_timeout,
 		max_rounds: a.max_rounds,
 		out: a.out,

@@ -66,14 +66,20 @@ pub fn params_of(block: &[u8], len: usize) -> Option<(f32, u8)> {
 	(len > 0 && (1..=8).contains(&bits) && density > 0.0).then_some((density, bits))
 }
 
-struct BitWriter {
+/// Packs values of a few bits, least significant first (shared with [`super::stride`]).
+pub(super) struct BitWriter {
 	out: Vec<u8>,
 	acc: u64,
 	used: u32,
 }
 
 impl BitWriter {
-	fn put(&mut self, value: u32, width: u32) {
+	/// A writer whose output starts with `head`.
+	pub(super) fn after(head: Vec<u8>) -> Self {
+		Self { out: head, acc: 0, used: 0 }
+	}
+
+	pub(super) fn put(&mut self, value: u32, width: u32) {
 		self.acc |= u64::from(value) << self.used;
 		self.used += width;
 		while self.used >= 8 {
@@ -83,7 +89,7 @@ impl BitWriter {
 		}
 	}
 
-	fn finish(mut self) -> Vec<u8> {
+	pub(super) fn finish(mut self) -> Vec<u8> {
 		if self.used > 0 {
 			self.out.push(self.acc as u8);
 		}
@@ -91,15 +97,25 @@ impl BitWriter {
 	}
 }
 
-struct BitReader<'a> {
+/// Reads what a [`BitWriter`] packed.
+pub(super) struct BitReader<'a> {
 	bytes: &'a [u8],
 	pos: usize,
 	acc: u64,
 	have: u32,
 }
 
-impl BitReader<'_> {
-	fn take(&mut self, width: u32) -> Result<u32> {
+impl<'a> BitReader<'a> {
+	pub(super) fn new(bytes: &'a [u8]) -> Self {
+		Self { bytes, pos: 0, acc: 0, have: 0 }
+	}
+
+	/// Whether the bits left in the last byte read are all zero (canonical padding).
+	pub(super) fn padding_is_zero(&self) -> bool {
+		self.acc == 0
+	}
+
+	pub(super) fn take(&mut self, width: u32) -> Result<u32> {
 		while self.have < width {
 			let Some(b) = self.bytes.get(self.pos) else { bail!("sparse block: bits run out") };
 			self.acc |= u64::from(*b) << self.have;

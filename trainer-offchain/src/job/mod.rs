@@ -77,6 +77,8 @@ pub struct RunOptions {
 	pub aggregator: Aggregator,
 	/// Update compression.
 	pub compression: Compression,
+	/// Residual kept per round by error feedback ([`crate::p2p::PeerConfig`]).
+	pub error_feedback_decay: f32,
 	/// Per-phase peer deadline.
 	pub round_timeout: Duration,
 	/// Stop after this many rounds (default: until the job ends).

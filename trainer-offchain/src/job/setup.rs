@@ -111,6 +111,7 @@ pub(super) async fn start_peer(
 	pcfg.round_timeout = args.round_timeout;
 	pcfg.robust = RobustConfig { aggregator: args.aggregator, ..RobustConfig::default() };
 	pcfg.compression = args.compression;
+	pcfg.error_feedback_decay = args.error_feedback_decay;
 	pcfg.scheme = Scheme::Chunked;
 	pcfg.outer = plan_of(job)?.outer;
 	pcfg.byzantine = args.fault_byzantine;

@@ -180,6 +180,15 @@ pub struct PeerConfig {
 	/// Carry what lossy compression dropped into the next round's update (error feedback).
 	/// Off in public-data jobs, where each update must be its round's training alone.
 	pub error_feedback: bool,
+	/// How much of the carried residual is kept each round, in (0, 1]: 1 is classic error
+	/// feedback, 0.95 SparseLoCo's decayed accumulator ([`compress::ErrorFeedback`]).
+	pub error_feedback_decay: f32,
+	/// Train each round from the shared model plus this peer's error-feedback residual (its
+	/// own progress that compression has not delivered yet), so that it does not learn again
+	/// what it is still waiting to send; the update is then measured from that start and
+	/// the residual added back, i.e. the peer sends (part of) how far its own view moved
+	/// from the shared model.
+	pub train_from_unsent: bool,
 	/// Exchange scheme.
 	pub scheme: Scheme,
 	/// Test-only misbehaviour.
@@ -203,6 +212,8 @@ impl PeerConfig {
 			robust: RobustConfig::default(),
 			compression: Compression::None,
 			error_feedback: true,
+			error_feedback_decay: 1.0,
+			train_from_unsent: false,
 			scheme: Scheme::Chunked,
 			byzantine: None,
 			max_attempts: 3,
