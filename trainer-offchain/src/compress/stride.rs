@@ -18,12 +18,18 @@
 //! | `period` (1..=255) | 1 |
 //! | `phase` (< `period`) | 1 |
 //! | `bits` (1..=8) | 1 |
-//! | `scale` (f32 LE): the largest sent magnitude | 4 |
-//! | `⌈(len − phase) / period⌉` codes, `bits` bits each, as in [`super::sparse`] | |
+//! | `scale` (f32 LE): the mean magnitude of the sent values | 4 |
+//! | `⌈(len − phase) / period⌉` codes, `bits` bits each | |
 //!
-//! A code decodes to `± q / L · scale` (`L = 2^(bits−1)`); the last byte's unused bits are
-//! zero, so a block has exactly one encoding. A non-finite value makes `scale` NaN, which the
-//! receiver's finiteness check refuses.
+//! The values are quantised on the mean magnitude `s`, not the largest: a position's value is
+//! its accumulated progress and a block's values are of similar size, so one outlier must not
+//! blow every other value up to half its size. At 1 bit a code is the sign and decodes to
+//! `±s` (scaled sign compression, as in EF-signSGD, Karimireddy et al. 2019). At `bits ≥ 2` a
+//! code is a sign bit above a magnitude `q ≤ L = 2^(bits−1) − 1` and decodes to `± q·s`
+//! (at 2 bits: `−s`, `0`, `+s`); what a value loses to rounding and clipping, error
+//! feedback carries. Codes are packed least significant first; "minus zero" and the last
+//! byte's unused bits are refused, so a block has exactly one encoding. A non-finite value
+//! makes `scale` NaN, which the receiver's finiteness check refuses.
 
 use super::sparse::{BitReader, BitWriter};
 use anyhow::{ensure, Result};
@@ -51,6 +57,22 @@ pub fn params_of(block: &[u8]) -> Option<(u8, u8, u8)> {
 	}
 }
 
+/// Largest magnitude code at `bits` bits (0 at 1 bit: the code is the sign alone).
+fn max_level(bits: u8) -> u32 {
+	(1u32 << (bits - 1)) - 1
+}
+
+/// The value of a code.
+fn value_of(code: u32, bits: u8, scale: f32) -> f32 {
+	let negative = code >> (bits - 1) == 1;
+	let magnitude = if bits == 1 { scale } else { (code & max_level(bits)) as f32 * scale };
+	if negative {
+		-magnitude
+	} else {
+		magnitude
+	}
+}
+
 /// Encode one block.
 pub fn encode(xs: &[f32], period: u8, phase: u8, bits: u8) -> Vec<u8> {
 	let period = period.max(1);
@@ -58,24 +80,28 @@ pub fn encode(xs: &[f32], period: u8, phase: u8, bits: u8) -> Vec<u8> {
 	let bits = bits.clamp(1, 8);
 	let value = |i: usize| xs.get(i).copied().unwrap_or(0.0);
 	let sent = || positions(xs.len(), period, phase).map(value);
+	let count = sent().count();
 	let scale = if sent().any(|x| !x.is_finite()) {
 		f32::NAN
+	} else if count == 0 {
+		0.0
 	} else {
-		sent().fold(0f32, |m, x| m.max(x.abs()))
+		(sent().map(|x| f64::from(x.abs())).sum::<f64>() / count as f64) as f32
 	};
 	let mut head = Vec::with_capacity(block_bytes(xs.len(), period, phase, bits));
 	head.extend_from_slice(&[period, phase, bits]);
 	head.extend_from_slice(&scale.to_le_bytes());
 	let mut w = BitWriter::after(head);
-	let levels = 1u32 << (bits - 1);
+	let top = max_level(bits);
 	for x in sent() {
-		let q = if scale.is_finite() && scale > 0.0 {
-			((x.abs() / scale) * levels as f32).round().clamp(1.0, levels as f32) as u32
+		let q = if bits == 1 || !(scale.is_finite() && scale > 0.0) {
+			0
 		} else {
-			levels
+			(x.abs() / scale).round().min(top as f32) as u32
 		};
-		let sign = u32::from(x.is_sign_negative());
-		w.put((sign << (bits - 1)) | (q - 1), u32::from(bits));
+		// Zero is sent without a sign: every value has one encoding.
+		let sign = u32::from(x.is_sign_negative() && (q > 0 || bits == 1));
+		w.put((sign << (bits - 1)) | q, u32::from(bits));
 	}
 	w.finish()
 }
@@ -93,14 +119,13 @@ pub fn decode(bytes: &[u8], len: usize) -> Result<Vec<f32>> {
 		"stride block: {} bytes for {len} values at period {period}",
 		bytes.len()
 	);
-	let levels = 1u32 << (bits - 1);
 	let mut r = BitReader::new(body);
 	let mut out = vec![0f32; len];
 	for i in positions(len, period, phase) {
 		let code = r.take(u32::from(bits))?;
-		let v = ((code & (levels - 1)) + 1) as f32 / levels as f32 * scale;
+		ensure!(bits == 1 || code != 1 << (bits - 1), "stride block: minus zero");
 		if let Some(slot) = out.get_mut(i) {
-			*slot = if code >> (bits - 1) == 1 { -v } else { v };
+			*slot = value_of(code, bits, scale);
 		}
 	}
 	ensure!(r.padding_is_zero(), "stride block: padding bits are not zero");
@@ -117,23 +142,42 @@ mod tests {
 	}
 
 	#[test]
-	fn sends_only_its_phase_on_few_levels() {
+	fn sends_only_its_phase_on_levels_of_the_mean_magnitude() {
 		let xs = vec(512);
 		for phase in [0u8, 3, 7] {
 			let b = encode(&xs, 8, phase, 2);
 			assert_eq!(b.len(), HEADER + 16, "64 values × 2 bits");
 			let d = decode(&b, xs.len()).unwrap();
-			let scale = (phase as usize..512).step_by(8).map(|i| xs[i].abs()).fold(0f32, f32::max);
+			let sent: Vec<f32> = (phase as usize..512).step_by(8).map(|i| xs[i]).collect();
+			let s = sent.iter().map(|x| x.abs()).sum::<f32>() / sent.len() as f32;
 			for (i, (x, y)) in xs.iter().zip(&d).enumerate() {
 				if i % 8 == phase as usize {
-					assert!(y.abs() == scale || y.abs() == scale / 2.0, "{i}: {y}");
-					assert_eq!(x.is_sign_negative(), y.is_sign_negative(), "{i}");
-					assert!((x - y).abs() <= scale / 2.0 + 1e-6, "{i}: {x} {y}");
+					// Ternary: 0 below s/2, ±s above (large values clipped to s).
+					let want = if x.abs() < s / 2.0 { 0.0 } else { s.copysign(*x) };
+					assert!((y - want).abs() < 1e-5, "{i}: {x} → {y}, want {want}");
 				} else {
 					assert_eq!(*y, 0.0, "{i}");
 				}
 			}
 		}
+		// One bit: the sign on the mean magnitude.
+		let d = decode(&encode(&xs, 8, 0, 1), 512).unwrap();
+		let sent: Vec<f32> = (0..512).step_by(8).map(|i| xs[i]).collect();
+		let s = sent.iter().map(|x| x.abs()).sum::<f32>() / sent.len() as f32;
+		for (x, y) in sent.iter().zip(d.iter().step_by(8)) {
+			assert!((y - s.copysign(*x)).abs() < 1e-5, "{x} → {y}");
+		}
+	}
+
+	#[test]
+	fn one_outlier_does_not_inflate_the_other_values() {
+		// With the largest magnitude as the scale, 0.01 would be sent as ±50 (half of 100).
+		let mut xs = vec![0.01f32; 64];
+		xs[0] = 100.0;
+		let d = decode(&encode(&xs, 1, 0, 2), 64).unwrap();
+		let mean = (100.0 + 63.0 * 0.01) / 64.0;
+		assert!((d[0] - mean).abs() < 1e-4, "the outlier is clipped to the mean: {}", d[0]);
+		assert!(d[1..].iter().all(|y| *y == 0.0), "{:?}", &d[1..4]);
 	}
 
 	#[test]
@@ -156,6 +200,7 @@ mod tests {
 		long.push(0);
 		assert!(decode(&long, 100).is_err(), "trailing byte");
 		for (at, v) in [(0, 0u8), (1, 5), (2, 0), (2, 9)] {
+			// (period 0, phase ≥ period, 0 bits, 9 bits)
 			let mut bad = b.clone();
 			bad[at] = v;
 			assert!(decode(&bad, 100).is_err(), "header byte {at} = {v}");
@@ -164,6 +209,12 @@ mod tests {
 		let mut pad = b.clone();
 		*pad.last_mut().unwrap() |= 0x80;
 		assert!(decode(&pad, 100).is_err(), "padding");
+		// Minus zero (sign bit over magnitude 0) is not the encoding of zero.
+		let zero = encode(&[0.0; 8], 1, 0, 2);
+		let mut minus = zero.clone();
+		minus[HEADER] = 0b10;
+		assert_eq!(decode(&zero, 8).unwrap(), vec![0.0; 8]);
+		assert!(decode(&minus, 8).is_err(), "minus zero");
 	}
 
 	#[test]
