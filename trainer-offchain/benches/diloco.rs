@@ -143,7 +143,6 @@ async fn diloco(
 		cfg.outer = outer;
 		cfg.compression = comp;
 		cfg.error_feedback_decay = env("DILOCO_EF_DECAY", 1.0);
-		cfg.train_from_unsent = env("DILOCO_TRAIN_FROM_UNSENT", 0u8) == 1;
 		cfg.initial_peers = PEERS;
 		cfg.round_timeout = Duration::from_secs(120);
 		let tcfg = TrainConfig {
@@ -288,11 +287,10 @@ async fn bench() {
 			println!("bench-diloco-curve run=diloco-h{h} step={step} loss={l:.4}");
 		}
 		println!(
-			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} ef_decay={} from_unsent={} steps={} warmstart={}",
+			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} ef_decay={} steps={} warmstart={}",
 			loss / sync_loss,
 			payload_per_peer(&reports) / sync_bytes,
 			env("DILOCO_EF_DECAY", 1.0f32),
-			env("DILOCO_TRAIN_FROM_UNSENT", 0u8),
 			s.steps,
 			s.warm
 		);

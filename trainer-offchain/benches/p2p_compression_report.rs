@@ -33,7 +33,6 @@ async fn compression_report() {
 		.ok()
 		.and_then(|v| v.parse().ok())
 		.unwrap_or(1.0);
-	let from_unsent = std::env::var("REPORT_TRAIN_FROM_UNSENT").is_ok_and(|v| v == "1");
 	let (all, test) = load(&model);
 	let text = ModelSpec::lm_context(&model).unwrap().is_some();
 	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
@@ -56,7 +55,6 @@ async fn compression_report() {
 			let mut cfg = peer_cfg(s, 4);
 			cfg.compression = compression;
 			cfg.error_feedback_decay = ef_decay;
-			cfg.train_from_unsent = from_unsent;
 			cfg.round_timeout = Duration::from_secs(if text { 120 } else { 20 });
 			let cfgt = TrainConfig { optimizer, max_steps: local_steps, ..Default::default() };
 			let t =
@@ -102,17 +100,15 @@ async fn compression_report() {
 		let (base_payload, base_acc) = *baseline.get_or_insert((payload, acc));
 		if text {
 			println!(
-				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4} ef_decay={ef_decay} from_unsent={}",
+				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4} ef_decay={ef_decay}",
 				base_payload / payload,
 				(acc - base_acc) / base_acc,
-				u8::from(from_unsent),
 			);
 		} else {
 			println!(
-				"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4} ef_decay={ef_decay} from_unsent={}",
+				"bench-compress data=digits compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.2} accuracy={acc:.4} base_accuracy={base_acc:.4} ef_decay={ef_decay}",
 				base_payload / payload,
 				100.0 * (base_acc - acc),
-				u8::from(from_unsent),
 			);
 		}
 		println!(

@@ -14,7 +14,6 @@ use anyhow::{bail, ensure, Result};
 use std::fmt;
 
 pub mod sparse;
-pub mod stride;
 use std::str::FromStr;
 
 /// Most blocks per update: divisible by 1..=8, so large updates split evenly into chunks.
@@ -44,17 +43,6 @@ pub enum Compression {
 		/// Bits per kept value, 1..=8.
 		bits: u8,
 	},
-	/// Send every `period`-th value of every block, a different residue class each round
-	/// (`phase` = round mod `period`, [`Compression::for_round`]), as `bits`-bit values on a
-	/// per-block scale ([`stride`]).
-	Stride {
-		/// Rounds until every value has been sent once, 1..=255.
-		period: u8,
-		/// Bits per sent value, 1..=8.
-		bits: u8,
-		/// Which residue class this round sends (< `period`).
-		phase: u8,
-	},
 }
 
 impl fmt::Display for Compression {
@@ -65,7 +53,6 @@ impl fmt::Display for Compression {
 			Compression::Int8 => write!(f, "int8"),
 			Compression::TopK { fraction } => write!(f, "topk:{fraction}"),
 			Compression::Sparse { density, bits } => write!(f, "sparse:{density}:{bits}"),
-			Compression::Stride { period, bits, .. } => write!(f, "stride:{period}:{bits}"),
 		}
 	}
 }
@@ -88,21 +75,9 @@ impl FromStr for Compression {
 				ensure!((1..=8).contains(&bits), "sparse bits must be 1..=8");
 				Compression::Sparse { density, bits }
 			},
-			other if other.starts_with("stride:") => {
-				let mut it = other.trim_start_matches("stride:").split(':');
-				let (Some(p), Some(b), None) = (it.next(), it.next(), it.next()) else {
-					bail!("stride compression is stride:PERIOD:BITS, e.g. stride:16:2");
-				};
-				let period: u8 =
-					p.parse().map_err(|_| anyhow::anyhow!("stride period must be 1..=255"))?;
-				let bits: u8 = b.parse()?;
-				ensure!(period >= 1, "stride period must be 1..=255");
-				ensure!((1..=8).contains(&bits), "stride bits must be 1..=8");
-				Compression::Stride { period, bits, phase: 0 }
-			},
 			other => {
 				let Some(k) = other.strip_prefix("topk:") else {
-					bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION|sparse:DENSITY:BITS|stride:PERIOD:BITS)");
+					bail!("unknown compression {other:?} (none|fp16|int8|topk:FRACTION|sparse:DENSITY:BITS)");
 				};
 				let fraction: f32 = k.parse()?;
 				ensure!(fraction > 0.0 && fraction <= 1.0, "topk fraction must be in (0, 1]");
@@ -121,7 +96,6 @@ impl Compression {
 			Compression::Int8 => 2,
 			Compression::TopK { .. } => 3,
 			Compression::Sparse { .. } => 4,
-			Compression::Stride { .. } => 5,
 		}
 	}
 
@@ -134,21 +108,8 @@ impl Compression {
 			2 => Compression::Int8,
 			3 => Compression::TopK { fraction: 1.0 },
 			4 => Compression::Sparse { density: 1.0, bits: 8 },
-			5 => Compression::Stride { period: 1, bits: 8, phase: 0 },
 			t => bail!("unknown compression tag {t}"),
 		})
-	}
-
-	/// The compression of round `round`: a stride sends residue class `round mod period`;
-	/// every other compression is the same in every round.
-	pub fn for_round(self, round: u32) -> Self {
-		match self {
-			Compression::Stride { period, bits, .. } => {
-				let phase = (round % u32::from(period.max(1))) as u8;
-				Compression::Stride { period, bits, phase }
-			},
-			other => other,
-		}
 	}
 
 	/// Whether compression loses information (so error feedback applies).
@@ -219,7 +180,6 @@ impl Compression {
 				out
 			},
 			Compression::Sparse { density, bits } => sparse::encode(xs, density, bits),
-			Compression::Stride { period, bits, phase } => stride::encode(xs, period, phase, bits),
 		}
 	}
 
@@ -288,7 +248,6 @@ impl Compression {
 				Ok(out)
 			},
 			Compression::Sparse { .. } => sparse::decode(bytes, len),
-			Compression::Stride { .. } => stride::decode(bytes, len),
 		}
 	}
 }
@@ -382,11 +341,6 @@ impl Compressed {
 				compression = Compression::Sparse { density, bits };
 			}
 		}
-		if let (Compression::Stride { .. }, Some(first)) = (compression, blocks.first()) {
-			if let Some((period, phase, bits)) = stride::params_of(first) {
-				compression = Compression::Stride { period, bits, phase };
-			}
-		}
 		let update = Self { compression, len, blocks };
 		ensure!(update.root() == *root, "update does not match its committed hash");
 		Ok(update)
@@ -451,16 +405,6 @@ impl ErrorFeedback {
 	/// Drop the residual (e.g. when an update was not included).
 	pub fn reset(&mut self) {
 		self.residual.clear();
-	}
-
-	/// `model` plus the residual: the model this peer would hold if everything it trained
-	/// had been delivered (`model` itself when there is no residual of its length).
-	pub fn with_residual(&self, model: &[f32]) -> Vec<f32> {
-		if self.residual.len() == model.len() {
-			model.iter().zip(&self.residual).map(|(m, r)| m + r).collect()
-		} else {
-			model.to_vec()
-		}
 	}
 }
 
@@ -618,7 +562,6 @@ mod tests {
 			Compression::Int8,
 			Compression::TopK { fraction: 0.1 },
 			Compression::Sparse { density: 0.02, bits: 2 },
-			Compression::Stride { period: 8, bits: 2, phase: 3 },
 		] {
 			let u = Compressed::new(comp, &xs);
 			let root = u.root();
@@ -643,27 +586,6 @@ mod tests {
 	}
 
 	#[test]
-	fn a_stride_sends_every_value_once_per_period() {
-		// Values of one magnitude: every sent one decodes to ±1, never to zero.
-		let xs: Vec<f32> = (0..5000).map(|i| if i * 7919 % 3 == 0 { -1.0 } else { 1.0 }).collect();
-		let c: Compression = "stride:5:8".parse().unwrap();
-		assert_eq!(c.to_string(), "stride:5:8");
-		let mut sent = vec![0u32; xs.len()];
-		for round in 10..15 {
-			let d = Compressed::new(c.for_round(round), &xs).decode().unwrap();
-			for (n, v) in sent.iter_mut().zip(&d) {
-				*n += u32::from(*v != 0.0);
-			}
-		}
-		// Every value exactly once over 5 consecutive rounds.
-		for (i, n) in sent.iter().enumerate() {
-			assert_eq!(*n, 1, "value {i}");
-		}
-		assert_eq!(c.for_round(7), Compression::Stride { period: 5, bits: 8, phase: 2 });
-		assert_eq!(Compression::Int8.for_round(7), Compression::Int8);
-	}
-
-	#[test]
 	fn round_trips_and_errors() {
 		let xs = vec(5000);
 		for c in [
@@ -672,7 +594,6 @@ mod tests {
 			Compression::Int8,
 			"topk:0.1".parse().unwrap(),
 			"sparse:0.1:4".parse().unwrap(),
-			"stride:4:4".parse().unwrap(),
 		] {
 			let comp = Compressed::new(c, &xs);
 			let back = comp.decode().unwrap();
@@ -682,20 +603,13 @@ mod tests {
 				Compression::None => assert_eq!(err, 0.0),
 				Compression::Fp16 => assert!(err < 1e-3),
 				Compression::Int8 => assert!(err < 0.01),
-				Compression::TopK { .. }
-				| Compression::Sparse { .. }
-				| Compression::Stride { .. } => assert!(err <= 0.5),
+				Compression::TopK { .. } | Compression::Sparse { .. } => assert!(err <= 0.5),
 			}
 			// Truncated blocks are errors, never panics.
 			assert!(c.decode_block(&comp.blocks[0][..1], 6).is_err());
 		}
 		assert!("topk:0".parse::<Compression>().is_err());
 		for bad in ["sparse:0:2", "sparse:0.1:0", "sparse:0.1:9", "sparse:0.1", "sparse:0.1:2:3"] {
-			assert!(bad.parse::<Compression>().is_err(), "{bad}");
-		}
-		for bad in
-			["stride:0:2", "stride:4:0", "stride:4:9", "stride:256:2", "stride:4", "stride:4:2:1"]
-		{
 			assert!(bad.parse::<Compression>().is_err(), "{bad}");
 		}
 		let s: Compression = "sparse:0.0156:2".parse().unwrap();

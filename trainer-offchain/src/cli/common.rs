@@ -154,3 +154,17 @@ pub fn parse_decay(s: &str) -> std::result::Result<f32, String> {
 		Err(format!("{d} is not in (0, 1]"))
 	}
 }
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn a_decay_is_a_fraction_in_zero_one() {
+		assert_eq!(parse_decay("0.95"), Ok(0.95));
+		assert_eq!(parse_decay("1"), Ok(1.0));
+		for bad in ["0", "-0.5", "1.01", "NaN", "inf", "x"] {
+			assert!(parse_decay(bad).is_err(), "{bad}");
+		}
+	}
+}

@@ -66,20 +66,14 @@ pub fn params_of(block: &[u8], len: usize) -> Option<(f32, u8)> {
 	(len > 0 && (1..=8).contains(&bits) && density > 0.0).then_some((density, bits))
 }
 
-/// Packs values of a few bits, least significant first (shared with [`super::stride`]).
-pub(super) struct BitWriter {
+struct BitWriter {
 	out: Vec<u8>,
 	acc: u64,
 	used: u32,
 }
 
 impl BitWriter {
-	/// A writer whose output starts with `head`.
-	pub(super) fn after(head: Vec<u8>) -> Self {
-		Self { out: head, acc: 0, used: 0 }
-	}
-
-	pub(super) fn put(&mut self, value: u32, width: u32) {
+	fn put(&mut self, value: u32, width: u32) {
 		self.acc |= u64::from(value) << self.used;
 		self.used += width;
 		while self.used >= 8 {
@@ -89,7 +83,7 @@ impl BitWriter {
 		}
 	}
 
-	pub(super) fn finish(mut self) -> Vec<u8> {
+	fn finish(mut self) -> Vec<u8> {
 		if self.used > 0 {
 			self.out.push(self.acc as u8);
 		}
@@ -97,25 +91,15 @@ impl BitWriter {
 	}
 }
 
-/// Reads what a [`BitWriter`] packed.
-pub(super) struct BitReader<'a> {
+struct BitReader<'a> {
 	bytes: &'a [u8],
 	pos: usize,
 	acc: u64,
 	have: u32,
 }
 
-impl<'a> BitReader<'a> {
-	pub(super) fn new(bytes: &'a [u8]) -> Self {
-		Self { bytes, pos: 0, acc: 0, have: 0 }
-	}
-
-	/// Whether the bits left in the last byte read are all zero (canonical padding).
-	pub(super) fn padding_is_zero(&self) -> bool {
-		self.acc == 0
-	}
-
-	pub(super) fn take(&mut self, width: u32) -> Result<u32> {
+impl BitReader<'_> {
+	fn take(&mut self, width: u32) -> Result<u32> {
 		while self.have < width {
 			let Some(b) = self.bytes.get(self.pos) else { bail!("sparse block: bits run out") };
 			self.acc |= u64::from(*b) << self.have;

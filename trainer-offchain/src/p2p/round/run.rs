@@ -22,11 +22,9 @@ impl<T: LocalTrainer> Peer<T> {
 		if !self.cfg.error_feedback {
 			self.ef.reset();
 		}
-		let (mine, _decoded) = self.ef.compress(
-			self.cfg.compression.for_round(round),
-			&local.delta,
-			self.cfg.error_feedback_decay,
-		)?;
+		let (mine, _decoded) =
+			self.ef
+				.compress(self.cfg.compression, &local.delta, self.cfg.error_feedback_decay)?;
 		let leaves = mine.leaf_hashes();
 		let root = compress::merkle_root(&leaves);
 		let mine = ReadyUpdate { update: mine, leaves, root, samples: local.samples, base_model };
@@ -100,11 +98,7 @@ impl<T: LocalTrainer> Peer<T> {
 	async fn train_local(&mut self, round: RoundIndex) -> Result<(LocalUpdate, u64)> {
 		let tc = Instant::now();
 		let mut trainer = self.trainer.take().context("trainer busy")?;
-		let model = if self.cfg.train_from_unsent {
-			self.ef.with_residual(self.model())
-		} else {
-			self.model().to_vec()
-		};
+		let model = self.model().to_vec();
 		let mut job = tokio::task::spawn_blocking(move || {
 			let r = trainer.train(&model, round);
 			(trainer, r)

@@ -259,23 +259,15 @@ impl<T: LocalTrainer> Peer<T> {
 	/// Whether this peer, as a chunk's owner, carries what the encoding of its reduced chunk
 	/// dropped into its next reduction (sparse compression with error feedback on).
 	fn feeds_back_reduced(&self) -> bool {
-		self.cfg.error_feedback
-			&& matches!(
-				self.cfg.compression,
-				Compression::Sparse { .. } | Compression::Stride { .. }
-			)
+		self.cfg.error_feedback && matches!(self.cfg.compression, Compression::Sparse { .. })
 	}
 }
 
-/// The encoding of reduced chunks: fp16, int8, sparse and strided blocks stay (both halves
-/// of the exchange compressed), top-k sends dense values (the sum of sparse updates is not
-/// sparse).
+/// The encoding of reduced chunks: fp16, int8 and sparse blocks stay (both halves of the
+/// exchange compressed), top-k sends dense values (the sum of sparse updates is not sparse).
 fn reduce_compression(comp: Compression) -> Compression {
 	match comp {
-		Compression::Fp16
-		| Compression::Int8
-		| Compression::Sparse { .. }
-		| Compression::Stride { .. } => comp,
+		Compression::Fp16 | Compression::Int8 | Compression::Sparse { .. } => comp,
 		Compression::None | Compression::TopK { .. } => Compression::None,
 	}
 }

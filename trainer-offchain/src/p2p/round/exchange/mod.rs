@@ -41,7 +41,7 @@ impl<T: LocalTrainer> Peer<T> {
 			nb: compress::block_count(self.params_len),
 			me,
 			my_idx,
-			comp: self.cfg.compression.for_round(self.round),
+			comp: self.cfg.compression,
 			leaves: leaves.to_vec(),
 		};
 		match self.cfg.scheme {
