@@ -14,7 +14,8 @@
 #
 # Env: ROUNDS (50), COMPRESSIONS (none,int8,sparse:0.0156:2 — the first one is the baseline),
 # MODEL (mlp); TEXT_MODEL (gpt:256-64-2-4-64@0), TEXT_ROUNDS (20), TEXT_LOCAL_STEPS (50),
-# TEXT_COMPRESSIONS (none,sparse:0.0156:2), TEXT=0 to skip the language model;
+# TEXT_COMPRESSIONS (none,sparse:0.0156:2), TEXT=0 to skip the language model; REPORT_EF_DECAY (1:
+# error feedback's decay, `--error-feedback-decay`);
 # BENCH_TARGET_DIR (/var/tmp/trainchain-target-trainer).
 set -euo pipefail
 cd "$(dirname "$0")/.."

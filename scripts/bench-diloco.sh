@@ -8,7 +8,8 @@
 # Env: DILOCO_H (50; a comma list runs several), DILOCO_WARMSTART (400: both runs start from the
 # model after that many synchronous steps, as the DiLoCo paper starts from a pretrained one; 0
 # starts from the seeded model), DILOCO_STEPS (1200, after the warm start), DILOCO_OUTER
-# (nesterov:0.7:0.9), DILOCO_COMPRESSION (none), DILOCO_MODEL, DILOCO_BATCH (16), DILOCO_LR
+# (nesterov:0.7:0.9), DILOCO_COMPRESSION (none), DILOCO_EF_DECAY (1; error feedback's decay with a
+# lossy compression), DILOCO_SYNC_LOSS (skip the synchronous run, use this loss), DILOCO_MODEL, DILOCO_BATCH (16), DILOCO_LR
 # (0.003), DILOCO_PLOT (out/diloco.svg), BENCH_TARGET_DIR (/var/tmp/trainchain-target-trainer).
 # About 9 minutes on 2 cores.
 set -euo pipefail
