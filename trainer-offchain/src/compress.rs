@@ -13,7 +13,12 @@
 use anyhow::{bail, ensure, Result};
 use std::fmt;
 
+mod feedback;
+mod merkle;
 pub mod sparse;
+pub use feedback::{ErrorFeedback, OwnerFeedback};
+use merkle::leaf_hash;
+pub use merkle::{leaf_hashes, merkle_root, range_proof, root_from_range};
 use std::str::FromStr;
 
 /// Most blocks per update: divisible by 1..=8, so large updates split evenly into chunks.
@@ -364,191 +369,6 @@ pub fn decode_blocks(
 	Ok(out)
 }
 
-/// Error feedback for lossy compression: the part of past updates not yet transmitted.
-#[derive(Clone, Debug, Default)]
-pub struct ErrorFeedback {
-	residual: Vec<f32>,
-}
-
-impl ErrorFeedback {
-	/// Compress `update + decay·residual`; keep the new residual. Returns the compressed
-	/// update and its decoded form (what the receivers will see).
-	///
-	/// `decay` = 1 is classic error feedback (nothing dropped is ever lost). Below 1 it is
-	/// SparseLoCo's decayed accumulator (Sarfi et al. 2025, arXiv:2508.15706): the residual
-	/// of a coordinate that keeps not being sent fades, and one that keeps growing is sent
-	/// with the momentum of its past rounds (SparseLoCo uses 0.95 with plain averaging
-	/// outside, in place of DiLoCo's outer momentum).
-	pub fn compress(
-		&mut self,
-		compression: Compression,
-		update: &[f32],
-		decay: f32,
-	) -> Result<(Compressed, Vec<f32>)> {
-		let mut corrected = update.to_vec();
-		if compression.is_lossy() && self.residual.len() == update.len() {
-			for (c, r) in corrected.iter_mut().zip(&self.residual) {
-				*c += decay * r;
-			}
-		}
-		let c = Compressed::new(compression, &corrected);
-		let decoded = c.decode()?;
-		if compression.is_lossy() {
-			self.residual = corrected.iter().zip(&decoded).map(|(a, b)| a - b).collect();
-			if self.residual.iter().any(|x| !x.is_finite()) {
-				self.residual.clear();
-			}
-		}
-		Ok((c, decoded))
-	}
-
-	/// Drop the residual (e.g. when an update was not included).
-	pub fn reset(&mut self) {
-		self.residual.clear();
-	}
-}
-
-/// Error feedback of a chunk's owner on the all-gather half: what the encoding of its
-/// reduced chunk dropped, added to its next reduction of the same elements. The residual of
-/// an attempt is kept only once its round is ([`OwnerFeedback::commit`]); a peer that owns
-/// other elements in the next round drops the rest.
-#[derive(Clone, Debug, Default)]
-pub struct OwnerFeedback {
-	residual: Vec<f32>,
-	pending: Option<Vec<f32>>,
-}
-
-impl OwnerFeedback {
-	/// `values` (the reduction of elements `elems` of an update of `len`) plus the residual
-	/// kept for those elements.
-	pub fn corrected(
-		&self,
-		elems: &std::ops::Range<usize>,
-		len: usize,
-		values: &[f32],
-	) -> Vec<f32> {
-		let mut out = values.to_vec();
-		if self.residual.len() == len {
-			for (o, r) in out.iter_mut().zip(self.residual.get(elems.clone()).unwrap_or_default()) {
-				*o += r;
-			}
-		}
-		out
-	}
-
-	/// Note what was sent (`sent`, the corrected values) and what the receivers decode.
-	pub fn keep(&mut self, elems: &std::ops::Range<usize>, sent: &[f32], decoded: &[f32]) {
-		let mut residual = vec![0f32; elems.end];
-		for ((r, s), d) in residual.iter_mut().skip(elems.start).zip(sent).zip(decoded) {
-			*r = s - d;
-		}
-		self.pending = residual.iter().all(|x| x.is_finite()).then_some(residual);
-	}
-
-	/// The round's aggregate was applied: keep the residual of its last attempt.
-	pub fn commit(&mut self, len: usize) {
-		match self.pending.take() {
-			Some(mut r) => {
-				r.resize(len, 0.0);
-				self.residual = r;
-			},
-			None => self.residual.clear(),
-		}
-	}
-
-	/// Drop everything (a round undone, or no longer an owner).
-	pub fn reset(&mut self) {
-		self.residual.clear();
-		self.pending = None;
-	}
-}
-
-fn leaf_hash(b: &[u8]) -> [u8; 32] {
-	crate::digest::blake2_256_concat(&[&[0u8], b])
-}
-
-fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
-	let mut v = [0u8; 65];
-	v[0] = 1;
-	v[1..33].copy_from_slice(l);
-	v[33..].copy_from_slice(r);
-	sp_crypto_hashing::blake2_256(&v)
-}
-
-/// Hash of the subtree over leaves `[lo, hi)` (split at the midpoint).
-fn subtree(leaves: &[[u8; 32]], lo: usize, hi: usize) -> [u8; 32] {
-	if hi - lo == 1 {
-		return leaves.get(lo).copied().unwrap_or_default();
-	}
-	let mid = lo + (hi - lo) / 2;
-	node_hash(&subtree(leaves, lo, mid), &subtree(leaves, mid, hi))
-}
-
-/// Merkle root over block hashes.
-pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
-	if leaves.is_empty() {
-		return [0; 32];
-	}
-	subtree(leaves, 0, leaves.len())
-}
-
-/// Sibling hashes proving leaves `[a, b)` of `leaves`.
-pub fn range_proof(leaves: &[[u8; 32]], a: usize, b: usize) -> Vec<[u8; 32]> {
-	fn go(leaves: &[[u8; 32]], lo: usize, hi: usize, a: usize, b: usize, out: &mut Vec<[u8; 32]>) {
-		if hi <= a || lo >= b {
-			out.push(subtree(leaves, lo, hi));
-		} else if lo >= a && hi <= b {
-		} else {
-			let mid = lo + (hi - lo) / 2;
-			go(leaves, lo, mid, a, b, out);
-			go(leaves, mid, hi, a, b, out);
-		}
-	}
-	let mut out = Vec::new();
-	if !leaves.is_empty() {
-		go(leaves, 0, leaves.len(), a, b, &mut out);
-	}
-	out
-}
-
-/// Root implied by leaves `[a, b)` (given as `range`) of a tree of `n` leaves plus `proof`.
-pub fn root_from_range(
-	n: usize,
-	a: usize,
-	range: &[[u8; 32]],
-	proof: &[[u8; 32]],
-) -> Result<[u8; 32]> {
-	fn go(
-		lo: usize,
-		hi: usize,
-		a: usize,
-		b: usize,
-		range: &[[u8; 32]],
-		proof: &mut std::slice::Iter<[u8; 32]>,
-	) -> Result<[u8; 32]> {
-		if hi <= a || lo >= b {
-			return proof.next().copied().ok_or_else(|| anyhow::anyhow!("proof too short"));
-		}
-		if hi - lo == 1 {
-			return range.get(lo - a).copied().ok_or_else(|| anyhow::anyhow!("range too short"));
-		}
-		let mid = lo + (hi - lo) / 2;
-		let l = go(lo, mid, a, b, range, proof)?;
-		let r = go(mid, hi, a, b, range, proof)?;
-		Ok(node_hash(&l, &r))
-	}
-	ensure!(n > 0 && !range.is_empty() && a + range.len() <= n, "bad range");
-	let mut it = proof.iter();
-	let root = go(0, n, a, a + range.len(), range, &mut it)?;
-	ensure!(it.next().is_none(), "proof too long");
-	Ok(root)
-}
-
-/// Leaf hashes of encoded blocks (for checking a received chunk).
-pub fn leaf_hashes(blocks: &[Vec<u8>]) -> Vec<[u8; 32]> {
-	blocks.iter().map(|b| leaf_hash(b)).collect()
-}
-
 #[cfg(test)]
 mod tests {
 	#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -581,7 +401,8 @@ mod tests {
 		}
 	}
 
-	fn vec(n: usize) -> Vec<f32> {
+	/// `n` spread values in [−0.5, 0.5) (shared by the submodules' tests).
+	pub(super) fn vec(n: usize) -> Vec<f32> {
 		(0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
 	}
 
@@ -651,51 +472,5 @@ mod tests {
 				assert_eq!(covered, len);
 			}
 		}
-	}
-
-	#[test]
-	fn decayed_error_feedback_lets_a_steady_small_coordinate_fade() {
-		// Top-1 of 10 values (⌈0.09·10⌉ = 1): 1.0 is always sent; 0.3 is not. Classic error
-		// feedback lets 0.3 pile up until it is sent (round 4); with decay 0.5 its residual
-		// tends to 0.3 / (1 − 0.5) = 0.6 < 1.0, so it never is.
-		let comp: Compression = "topk:0.09".parse().unwrap();
-		let mut xs = vec![0f32; 10];
-		xs[0] = 1.0;
-		xs[1] = 0.3;
-		let first_sent = |decay: f32| {
-			let mut ef = ErrorFeedback::default();
-			(1..=20).find(|_| ef.compress(comp, &xs, decay).unwrap().1[1] != 0.0)
-		};
-		assert_eq!(first_sent(1.0), Some(4));
-		assert_eq!(first_sent(0.5), None);
-		let mut ef = ErrorFeedback::default();
-		for _ in 0..30 {
-			ef.compress(comp, &xs, 0.5).unwrap();
-		}
-		assert!((ef.residual[1] - 0.6).abs() < 1e-4, "{}", ef.residual[1]);
-	}
-
-	#[test]
-	fn error_feedback_accumulates() {
-		let mut ef = ErrorFeedback::default();
-		let xs = vec(2000);
-		let mut sent = vec![0f32; xs.len()];
-		for _ in 0..20 {
-			let (_, dec) = ef.compress("topk:0.1".parse().unwrap(), &xs, 1.0).unwrap();
-			for (s, d) in sent.iter_mut().zip(&dec) {
-				*s += d;
-			}
-		}
-		// After 20 rounds the transmitted total tracks 20·xs up to the bounded residual;
-		// without error feedback 90% of the coordinates would never be sent (error ≈ 10).
-		let err: f32 = xs.iter().zip(&sent).map(|(x, s)| (20.0 * x - s).abs()).fold(0.0, f32::max);
-		assert!(err < 3.0, "{err}");
-		let no_ef = Compressed::new("topk:0.1".parse().unwrap(), &xs).decode().unwrap();
-		let err0: f32 = xs
-			.iter()
-			.zip(&no_ef)
-			.map(|(x, s)| (20.0 * x - 20.0 * s).abs())
-			.fold(0.0, f32::max);
-		assert!(err0 > 8.0 && err < err0 / 3.0, "{err0} {err}");
 	}
 }

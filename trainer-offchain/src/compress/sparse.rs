@@ -225,10 +225,7 @@ pub fn decode(bytes: &[u8], len: usize) -> Result<Vec<f32>> {
 mod tests {
 	#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 	use super::*;
-
-	fn vec(n: usize) -> Vec<f32> {
-		(0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
-	}
+	use crate::compress::tests::vec;
 
 	#[test]
 	fn keeps_the_largest_values_on_few_levels() {

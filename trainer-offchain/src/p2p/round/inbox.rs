@@ -345,6 +345,7 @@ fn check_exchange(
 mod tests {
 	#![allow(clippy::unwrap_used)]
 	use super::*;
+	use crate::signing::Keys;
 
 	fn part(suri: &str) -> Participant {
 		Participant {
