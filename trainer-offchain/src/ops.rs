@@ -169,9 +169,53 @@ pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> 
 	}
 }
 
+/// Lanes of the row reductions below: independent partial results the compiler keeps in
+/// one vector register, added in lane order at the end (a fixed order, so every machine
+/// gets the same bits).
+const LANES: usize = 8;
+
+/// The largest value of `row` (NaN ignored, as by `f32::max`; −∞ for an empty row).
+fn row_max(row: &[f32]) -> f32 {
+	let mut acc = [f32::NEG_INFINITY; LANES];
+	let mut chunks = row.chunks_exact(LANES);
+	for chunk in &mut chunks {
+		for (a, &v) in acc.iter_mut().zip(chunk) {
+			*a = a.max(v);
+		}
+	}
+	chunks.remainder().iter().chain(&acc).copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `Σ e^(v − max)` over `row`, each term also written to `out` when given.
+fn row_sum_exp(row: &[f32], max: f32, mut out: Option<&mut [f32]>) -> f32 {
+	let mut acc = [0f32; LANES];
+	let whole = row.len() - row.len() % LANES;
+	for (k, chunk) in row.get(..whole).unwrap_or_default().chunks_exact(LANES).enumerate() {
+		let mut e = [0f32; LANES];
+		for (e, &v) in e.iter_mut().zip(chunk) {
+			*e = crate::fastmath::exp(v - max);
+		}
+		for (a, e) in acc.iter_mut().zip(&e) {
+			*a += e;
+		}
+		if let Some(dst) = out.as_deref_mut().and_then(|o| o.get_mut(k * LANES..(k + 1) * LANES)) {
+			dst.copy_from_slice(&e);
+		}
+	}
+	let mut tail = 0f32;
+	for (j, &v) in row.iter().enumerate().skip(whole) {
+		let e = crate::fastmath::exp(v - max);
+		tail += e;
+		if let Some(slot) = out.as_deref_mut().and_then(|o| o.get_mut(j)) {
+			*slot = e;
+		}
+	}
+	acc.iter().sum::<f32>() + tail
+}
+
 /// The summed per-row cross-entropy (log-sum-exp minus the label's logit) of the rows of
 /// `z` (`c` logits each) against `labels`, writing each row's softmax into `softmax` if given
-/// (one `exp` per logit either way).
+/// (one `exp` per logit either way, summed in [`LANES`] lanes so that it vectorises).
 fn ce_rows(
 	z: &[f32],
 	labels: &[u32],
@@ -180,21 +224,19 @@ fn ce_rows(
 ) -> candle_core::Result<f64> {
 	let mut total = 0f64;
 	for (i, (row, &y)) in z.chunks_exact(c).zip(labels).enumerate() {
-		let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+		let max = row_max(row);
 		let zy = *row.get(y as usize).ok_or_else(|| {
 			candle_core::Error::Msg(format!("cross-entropy: label {y} >= {c} classes"))
 		})?;
-		let sum = match softmax.as_deref_mut().and_then(|o| o.get_mut(i * c..(i + 1) * c)) {
+		let out = softmax.as_deref_mut().and_then(|o| o.get_mut(i * c..(i + 1) * c));
+		let sum = match out {
 			Some(out) => {
-				for (o, &v) in out.iter_mut().zip(row) {
-					*o = crate::fastmath::exp(v - max);
-				}
-				let sum: f32 = out.iter().sum();
+				let sum = row_sum_exp(row, max, Some(&mut *out));
 				let inv = 1.0 / sum;
 				out.iter_mut().for_each(|o| *o *= inv);
 				sum
 			},
-			None => row.iter().map(|&v| crate::fastmath::exp(v - max)).sum(),
+			None => row_sum_exp(row, max, None),
 		};
 		total += f64::from(sum.ln() + max - zy);
 	}
@@ -388,4 +430,30 @@ pub fn sgd_momentum_inplace(
 	let grad = grad.contiguous()?;
 	let op = SgdStep { lr, momentum, weight_decay, velocity: RefCell::new(velocity) };
 	param.inplace_op2(&grad, &op)
+}
+
+#[cfg(test)]
+mod tests {
+	#![allow(clippy::unwrap_used)]
+	use super::*;
+
+	#[test]
+	fn lane_reductions_match_the_plain_ones() {
+		for len in [1usize, 7, 8, 9, 10, 17, 256, 261] {
+			let row: Vec<f32> = (0..len).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+			let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+			assert_eq!(row_max(&row), max, "len {len}");
+			let want: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
+			let mut out = vec![0f32; len];
+			let got = row_sum_exp(&row, max, Some(&mut out));
+			assert!((f64::from(got) - want).abs() < 1e-5 * want, "len {len}: {got} {want}");
+			assert_eq!(got, row_sum_exp(&row, max, None), "len {len}: same sum without output");
+			for (o, &v) in out.iter().zip(&row) {
+				assert_eq!(*o, crate::fastmath::exp(v - max));
+			}
+		}
+		// NaN is ignored by the max, as `f32::max` does.
+		assert_eq!(row_max(&[1.0, f32::NAN, 3.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, f32::NAN]), 3.0);
+		assert_eq!(row_max(&[]), f32::NEG_INFINITY);
+	}
 }
