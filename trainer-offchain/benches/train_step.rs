@@ -135,7 +135,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 			let model = Model::new(&spec)?;
 			let optimizer = match args.optimizer.as_str() {
 				"adam" => OptimizerConfig::adam(1e-3),
-				_ => OptimizerConfig::sgd(0.01, 0.9),
+				"sgd" => OptimizerConfig::sgd(0.01, 0.9),
+				other => return Err(format!("--optimizer {other:?}: sgd or adam").into()),
 			};
 			let cfg = TrainConfig {
 				epochs: 1,
