@@ -132,6 +132,7 @@ async fn diloco(
 	h: usize,
 	outer: OuterOptimizer,
 	comp: Compression,
+	ef_decay: f32,
 	start: &[f32],
 ) -> Vec<Vec<RoundReport>> {
 	let rounds = (s.steps / h) as u32;
@@ -142,7 +143,7 @@ async fn diloco(
 		let mut cfg = peer_cfg(suri, PEERS);
 		cfg.outer = outer;
 		cfg.compression = comp;
-		cfg.error_feedback_decay = env("DILOCO_EF_DECAY", 1.0);
+		cfg.error_feedback_decay = ef_decay;
 		cfg.initial_peers = PEERS;
 		cfg.round_timeout = Duration::from_secs(120);
 		let tcfg = TrainConfig {
@@ -234,6 +235,7 @@ async fn bench() {
 	let outer: OuterOptimizer =
 		env("DILOCO_OUTER", "nesterov:0.7:0.9".to_string()).parse().unwrap();
 	let comp: Compression = env("DILOCO_COMPRESSION", "none".to_string()).parse().unwrap();
+	let ef_decay: f32 = env("DILOCO_EF_DECAY", 1.0);
 	let params = s.spec.num_params().unwrap();
 	eprintln!(
 		"model {} ({params} params), {} train rows in {PEERS} shards, {} validation rows, {} steps, batch {} per worker",
@@ -268,7 +270,7 @@ async fn bench() {
 	let sync_bytes = s.steps as f64 * (s_bytes * (n - 1.0) / n + s_bytes / n * (n - 1.0));
 	for h in hs {
 		let t = Instant::now();
-		let reports = diloco(&s, h, outer, comp, &start).await;
+		let reports = diloco(&s, h, outer, comp, ef_decay, &start).await;
 		agree(&reports);
 		let curve: Vec<(usize, f32)> = std::iter::once((0, curves[0].1[0].1))
 			.chain(
@@ -290,7 +292,7 @@ async fn bench() {
 			"bench-diloco h={h} peers={PEERS} loss={loss:.4} sync_loss={sync_loss:.4} loss_ratio={:.4} bytes_ratio={:.4} outer={outer} compression={comp} ef_decay={} steps={} warmstart={}",
 			loss / sync_loss,
 			payload_per_peer(&reports) / sync_bytes,
-			env("DILOCO_EF_DECAY", 1.0f32),
+			ef_decay,
 			s.steps,
 			s.warm
 		);
