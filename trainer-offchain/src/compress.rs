@@ -17,7 +17,6 @@ mod feedback;
 mod merkle;
 pub mod sparse;
 pub use feedback::{ErrorFeedback, OwnerFeedback};
-use merkle::leaf_hash;
 pub use merkle::{leaf_hashes, merkle_root, range_proof, root_from_range};
 use std::str::FromStr;
 
@@ -309,7 +308,7 @@ impl Compressed {
 
 	/// Per-block hashes.
 	pub fn leaf_hashes(&self) -> Vec<[u8; 32]> {
-		self.blocks.iter().map(|b| leaf_hash(b)).collect()
+		leaf_hashes(&self.blocks)
 	}
 
 	/// The commitment to this update.

@@ -3,8 +3,10 @@
 
 use anyhow::{ensure, Result};
 
-/// Hash of one encoded block (domain-separated from inner nodes).
-pub(super) fn leaf_hash(b: &[u8]) -> [u8; 32] {
+/// Hash of one encoded block: blake2-256 of `0x00 ‖ block` (the prefix separates leaves from
+/// inner nodes). The reference that [`leaf_hashes`] is tested against.
+#[cfg(test)]
+fn leaf_hash(b: &[u8]) -> [u8; 32] {
 	crate::digest::blake2_256_concat(&[&[0u8], b])
 }
 
@@ -85,7 +87,56 @@ pub fn root_from_range(
 	Ok(root)
 }
 
-/// Leaf hashes of encoded blocks (for checking a received chunk).
+/// Leaf hashes of encoded blocks: blake2-256 of `0x00 ‖ block` for each (the prefix separates
+/// leaves from inner nodes).
+///
+/// Every byte of an update is hashed here (by its sender, and by each peer that receives a
+/// piece of it), so the blocks are hashed side by side: blake2b's SIMD code compresses four
+/// independent inputs at once, about twice the throughput of hashing them one after another.
 pub fn leaf_hashes(blocks: &[Vec<u8>]) -> Vec<[u8; 32]> {
-	blocks.iter().map(|b| leaf_hash(b)).collect()
+	let mut params = blake2b_simd::Params::new();
+	params.hash_length(32);
+	let mut states: Vec<blake2b_simd::State> = blocks
+		.iter()
+		.map(|_| {
+			let mut s = params.to_state();
+			s.update(&[0u8]);
+			s
+		})
+		.collect();
+	blake2b_simd::many::update_many(states.iter_mut().zip(blocks));
+	states
+		.iter()
+		.map(|s| {
+			let mut out = [0u8; 32];
+			out.copy_from_slice(s.finalize().as_bytes());
+			out
+		})
+		.collect()
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn leaves_hashed_side_by_side_equal_leaves_hashed_one_by_one() {
+		// Lengths around blake2b's 128-byte block (the 1-byte prefix shifts every boundary),
+		// an empty block, and more blocks than the SIMD code takes at once.
+		let lens = [0usize, 1, 126, 127, 128, 129, 255, 256, 1000, 49_000, 3, 4096, 7, 128];
+		let blocks: Vec<Vec<u8>> = lens
+			.iter()
+			.enumerate()
+			.map(|(i, &n)| (0..n).map(|j| (j * 31 + i * 7) as u8).collect())
+			.collect();
+		let one_by_one: Vec<[u8; 32]> = blocks.iter().map(|b| leaf_hash(b)).collect();
+		assert_eq!(leaf_hashes(&blocks), one_by_one);
+		assert_eq!(leaf_hashes(&blocks[..1]), one_by_one[..1]);
+		assert!(leaf_hashes(&[]).is_empty());
+		// The reference itself is blake2-256 of the prefixed bytes.
+		assert_eq!(
+			one_by_one[5],
+			sp_crypto_hashing::blake2_256(&[&[0u8][..], &blocks[5]].concat())
+		);
+	}
 }
