@@ -165,6 +165,7 @@ fn report_json(r: &RoundReport) -> serde_json::Value {
 
 /// Run the `peer` subcommand (builds its own tokio runtime).
 pub fn run(args: PeerArgs) -> Result<()> {
+	trainchain_trainer::tuning::one_arena();
 	tokio::runtime::Builder::new_multi_thread()
 		.enable_all()
 		.build()?

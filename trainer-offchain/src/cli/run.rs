@@ -101,6 +101,7 @@ pub struct RunArgs {
 /// Run the subcommand (builds its own tokio runtime).
 pub fn run(args: RunArgs) -> Result<()> {
 	let opts = options(args)?;
+	trainchain_trainer::tuning::one_arena();
 	tokio::runtime::Builder::new_multi_thread()
 		.enable_all()
 		.build()?
