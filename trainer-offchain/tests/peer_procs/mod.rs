@@ -9,9 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The trainer binary cargo built for this test or benchmark.
+/// The trainer binary cargo built for this test or benchmark, or the one named by
+/// `TRAINCHAIN_TRAINER_BIN` (to time two builds against each other with the same benchmark).
 pub fn trainer_bin() -> &'static Path {
-	Path::new(env!("CARGO_BIN_EXE_trainchain-trainer"))
+	static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+	BIN.get_or_init(|| {
+		std::env::var_os("TRAINCHAIN_TRAINER_BIN")
+			.map(PathBuf::from)
+			.unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_trainchain-trainer")))
+	})
 }
 
 /// A file of the trainer's `testdata/`.

@@ -227,6 +227,10 @@ pub struct Peer<T: LocalTrainer> {
 	/// The model state peers hash and sync: the parameters (`params_len` values), then the
 	/// outer optimiser's state ([`OuterOptimizer::state_len`]).
 	model: Vec<f32>,
+	/// The hash of `model`, once computed: a state of tens of megabytes is hashed by
+	/// `prepare_round`, `finish_round`, a certificate's check and `publish_state`, and does
+	/// not change between them. Cleared (`take`) wherever `model` changes.
+	model_hash_memo: std::sync::OnceLock<Hash32>,
 	params_len: usize,
 	/// The owner's error feedback on the all-gather half (sparse compression).
 	reduce_feedback: compress::OwnerFeedback,
@@ -309,6 +313,7 @@ impl<T: LocalTrainer> Peer<T> {
 			events,
 			trainer: Some(trainer),
 			model,
+			model_hash_memo: std::sync::OnceLock::new(),
 			params_len,
 			reduce_feedback: compress::OwnerFeedback::default(),
 			round: 0,
@@ -349,6 +354,7 @@ impl<T: LocalTrainer> Peer<T> {
 	/// round reproduces this peer's update and its commitment stays valid.
 	pub fn restore(&mut self, cp: Checkpoint) -> Result<()> {
 		self.model = cp.model;
+		self.model_hash_memo.take();
 		self.last_qc = cp.last_qc;
 		self.ef = cp.ef;
 		self.reduce_feedback.reset();
@@ -432,10 +438,10 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	fn model_hash(&self) -> Hash32 {
-		match &self.trainer {
+		*self.model_hash_memo.get_or_init(|| match &self.trainer {
 			Some(t) => t.model_hash(&self.model),
 			None => crate::update::state_hash(&self.model),
-		}
+		})
 	}
 
 	/// Serve the current model state, by `GetState` and by its hash (`GetBlob`), so peers can

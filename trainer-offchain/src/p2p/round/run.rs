@@ -198,6 +198,7 @@ impl<T: LocalTrainer> Peer<T> {
 		mine: &ReadyUpdate,
 		start: RoundStart,
 	) -> Result<RoundReport> {
+		self.model_hash_memo.take();
 		let (params, outer_state) = self.model.split_at_mut(self.params_len);
 		self.cfg.outer.apply(params, outer_state, agg)?;
 		self.reduce_feedback.commit(self.params_len);
