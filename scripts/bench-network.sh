@@ -9,16 +9,20 @@
 #       runs TCP on hosts with `net.ipv4.tcp_slow_start_after_idle=0`, `host=no-idle-restart`);
 #       G = 2·S·(N−1)/N / exchange time / link rate (needs root; skipped otherwise);
 #   bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M
-#       N peers on loopback training the digits MLP.
+#       N peers on loopback training the digits MLP;
+#   bench-floor n=N bytes=S transport=T ms=E
+#       the transport alone (the trainer's libp2p stack, one process per peer, loopback)
+#       moving the exchange's bytes: S/N to every other peer, twice; no hashing, signing,
+#       decoding or reduction (FLOOR_TRANSPORTS="tcp,quic").
 # Figures are medians over the rounds after the first (BENCH_ROUNDS, default 4).
 #
-# Env: BENCH_PARTS="allreduce bandwidth peers", BANDWIDTH_SETTINGS, BANDWIDTH_N=4, BANDWIDTH_FLOATS=10000000,
+# Env: BENCH_PARTS="allreduce floor bandwidth peers", BANDWIDTH_SETTINGS, FLOOR_TRANSPORTS, BANDWIDTH_N=4, BANDWIDTH_FLOATS=10000000,
 #      LINK_MBIT=100, PEERS_N=16; bench-allreduce.sh's BENCH_NS, BENCH_SIZES (default here:
 #      n=4, 40 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench-env.sh
-PARTS=${BENCH_PARTS:-"allreduce bandwidth peers"}
+PARTS=${BENCH_PARTS:-"allreduce floor bandwidth peers"}
 NET_BENCH=$(bench_binary net_bench)
 
 for part in $PARTS; do
@@ -31,6 +35,11 @@ for part in $PARTS; do
         # shellcheck disable=SC2086 # a transport, then maybe a host setting
         "$NET_BENCH" bandwidth "${BANDWIDTH_N:-4}" "${BANDWIDTH_FLOATS:-10000000}" "${LINK_MBIT:-100}" \
           $setting | grep '^bench-bandwidth ' || echo "bench-bandwidth skipped (no network namespaces)"
+      done ;;
+    floor)
+      IFS=, read -ra transports <<<"${FLOOR_TRANSPORTS:-tcp,quic}"
+      for transport in "${transports[@]}"; do
+        "$NET_BENCH" floor "${BANDWIDTH_N:-4}" "${BANDWIDTH_FLOATS:-10000000}" "$transport" | grep '^bench-floor '
       done ;;
     peers)
       "$NET_BENCH" peers "${PEERS_N:-16}" | grep '^bench-peers ' ;;

@@ -11,6 +11,8 @@
 //!   `net.ipv4.tcp_slow_start_after_idle=0` (adds `host=no-idle-restart` to the line).
 //! - `peers N`: N peers on loopback training the digits MLP; prints
 //!   `bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M`.
+//! - `floor N FLOATS [tcp|quic]`: the transport alone moving the exchange's bytes (see
+//!   `net_floor`); prints `bench-floor n=N bytes=S transport=T ms=E`.
 //!
 //! Definitions: `S` is one update's size in bytes; the ring-optimal bytes a peer sends in a
 //! round are `2·S·(N−1)/N`; `bytes_ratio` is the mean bytes a peer sent per round over that;
@@ -20,6 +22,7 @@
 //! the rounds after the first (round 0 includes start-up); `BENCH_ROUNDS` (default 4) rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod net_floor;
 #[path = "../tests/netns/mod.rs"]
 mod netns;
 #[path = "../tests/peer_procs/mod.rs"]
@@ -46,8 +49,16 @@ fn main() {
 			bandwidth(num(1) as usize, num(2), num(3), transport, idle_restart)
 		},
 		Some("peers") => peers(num(1) as usize),
+		Some("floor") => {
+			let transport = args.get(3).map_or("tcp", String::as_str);
+			net_floor::floor(num(1) as usize, num(2), transport, bench_rounds())
+		},
+		Some("floor-peer") => {
+			let transport = args.get(4).map_or("tcp", String::as_str);
+			net_floor::floor_peer(num(1) as usize, num(2) as usize, num(3) as usize, transport)
+		},
 		_ => eprintln!(
-			"usage: net_bench allreduce N FLOATS [SCHEME] | bandwidth N FLOATS MBIT [tcp|quic] | peers N"
+			"usage: net_bench allreduce N FLOATS [SCHEME] | bandwidth N FLOATS MBIT [tcp|quic] | peers N | floor N FLOATS [tcp|quic]"
 		),
 	}
 }
