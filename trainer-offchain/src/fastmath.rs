@@ -9,6 +9,21 @@
 //! arguments are ≤ 0). NaN stays NaN. The same bits on every machine: no libm, no fused
 //! multiply-add unless written.
 
+/// Whether the CPU has AVX2, for the kernels that have an AVX2 build of their loops (eight
+/// lanes instead of SSE2's four). They enable AVX2 only, not FMA: every element goes through
+/// the same IEEE operations in the same order, so the bits are the plain loops' (each such
+/// kernel tests it) and machines with and without AVX2 agree. `std` caches the answer.
+pub fn has_avx2() -> bool {
+	#[cfg(target_arch = "x86_64")]
+	{
+		std::arch::is_x86_feature_detected!("avx2")
+	}
+	#[cfg(not(target_arch = "x86_64"))]
+	{
+		false
+	}
+}
+
 /// `e^x` (see the module docs for the range).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
