@@ -41,6 +41,7 @@ mod certify;
 mod config;
 mod exchange;
 mod inbox;
+mod model_state;
 mod run;
 mod sync;
 
@@ -226,11 +227,7 @@ pub struct Peer<T: LocalTrainer> {
 	trainer: Option<T>,
 	/// The model state peers hash and sync: the parameters (`params_len` values), then the
 	/// outer optimiser's state ([`OuterOptimizer::state_len`]).
-	model: Vec<f32>,
-	/// The hash of `model`, once computed: a state of tens of megabytes is hashed by
-	/// `prepare_round`, `finish_round`, a certificate's check and `publish_state`, and does
-	/// not change between them. Cleared (`take`) wherever `model` changes.
-	model_hash_memo: std::sync::OnceLock<Hash32>,
+	model: model_state::ModelState,
 	params_len: usize,
 	/// The owner's error feedback on the all-gather half (sparse compression).
 	reduce_feedback: compress::OwnerFeedback,
@@ -312,8 +309,7 @@ impl<T: LocalTrainer> Peer<T> {
 			net,
 			events,
 			trainer: Some(trainer),
-			model,
-			model_hash_memo: std::sync::OnceLock::new(),
+			model: model_state::ModelState::new(model),
 			params_len,
 			reduce_feedback: compress::OwnerFeedback::default(),
 			round: 0,
@@ -332,7 +328,7 @@ impl<T: LocalTrainer> Peer<T> {
 	/// The state to return to if the next round does not stand (see [`Peer::restore`]).
 	pub fn checkpoint(&self) -> Checkpoint {
 		Checkpoint {
-			model: self.model.clone(),
+			model: self.model.to_vec(),
 			round: self.round,
 			last_qc: self.last_qc.clone(),
 			ef: self.ef.clone(),
@@ -353,8 +349,7 @@ impl<T: LocalTrainer> Peer<T> {
 	/// checkpoint again. Training is deterministic per (model, round), so re-running the
 	/// round reproduces this peer's update and its commitment stays valid.
 	pub fn restore(&mut self, cp: Checkpoint) -> Result<()> {
-		self.model = cp.model;
-		self.model_hash_memo.take();
+		self.model.set(cp.model);
 		self.last_qc = cp.last_qc;
 		self.ef = cp.ef;
 		self.reduce_feedback.reset();
@@ -438,9 +433,9 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	fn model_hash(&self) -> Hash32 {
-		*self.model_hash_memo.get_or_init(|| match &self.trainer {
-			Some(t) => t.model_hash(&self.model),
-			None => crate::update::state_hash(&self.model),
+		self.model.hash(|m| match &self.trainer {
+			Some(t) => t.model_hash(m),
+			None => crate::update::state_hash(m),
 		})
 	}
 

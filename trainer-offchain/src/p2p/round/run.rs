@@ -198,8 +198,7 @@ impl<T: LocalTrainer> Peer<T> {
 		mine: &ReadyUpdate,
 		start: RoundStart,
 	) -> Result<RoundReport> {
-		self.model_hash_memo.take();
-		let (params, outer_state) = self.model.split_at_mut(self.params_len);
+		let (params, outer_state) = self.model.values_mut().split_at_mut(self.params_len);
 		self.cfg.outer.apply(params, outer_state, agg)?;
 		self.reduce_feedback.commit(self.params_len);
 		// Only now, after the exchange, is this peer's update served by its hash (to the

@@ -49,8 +49,7 @@ impl<T: LocalTrainer> Peer<T> {
 					"synced model state from a peer"
 				);
 				Metrics::inc(&self.metrics().state_syncs);
-				self.model = params;
-				self.model_hash_memo.take();
+				self.model.set(params);
 				self.set_round(snap.next_round);
 				self.last_qc = snap.certificate;
 				self.ef.reset();
@@ -142,8 +141,7 @@ impl<T: LocalTrainer> Peer<T> {
 			},
 		};
 		Metrics::inc(&self.metrics().state_syncs);
-		self.model = params;
-		self.model_hash_memo.take();
+		self.model.set(params);
 		self.set_round(round + 1);
 		self.last_qc = snap.certificate;
 		self.ef.reset();
