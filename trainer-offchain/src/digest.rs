@@ -10,17 +10,41 @@ pub struct Blake2Writer(blake2b_simd::State);
 
 impl Default for Blake2Writer {
 	fn default() -> Self {
-		Self(blake2b_simd::Params::new().hash_length(32).to_state())
+		Self(blake2_256_state())
 	}
 }
 
 impl Blake2Writer {
 	/// The hash of everything written.
 	pub fn finish(&self) -> [u8; 32] {
-		let mut out = [0u8; 32];
-		out.copy_from_slice(self.0.finalize().as_bytes());
-		out
+		finish(&self.0)
 	}
+}
+
+fn blake2_256_state() -> blake2b_simd::State {
+	blake2b_simd::Params::new().hash_length(32).to_state()
+}
+
+fn finish(state: &blake2b_simd::State) -> [u8; 32] {
+	let mut out = [0u8; 32];
+	out.copy_from_slice(state.finalize().as_bytes());
+	out
+}
+
+/// blake2-256 of `prefix ‖ input` for each of `inputs`, hashed side by side: blake2b's SIMD
+/// code compresses four independent inputs at once, about twice the throughput of hashing
+/// them one after another.
+pub fn blake2_256_prefixed_many(prefix: &[u8], inputs: &[Vec<u8>]) -> Vec<[u8; 32]> {
+	let mut states: Vec<blake2b_simd::State> = inputs
+		.iter()
+		.map(|_| {
+			let mut s = blake2_256_state();
+			s.update(prefix);
+			s
+		})
+		.collect();
+	blake2b_simd::many::update_many(states.iter_mut().zip(inputs));
+	states.iter().map(finish).collect()
 }
 
 impl codec::Output for Blake2Writer {

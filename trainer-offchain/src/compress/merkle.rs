@@ -88,31 +88,10 @@ pub fn root_from_range(
 }
 
 /// Leaf hashes of encoded blocks: blake2-256 of `0x00 ‖ block` for each (the prefix separates
-/// leaves from inner nodes).
-///
-/// Every byte of an update is hashed here (by its sender, and by each peer that receives a
-/// piece of it), so the blocks are hashed side by side: blake2b's SIMD code compresses four
-/// independent inputs at once, about twice the throughput of hashing them one after another.
+/// leaves from inner nodes). Every byte of an update is hashed here, by its sender and by each
+/// peer that receives a piece of it, so the blocks are hashed side by side.
 pub fn leaf_hashes(blocks: &[Vec<u8>]) -> Vec<[u8; 32]> {
-	let mut params = blake2b_simd::Params::new();
-	params.hash_length(32);
-	let mut states: Vec<blake2b_simd::State> = blocks
-		.iter()
-		.map(|_| {
-			let mut s = params.to_state();
-			s.update(&[0u8]);
-			s
-		})
-		.collect();
-	blake2b_simd::many::update_many(states.iter_mut().zip(blocks));
-	states
-		.iter()
-		.map(|s| {
-			let mut out = [0u8; 32];
-			out.copy_from_slice(s.finalize().as_bytes());
-			out
-		})
-		.collect()
+	crate::digest::blake2_256_prefixed_many(&[0u8], blocks)
 }
 
 #[cfg(test)]
