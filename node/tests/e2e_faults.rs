@@ -160,14 +160,70 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	let _databases = RemoveOnDrop(
 		(0..VALIDATORS.len()).map(|v| logs.join(format!("validator-{v}-db"))).collect(),
 	);
+	let mut validators = start_validators(&lab, &logs);
+	say!("[{:>4} s] 4 validators up, connected, finalising", t0.elapsed().as_secs());
+	let args = job_args();
+	let job_id = create_job(&validators[0], &args.iter().map(String::as_str).collect::<Vec<_>>());
+	let mut trainers = start_trainers(&lab, job_id, &logs);
+	let mut clock = RoundClock::new(t0, job_id);
+	say!("[{:>4} s] job {job_id} created, 4 trainers started", t0.elapsed().as_secs());
 
-	// The validators: Alice first (everybody's bootnode), then the other three at once.
-	let mut validators = vec![start_validator(&lab, 0, None, &logs)];
+	let kill = kill_mid_job(&mut validators, &mut trainers, &mut clock);
+	let survivors = survivors();
+	let fin_after = wait_for_finality_past(&validators, &trainers, kill.best + 3);
+	let finality_resumed = kill.at.elapsed();
+	say!(
+		"[{:>4} s] finalised #{} -> #{fin_after} {:.0} s after the kill",
+		t0.elapsed().as_secs(),
+		kill.finalized,
+		finality_resumed.as_secs_f64()
+	);
+	let (fin_end, job_time) = wait_for_the_job_to_end(&validators, &mut trainers, &mut clock);
+
+	let finalized = assert_every_round_has_a_model(&validators[0], job_id);
+	let failed = assert_failed_rounds_paid_nobody(&validators[0], job_id);
+	assert_survivors_paid_after_the_kill(&trainers, &finalized, kill.during_round);
+	assert_trainers_match_the_chain(&trainers, &finalized);
+	assert_escrow_exact(&validators[0], job_id, &finalized);
+	// Finality went on through the whole job, and the surviving validators agree on the chain.
+	for (k, v) in survivors.iter().enumerate() {
+		assert!(
+			fin_end[k] >= kill.best + 3,
+			"validator {v} finalised only #{} (best #{} at the kill)",
+			fin_end[k],
+			kill.best
+		);
+	}
+	let common_height = *fin_end.iter().min().unwrap();
+	let hashes: Vec<String> =
+		survivors.iter().map(|v| block_hash(&validators[*v], common_height)).collect();
+	assert!(
+		hashes.iter().all(|h| !h.is_empty() && *h == hashes[0]),
+		"the surviving validators disagree on block #{common_height}: {hashes:?}"
+	);
+
+	clock.print();
+	say!(
+		"fault test: {ROUNDS} rounds in {:.0} s ({:.0} s per round, failed rounds \
+		 {failed:?}); finality resumed {:.0} s after the kill (#{} -> #{fin_after}); whole test \
+		 {:.0} s",
+		job_time.as_secs_f64(),
+		job_time.as_secs_f64() / ROUNDS as f64,
+		finality_resumed.as_secs_f64(),
+		kill.finalized,
+		t0.elapsed().as_secs_f64()
+	);
+}
+
+/// The four validators: Alice first (everybody's bootnode), then the other three at once;
+/// returns once each sees the other three and block #2 is finalised.
+fn start_validators(lab: &Lab, logs: &Path) -> Vec<DevNode> {
+	let mut validators = vec![start_validator(lab, 0, None, logs)];
 	validators[0].wait_rpc();
 	let alice_id = validators[0].rpc("system_localPeerId", json!([]));
 	let boot = format!("/ip4/{}/tcp/{P2P_PORT}/p2p/{}", lab.host_ip(0), alice_id.as_str().unwrap());
 	for v in 1..VALIDATORS.len() {
-		validators.push(start_validator(&lab, v, Some(&boot), &logs));
+		validators.push(start_validator(lab, v, Some(&boot), logs));
 	}
 	for node in &validators[1..] {
 		node.wait_rpc();
@@ -178,37 +234,34 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		|| context(&validators, None),
 		|| validators.iter().all(|n| peers(n) >= 3) && validators[0].finalized_number() >= 2,
 	);
-	say!("[{:>4} s] 4 validators up, connected, finalising", t0.elapsed().as_secs());
+	validators
+}
 
-	// The job, from Alice's host: min 3 contributors, so it survives the loss of one of four.
+/// The job, created from Alice's host: min 3 contributors, so it survives the loss of one
+/// of four.
+fn job_args() -> Vec<String> {
+	let window = COMMIT_WINDOW.to_string();
+	let length = (2 * COMMIT_WINDOW + 4).to_string();
 	let rounds = ROUNDS.to_string();
-	let job_id = create_job(
-		&validators[0],
-		&[
-			"--model",
-			"mlp:64-32-10",
-			"--rounds",
-			&rounds,
-			"--reward",
-			"400",
-			"--min",
-			"3",
-			"--max",
-			"4",
-			"--round-length",
-			&(2 * COMMIT_WINDOW + 4).to_string(),
-			"--commit-window",
-			&COMMIT_WINDOW.to_string(),
-			"--bond",
-			"10",
-			"--lr",
-			"0.1",
-			"--batch",
-			"32",
-		],
-	);
+	[
+		("--model", "mlp:64-32-10"),
+		("--rounds", &rounds),
+		("--reward", "400"),
+		("--min", "3"),
+		("--max", "4"),
+		("--round-length", &length),
+		("--commit-window", &window),
+		("--bond", "10"),
+		("--lr", "0.1"),
+		("--batch", "32"),
+	]
+	.iter()
+	.flat_map(|(k, v)| [k.to_string(), v.to_string()])
+	.collect()
+}
 
-	// The trainers, each on its own host, spread over the validators that stay up.
+/// The trainers, each on its own host, spread over the validators that stay up.
+fn start_trainers(lab: &Lab, job_id: u64, logs: &Path) -> Trainers {
 	let shards: Vec<String> =
 		(0..TRAINERS.len()).map(|i| format!("{i}/{}", TRAINERS.len())).collect();
 	let specs: Vec<TrainerSpec> = (0..TRAINERS.len())
@@ -225,132 +278,118 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 			}
 		})
 		.collect();
-	let mut trainers = Trainers::start_placed(job_id, &specs, placed, &logs);
-	let t_job = Instant::now();
-	say!("[{:>4} s] job {job_id} created, 4 trainers started", t0.elapsed().as_secs());
+	Trainers::start_placed(job_id, &specs, placed, logs)
+}
 
-	// Wall time at which each round was first seen finalised.
-	let mut seen: BTreeMap<u64, Duration> = BTreeMap::new();
-	let mut note_rounds = |node: &DevNode| {
-		let fin = finalized_rounds(node, job_id);
+/// When each round was first seen finalised, counted from the test's and the job's start.
+struct RoundClock {
+	t0: Instant,
+	job_start: Instant,
+	job_id: u64,
+	seen: BTreeMap<u64, Duration>,
+}
+
+impl RoundClock {
+	fn new(t0: Instant, job_id: u64) -> Self {
+		Self { t0, job_start: Instant::now(), job_id, seen: BTreeMap::new() }
+	}
+
+	/// The job's finalised rounds on `node`; a round seen for the first time is noted.
+	fn note(&mut self, node: &DevNode) -> Vec<Value> {
+		let fin = finalized_rounds(node, self.job_id);
 		for r in &fin {
 			let round = r["round"].as_u64().unwrap();
-			if let std::collections::btree_map::Entry::Vacant(e) = seen.entry(round) {
-				e.insert(t_job.elapsed());
+			if let std::collections::btree_map::Entry::Vacant(e) = self.seen.entry(round) {
+				e.insert(self.job_start.elapsed());
 				say!(
 					"[{:>4} s] round {round} finalised on-chain (closed at block {}, payees {})",
-					t0.elapsed().as_secs(),
+					self.t0.elapsed().as_secs(),
 					r["closedAt"],
 					payees(r).len()
 				);
 			}
 		}
 		fin
-	};
+	}
 
-	// Mid-job: once a finalised round paid Eve, kill her and Dave's validator.
+	fn print(&self) {
+		let mut prev = Duration::ZERO;
+		for (round, at) in &self.seen {
+			say!(
+				"round {round}: finalised {:.0} s after the trainers started (+{:.0} s)",
+				at.as_secs_f64(),
+				at.saturating_sub(prev).as_secs_f64()
+			);
+			prev = *at;
+		}
+	}
+}
+
+/// What the chain looked like when the validator and the trainer were killed.
+struct Kill {
+	at: Instant,
+	/// The job's round in progress.
+	during_round: u64,
+	/// Finalised and best block numbers on Alice.
+	finalized: u64,
+	best: u64,
+}
+
+/// Mid-job: once a finalised round paid Eve, kill her and Dave's validator (SIGKILL).
+fn kill_mid_job(
+	validators: &mut [DevNode],
+	trainers: &mut Trainers,
+	clock: &mut RoundClock,
+) -> Kill {
 	let mut victim = String::new();
 	poll(
 		Duration::from_secs(600),
 		"a finalised round that paid the fourth trainer",
-		|| context(&validators, Some(&trainers)),
+		|| context(validators, Some(trainers)),
 		|| {
 			if victim.is_empty() && !trainers.events(KILLED_TRAINER, "joined").is_empty() {
 				victim = trainers.account(KILLED_TRAINER);
 			}
-			let fin = note_rounds(&validators[0]);
+			let fin = clock.note(&validators[0]);
 			!victim.is_empty() && fin.iter().any(|r| payees(r).contains(&victim))
 		},
 	);
-	let job = validators[0].rpc("training_job", json!([job_id]));
-	let killed_during = job["currentRound"].as_u64().unwrap();
+	let job = validators[0].rpc("training_job", json!([clock.job_id]));
+	let during_round = job["currentRound"].as_u64().unwrap();
 	assert!(
-		killed_during < ROUNDS,
-		"the job ended before the kill (round {killed_during}): {job}{}",
-		context(&validators, Some(&trainers))
+		during_round < ROUNDS,
+		"the job ended before the kill (round {during_round}): {job}{}",
+		context(validators, Some(trainers))
 	);
-	let fin_at_kill = validators[0].finalized_number();
-	let best_at_kill = validators[0].best_number();
-	let t_kill = Instant::now();
+	let kill = Kill {
+		at: Instant::now(),
+		during_round,
+		finalized: validators[0].finalized_number(),
+		best: validators[0].best_number(),
+	};
 	validators[KILLED_VALIDATOR].kill();
 	trainers.kill(KILLED_TRAINER);
 	say!(
-		"[{:>4} s] killed validator {} and trainer {} ({victim}) during round {killed_during}; \
-		 finalised #{fin_at_kill}, best #{best_at_kill}",
-		t0.elapsed().as_secs(),
+		"[{:>4} s] killed validator {} and trainer {} ({victim}) during round {during_round}; \
+		 finalised #{}, best #{}",
+		clock.t0.elapsed().as_secs(),
 		VALIDATORS[KILLED_VALIDATOR],
-		TRAINERS[KILLED_TRAINER]
+		TRAINERS[KILLED_TRAINER],
+		kill.finalized,
+		kill.best
 	);
 	assert!(
 		validators[KILLED_VALIDATOR].try_rpc("system_health", json!([])).is_none(),
 		"the killed validator still answers"
 	);
-	let survivors: Vec<usize> = (0..VALIDATORS.len()).filter(|v| *v != KILLED_VALIDATOR).collect();
-	let ctx = |trainers: &Trainers, validators: &[DevNode]| {
-		format!("{}\n(validators still up: {survivors:?})", context(validators, Some(trainers)))
-	};
+	kill
+}
 
-	// Finality goes on with three of four votes, on every surviving validator: three blocks
-	// past the best block at the kill, which Dave never saw, get finalised. (With two of four
-	// validators killed instead, this times out: finality stays where it was while blocks are
-	// still produced, the same 1/2 < 2/3 of votes that one of three would leave.)
-	poll(
-		Duration::from_secs(90),
-		&format!("block #{} (3 past the best at the kill) to be finalised", best_at_kill + 3),
-		|| ctx(&trainers, &validators),
-		|| survivors.iter().all(|v| validators[*v].finalized_number() >= best_at_kill + 3),
-	);
-	let finality_resumed = t_kill.elapsed();
-	let fin_after = validators[0].finalized_number();
-	say!(
-		"[{:>4} s] finalised #{fin_at_kill} -> #{fin_after} {:.0} s after the kill",
-		t0.elapsed().as_secs(),
-		finality_resumed.as_secs_f64()
-	);
-
-	// The job completes with the three trainers left.
-	poll(
-		Duration::from_secs(900),
-		"the job to complete",
-		|| ctx(&trainers, &validators),
-		|| {
-			note_rounds(&validators[0]);
-			let job = validators[0].rpc("training_job", json!([job_id]));
-			let phase = job["phase"].as_str().unwrap_or_default().to_string();
-			assert!(
-				!["failed", "cancelled"].contains(&phase.as_str()),
-				"job ended as {phase}: {job}{}",
-				ctx(&trainers, &validators)
-			);
-			phase == "completed"
-		},
-	);
-	let job_time = t_job.elapsed();
-	trainers.finish();
-	// The block that closed the last round, and with it the job, is finalised too, on every
-	// surviving validator.
-	let last_close = finalized_rounds(&validators[0], job_id)
-		.iter()
-		.filter_map(|r| r["closedAt"].as_u64())
-		.max()
-		.unwrap_or(u64::MAX);
-	poll(
-		Duration::from_secs(60),
-		&format!("block #{last_close} (the job's last round closed) to be finalised"),
-		|| ctx(&trainers, &validators),
-		|| survivors.iter().all(|v| validators[*v].finalized_number() >= last_close),
-	);
-	let fin_end: Vec<u64> = survivors.iter().map(|v| validators[*v].finalized_number()).collect();
-	say!(
-		"[{:>4} s] job completed in {:.0} s (last round closed at #{last_close}); finalised \
-		 heads (alice, bob, charlie): {fin_end:?}",
-		t0.elapsed().as_secs(),
-		job_time.as_secs_f64()
-	);
-
-	// Every round finalised, once, with a model.
-	let job = validators[0].rpc("training_job", json!([job_id]));
-	let finalized = finalized_rounds(&validators[0], job_id);
+/// Every round finalised, once, with a model, and the job's model is the last round's.
+/// Returns the finalised rounds.
+fn assert_every_round_has_a_model(node: &DevNode, job_id: u64) -> Vec<Value> {
+	let job = node.rpc("training_job", json!([job_id]));
+	let finalized = finalized_rounds(node, job_id);
 	let numbers: BTreeSet<u64> = finalized.iter().map(|r| r["round"].as_u64().unwrap()).collect();
 	assert_eq!(job["finalizedRounds"].as_u64(), Some(ROUNDS), "{job}");
 	assert_eq!(
@@ -368,11 +407,15 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		finalized.iter().max_by_key(|r| r["round"].as_u64()).unwrap()["modelHash"],
 		"the job's model is not its last round's: {job}"
 	);
+	finalized
+}
 
-	// A round can fail (its deadline passes without an aggregate): the survivors of a kill in
-	// the middle of a round's peer agreement may not reach the job's minimum in time. The job
-	// then opens the next round; a failed round pays nobody and its reward stays in escrow.
-	let history = validators[0].rpc("training_rounds", json!([job_id]));
+/// A round can fail (its deadline passes without an aggregate): the survivors of a kill in
+/// the middle of a round's peer agreement may not reach the job's minimum in time. The job
+/// then opens the next round; a failed round pays nobody and its reward stays in escrow.
+/// Returns the failed rounds' numbers.
+fn assert_failed_rounds_paid_nobody(node: &DevNode, job_id: u64) -> Vec<u64> {
+	let history = node.rpc("training_rounds", json!([job_id]));
 	let failed: Vec<&Value> = history
 		.as_array()
 		.unwrap()
@@ -382,10 +425,17 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 	for r in &failed {
 		assert!(payees(r).is_empty(), "a failed round paid: {r}");
 	}
-	let failed_numbers: Vec<u64> = failed.iter().filter_map(|r| r["round"].as_u64()).collect();
-	say!("failed rounds (re-opened by the chain): {failed_numbers:?}");
+	let numbers: Vec<u64> = failed.iter().filter_map(|r| r["round"].as_u64()).collect();
+	say!("failed rounds (re-opened by the chain): {numbers:?}");
+	numbers
+}
 
-	// The rounds that started after the kill paid exactly the three surviving trainers.
+/// The rounds that started after the kill paid exactly the three surviving trainers.
+fn assert_survivors_paid_after_the_kill(
+	trainers: &Trainers,
+	finalized: &[Value],
+	killed_during: u64,
+) {
 	let alive: BTreeSet<String> = (0..TRAINERS.len())
 		.filter(|i| *i != KILLED_TRAINER)
 		.map(|i| trainers.account(i))
@@ -399,8 +449,10 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 		let paid: BTreeSet<String> = payees(r).into_iter().collect();
 		assert_eq!(paid, alive, "round {} after the kill paid {paid:?}: {r}", r["round"]);
 	}
+}
 
-	// Every surviving trainer's model hash equals the chain's for each round it reports.
+/// Every surviving trainer's model hash equals the chain's for each round it reports.
+fn assert_trainers_match_the_chain(trainers: &Trainers, finalized: &[Value]) {
 	let on_chain: BTreeMap<u64, &str> = finalized
 		.iter()
 		.map(|r| (r["round"].as_u64().unwrap(), r["modelHash"].as_str().unwrap()))
@@ -414,42 +466,77 @@ fn four_validators_and_four_trainers_survive_a_killed_validator_and_trainer() {
 			}
 		}
 	}
+}
 
-	assert_escrow_exact(&validators[0], job_id, &finalized);
+/// The validators left after the kill.
+fn survivors() -> Vec<usize> {
+	(0..VALIDATORS.len()).filter(|v| *v != KILLED_VALIDATOR).collect()
+}
 
-	// Finality went on through the whole job, and the surviving validators agree on the chain.
-	for (k, v) in survivors.iter().enumerate() {
-		assert!(
-			fin_end[k] >= best_at_kill + 3,
-			"validator {v} finalised only #{} (best #{best_at_kill} at the kill)",
-			fin_end[k]
-		);
-	}
-	let common_height = *fin_end.iter().min().unwrap();
-	let hashes: Vec<String> =
-		survivors.iter().map(|v| block_hash(&validators[*v], common_height)).collect();
-	assert!(
-		hashes.iter().all(|h| !h.is_empty() && *h == hashes[0]),
-		"the surviving validators disagree on block #{common_height}: {hashes:?}"
+/// A failure message after the kill.
+fn ctx_after_kill(trainers: &Trainers, validators: &[DevNode]) -> String {
+	format!("{}\n(validators still up: {:?})", context(validators, Some(trainers)), survivors())
+}
+
+/// Finality goes on with three of four votes, on every surviving validator: waits until
+/// block `block` is finalised on each (`block` past the best block at the kill, which the
+/// killed validator never saw). With two of four validators killed instead this times out:
+/// finality stays where it was while blocks are still produced, the same 1/2 < 2/3 of votes
+/// that one of three would leave. Returns Alice's finalised number.
+fn wait_for_finality_past(validators: &[DevNode], trainers: &Trainers, block: u64) -> u64 {
+	poll(
+		Duration::from_secs(90),
+		&format!("block #{block} (3 past the best at the kill) to be finalised"),
+		|| ctx_after_kill(trainers, validators),
+		|| survivors().iter().all(|v| validators[*v].finalized_number() >= block),
 	);
+	validators[0].finalized_number()
+}
 
-	// Timings.
-	let mut prev = Duration::ZERO;
-	for (round, at) in &seen {
-		say!(
-			"round {round}: finalised {:.0} s after the trainers started (+{:.0} s)",
-			at.as_secs_f64(),
-			at.saturating_sub(prev).as_secs_f64()
-		);
-		prev = *at;
-	}
+/// The job completes with the three trainers left, and the block that closed its last round
+/// is finalised on every surviving validator. Returns their finalised numbers and the
+/// job's time from the trainers' start to its completion.
+fn wait_for_the_job_to_end(
+	validators: &[DevNode],
+	trainers: &mut Trainers,
+	clock: &mut RoundClock,
+) -> (Vec<u64>, Duration) {
+	let job_id = clock.job_id;
+	poll(
+		Duration::from_secs(900),
+		"the job to complete",
+		|| ctx_after_kill(trainers, validators),
+		|| {
+			clock.note(&validators[0]);
+			let job = validators[0].rpc("training_job", json!([job_id]));
+			let phase = job["phase"].as_str().unwrap_or_default().to_string();
+			assert!(
+				!["failed", "cancelled"].contains(&phase.as_str()),
+				"job ended as {phase}: {job}{}",
+				ctx_after_kill(trainers, validators)
+			);
+			phase == "completed"
+		},
+	);
+	let job_time = clock.job_start.elapsed();
+	trainers.finish();
+	let last_close = finalized_rounds(&validators[0], job_id)
+		.iter()
+		.filter_map(|r| r["closedAt"].as_u64())
+		.max()
+		.unwrap_or(u64::MAX);
+	poll(
+		Duration::from_secs(60),
+		&format!("block #{last_close} (the job's last round closed) to be finalised"),
+		|| ctx_after_kill(trainers, validators),
+		|| survivors().iter().all(|v| validators[*v].finalized_number() >= last_close),
+	);
+	let fin_end: Vec<u64> = survivors().iter().map(|v| validators[*v].finalized_number()).collect();
 	say!(
-		"fault test: {ROUNDS} rounds in {:.0} s ({:.0} s per round, failed rounds \
-		 {failed_numbers:?}); finality resumed {:.0} s after the kill (#{fin_at_kill} -> \
-		 #{fin_after}); whole test {:.0} s",
-		job_time.as_secs_f64(),
-		job_time.as_secs_f64() / ROUNDS as f64,
-		finality_resumed.as_secs_f64(),
-		t0.elapsed().as_secs_f64()
+		"[{:>4} s] job completed in {:.0} s (last round closed at #{last_close}); finalised \
+		 heads (alice, bob, charlie): {fin_end:?}",
+		clock.t0.elapsed().as_secs(),
+		job_time.as_secs_f64()
 	);
+	(fin_end, job_time)
 }

@@ -16,7 +16,9 @@ use trainchain_trainer::model::ModelSpec;
 use trainchain_trainer::outer::OuterOptimizer;
 use trainchain_trainer::p2p::metrics;
 use trainchain_trainer::p2p::net::{self, NetConfig};
-use trainchain_trainer::p2p::round::{Byzantine, Peer, PeerConfig, RoundReport, Scheme};
+use trainchain_trainer::p2p::round::{
+	Byzantine, LocalTrainer, Peer, PeerConfig, RoundReport, Scheme,
+};
 use trainchain_trainer::plan::{InnerOptimizer, PlanSchedule};
 use trainchain_trainer::shard::{load_shard, ShardTrainer};
 use trainchain_trainer::signing::Keys;
@@ -183,44 +185,9 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 		Some(path) => checkpoint::load(path, Some(&spec))?.flat_params()?,
 		None => spec.initial_params()?,
 	};
-	let cfg = TrainConfig {
-		epochs: args.epochs,
-		max_steps: args.local_steps,
-		batch_size: args.batch_size,
-		optimizer: args.inner.with_lr(args.lr),
-		schedule: match args.local_steps {
-			Some(h) => args.schedule.over(h.saturating_mul(args.rounds as usize)),
-			None => Schedule::Constant,
-		},
-		first_step: 0,
-	};
-	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
-	let genesis_hash = match &args.genesis_hash {
-		Some(h) => {
-			let v = hex::decode(h.trim_start_matches("0x"))?;
-			<[u8; 32]>::try_from(v.as_slice())
-				.map_err(|_| anyhow::anyhow!("genesis hash must be 32 bytes"))?
-		},
-		None => [0; 32],
-	};
-	let mut pcfg = PeerConfig::new(args.job_id, keys);
-	pcfg.genesis_hash = genesis_hash;
-	pcfg.min_peers = args.min_peers;
-	pcfg.initial_peers = args.initial_peers.unwrap_or(args.min_peers);
-	pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
-	pcfg.robust = RobustConfig {
-		aggregator: args.aggregator,
-		norm_factor: args.norm_factor,
-		clip_norm: args.clip_norm,
-	};
-	pcfg.compression = args.compression;
-	pcfg.error_feedback_decay = args.error_feedback_decay;
-	pcfg.scheme = args.scheme;
-	pcfg.outer = args.outer;
-	pcfg.byzantine = args.byzantine;
-	if let Some(b) = args.byzantine {
-		tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");
-	}
+	let trainer =
+		ShardTrainer::new(&spec, shard, shard_i as u64, test, train_config(&args), args.seed)?;
+	let pcfg = peer_config(&args, keys)?;
 	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs()?);
 	ncfg.max_message = args.max_message_bytes;
 	let (client, events) = net::start(ncfg).await?;
@@ -246,6 +213,64 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 			serde_json::json!({"event": "joined", "round": peer.round(), "who": me, "model_hash": model_hash})
 		);
 	}
+	run_rounds(&mut peer, &args).await?;
+	if let Some(path) = &args.out {
+		save_final(&spec, peer.model(), path, args.json)?;
+	}
+	// Stay a little so slower peers can fetch signatures / state.
+	tokio::time::sleep(Duration::from_secs(2)).await;
+	if args.json {
+		println!("{}", serde_json::json!({"event": "done", "metrics": client.metrics().render()}));
+	}
+	client.shutdown();
+	Ok(())
+}
+
+/// The local training of each round, from the command line.
+fn train_config(args: &PeerArgs) -> TrainConfig {
+	TrainConfig {
+		epochs: args.epochs,
+		max_steps: args.local_steps,
+		batch_size: args.batch_size,
+		optimizer: args.inner.with_lr(args.lr),
+		schedule: match args.local_steps {
+			Some(h) => args.schedule.over(h.saturating_mul(args.rounds as usize)),
+			None => Schedule::Constant,
+		},
+		first_step: 0,
+	}
+}
+
+/// The round protocol's settings, from the command line.
+fn peer_config(args: &PeerArgs, keys: Keys) -> Result<PeerConfig> {
+	let mut pcfg = PeerConfig::new(args.job_id, keys);
+	if let Some(h) = &args.genesis_hash {
+		let v = hex::decode(h.trim_start_matches("0x"))?;
+		pcfg.genesis_hash = <[u8; 32]>::try_from(v.as_slice())
+			.map_err(|_| anyhow::anyhow!("genesis hash must be 32 bytes"))?;
+	}
+	pcfg.min_peers = args.min_peers;
+	pcfg.initial_peers = args.initial_peers.unwrap_or(args.min_peers);
+	pcfg.round_timeout = Duration::from_secs_f64(args.round_timeout);
+	pcfg.robust = RobustConfig {
+		aggregator: args.aggregator,
+		norm_factor: args.norm_factor,
+		clip_norm: args.clip_norm,
+	};
+	pcfg.compression = args.compression;
+	pcfg.error_feedback_decay = args.error_feedback_decay;
+	pcfg.scheme = args.scheme;
+	pcfg.outer = args.outer;
+	pcfg.byzantine = args.byzantine;
+	if let Some(b) = args.byzantine {
+		tracing::warn!(?b, "BYZANTINE TEST MODE: this peer misbehaves on purpose");
+	}
+	Ok(pcfg)
+}
+
+/// Rounds until `--rounds`, each at least `--min-round-secs` long; a failed round is
+/// reported and the next one tried.
+async fn run_rounds<T: LocalTrainer>(peer: &mut Peer<T>, args: &PeerArgs) -> Result<()> {
 	let pace = Duration::try_from_secs_f64(args.min_round_secs)
 		.map_err(|_| anyhow::anyhow!("--min-round-secs must be a finite number ≥ 0"))?;
 	while peer.round() < args.rounds {
@@ -270,23 +295,20 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 			peer.idle(started + pace).await?;
 		}
 	}
-	if let Some(path) = &args.out {
-		let model = Model::from_flat(&spec, peer.model())?;
-		checkpoint::save(&model, path)?;
-		let model_hash = hex::encode(model_state_hash(&model)?);
-		tracing::info!(file = %path.display(), %model_hash, "saved the final model");
-		if args.json {
-			println!(
-				"{}",
-				serde_json::json!({"event": "saved", "file": path.display().to_string(), "model_hash": model_hash})
-			);
-		}
+	Ok(())
+}
+
+/// Write the final model (`--out`) and report its hash.
+fn save_final(spec: &ModelSpec, params: &[f32], path: &std::path::Path, json: bool) -> Result<()> {
+	let model = Model::from_flat(spec, params)?;
+	checkpoint::save(&model, path)?;
+	let model_hash = hex::encode(model_state_hash(&model)?);
+	tracing::info!(file = %path.display(), %model_hash, "saved the final model");
+	if json {
+		println!(
+			"{}",
+			serde_json::json!({"event": "saved", "file": path.display().to_string(), "model_hash": model_hash})
+		);
 	}
-	// Stay a little so slower peers can fetch signatures / state.
-	tokio::time::sleep(Duration::from_secs(2)).await;
-	if args.json {
-		println!("{}", serde_json::json!({"event": "done", "metrics": client.metrics().render()}));
-	}
-	client.shutdown();
 	Ok(())
 }
