@@ -304,7 +304,7 @@ async fn bench() {
 }
 
 fn main() {
-	trainchain_trainer::tuning::apply();
+	trainchain_trainer::tuning::apply(trainchain_trainer::tuning::Cores::Shared);
 	tokio::runtime::Builder::new_multi_thread()
 		.worker_threads(2)
 		.enable_all()

@@ -34,7 +34,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
-	trainchain_trainer::tuning::apply();
+	trainchain_trainer::tuning::apply(trainchain_trainer::tuning::Cores::Shared);
 	let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
 	let num = |i: usize| -> u64 { args[i].parse().expect("a number") };
 	match args.first().map(String::as_str) {

@@ -139,7 +139,7 @@ fn load(model: &str) -> (data::Dataset, data::Dataset) {
 }
 
 fn main() {
-	trainchain_trainer::tuning::apply();
+	trainchain_trainer::tuning::apply(trainchain_trainer::tuning::Cores::Shared);
 	tokio::runtime::Builder::new_multi_thread()
 		.worker_threads(2)
 		.enable_all()

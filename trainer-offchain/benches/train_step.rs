@@ -116,7 +116,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-	trainchain_trainer::tuning::apply();
+	trainchain_trainer::tuning::apply(trainchain_trainer::tuning::Cores::Dedicated);
 	let args = parse_args()?;
 	let threads = candle_core::utils::get_num_threads();
 	for m in &args.models {

@@ -29,7 +29,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-	trainchain_trainer::tuning::apply();
+	trainchain_trainer::tuning::apply(trainchain_trainer::tuning::Cores::Shared);
 	let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
 	let train = load_csv(dir.join("digits-train.csv"), CsvOptions::default())?;
 	let test = load_csv(dir.join("digits-test.csv"), CsvOptions::default())?;

@@ -16,7 +16,7 @@ use trainchain_trainer::train::{fit, OptimizerConfig, Progress, TrainConfig};
 use trainchain_trainer::{fedavg, Model, ModelSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-	trainchain_trainer::tuning::apply();
+	trainchain_trainer::tuning::apply(trainchain_trainer::tuning::Cores::Dedicated);
 	let mut epochs = 20usize;
 	let mut shards = 4usize;
 	let mut json = false;

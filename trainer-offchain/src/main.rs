@@ -5,7 +5,6 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-	trainchain_trainer::tuning::apply();
 	match cli::main() {
 		Ok(()) => ExitCode::SUCCESS,
 		Err(e) => {

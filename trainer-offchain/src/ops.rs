@@ -387,35 +387,119 @@ impl InplaceOp2 for SgdStep<'_> {
 		if theta.len() != g.len() {
 			return Err(candle_core::Error::Msg("sgd: gradient/parameter size mismatch".into()));
 		}
-		let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+		let step = SgdConsts { lr: self.lr, mu: self.momentum, wd: self.weight_decay };
 		let mut vel = self.velocity.borrow_mut();
-		if mu == 0.0 {
-			for (t, &gi) in theta.iter_mut().zip(g) {
-				let gi = if wd != 0.0 { gi + wd * *t } else { gi };
-				*t -= lr * gi;
-			}
-			return Ok(());
+		if step.mu == 0.0 {
+			return sgd_blocks(theta, g, None, |t, g, _| step.plain(t, g));
 		}
 		match vel.as_mut() {
 			None => {
-				let mut v = Vec::with_capacity(g.len());
-				for (t, &gi) in theta.iter_mut().zip(g) {
-					let gi = if wd != 0.0 { gi + wd * *t } else { gi };
-					v.push(gi);
-					*t -= lr * gi;
-				}
+				let mut v = vec![0f32; g.len()];
+				sgd_blocks(theta, g, Some(&mut v), |t, g, v| step.first(t, g, v))?;
 				**vel = Some(v);
+				Ok(())
 			},
-			Some(v) => {
-				for ((t, &gi), vi) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
-					let gi = if wd != 0.0 { gi + wd * *t } else { gi };
-					*vi = mu * *vi + gi;
-					*t -= lr * *vi;
-				}
+			Some(v) if v.len() == g.len() => {
+				sgd_blocks(theta, g, Some(v), |t, g, v| step.momentum(t, g, v))
 			},
+			Some(_) => Err(candle_core::Error::Msg("sgd: velocity/parameter size mismatch".into())),
 		}
-		Ok(())
 	}
+}
+
+/// One thread's share of an SGD step: parameters, gradient, velocity (empty without one).
+type SgdBlock<'a> = (&'a mut [f32], &'a [f32], &'a mut [f32]);
+
+/// The constants of one SGD step, and its loops over a block of values.
+#[derive(Clone, Copy)]
+struct SgdConsts {
+	lr: f32,
+	mu: f32,
+	wd: f32,
+}
+
+impl SgdConsts {
+	fn decayed(&self, g: f32, t: f32) -> f32 {
+		if self.wd != 0.0 {
+			g + self.wd * t
+		} else {
+			g
+		}
+	}
+
+	fn plain(&self, theta: &mut [f32], g: &[f32]) {
+		for (t, &gi) in theta.iter_mut().zip(g) {
+			*t -= self.lr * self.decayed(gi, *t);
+		}
+	}
+
+	/// The first step with momentum: `v = g`.
+	fn first(&self, theta: &mut [f32], g: &[f32], v: &mut [f32]) {
+		for ((t, &gi), vi) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
+			let gi = self.decayed(gi, *t);
+			*vi = gi;
+			*t -= self.lr * gi;
+		}
+	}
+
+	fn momentum(&self, theta: &mut [f32], g: &[f32], v: &mut [f32]) {
+		for ((t, &gi), vi) in theta.iter_mut().zip(g).zip(v.iter_mut()) {
+			let gi = self.decayed(gi, *t);
+			*vi = self.mu * *vi + gi;
+			*t -= self.lr * *vi;
+		}
+	}
+}
+
+/// `step(θ, g, v)` over blocks of the values, one block per thread of candle's pool once
+/// there are [`crate::par::PAR_MIN_VALUES`] of them. Every value's update depends on that
+/// value alone, so the result does not depend on the split. (`v` empty when there is none.)
+fn sgd_blocks<F>(
+	theta: &mut [f32],
+	g: &[f32],
+	v: Option<&mut [f32]>,
+	step: F,
+) -> candle_core::Result<()>
+where
+	F: Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+{
+	sgd_blocks_on(theta, g, v, step, candle_core::utils::get_num_threads())
+}
+
+/// [`sgd_blocks`] on at most `threads` threads.
+fn sgd_blocks_on<F>(
+	theta: &mut [f32],
+	g: &[f32],
+	v: Option<&mut [f32]>,
+	step: F,
+	threads: usize,
+) -> candle_core::Result<()>
+where
+	F: Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+{
+	let mut none: [f32; 0] = [];
+	let v = v.unwrap_or(&mut none);
+	if threads <= 1 || theta.len() < crate::par::PAR_MIN_VALUES {
+		step(theta, g, v);
+		return Ok(());
+	}
+	let per = theta.len().div_ceil(threads);
+	let mut v_blocks = v.chunks_mut(per);
+	let blocks: Vec<std::sync::Mutex<SgdBlock>> = theta
+		.chunks_mut(per)
+		.zip(g.chunks(per))
+		.map(|(t, g)| std::sync::Mutex::new((t, g, v_blocks.next().unwrap_or_default())))
+		.collect();
+	crate::par::on_pool(blocks.len(), |i| {
+		let mut b = blocks
+			.get(i)
+			.ok_or_else(|| candle_core::Error::Msg(format!("no block {i}")))?
+			.lock()
+			.unwrap_or_else(std::sync::PoisonError::into_inner);
+		let (t, g, v) = &mut *b;
+		step(t, g, v);
+		Ok(())
+	})
 }
 
 /// In place: `g ← g + wd·θ; v ← μ·v + g (v = g on the first step); θ ← θ − lr·v`.
@@ -455,5 +539,40 @@ mod tests {
 		// NaN is ignored by the max, as `f32::max` does.
 		assert_eq!(row_max(&[1.0, f32::NAN, 3.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, f32::NAN]), 3.0);
 		assert_eq!(row_max(&[]), f32::NEG_INFINITY);
+	}
+
+	#[test]
+	fn an_sgd_step_gives_the_same_bits_on_any_number_of_threads() {
+		let n = 3 * crate::par::PAR_MIN_VALUES + 17;
+		let wave = |k: usize, i: usize| ((i * k % 101) as f32 - 50.0) * 0.013;
+		let g: Vec<f32> = (0..n).map(|i| wave(37, i)).collect();
+		let step = SgdConsts { lr: 0.05, mu: 0.9, wd: 0.01 };
+		let run = |threads: usize| {
+			let mut theta: Vec<f32> = (0..n).map(|i| wave(53, i)).collect();
+			let mut v = vec![0f32; n];
+			sgd_blocks_on(&mut theta, &g, Some(&mut v), |t, g, v| step.first(t, g, v), threads)
+				.unwrap();
+			sgd_blocks_on(&mut theta, &g, Some(&mut v), |t, g, v| step.momentum(t, g, v), threads)
+				.unwrap();
+			sgd_blocks_on(&mut theta, &g, None, |t, g, _| step.plain(t, g), threads).unwrap();
+			(theta, v)
+		};
+		let one = run(1);
+		// The reference: the same three steps written out, value by value.
+		let (mut theta, mut v): (Vec<f32>, Vec<f32>) =
+			((0..n).map(|i| wave(53, i)).collect(), vec![0.0; n]);
+		for i in 0..n {
+			let gi = g[i] + 0.01 * theta[i];
+			v[i] = gi;
+			theta[i] -= 0.05 * gi;
+			let gi = g[i] + 0.01 * theta[i];
+			v[i] = 0.9 * v[i] + gi;
+			theta[i] -= 0.05 * v[i];
+			theta[i] -= 0.05 * (g[i] + 0.01 * theta[i]);
+		}
+		assert_eq!(one, (theta, v));
+		for threads in [2, 3, 8] {
+			assert_eq!(run(threads), one, "{threads} threads");
+		}
 	}
 }

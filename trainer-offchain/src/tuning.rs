@@ -11,13 +11,21 @@
 //! `gpt:256-64-2-4-64` at batch 16 on one thread (`benches/train_step.rs`), 35–37 ms a step
 //! before and 23.4 ms after. The cost is that the process keeps its peak heap.
 //!
-//! **candle's worker pool parks its workers at once.** The fused kernels share rows and
-//! products out on candle's pool ([`crate::par`]), whose idle workers spin for a while
-//! (`CANDLE_BARRIER_POOL_SPIN_LIMIT`, 25,000 by default) before they sleep. On 2 cores a
-//! spinning worker kept the transformer step slow: `gpt:256-64-2-4-64`, batch 16, 2 threads,
-//! 25.5–28.5 ms a step with a limit of 10⁶, 13–29 ms (bimodal) with the default, and
-//! 15.6–16.3 ms with 0; the MLP rows of `bench-train` changed by less than their noise.
-//! [`apply`] sets the limit to 0 unless the variable is already set.
+//! **How long candle's idle workers spin depends on who else needs the cores.** The fused
+//! kernels share rows and products out on candle's pool ([`crate::par`]), whose idle workers
+//! spin for a while (`CANDLE_BARRIER_POOL_SPIN_LIMIT`, 25,000 by default) before they sleep.
+//! [`apply`] sets the limit (unless the variable is already set) for one of two [`Cores`]:
+//! - [`Cores::Shared`] (`peer`, `run`, `verify`, and every process that runs beside others,
+//!   as the tests' and benchmarks' peers do): 0, park at once. A spinning worker takes the
+//!   core another process needs: two 2-thread processes training `gpt:256-64-2-4-64` at
+//!   batch 16 on 2 cores took 35–36 ms a step each with 0, 55–56 ms with 3,000, 100–104 ms
+//!   with 10,000 and about 200 ms with 25,000 (session 13, two runs each).
+//! - [`Cores::Dedicated`] (`train`, and `benches/train_step.rs`, which times its step): a
+//!   worker spins [`DEDICATED_SPIN_LIMIT`] times before it parks, so that the next op of a
+//!   step finds it awake instead of waking it with a syscall and waiting for the scheduler.
+//!   The same model alone on 2 threads: 14.1–14.4 ms a step (p10) with 0, 12.5–13.0 ms with
+//!   3,000 or 10,000; `mlp:784-256-10` at batch 64, 0.66 ms with 0 and 0.61 ms with 10,000
+//!   (three interleaved runs each). PyTorch's OpenMP workers spin by default as well.
 //!
 //! **Commands that train off the main thread share one arena** ([`one_arena`], called by `peer`
 //! and `run` before they start their runtime). glibc gives other threads arenas of their own,
@@ -40,10 +48,33 @@ pub const TRIM_THRESHOLD: i32 = 256 << 20;
 /// Name of candle's variable for its pool's spin limit.
 pub const SPIN_LIMIT_VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
 
-/// Apply the settings. Call before starting threads and before any candle op.
-pub fn apply() {
+/// Spins of an idle candle worker before it parks, on [`Cores::Dedicated`].
+pub const DEDICATED_SPIN_LIMIT: u32 = 10_000;
+
+/// Whether the process has the machine's cores to itself (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cores {
+	/// Other processes, or this one's network task, need the cores too: workers park at once.
+	Shared,
+	/// A foreground training job: workers spin a little before they park.
+	Dedicated,
+}
+
+impl Cores {
+	/// candle's spin limit for these cores.
+	pub fn spin_limit(self) -> u32 {
+		match self {
+			Self::Shared => 0,
+			Self::Dedicated => DEDICATED_SPIN_LIMIT,
+		}
+	}
+}
+
+/// Apply the settings. Call before starting threads and before any candle op: candle reads
+/// the spin limit when it first uses its pool.
+pub fn apply(cores: Cores) {
 	if std::env::var_os(SPIN_LIMIT_VAR).is_none() {
-		std::env::set_var(SPIN_LIMIT_VAR, "0");
+		std::env::set_var(SPIN_LIMIT_VAR, cores.spin_limit().to_string());
 	}
 	tune_allocator();
 }
@@ -69,5 +100,21 @@ pub fn one_arena() {
 	// SAFETY: as in `tune_allocator`: a valid parameter number with an in-range value.
 	unsafe {
 		libc::mallopt(libc::M_ARENA_MAX, 1);
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn shared_cores_park_at_once_and_a_dedicated_job_spins_unless_told_otherwise() {
+		assert_eq!(Cores::Shared.spin_limit(), 0);
+		assert!(Cores::Dedicated.spin_limit() > 0);
+		// The only test that touches the variable; an explicit value wins over both.
+		std::env::set_var(SPIN_LIMIT_VAR, "7");
+		apply(Cores::Dedicated);
+		apply(Cores::Shared);
+		assert_eq!(std::env::var(SPIN_LIMIT_VAR).as_deref(), Ok("7"));
 	}
 }

@@ -14,6 +14,7 @@ mod train;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use trainchain_trainer::tuning::Cores;
 
 /// trainchain contributor: train, evaluate and hash models.
 #[derive(Parser, Debug)]
@@ -54,6 +55,12 @@ pub enum Command {
 /// Parse the command line and run.
 pub fn main() -> anyhow::Result<()> {
 	let cli = Cli::parse();
+	// A `train` job owns the machine's cores; the others share them (tuning.rs).
+	let cores = match cli.command {
+		Command::Train(_) => Cores::Dedicated,
+		_ => Cores::Shared,
+	};
+	trainchain_trainer::tuning::apply(cores);
 	if let Some(t) = cli.threads {
 		if t == 0 {
 			anyhow::bail!("--threads must be positive");
