@@ -18,12 +18,12 @@
 //! - [`Cores::Shared`] (`peer`, `run`, `verify`, and every process that runs beside others,
 //!   as the tests' and benchmarks' peers do): 0, park at once. A spinning worker takes the
 //!   core another process needs: two 2-thread processes training `gpt:256-64-2-4-64` at
-//!   batch 16 on 2 cores took 35–36 ms a step each with 0, 55–56 ms with 3,000, 100–104 ms
+//!   batch 16 on 2 cores took 35–38 ms a step each with 0, 55–56 ms with 3,000, 100–104 ms
 //!   with 10,000 and about 200 ms with 25,000 (session 13, two runs each).
 //! - [`Cores::Dedicated`] (`train`, and `benches/train_step.rs`, which times its step): a
 //!   worker spins [`DEDICATED_SPIN_LIMIT`] times before it parks, so that the next op of a
 //!   step finds it awake instead of waking it with a syscall and waiting for the scheduler.
-//!   The same model alone on 2 threads: 14.1–14.4 ms a step (p10) with 0, 12.5–13.0 ms with
+//!   The same model alone on 2 threads: 13.6–14.4 ms a step (p10) with 0, 12.2–13.0 ms with
 //!   3,000 or 10,000; `mlp:784-256-10` at batch 64, 0.66 ms with 0 and 0.61 ms with 10,000
 //!   (three interleaved runs each). PyTorch's OpenMP workers spin by default as well.
 //!
