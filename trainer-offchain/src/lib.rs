@@ -27,6 +27,7 @@
 //! All fallible functions return [`error::TrainerError`]; bad input (files, labels, sizes,
 //! NaN/inf) is an error, never a panic.
 
+pub mod adamw;
 pub mod aggregate;
 pub mod bmm;
 pub mod checkpoint;

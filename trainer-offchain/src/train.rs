@@ -4,9 +4,10 @@
 //! `SplitMix64::derive(seed, &[epoch])`; candle's CPU kernels are deterministic for a fixed
 //! thread count, so the same model, data, config and seed give a bit-identical update.
 
+use crate::adamw::AdamW;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
