@@ -499,3 +499,70 @@ async fn participant_cannot_forge_another_owners_chunk() {
 	}
 	assert_exchange_rejections(&clients[..3]);
 }
+
+/// A member (Dave) sends one signed `Ready` to Alice and a different one to Bob and Charlie,
+/// each directly, so that each honest peer holds one version only. The proposal lists Dave
+/// with one of the two roots; whoever holds the other must not take the honest proposer for a
+/// liar. The honest peers must still agree on every round, with the result of a run without
+/// Dave (he never sends a chunk, so the retry leaves him out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_equivocating_on_ready_cannot_split_the_honest_peers() {
+	init_tracing();
+	let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
+	let mut handles = Vec::new();
+	let mut clients = Vec::new();
+	let mut boot = Vec::new();
+	for (i, s) in HONEST.iter().enumerate() {
+		let (h, addr, c) = spawn_peer(
+			peer_cfg(s, 3),
+			boot.clone(),
+			Synth { idx: i as u64, len: LEN, wrong_len: false },
+			ROUNDS,
+		)
+		.await;
+		boot.push(addr);
+		handles.push(h);
+		clients.push(c);
+	}
+	let honest_ids: Vec<PeerId> = clients.iter().map(|c| c.local_peer_id()).collect();
+	let (atk, mut events) = net::start(net_cfg(boot)).await.unwrap();
+	let dave = Keys::from_suri("//Dave").unwrap();
+	atk.set_hello(Envelope::seal_bytes(
+		&dave,
+		7,
+		0,
+		&Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 },
+	))
+	.unwrap();
+	let attacker = tokio::spawn(async move {
+		let mut done = HashSet::new();
+		let stop = tokio::time::Instant::now() + Duration::from_secs(120);
+		while let Ok(Some(ev)) = tokio::time::timeout_at(stop, events.recv()).await {
+			let NetEvent::Message { data, gossip: true, .. } = ev else { continue };
+			let Ok(env) = Envelope::decode_bytes(&data) else { continue };
+			let Ok(Body::Ready { attempt, base_model, .. }) = env.open() else { continue };
+			if !done.insert((env.round, attempt)) {
+				continue;
+			}
+			for (i, peer) in honest_ids.iter().enumerate() {
+				let root = if i == 0 { [0xA; 32] } else { [0xB; 32] };
+				let body = Body::Ready {
+					attempt,
+					peer_id: atk.local_peer_id().to_bytes(),
+					samples: 10,
+					len: LEN as u32,
+					compression: 0,
+					root,
+					base_model,
+				};
+				let _ = atk.send(*peer, Envelope::seal_bytes(&dave, 7, env.round, &body)).await;
+			}
+		}
+	});
+	let mut honest = Vec::new();
+	for h in handles {
+		honest.push(h.await.unwrap());
+	}
+	attacker.abort();
+	assert_eq!(agree(&honest), baseline, "an equivocating member changed the result");
+}

@@ -211,15 +211,25 @@ fn spawn_misstating_proposer(
 			let (r, who) = (env.round, env.who);
 			let seal = |body: &Body| Envelope::seal_bytes(&keys, JOB, r, body);
 			match env.open() {
-				Ok(Body::Ready { attempt, peer_id: pid, samples, root, base_model, .. })
-					if honest.contains(&who) =>
-				{
+				Ok(Body::Ready {
+					attempt,
+					peer_id: pid,
+					samples,
+					root,
+					base_model,
+					len,
+					compression,
+				}) if honest.contains(&who) => {
 					let (update, my_samples) = mallory_update(r);
 					let mine = Participant {
 						who: me,
 						peer_id: peer_id.clone(),
 						samples: my_samples,
 						root: update.root(),
+						len: LEN as u32,
+						compression: Compression::None.tag(),
+						base_model,
+						ready_sig: [0; 64],
 					};
 					if done.insert(("ready", r, attempt)) {
 						let ready = Body::Ready {
@@ -235,7 +245,18 @@ fn spawn_misstating_proposer(
 					}
 					let list = readies.entry((r, attempt)).or_default();
 					if !list.iter().any(|p| p.who == who) {
-						list.push(Participant { who, peer_id: pid, samples, root });
+						// The honest peer's own signature: only the samples are misstated.
+						let ready_sig = env.sig;
+						list.push(Participant {
+							who,
+							peer_id: pid,
+							samples,
+							root,
+							len,
+							compression,
+							base_model,
+							ready_sig,
+						});
 					}
 					if list.len() == honest.len() && done.insert(("proposal", r, attempt)) {
 						let participants = misstated(mine, list);

@@ -32,6 +32,33 @@ pub struct Participant {
 	pub samples: u64,
 	/// Merkle root of the compressed update.
 	pub root: Hash32,
+	/// Number of values, compression tag and base model of the participant's `Ready`.
+	pub len: u32,
+	/// See `len`.
+	pub compression: u8,
+	/// See `len`.
+	pub base_model: Hash32,
+	/// The participant's signature of that `Ready`, so that a peer holding a different
+	/// `Ready` from it can tell an equivocating participant from a lying proposer.
+	pub ready_sig: SignatureBytes,
+}
+
+impl Participant {
+	/// Whether `who` signed a `Ready` for `attempt` with exactly these values (in `job`,
+	/// `round`).
+	pub fn ready_is_signed(&self, job: JobId, round: RoundIndex, attempt: u32) -> bool {
+		let body = Body::Ready {
+			attempt,
+			peer_id: self.peer_id.clone(),
+			samples: self.samples,
+			len: self.len,
+			compression: self.compression,
+			root: self.root,
+			base_model: self.base_model,
+		};
+		let env = Envelope { job, round, who: self.who, body: body.encode(), sig: self.ready_sig };
+		env.open().is_ok_and(|b| b == body)
+	}
 }
 
 /// Per-sender statistics of one chunk, reported by the chunk's owner.
@@ -393,12 +420,48 @@ mod tests {
 	}
 
 	#[test]
+	fn a_participant_entry_is_signed_only_as_its_ready_said() {
+		let keys = Keys::from_suri("//Alice").unwrap();
+		let ready = Body::Ready {
+			attempt: 1,
+			peer_id: vec![9, 9],
+			samples: 40,
+			len: 7,
+			compression: 0,
+			root: [3; 32],
+			base_model: [4; 32],
+		};
+		let env = Envelope::seal(&keys, 5, 2, &ready);
+		let p = Participant {
+			who: keys.public(),
+			peer_id: vec![9, 9],
+			samples: 40,
+			root: [3; 32],
+			len: 7,
+			compression: 0,
+			base_model: [4; 32],
+			ready_sig: env.sig,
+		};
+		assert!(p.ready_is_signed(5, 2, 1));
+		assert!(!p.ready_is_signed(5, 2, 0), "another attempt");
+		assert!(!p.ready_is_signed(6, 2, 1), "another job");
+		assert!(!Participant { samples: 41, ..p.clone() }.ready_is_signed(5, 2, 1));
+		assert!(!Participant { root: [5; 32], ..p.clone() }.ready_is_signed(5, 2, 1));
+		let bob = Keys::from_suri("//Bob").unwrap().public();
+		assert!(!Participant { who: bob, ..p }.ready_is_signed(5, 2, 1));
+	}
+
+	#[test]
 	fn proposal_hash_binds_round_attempt_and_participants() {
 		let p = |seed: u8| Participant {
 			who: Keys::from_suri("//Alice").unwrap().public(),
 			peer_id: vec![seed],
 			samples: 1,
 			root: [seed; 32],
+			len: 1,
+			compression: 0,
+			base_model: [0; 32],
+			ready_sig: [0; 64],
 		};
 		let h = proposal_hash(1, 0, &[p(1)]);
 		assert_eq!(h, proposal_hash(1, 0, &[p(1)]));

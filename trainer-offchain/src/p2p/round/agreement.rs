@@ -110,7 +110,10 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	/// A proposal may only list members of the job, each exactly as its own signed `Ready`
-	/// for the attempt said (root, samples, peer id), where this peer has that `Ready`.
+	/// for the attempt said (root, samples, peer id), where this peer has that `Ready`. An
+	/// entry that differs from this peer's copy stands if it carries the member's signature
+	/// of what it states: then the member signed two different `Ready`s (it equivocated), and
+	/// the proposer only passed one of them on. Without that signature, the proposer lied.
 	pub(super) fn check_proposal(
 		&self,
 		attempt: u32,
@@ -124,8 +127,11 @@ impl<T: LocalTrainer> Peer<T> {
 				let same = r.root == p.root
 					&& r.samples == p.samples
 					&& peer_id_bytes(&r.peer_id) == p.peer_id;
-				if !same {
+				if !same && !p.ready_is_signed(self.cfg.job_id, self.round, attempt) {
 					return Err(format!("misstates the ready message of {}", short(&p.who)));
+				}
+				if !same {
+					tracing::warn!(who = %short(&p.who), attempt, "a participant signed two different ready messages; following the proposal");
 				}
 			}
 		}
@@ -175,6 +181,10 @@ impl<T: LocalTrainer> Peer<T> {
 				peer_id: peer_id_bytes(&r.peer_id),
 				samples: r.samples,
 				root: r.root,
+				len: r.len,
+				compression: r.compression,
+				base_model: r.base_model,
+				ready_sig: r.sig,
 			});
 		}
 		out

@@ -94,7 +94,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			return;
 		}
-		self.on_body(from, env.who, body, opened);
+		self.on_body(from, (env.who, env.sig), body, opened);
 	}
 
 	pub(super) fn on_certificate(&mut self, qc: QuorumCertificate) {
@@ -130,7 +130,13 @@ impl<T: LocalTrainer> Peer<T> {
 	}
 
 	/// File an authenticated message body (`opened`: its envelope's signature check).
-	pub(super) fn on_body(&mut self, from: PeerId, who: PublicKey, body: Body, opened: Opened) {
+	pub(super) fn on_body(
+		&mut self,
+		from: PeerId,
+		(who, sig): (PublicKey, SignatureBytes),
+		body: Body,
+		opened: Opened,
+	) {
 		if matches!(body, Body::Ready { .. } | Body::Proposal { .. }) && !self.is_member(&who) {
 			Metrics::inc(&self.net.metrics().messages_rejected);
 			tracing::warn!(who = %short(&who), "ignoring a peer that has not joined the job on-chain");
@@ -165,7 +171,7 @@ impl<T: LocalTrainer> Peer<T> {
 				}
 				st.readies.insert(
 					(attempt, who),
-					ReadyInfo { peer_id: from, samples, len, compression, root, base_model },
+					ReadyInfo { peer_id: from, samples, len, compression, root, base_model, sig },
 				);
 			},
 			Body::Proposal { attempt, participants } => {
@@ -353,6 +359,10 @@ mod tests {
 			peer_id: Vec::new(),
 			samples: 1,
 			root: [0; 32],
+			len: 1,
+			compression: 0,
+			base_model: [0; 32],
+			ready_sig: [0; 64],
 		}
 	}
 

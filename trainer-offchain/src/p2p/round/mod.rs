@@ -176,6 +176,8 @@ struct ReadyInfo {
 	compression: u8,
 	root: Hash32,
 	base_model: Hash32,
+	/// The signature of the envelope that carried it.
+	sig: SignatureBytes,
 }
 
 /// `(first_block, blocks, proof, leaf hashes of the blocks)` of a received chunk.

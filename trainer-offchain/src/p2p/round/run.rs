@@ -138,27 +138,31 @@ impl<T: LocalTrainer> Peer<T> {
 		let mut suspects: BTreeSet<PublicKey> = std::mem::take(&mut self.excluded);
 		suspects.remove(&self.me);
 		for attempt in 0..self.cfg.max_attempts {
-			let info = ReadyInfo {
-				peer_id: self.net.local_peer_id(),
+			let peer_id = self.net.local_peer_id();
+			let compression = self.cfg.compression.tag();
+			let ready = Body::Ready {
+				attempt,
+				peer_id: peer_id_bytes(&peer_id),
 				samples: mine.samples,
 				len,
-				compression: self.cfg.compression.tag(),
+				compression,
 				root,
 				base_model: mine.base_model,
 			};
-			let ready = Body::Ready {
-				attempt,
-				peer_id: peer_id_bytes(&info.peer_id),
-				samples: info.samples,
+			let env = Envelope::seal(&self.cfg.keys, self.cfg.job_id, self.round, &ready);
+			let info = ReadyInfo {
+				peer_id,
+				samples: mine.samples,
 				len,
-				compression: info.compression,
+				compression,
 				root,
 				base_model: mine.base_model,
+				sig: env.sig,
 			};
 			self.st.roots.insert(self.me, root);
 			self.st.readies.insert((attempt, self.me), info);
 			self.st.suspects_reported.extend(suspects.iter().copied());
-			self.net.publish(self.seal(&ready))?;
+			self.net.publish(env.encode())?;
 			let Some(participants) = self.agree(attempt, &suspects).await? else {
 				return Ok(Exchanged::Observer);
 			};
