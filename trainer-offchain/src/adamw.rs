@@ -127,16 +127,8 @@ impl InplaceOp2 for StepOp<'_> {
 		s2: &CpuStorage,
 		l2: &Layout,
 	) -> Result<()> {
-		let g = match (s2, l2.contiguous_offsets()) {
-			(CpuStorage::F32(g), Some((a, e))) => g.get(a..e),
-			_ => None,
-		}
-		.ok_or_else(|| candle_core::Error::Msg("adamw: needs a contiguous f32 gradient".into()))?;
-		let theta = match (s1, l1.contiguous_offsets()) {
-			(CpuStorage::F32(t), Some((a, e))) => t.get_mut(a..e),
-			_ => None,
-		}
-		.ok_or_else(|| candle_core::Error::Msg("adamw: needs a contiguous f32 parameter".into()))?;
+		let g = crate::ops::contiguous(s2, l2, "adamw gradient")?;
+		let theta = crate::ops::contiguous_mut(s1, l1, "adamw parameter")?;
 		let mut moments = self.moments.borrow_mut();
 		let (m, v) = &mut *moments;
 		if theta.len() != g.len() || m.len() != g.len() || v.len() != g.len() {

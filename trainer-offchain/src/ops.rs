@@ -35,6 +35,23 @@ pub(crate) fn contiguous<'a>(
 	}
 }
 
+/// [`contiguous`] for a tensor updated in place (an optimiser's parameter).
+pub(crate) fn contiguous_mut<'a>(
+	s: &'a mut CpuStorage,
+	l: &Layout,
+	what: &str,
+) -> candle_core::Result<&'a mut [f32]> {
+	let (a, b) = l
+		.contiguous_offsets()
+		.ok_or_else(|| candle_core::Error::Msg(format!("{what}: needs a contiguous tensor")))?;
+	match s {
+		CpuStorage::F32(v) => v
+			.get_mut(a..b)
+			.ok_or_else(|| candle_core::Error::Msg(format!("{what}: bad layout"))),
+		_ => Err(candle_core::Error::Msg(format!("{what}: expected f32"))),
+	}
+}
+
 struct Dense;
 
 impl CustomOp3 for Dense {
@@ -375,15 +392,7 @@ impl InplaceOp2 for SgdStep<'_> {
 		l2: &Layout,
 	) -> candle_core::Result<()> {
 		let g = contiguous(s2, l2, "gradient")?;
-		let (a, e) = l1.contiguous_offsets().ok_or_else(|| {
-			candle_core::Error::Msg("parameter: needs a contiguous tensor".into())
-		})?;
-		let theta = match s1 {
-			CpuStorage::F32(v) => v
-				.get_mut(a..e)
-				.ok_or_else(|| candle_core::Error::Msg("parameter: bad layout".into()))?,
-			_ => return Err(candle_core::Error::Msg("parameter: expected f32".into())),
-		};
+		let theta = contiguous_mut(s1, l1, "parameter")?;
 		if theta.len() != g.len() {
 			return Err(candle_core::Error::Msg("sgd: gradient/parameter size mismatch".into()));
 		}

@@ -202,31 +202,11 @@ async fn forged_replayed_oversized_and_equivocating_messages_are_ignored() {
 	init_tracing();
 	let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
 
-	let mut handles = Vec::new();
-	let mut clients = Vec::new();
-	let mut boot = Vec::new();
-	for (i, s) in HONEST.iter().enumerate() {
-		let (h, addr, c) = spawn_peer(
-			peer_cfg(s, 3),
-			boot.clone(),
-			Synth { idx: i as u64, len: LEN, wrong_len: false },
-			ROUNDS,
-		)
-		.await;
-		boot.push(addr);
-		handles.push(h);
-		clients.push(c);
-	}
+	let (handles, clients, boot) = spawn_all(&HONEST, 3, ROUNDS).await;
 	let (atk, mut events) = net::start(net_cfg(boot)).await.unwrap();
 	let dave = Keys::from_suri("//Dave").unwrap();
 	let alice = Keys::from_suri("//Alice").unwrap();
-	atk.set_hello(Envelope::seal_bytes(
-		&dave,
-		7,
-		0,
-		&Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 },
-	))
-	.unwrap();
+	say_hello(&atk, &dave);
 	let attacker = tokio::spawn(async move {
 		let mut done_rounds = HashSet::new();
 		let mut captured: HashMap<u32, Vec<u8>> = HashMap::new();
@@ -408,6 +388,12 @@ fn spawn_forger(
 
 /// Spawn synthetic peers `suris` (index = Synth idx), each dialling all earlier ones and
 /// waiting for `initial` ready peers before round 0.
+/// Have `atk` greet every peer as `keys` (a member of job 7 from round 0).
+fn say_hello(atk: &NetClient, keys: &Keys) {
+	let hello = Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 };
+	atk.set_hello(Envelope::seal_bytes(keys, 7, 0, &hello)).unwrap();
+}
+
 async fn spawn_all(
 	suris: &[&str],
 	initial: usize,
@@ -441,13 +427,7 @@ async fn non_owner_cannot_poison_reduced_chunk() {
 	let (handles, clients, boot) = spawn_all(&HONEST, 4, ROUNDS).await;
 	let (atk, events) = net::start(net_cfg(boot)).await.unwrap();
 	let eve = Keys::from_suri("//Eve").unwrap();
-	atk.set_hello(Envelope::seal_bytes(
-		&eve,
-		7,
-		0,
-		&Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 },
-	))
-	.unwrap();
+	say_hello(&atk, &eve);
 	let attacker = spawn_forger(events, vec![(eve, atk)], true);
 	let mut honest = Vec::new();
 	for h in handles {
@@ -509,31 +489,11 @@ async fn participant_cannot_forge_another_owners_chunk() {
 async fn a_member_equivocating_on_ready_cannot_split_the_honest_peers() {
 	init_tracing();
 	let baseline = agree(&honest_run(&HONEST, ROUNDS, |_| {}).await);
-	let mut handles = Vec::new();
-	let mut clients = Vec::new();
-	let mut boot = Vec::new();
-	for (i, s) in HONEST.iter().enumerate() {
-		let (h, addr, c) = spawn_peer(
-			peer_cfg(s, 3),
-			boot.clone(),
-			Synth { idx: i as u64, len: LEN, wrong_len: false },
-			ROUNDS,
-		)
-		.await;
-		boot.push(addr);
-		handles.push(h);
-		clients.push(c);
-	}
+	let (handles, clients, boot) = spawn_all(&HONEST, 3, ROUNDS).await;
 	let honest_ids: Vec<PeerId> = clients.iter().map(|c| c.local_peer_id()).collect();
 	let (atk, mut events) = net::start(net_cfg(boot)).await.unwrap();
 	let dave = Keys::from_suri("//Dave").unwrap();
-	atk.set_hello(Envelope::seal_bytes(
-		&dave,
-		7,
-		0,
-		&Body::Hello { peer_id: atk.local_peer_id().to_bytes(), joining_round: 0 },
-	))
-	.unwrap();
+	say_hello(&atk, &dave);
 	let attacker = tokio::spawn(async move {
 		let mut done = HashSet::new();
 		let stop = tokio::time::Instant::now() + Duration::from_secs(120);
