@@ -17,7 +17,7 @@ const USAGE = `usage: sponsor.js <create-job|show|watch|cancel|approve-verifier|
   create-job  --model SPEC --rounds N --reward AMOUNT [--model-commitment 0x..] [--dataset-commitment 0x..]
               [--dataset NAME] [--min N] [--max N] [--round-length BLOCKS] [--commit-window BLOCKS]
               [--bond AMOUNT] [--max-samples N] [--max-failed-rounds N] [--lr 0.05] [--batch 32]
-              [--local-steps N] [--inner sgd:0.9|adamw:WD] [--outer avg|nesterov:LR:MOMENTUM] [--schedule cosine:WARMUP]
+              [--local-steps N] [--inner sgd:0.9|adamw:WD] [--outer avg|nesterov:LR:MOMENTUM] [--schedule cosine:WARMUP] [--inner-state kept|fresh]
               [--standardize TRAIN.csv | --input standard:...]  (fit the input standardisation every
               contributor and verifier applies; stored in the metadata as input=...)
               [--trainer PATH]   (--inner/--outer/--standardize: the training plan, covered by the commitment)
@@ -114,6 +114,13 @@ function submit(api, tx, pair) {
   });
 }
 
+// Whether the job's contributors keep their inner optimiser's state across rounds (DiLoCo).
+function keepInnerState() {
+  const v = opts['inner-state'] ?? 'fresh';
+  if (v !== 'kept' && v !== 'fresh') fail(`--inner-state is kept or fresh, not ${v}`);
+  return v === 'kept';
+}
+
 // The model commitment and the job's input transform ('raw', or the 'standard:...' that
 // 'trainchain-trainer hash --standardize FILE' fits on the sponsor's training data).
 function modelCommitment(model) {
@@ -124,6 +131,7 @@ function modelCommitment(model) {
     if (opts.inner) plan.push('--inner', opts.inner);
     if (opts.outer) plan.push('--outer', opts.outer);
     if (opts.schedule) plan.push('--schedule', opts.schedule);
+    if (keepInnerState()) plan.push('--keep-inner-state');
     if (opts.standardize) plan.push('--standardize', opts.standardize);
     else if (opts.input) plan.push('--input', opts.input);
     const text = execFileSync(trainer, ['hash', '--model', model, ...plan, '--json'], { encoding: 'utf8' });
@@ -159,6 +167,7 @@ async function verificationSpec() {
 // 'trainchain-trainer hash --data FILE --shards N' (the trainer splits and hashes the rows).
 function publicDataSpec() {
   if (opts['public-data'] === undefined) return null;
+  if (keepInnerState()) fail("--inner-state kept: a public-data job's updates are re-computed from the round's model alone, so its contributors cannot keep their optimiser's state");
   const shards = int('shards');
   const trainer = opts.trainer || process.env.TRAINER_BIN || 'trainchain-trainer';
   let root;
@@ -180,7 +189,8 @@ async function createJob(api) {
   const { blake2AsHex } = await import('@polkadot/util-crypto');
   const { commitment, input } = modelCommitment(model);
   const metadata = `model=${model};data=${dataset}` + (opts.inner ? `;inner=${opts.inner}` : '') + (opts.outer ? `;outer=${opts.outer}` : '')
-    + (opts.schedule ? `;schedule=${opts.schedule}` : '') + (input !== 'raw' ? `;input=${input}` : '');
+    + (opts.schedule ? `;schedule=${opts.schedule}` : '') + (input !== 'raw' ? `;input=${input}` : '')
+    + (keepInnerState() ? ';inner_state=kept' : '');
   if (metadata.length > 1024) fail(`the job's metadata is ${metadata.length} bytes, over the chain's 1024`);
   const spec = {
     modelCommitment: commitment,

@@ -33,6 +33,7 @@ async fn compression_report() {
 		.ok()
 		.and_then(|v| v.parse().ok())
 		.unwrap_or(1.0);
+	let keep_inner = std::env::var("REPORT_KEEP_INNER").is_ok_and(|v| v == "1");
 	let (all, test) = load(&model);
 	let text = ModelSpec::lm_context(&model).unwrap().is_some();
 	let spec = ModelSpec::resolve(&model, all.n_features(), all.num_classes()).unwrap();
@@ -60,6 +61,7 @@ async fn compression_report() {
 			let t =
 				ShardTrainer::new(&spec, shards[i].clone(), i as u64, Some(test.clone()), cfgt, 42)
 					.unwrap();
+			let t = if keep_inner { t.keep_inner_state().unwrap() } else { t };
 			let (client, events) = net::start(net_cfg(boot.clone())).await.unwrap();
 			if boot.is_empty() {
 				let a = client.listen_addrs().await.unwrap()[0].clone();
@@ -100,7 +102,7 @@ async fn compression_report() {
 		let (base_payload, base_acc) = *baseline.get_or_insert((payload, acc));
 		if text {
 			println!(
-				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4} ef_decay={ef_decay}",
+				"bench-compress data=text compression={comp} rounds={rounds} ratio={:.1} metric_drop={:.4} loss={acc:.4} base_loss={base_acc:.4} ef_decay={ef_decay} keep_inner={keep_inner}",
 				base_payload / payload,
 				(acc - base_acc) / base_acc,
 			);

@@ -173,6 +173,11 @@ pub struct TrainingPlan {
 	pub schedule: PlanSchedule,
 	/// Transform of the input features (standardisation with the sponsor's statistics).
 	pub input: InputTransform,
+	/// Whether each contributor carries its inner optimiser's state (momentum, Adam's
+	/// moments) from one round into the next, as DiLoCo's workers do (`inner_state=kept`),
+	/// instead of starting it afresh every round (`inner_state=fresh`, the default). Not for
+	/// public-data jobs, whose updates are re-computed from the round's model alone.
+	pub keep_inner_state: bool,
 }
 
 impl TrainingPlan {
@@ -189,18 +194,28 @@ impl TrainingPlan {
 				plan.schedule = v.parse()?;
 			} else if let Some(v) = kv.strip_prefix("input=") {
 				plan.input = v.parse()?;
+			} else if let Some(v) = kv.strip_prefix("inner_state=") {
+				plan.keep_inner_state = match v {
+					"kept" => true,
+					"fresh" => false,
+					other => bail!("unknown inner_state {other:?} (kept | fresh)"),
+				};
 			}
 		}
 		Ok(plan)
 	}
 
 	/// The plan's canonical text (`inner=…;outer=…;schedule=…`, then `;input=…` unless the
-	/// input is raw), the bytes the commitment covers.
+	/// input is raw and `;inner_state=kept` if the state is kept), the bytes the commitment
+	/// covers.
 	pub fn canonical(&self) -> String {
 		let mut text =
 			format!("inner={};outer={};schedule={}", self.inner, self.outer, self.schedule);
 		if self.input != InputTransform::Raw {
 			text.push_str(&format!(";input={}", self.input));
+		}
+		if self.keep_inner_state {
+			text.push_str(";inner_state=kept");
 		}
 		text
 	}
@@ -212,6 +227,7 @@ impl TrainingPlan {
 		self.inner != InnerOptimizer::default()
 			|| self.outer != OuterOptimizer::default()
 			|| self.schedule != PlanSchedule::default()
+			|| self.keep_inner_state
 	}
 
 	/// The learning-rate schedule of a job of `rounds` rounds of `local_steps` steps.
@@ -279,6 +295,27 @@ mod tests {
 		] {
 			assert!(TrainingPlan::from_metadata(bad).is_err(), "{bad}");
 		}
+	}
+
+	#[test]
+	fn a_kept_inner_state_is_part_of_the_plan_and_of_the_commitment() {
+		let spec = ModelSpec::parse("gpt:16-8-1-2-8").unwrap();
+		let fresh = TrainingPlan::from_metadata("inner=adamw:0.01;outer=avg").unwrap();
+		let kept =
+			TrainingPlan::from_metadata("inner=adamw:0.01;outer=avg;inner_state=kept").unwrap();
+		assert!(kept.keep_inner_state && !fresh.keep_inner_state);
+		assert_eq!(
+			TrainingPlan::from_metadata("inner=adamw:0.01;outer=avg;inner_state=fresh").unwrap(),
+			fresh
+		);
+		// Saying "fresh" changes nothing: older jobs keep their commitments.
+		assert!(!fresh.canonical().contains("inner_state"));
+		assert!(kept.canonical().ends_with(";inner_state=kept"));
+		assert_eq!(TrainingPlan::from_metadata(&kept.canonical()).unwrap(), kept);
+		assert_ne!(job_commitment(&spec, &kept).unwrap(), job_commitment(&spec, &fresh).unwrap());
+		// Keeping the state alone is a named optimisation: rounds of exactly H steps.
+		assert!(TrainingPlan::from_metadata("inner_state=kept").unwrap().names_optimisation());
+		assert!(TrainingPlan::from_metadata("inner_state=always").is_err());
 	}
 
 	#[test]

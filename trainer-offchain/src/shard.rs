@@ -9,7 +9,7 @@ use crate::model::{Model, ModelSpec};
 use crate::p2p::round::{LocalTrainer, LocalUpdate};
 use crate::public_data::PublicShards;
 use crate::rng::SplitMix64;
-use crate::train::{self, TrainConfig};
+use crate::train::{self, InnerState, TrainConfig};
 use anyhow::{bail, Context, Result};
 use trainchain_primitives::{public_data::assign_shard, JobId, RoundIndex};
 
@@ -19,6 +19,9 @@ pub struct ShardTrainer {
 	source: Source,
 	test: Option<Dataset>,
 	cfg: TrainConfig,
+	/// The inner optimizer's state between rounds, if the job keeps it
+	/// ([`ShardTrainer::keep_inner_state`]); `None`: every round starts a fresh optimizer.
+	inner: Option<InnerState>,
 }
 
 /// Where a [`ShardTrainer`]'s data comes from.
@@ -46,7 +49,7 @@ impl ShardTrainer {
 		seed: u64,
 	) -> Result<Self> {
 		let source = Source::Own { shard, index: shard_index, seed };
-		Ok(Self { worker: Model::new(spec)?, source, test, cfg })
+		Ok(Self { worker: Model::new(spec)?, source, test, cfg, inner: None })
 	}
 
 	/// A trainer of a public-data job: account `who` of `job` trains each round on the shard
@@ -61,7 +64,18 @@ impl ShardTrainer {
 		wrong_shard: bool,
 	) -> Result<Self> {
 		let source = Source::Public { shards, job, who, wrong_shard };
-		Ok(Self { worker: Model::new(spec)?, source, test, cfg })
+		Ok(Self { worker: Model::new(spec)?, source, test, cfg, inner: None })
+	}
+
+	/// Carry the inner optimizer's state from each round into the next, as DiLoCo's workers
+	/// do. Only for a contributor's own shard: a public-data job's updates are re-computed
+	/// from the round's model alone, which this state would make impossible.
+	pub fn keep_inner_state(mut self) -> Result<Self> {
+		if matches!(self.source, Source::Public { .. }) {
+			bail!("a public-data job's updates must be re-computable, so its rounds cannot keep the inner optimizer's state");
+		}
+		self.inner = Some(InnerState::default());
+		Ok(self)
 	}
 }
 
@@ -84,7 +98,10 @@ impl LocalTrainer for ShardTrainer {
 		if let Some(h) = cfg.max_steps {
 			cfg.first_step = (round as usize).saturating_mul(h);
 		}
-		let out = train::local_round(&mut self.worker, data, &cfg, s)?;
+		let out = match &mut self.inner {
+			Some(state) => train::local_round_from(&mut self.worker, data, &cfg, s, state)?,
+			None => train::local_round(&mut self.worker, data, &cfg, s)?,
+		};
 		Ok(LocalUpdate { delta: out.update, samples: out.samples, train_loss: out.loss })
 	}
 

@@ -111,6 +111,13 @@ impl OptimizerConfig {
 		}
 	}
 
+	fn kind(&self) -> OptimizerKind {
+		match self {
+			Self::Sgd(_) => OptimizerKind::Sgd,
+			Self::Adam { .. } => OptimizerKind::Adam,
+		}
+	}
+
 	fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
 		Ok(match *self {
 			Self::Sgd(p) => {
@@ -135,6 +142,26 @@ impl OptimizerConfig {
 enum AnyOptimizer {
 	Sgd(SgdMomentum),
 	Adam(AdamW),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum OptimizerKind {
+	Sgd,
+	Adam,
+}
+
+/// An inner optimizer's state (momentum; Adam's moments and step count) carried from one
+/// local round to the next, as DiLoCo's workers keep theirs. Empty by default: the next round
+/// starts a fresh optimizer. The state holds the model's own parameters, so it belongs to the
+/// one [`Model`] it was built for.
+#[derive(Default)]
+pub struct InnerState(Option<(OptimizerKind, AnyOptimizer)>);
+
+impl InnerState {
+	/// Whether a round has left a state to continue.
+	pub fn is_kept(&self) -> bool {
+		self.0.is_some()
+	}
 }
 
 impl AnyOptimizer {
@@ -293,11 +320,24 @@ pub struct Trainer<'m> {
 impl<'m> Trainer<'m> {
 	/// A trainer for `model` with a fresh optimizer state.
 	pub fn new(model: &'m Model, cfg: &TrainConfig) -> Result<Self> {
+		Self::resume(model, cfg, &mut InnerState::default())
+	}
+
+	/// A trainer for `model` that continues the optimizer state in `state` (taken out of it;
+	/// give it back with [`Trainer::save_state`]), or starts a fresh one if `state` is empty
+	/// or was built for another optimizer.
+	pub fn resume(model: &'m Model, cfg: &TrainConfig, state: &mut InnerState) -> Result<Self> {
 		if cfg.batch_size == 0 {
 			return Err(TrainerError::Config("batch size must be positive".into()));
 		}
 		cfg.schedule.check()?;
-		let opt = cfg.optimizer.build(model.vars().to_vec())?;
+		let opt = match state.0.take() {
+			Some((kind, mut opt)) if kind == cfg.optimizer.kind() => {
+				opt.set_learning_rate(cfg.optimizer.lr());
+				opt
+			},
+			_ => cfg.optimizer.build(model.vars().to_vec())?,
+		};
 		Ok(Self {
 			model,
 			opt,
@@ -309,6 +349,15 @@ impl<'m> Trainer<'m> {
 			xbuf: Vec::new(),
 			ybuf: Vec::new(),
 		})
+	}
+
+	/// Put the optimizer's state into `state`, for the next [`Trainer::resume`].
+	pub fn save_state(self, state: &mut InnerState) {
+		let kind = match self.opt {
+			AnyOptimizer::Sgd(_) => OptimizerKind::Sgd,
+			AnyOptimizer::Adam(_) => OptimizerKind::Adam,
+		};
+		state.0 = Some((kind, self.opt));
 	}
 
 	/// Optimizer steps taken so far.
@@ -416,9 +465,21 @@ pub fn local_round(
 	cfg: &TrainConfig,
 	seed: u64,
 ) -> Result<RoundOutput> {
+	local_round_from(model, data, cfg, seed, &mut InnerState::default())
+}
+
+/// [`local_round`] continuing the optimizer state in `state` (a fresh one if it is empty)
+/// and leaving the round's final state there.
+pub fn local_round_from(
+	model: &mut Model,
+	data: &Dataset,
+	cfg: &TrainConfig,
+	seed: u64,
+	state: &mut InnerState,
+) -> Result<RoundOutput> {
 	check_train_inputs(model, data, cfg)?;
 	let old = model.flat_params()?;
-	let mut trainer = Trainer::new(model, cfg)?;
+	let mut trainer = Trainer::resume(model, cfg, state)?;
 	let (mut loss_sum, mut seen) = (0f64, 0usize);
 	let mut epoch = 0u64;
 	loop {
@@ -437,6 +498,7 @@ pub fn local_round(
 		epoch += 1;
 	}
 	let steps = trainer.steps();
+	trainer.save_state(state);
 	let new = model.flat_params()?;
 	let update = update::diff(&new, &old)?;
 	update::check_finite("update", &update)?;
@@ -543,6 +605,53 @@ mod tests {
 		let mut m = Model::new(&spec).unwrap();
 		let late = local_round(&mut m, &data, &cfg(8), 1).unwrap();
 		assert!(late.update.iter().all(|x| *x == 0.0), "{:?}", late.update);
+	}
+
+	#[test]
+	#[allow(clippy::unwrap_used)]
+	fn a_kept_inner_state_makes_two_rounds_one_run_of_the_optimizer() {
+		let spec = crate::model::ModelSpec::parse("mlp:2-8-2").unwrap();
+		let data = crate::data::gaussian_blobs(64, 2, 2, 3.0, 1.0, 1).unwrap();
+		let cfg = TrainConfig {
+			max_steps: Some(3),
+			batch_size: 8,
+			optimizer: OptimizerConfig::Adam {
+				lr: 0.05,
+				beta1: 0.9,
+				beta2: 0.99,
+				eps: 1e-8,
+				weight_decay: 0.01,
+			},
+			..Default::default()
+		};
+		// One optimizer over both rounds' batches, by hand.
+		let by_hand = Model::new(&spec).unwrap();
+		let mut one = Trainer::new(&by_hand, &cfg).unwrap();
+		for seed in [11, 12] {
+			one.epoch(&data, SplitMix64::derive(seed, &[0]).next_u64(), Some(3), &mut |_| {})
+				.unwrap();
+		}
+		let want = by_hand.flat_params().unwrap();
+		// Two rounds that keep the state end on the same bits ...
+		let mut kept = Model::new(&spec).unwrap();
+		let mut state = InnerState::default();
+		for seed in [11, 12] {
+			local_round_from(&mut kept, &data, &cfg, seed, &mut state).unwrap();
+			assert!(state.is_kept());
+		}
+		assert_eq!(kept.flat_params().unwrap(), want);
+		// ... and two fresh rounds do not (Adam's moments and bias correction restart).
+		let mut fresh = Model::new(&spec).unwrap();
+		for seed in [11, 12] {
+			local_round(&mut fresh, &data, &cfg, seed).unwrap();
+		}
+		assert_ne!(fresh.flat_params().unwrap(), want);
+		// A state of another optimizer is not continued: SGD starts afresh.
+		let sgd = TrainConfig { optimizer: OptimizerConfig::sgd(0.1, 0.9), ..cfg };
+		let (mut a, mut b) = (Model::new(&spec).unwrap(), Model::new(&spec).unwrap());
+		local_round_from(&mut a, &data, &sgd, 13, &mut state).unwrap();
+		local_round(&mut b, &data, &sgd, 13).unwrap();
+		assert_eq!(a.flat_params().unwrap(), b.flat_params().unwrap());
 	}
 
 	#[test]

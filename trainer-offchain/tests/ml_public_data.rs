@@ -198,3 +198,18 @@ fn a_rejected_contribution_scores_zero_in_the_round() {
 	assert_eq!(s.scores[2], 0);
 	assert!(s.rejections[2].is_some() && s.rejections[0].is_none());
 }
+
+#[test]
+fn a_public_data_trainer_cannot_keep_its_inner_state() {
+	use trainchain_trainer::shard::ShardTrainer;
+	let cfg = train_config(100_000, 32, 20);
+	let public = ShardTrainer::public(&spec(), digits(), JOB, [7; 32], None, cfg, false).unwrap();
+	let err = public.keep_inner_state().err().expect("refused").to_string();
+	assert!(err.contains("re-computable"), "{err}");
+	// A contributor's own shard can.
+	let own = digits().shard(0).unwrap().clone();
+	assert!(ShardTrainer::new(&spec(), own, 0, None, cfg, 1)
+		.unwrap()
+		.keep_inner_state()
+		.is_ok());
+}

@@ -46,6 +46,10 @@ pub struct HashArgs {
 	/// The job's input transform as its metadata names it (`input=`).
 	#[arg(long)]
 	pub input: Option<InputTransform>,
+	/// The job's contributors keep their inner optimiser's state across rounds
+	/// (`inner_state=kept` in its metadata): covered too.
+	#[arg(long)]
+	pub keep_inner_state: bool,
 	/// Machine-readable output.
 	#[arg(long)]
 	pub json: bool,
@@ -86,6 +90,7 @@ pub fn run(a: HashArgs) -> Result<()> {
 		outer: a.outer.unwrap_or_default(),
 		schedule: a.schedule.unwrap_or_default(),
 		input,
+		keep_inner_state: a.keep_inner_state,
 	};
 	let commitment = hex32(&job_commitment(&spec, &plan)?);
 	let initial_hash = hex32(&model_state_hash(&initial)?);

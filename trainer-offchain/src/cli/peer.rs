@@ -79,6 +79,10 @@ pub struct PeerArgs {
 	/// constant | cosine:WARMUP[:MIN_RATIO].
 	#[arg(long, default_value = "constant")]
 	pub schedule: PlanSchedule,
+	/// Carry the inner optimiser's state (momentum, Adam's moments) from each round into the
+	/// next, as DiLoCo's workers do, instead of starting it afresh every round.
+	#[arg(long)]
+	pub keep_inner_state: bool,
 	/// Job id.
 	#[arg(long, default_value_t = 0)]
 	pub job_id: u64,
@@ -187,6 +191,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	};
 	let trainer =
 		ShardTrainer::new(&spec, shard, shard_i as u64, test, train_config(&args), args.seed)?;
+	let trainer = if args.keep_inner_state { trainer.keep_inner_state()? } else { trainer };
 	let pcfg = peer_config(&args, keys)?;
 	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs()?);
 	ncfg.max_message = args.max_message_bytes;

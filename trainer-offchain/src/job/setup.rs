@@ -30,6 +30,12 @@ pub(super) async fn prepare_job(
 	}
 	check_input(&job, &spec, &plan)?;
 	if let Some((root, shards, _)) = job.public_data {
+		if plan.keep_inner_state {
+			bail!(
+				"job {}: a public-data job's updates are re-computed from the round's model alone, so its plan cannot keep the inner optimiser's state (inner_state=kept)",
+				job.job_id
+			);
+		}
 		let data = PublicShards::load(&args.data, shards, Some(root))?.transformed(&plan.input)?;
 		let test = args.test.as_deref().map(|p| -> crate::error::Result<data::Dataset> {
 			plan.input.apply(data::load_csv(p, CsvOptions::default())?)
@@ -61,6 +67,7 @@ pub(super) async fn prepare_job(
 		first_step: 0,
 	};
 	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
+	let trainer = if plan.keep_inner_state { trainer.keep_inner_state()? } else { trainer };
 	Ok((job, spec, trainer))
 }
 
