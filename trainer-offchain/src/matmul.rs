@@ -76,6 +76,12 @@ impl<'a> View<'a> {
 		let start = from * self.row_stride;
 		Self { data: self.data.get(start..).unwrap_or_default(), rows: n, ..*self }
 	}
+
+	/// Columns `from..from + n` (in bounds: checked by the caller).
+	fn col_block(&self, from: usize, n: usize) -> Self {
+		let start = from * self.col_stride;
+		Self { data: self.data.get(start..).unwrap_or_default(), cols: n, ..*self }
+	}
 }
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), `dst` row-major `a.rows × b.cols`,
@@ -103,23 +109,105 @@ pub fn matmul_into_on(
 	if m == 0 || n == 0 {
 		return Ok(());
 	}
-	let blocks = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
-		1
-	} else {
-		threads.clamp(1, (m / MIN_ROWS_PER_BLOCK).max(1))
-	};
-	let rows_per = m.div_ceil(blocks);
-	if blocks == 1 {
-		sequential(dst, a, b, accumulate, 1.0);
-		return Ok(());
+	let threads =
+		if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { 1 } else { threads };
+	match split(m, n, threads) {
+		Split::None => {
+			sequential(dst, a, b, accumulate, 1.0);
+			Ok(())
+		},
+		Split::Rows(blocks) => {
+			let mut outs = Vec::with_capacity(blocks);
+			let mut rest = dst;
+			for i in 0..blocks {
+				let (out, tail) =
+					rest.split_at_mut((bound(m, blocks, i + 1) - bound(m, blocks, i)) * n);
+				outs.push(Mutex::new(out));
+				rest = tail;
+			}
+			on_pool(blocks, |i| {
+				let mut out = lock(&outs, i)?;
+				let block = a.row_block(bound(m, blocks, i), out.len() / n);
+				sequential(&mut out, block, b, accumulate, 1.0);
+				Ok(())
+			})
+		},
+		Split::Cols(blocks) => {
+			let out = SharedOut(dst.as_mut_ptr());
+			on_pool(blocks, |i| {
+				let (from, to) = (bound(n, blocks, i), bound(n, blocks, i + 1));
+				// SAFETY: `dst` holds m×n values and stays borrowed until `on_pool` returns;
+				// block `i` writes only columns `from..to` of each row, which no other block
+				// touches, and `from + (m−1)·n + (to−from−1) < m·n`. (A split product has
+				// `k > 0`: it has at least `PARALLEL_MIN_MACS` multiply-adds.)
+				unsafe {
+					product(out.at(from), n, a, b.col_block(from, to - from), accumulate, 1.0)
+				};
+				Ok(())
+			})
+		},
 	}
-	let outs: Vec<Mutex<&mut [f32]>> = dst.chunks_mut(rows_per * n).map(Mutex::new).collect();
-	on_pool(outs.len(), |i| {
-		let mut out = lock(&outs, i)?;
-		let block = a.row_block(i * rows_per, out.len() / n);
-		sequential(&mut out, block, b, accumulate, 1.0);
-		Ok(())
-	})
+}
+
+/// gemm picks its blocking of `k` from the product's shape: at most 64×64 outputs take
+/// `min(k, 512)`, larger products a cache-derived size (392 for `k = 784` here), and the sums
+/// of an output element then run in another order. A block of a split product must fall on
+/// the same side as the whole product, or the bits depend on the thread count.
+const GEMM_SMALL: usize = 64;
+
+/// Fewest output columns per block of a split by columns (more than [`GEMM_SMALL`]).
+const MIN_COLS_PER_BLOCK: usize = 128;
+
+/// How a product's output is shared out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Split {
+	None,
+	/// This many blocks of whole rows.
+	Rows(usize),
+	/// This many blocks of whole columns.
+	Cols(usize),
+}
+
+/// The split of an `m × n` output over `threads`: by columns when the left operand is the
+/// smaller (fewer rows than columns), so each thread packs its own part of the right one
+/// instead of all of it (a batch of 64 against a layer of 1,024: twice the packing with a
+/// split by rows); else by rows. Blocks stay on the whole product's side of [`GEMM_SMALL`].
+fn split(m: usize, n: usize, threads: usize) -> Split {
+	if threads <= 1 {
+		return Split::None;
+	}
+	let small = m <= GEMM_SMALL && n <= GEMM_SMALL;
+	let by_cols = threads.min(n / MIN_COLS_PER_BLOCK);
+	if m < n && by_cols >= 2 {
+		return Split::Cols(by_cols);
+	}
+	let min_rows = if small || n > GEMM_SMALL { MIN_ROWS_PER_BLOCK } else { GEMM_SMALL + 1 };
+	match threads.min(m / min_rows) {
+		0 | 1 => Split::None,
+		blocks => Split::Rows(blocks),
+	}
+}
+
+/// Start of block `i` of `len` items cut into `blocks` near-equal blocks (each at least
+/// `len / blocks` long).
+fn bound(len: usize, blocks: usize, i: usize) -> usize {
+	len * i / blocks
+}
+
+/// The output matrix, shared by the blocks of a split by columns.
+struct SharedOut(*mut f32);
+// SAFETY: the blocks write disjoint columns (see `matmul_into_on`).
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+	/// Column `c` of the first row.
+	///
+	/// # Safety
+	/// `c` is inside the output's first row.
+	unsafe fn at(&self, c: usize) -> *mut f32 {
+		// SAFETY: the caller's contract.
+		unsafe { self.0.add(c) }
+	}
 }
 
 /// `dst = scale · a · b` on the calling thread (`dst` row-major `a.rows × b.cols`).
@@ -190,25 +278,43 @@ where
 /// `dst = [dst +] scale · a · b` with gemm's kernel on one thread; the views are checked in
 /// bounds and `dst` is `a.rows × b.cols`.
 fn sequential(dst: &mut [f32], a: View, b: View, accumulate: bool, scale: f32) {
-	let (m, k, n) = (a.rows, a.cols, b.cols);
-	if k == 0 {
+	if a.cols == 0 {
 		if !accumulate {
 			dst.fill(0.0);
 		}
 		return;
 	}
-	// SAFETY: `dst` holds m×n values, written row-major (column stride 1, row stride n); every
-	// element gemm reads from `a` and `b` is in bounds, checked when the views were made
-	// (`View::strided`; a row block starts at a row inside the parent view). gemm only reads
-	// `a` and `b`, which do not overlap `dst` (it is a `&mut` borrow).
+	// SAFETY: `dst` holds `a.rows × b.cols` values, row-major (row stride `b.cols`), and is a
+	// `&mut` borrow, so it does not overlap the views.
+	unsafe { product(dst.as_mut_ptr(), b.cols, a, b, accumulate, scale) }
+}
+
+/// gemm's sequential kernel: `dst = [dst +] scale · a · b` with `dst`'s element `(r, c)` at
+/// `dst[r·row_stride + c]`.
+///
+/// # Safety
+/// `dst` must be valid for writes of every such element for `r < a.rows`, `c < b.cols`, not
+/// read or written by anyone else meanwhile, and not overlap the views. Every element gemm
+/// reads from the views is in bounds, checked when they were made (`View::strided`; a row or
+/// column block starts inside its parent view).
+unsafe fn product(
+	dst: *mut f32,
+	row_stride: usize,
+	a: View,
+	b: View,
+	accumulate: bool,
+	scale: f32,
+) {
+	let (m, k, n) = (a.rows, a.cols, b.cols);
+	// SAFETY: the caller's contract; gemm only reads `a` and `b`.
 	unsafe {
 		gemm::gemm(
 			m,
 			n,
 			k,
-			dst.as_mut_ptr(),
+			dst,
 			1,
-			n as isize,
+			row_stride as isize,
 			accumulate,
 			a.data.as_ptr(),
 			a.col_stride as isize,
@@ -254,8 +360,16 @@ mod tests {
 	/// threshold: right (against f64), and the same bits on 1, 2, 3 and 8 threads.
 	#[test]
 	fn products_are_right_and_identical_for_every_thread_count() {
-		for &(m, k, n) in &[(3, 5, 4), (64, 784, 256), (784, 64, 256), (257, 129, 65), (9, 1, 300)]
-		{
+		for &(m, k, n) in &[
+			(3, 5, 4),
+			(64, 784, 256),
+			(784, 64, 256),
+			(257, 129, 65),
+			(9, 1, 300),
+			(128, 784, 64),
+			(64, 784, 128),
+			(64, 1024, 784),
+		] {
 			let xa = values(m * k, 1);
 			let xb = values(k * n, 2);
 			let cases = [
