@@ -15,7 +15,9 @@
 //! same for any thread count (the cross-entropy's sum over fixed groups of rows).
 
 use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
+use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
 
 use crate::matmul::{matmul_into, View};
@@ -52,7 +54,51 @@ pub(crate) fn contiguous_mut<'a>(
 	}
 }
 
-struct Dense;
+/// Where [`dense_into`]'s backward leaves the gradients of a weight and bias that are
+/// variables, instead of handing them to candle's backprop, which adds every gradient to a
+/// fresh tensor of zeros (one pass to zero it and one to add it, over every parameter: about
+/// a sixth of a wide MLP's step). [`crate::model::Model::backward`] moves them into the
+/// gradient store.
+#[derive(Debug, Default)]
+pub struct GradSink(Mutex<Vec<(Tensor, Tensor)>>);
+
+impl GradSink {
+	fn entries(&self) -> std::sync::MutexGuard<'_, Vec<(Tensor, Tensor)>> {
+		self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+	}
+
+	/// Forget gradients left by an earlier backward pass.
+	pub fn clear(&self) {
+		self.entries().clear();
+	}
+
+	/// Move the gradients into `grads`, adding a parameter's to what `grads` already holds
+	/// for it (a parameter that is also used by other ops, or by two dense layers).
+	pub fn drain_into(&self, grads: &mut GradStore) -> candle_core::Result<()> {
+		for (param, grad) in self.entries().drain(..) {
+			let sum = match grads.remove(&param) {
+				Some(earlier) => earlier.add(&grad)?,
+				None => grad,
+			};
+			grads.insert(&param, sum);
+		}
+		Ok(())
+	}
+
+	/// Keep `grad` for `param` if `param` is a variable; else give it back for candle.
+	fn keep(&self, param: &Tensor, grad: Tensor) -> Option<Tensor> {
+		if param.is_variable() {
+			self.entries().push((param.clone(), grad));
+			None
+		} else {
+			Some(grad)
+		}
+	}
+}
+
+struct Dense {
+	sink: Option<Arc<GradSink>>,
+}
 
 impl CustomOp3 for Dense {
 	fn name(&self) -> &'static str {
@@ -95,7 +141,7 @@ impl CustomOp3 for Dense {
 		&self,
 		x: &Tensor,
 		w: &Tensor,
-		_b: &Tensor,
+		b: &Tensor,
 		_res: &Tensor,
 		grad: &Tensor,
 	) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -104,7 +150,10 @@ impl CustomOp3 for Dense {
 			if x.track_op() { Some(grad.apply_op2_no_bwd(w, &DenseGrad::Input)?) } else { None };
 		let gw = x.apply_op2_no_bwd(&grad, &DenseGrad::Weight)?;
 		let gb = grad.apply_op1_no_bwd(&ColumnSums)?;
-		Ok((gx, Some(gw), Some(gb)))
+		Ok(match &self.sink {
+			Some(sink) => (gx, sink.keep(w, gw), sink.keep(b, gb)),
+			None => (gx, Some(gw), Some(gb)),
+		})
 	}
 }
 
@@ -178,11 +227,31 @@ impl candle_core::CustomOp1 for ColumnSums {
 
 /// `x @ w + b` for `x [B, in]`, `w [in, out]`, `b [out]` (f32), with the fused backward.
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+	apply_dense(x, w, b, None)
+}
+
+/// [`dense`] whose backward leaves the gradients of `w` and `b` (if they are variables) in
+/// `sink` rather than in the gradient store that `backward` returns.
+pub fn dense_into(
+	x: &Tensor,
+	w: &Tensor,
+	b: &Tensor,
+	sink: &Arc<GradSink>,
+) -> candle_core::Result<Tensor> {
+	apply_dense(x, w, b, Some(sink.clone()))
+}
+
+fn apply_dense(
+	x: &Tensor,
+	w: &Tensor,
+	b: &Tensor,
+	sink: Option<Arc<GradSink>>,
+) -> candle_core::Result<Tensor> {
 	let x = x.contiguous()?;
 	if x.track_op() || w.track_op() || b.track_op() {
-		x.apply_op3(w, b, Dense)
+		x.apply_op3(w, b, Dense { sink })
 	} else {
-		x.apply_op3_no_bwd(w, b, &Dense)
+		x.apply_op3_no_bwd(w, b, &Dense { sink: None })
 	}
 }
 
@@ -529,6 +598,45 @@ pub fn sgd_momentum_inplace(
 mod tests {
 	#![allow(clippy::unwrap_used)]
 	use super::*;
+
+	/// Dense layers sharing one weight (two gradients) and one bias (three), and a layer
+	/// with a computed weight: through a sink, every gradient ends in the store with the bits of
+	/// candle's own accumulation, and a non-variable keeps its place in the graph.
+	#[test]
+	fn a_grad_sink_gives_the_gradients_of_candles_accumulation() {
+		use candle_core::{Device, Var};
+		let dev = Device::Cpu;
+		let vals = |n: usize, k: f32| (0..n).map(|i| ((i as f32) * k).sin()).collect::<Vec<_>>();
+		let x = Tensor::from_vec(vals(5 * 4, 0.3), (5, 4), &dev).unwrap();
+		let w = Var::from_vec(vals(4 * 4, 0.7), (4, 4), &dev).unwrap();
+		let b = Var::from_vec(vals(4, 1.1), 4, &dev).unwrap();
+		let scale = Var::from_vec(vals(4 * 4, 0.9), (4, 4), &dev).unwrap();
+		let run = |sink: Option<&Arc<GradSink>>| {
+			let layer = |h: &Tensor, w: &Tensor| match sink {
+				Some(s) => dense_into(h, w, b.as_tensor(), s),
+				None => dense(h, w, b.as_tensor()),
+			};
+			// The third layer's weight is computed (not a variable): its gradient must go on
+			// to `scale` through candle.
+			let w2 = (scale.as_tensor() * 0.5).unwrap();
+			let h = layer(&x, w.as_tensor()).unwrap().relu().unwrap();
+			let y = layer(&layer(&h, w.as_tensor()).unwrap(), &w2).unwrap();
+			let loss = y.sqr().unwrap().sum_all().unwrap();
+			let mut grads = loss.backward().unwrap();
+			if let Some(s) = sink {
+				assert!(grads.get(w.as_tensor()).is_none(), "the sink kept w's gradients");
+				s.drain_into(&mut grads).unwrap();
+			}
+			[w.as_tensor(), b.as_tensor(), scale.as_tensor()]
+				.map(|t| grads.get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+		};
+		let sink = Arc::new(GradSink::default());
+		let (stock, kept) = (run(None), run(Some(&sink)));
+		for (a, b) in stock.iter().zip(&kept) {
+			assert!(a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits()), "{a:?} vs {b:?}");
+		}
+		assert!(sink.entries().is_empty(), "drained");
+	}
 
 	#[test]
 	fn lane_reductions_match_the_plain_ones() {

@@ -379,7 +379,7 @@ impl<'m> Trainer<'m> {
 		let xs = Tensor::from_slice(&self.xbuf, (b, f), dev)?;
 		let ys = Tensor::from_slice(&self.ybuf, b, dev)?;
 		let (loss, _, _) = self.model.batch_loss(&xs, &ys)?;
-		let grads = loss.backward()?;
+		let grads = self.model.backward(&loss)?;
 		if self.schedule != Schedule::Constant {
 			self.opt.set_learning_rate(
 				self.base_lr * self.schedule.factor(self.first_step + self.steps),

@@ -143,7 +143,7 @@ fn grad_check(spec: &str) {
 		Tensor::from_slice(data.features(), (data.len(), data.n_features()), m.device()).unwrap();
 	let ys = Tensor::from_slice(data.labels(), data.len(), m.device()).unwrap();
 	let loss = candle_nn::loss::cross_entropy(&m.forward(&xs).unwrap(), &ys).unwrap();
-	let grads = loss.backward().unwrap();
+	let grads = m.backward(&loss).unwrap();
 	let mut analytic = Vec::new();
 	for v in m.vars() {
 		analytic.extend(grads.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());

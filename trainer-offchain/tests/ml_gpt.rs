@@ -94,7 +94,7 @@ fn finite_difference_gradients_of_every_tensor() {
 	let mut m = perturbed(TINY);
 	let d = token_rows(3, 5, 7);
 	let (xs, ys) = batch(&m, &d);
-	let grads = m.batch_loss(&xs, &ys).unwrap().0.backward().unwrap();
+	let grads = m.backward(&m.batch_loss(&xs, &ys).unwrap().0).unwrap();
 	let p = m.flat_params().unwrap();
 	let infos = m.param_infos().to_vec();
 	let mut analytic = Vec::new();

@@ -1,9 +1,13 @@
 //! Model specs and seeded initialisation (`spec.rs`, [`ModelSpec`]) and the candle models
 //! ([`Model`]).
 
+use std::sync::Arc;
+
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{Result, TrainerError};
+use crate::ops::GradSink;
 use crate::update;
 
 mod spec;
@@ -16,6 +20,9 @@ pub struct Model {
 	infos: Vec<ParamInfo>,
 	vars: Vec<Var>,
 	device: Device,
+	/// The dense layers' weight and bias gradients of the last backward pass (see
+	/// [`Model::backward`]).
+	sink: Arc<GradSink>,
 }
 
 impl Model {
@@ -46,7 +53,7 @@ impl Model {
 			vars.push(Var::from_tensor(&Tensor::from_slice(chunk, p.shape.as_slice(), &device)?)?);
 			off += n;
 		}
-		Ok(Self { spec: spec.clone(), infos, vars, device })
+		Ok(Self { spec: spec.clone(), infos, vars, device, sink: Arc::default() })
 	}
 
 	/// A deep copy (fresh storage: training the copy does not touch `self`).
@@ -114,6 +121,18 @@ impl Model {
 		Ok(())
 	}
 
+	/// The gradients of `loss` (computed from this model's outputs) for every tensor it
+	/// depends on, the model's parameters included. Use this rather than `loss.backward()`:
+	/// the dense layers of a logreg, MLP or CNN leave their parameters' gradients with the
+	/// model (no zero tensor and add per parameter, [`GradSink`]), and this moves them into
+	/// the store.
+	pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+		self.sink.clear();
+		let mut grads = loss.backward()?;
+		self.sink.drain_into(&mut grads)?;
+		Ok(grads)
+	}
+
 	/// Logits `[batch, classes]` for inputs `[batch, in_features]` (f32). For a `gpt`, the
 	/// inputs are rows of `context + 1` token ids (as f32) and the logits are
 	/// `[batch, context, vocab]`, predicting tokens `1..=context` of each row from the ones
@@ -132,7 +151,7 @@ impl Model {
 			let n = vars.len() / 2;
 			for (i, pair) in vars.chunks_exact(2).enumerate() {
 				let [w, bias] = pair else { continue };
-				h = crate::ops::dense(&h, w.as_tensor(), bias.as_tensor())?;
+				h = crate::ops::dense_into(&h, w.as_tensor(), bias.as_tensor(), &self.sink)?;
 				if relu_last || i + 1 < n {
 					h = h.relu()?;
 				}
