@@ -2,7 +2,9 @@
 //! goes on from the models they saved.
 //!
 //! A real `trainchain-node --dev` and a 3-round digits job with DiLoCo's outer step
-//! (`outer=nesterov`, whose momentum is part of the model state the chain finalises) and two
+//! (`outer=nesterov`, whose momentum is part of the model state the chain finalises) and
+//! DiLoCo's kept inner state (`inner_state=kept`, in the commitment: a trainer that ignored it
+//! would refuse the job; a restarted trainer starts its inner optimiser afresh), and two
 //! `trainchain-trainer run --out FILE` processes, which write the job's model after every
 //! finalised round. After a round finalises, both are killed with SIGKILL: no process holds
 //! the job's model any more, only its hash is on-chain. Bob restarts with `--resume FILE`,
@@ -70,6 +72,8 @@ fn a_job_goes_on_after_every_trainer_restarts_from_its_saved_model() {
 			"30",
 			"--outer",
 			"nesterov:0.7:0.5",
+			"--inner-state",
+			"kept",
 		],
 	);
 	let dir = std::env::temp_dir().join(format!("trainchain-resume-{}", node.rpc_port));

@@ -1,12 +1,12 @@
 //! Matrix products of the fused dense layer ([`crate::ops::dense`]): `gemm`'s sequential
-//! kernel on blocks of output rows, one block per thread.
+//! kernel on blocks of output rows or columns, one block per thread.
 //!
 //! With gemm's own thread split, a second thread made training steps slower on this project's
 //! 2-core machines (`bench-train`, 784-256-10 batch 64: 0.76 ms at 1 thread, 1.00 ms at 2;
 //! batch 256: 2.81 and 2.84 ms). Here a product of at least [`PARALLEL_MIN_MACS`]
-//! multiply-adds is cut into one block of whole output rows per thread, each computed by the
-//! sequential kernel on candle's worker pool ([`crate::par`]); smaller ones stay on the
-//! calling thread.
+//! multiply-adds is cut into one block of whole output rows (or, when the left operand is the
+//! smaller, columns) per thread, each computed by the sequential kernel on candle's worker
+//! pool ([`crate::par`]); smaller ones stay on the calling thread.
 //!
 //! An output element is computed by the same kernel over the same order of `k` however the
 //! rows are split, so the result has the same bits for every thread count (tested below):

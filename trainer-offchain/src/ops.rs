@@ -4,7 +4,9 @@
 //!   accumulated by gemm, no broadcast copy); its backward is two products and a column sum,
 //!   and skips `dL/dx` when `x` does not need a gradient (candle's own matmul backward always
 //!   computes it, which for the first layer is a whole wasted `[B, out] × [out, in]`
-//!   product). The products are [`crate::matmul`]'s, split by rows across threads;
+//!   product). The products are [`crate::matmul`]'s, split by rows or columns across
+//!   threads. [`dense_into`] leaves the weight and bias gradients in a [`GradSink`] instead
+//!   of candle's zero-and-add accumulation;
 //! * [`softmax_cross_entropy`]: mean cross-entropy from logits in one pass, backward
 //!   `(softmax − onehot) / B` in one pass (instead of ~10 candle ops each way);
 //! * [`sgd_momentum_inplace`]: the momentum-SGD update written into the parameter's own
