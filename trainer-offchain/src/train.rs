@@ -111,13 +111,6 @@ impl OptimizerConfig {
 		}
 	}
 
-	fn kind(&self) -> OptimizerKind {
-		match self {
-			Self::Sgd(_) => OptimizerKind::Sgd,
-			Self::Adam { .. } => OptimizerKind::Adam,
-		}
-	}
-
 	fn build(&self, vars: Vec<Var>) -> Result<AnyOptimizer> {
 		Ok(match *self {
 			Self::Sgd(p) => {
@@ -144,18 +137,12 @@ enum AnyOptimizer {
 	Adam(AdamW),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum OptimizerKind {
-	Sgd,
-	Adam,
-}
-
 /// An inner optimizer's state (momentum; Adam's moments and step count) carried from one
 /// local round to the next, as DiLoCo's workers keep theirs. Empty by default: the next round
 /// starts a fresh optimizer. The state holds the model's own parameters, so it belongs to the
 /// one [`Model`] it was built for.
 #[derive(Default)]
-pub struct InnerState(Option<(OptimizerKind, AnyOptimizer)>);
+pub struct InnerState(Option<AnyOptimizer>);
 
 impl InnerState {
 	/// Whether a round has left a state to continue.
@@ -165,6 +152,14 @@ impl InnerState {
 }
 
 impl AnyOptimizer {
+	/// Whether this is the optimizer `cfg` names (its state can continue under `cfg`).
+	fn is(&self, cfg: &OptimizerConfig) -> bool {
+		matches!(
+			(self, cfg),
+			(Self::Sgd(_), OptimizerConfig::Sgd(_)) | (Self::Adam(_), OptimizerConfig::Adam { .. })
+		)
+	}
+
 	fn step(&mut self, grads: &GradStore) -> Result<()> {
 		match self {
 			Self::Sgd(o) => o.step(grads)?,
@@ -332,7 +327,7 @@ impl<'m> Trainer<'m> {
 		}
 		cfg.schedule.check()?;
 		let opt = match state.0.take() {
-			Some((kind, mut opt)) if kind == cfg.optimizer.kind() => {
+			Some(mut opt) if opt.is(&cfg.optimizer) => {
 				opt.set_learning_rate(cfg.optimizer.lr());
 				opt
 			},
@@ -353,11 +348,7 @@ impl<'m> Trainer<'m> {
 
 	/// Put the optimizer's state into `state`, for the next [`Trainer::resume`].
 	pub fn save_state(self, state: &mut InnerState) {
-		let kind = match self.opt {
-			AnyOptimizer::Sgd(_) => OptimizerKind::Sgd,
-			AnyOptimizer::Adam(_) => OptimizerKind::Adam,
-		};
-		state.0 = Some((kind, self.opt));
+		state.0 = Some(self.opt);
 	}
 
 	/// Optimizer steps taken so far.
