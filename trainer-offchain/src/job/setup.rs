@@ -29,45 +29,49 @@ pub(super) async fn prepare_job(
 		);
 	}
 	check_input(&job, &spec, &plan)?;
-	if let Some((root, shards, _)) = job.public_data {
-		if plan.keep_inner_state {
-			bail!(
-				"job {}: a public-data job's updates are re-computed from the round's model alone, so its plan cannot keep the inner optimiser's state (inner_state=kept)",
-				job.job_id
-			);
-		}
-		let data = PublicShards::load(&args.data, shards, Some(root))?.transformed(&plan.input)?;
-		let test = args.test.as_deref().map(|p| -> crate::error::Result<data::Dataset> {
-			plan.input.apply(data::load_csv(p, CsvOptions::default())?)
-		});
-		let cfg = public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps);
-		let trainer = ShardTrainer::public(
-			&spec,
-			data,
-			job.job_id,
-			me,
-			test.transpose()?,
-			cfg,
-			args.fault_wrong_shard,
-		)?;
-		return Ok((job, spec, trainer));
-	}
-	let (_, shard_i, shard, test) =
-		load_shard(&args.data, &args.shard, args.seed, args.test.as_deref(), &model)?;
-	let shard = plan.input.apply(shard)?;
-	let test = test.map(|t| plan.input.apply(t)).transpose()?;
-	let lr = f64::from(job.learning_rate_ppm) / 1e6;
-	let max_steps = plan.names_optimisation().then_some(job.local_steps.max(1) as usize);
-	let cfg = TrainConfig {
-		epochs: args.epochs,
-		max_steps,
-		batch_size: job.batch_size.max(1) as usize,
-		optimizer: plan.inner.with_lr(lr),
-		schedule: plan.schedule(job.rounds, job.local_steps),
-		first_step: 0,
+	let trainer = match job.public_data {
+		Some((root, shards, _)) => {
+			let data =
+				PublicShards::load(&args.data, shards, Some(root))?.transformed(&plan.input)?;
+			let test = args.test.as_deref().map(|p| -> crate::error::Result<data::Dataset> {
+				plan.input.apply(data::load_csv(p, CsvOptions::default())?)
+			});
+			let cfg =
+				public_data::train_config(job.learning_rate_ppm, job.batch_size, job.local_steps);
+			ShardTrainer::public(
+				&spec,
+				data,
+				job.job_id,
+				me,
+				test.transpose()?,
+				cfg,
+				args.fault_wrong_shard,
+			)?
+		},
+		None => {
+			let (_, shard_i, shard, test) =
+				load_shard(&args.data, &args.shard, args.seed, args.test.as_deref(), &model)?;
+			let shard = plan.input.apply(shard)?;
+			let test = test.map(|t| plan.input.apply(t)).transpose()?;
+			let lr = f64::from(job.learning_rate_ppm) / 1e6;
+			let max_steps = plan.names_optimisation().then_some(job.local_steps.max(1) as usize);
+			let cfg = TrainConfig {
+				epochs: args.epochs,
+				max_steps,
+				batch_size: job.batch_size.max(1) as usize,
+				optimizer: plan.inner.with_lr(lr),
+				schedule: plan.schedule(job.rounds, job.local_steps),
+				first_step: 0,
+			};
+			ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?
+		},
 	};
-	let trainer = ShardTrainer::new(&spec, shard, shard_i as u64, test, cfg, args.seed)?;
-	let trainer = if plan.keep_inner_state { trainer.keep_inner_state()? } else { trainer };
+	// The trainer refuses to keep its state in a public-data job (updates must be re-computable).
+	let trainer = if plan.keep_inner_state {
+		trainer.keep_inner_state().with_context(|| format!("job {}", job.job_id))?
+	} else {
+		trainer
+	};
 	Ok((job, spec, trainer))
 }
 
