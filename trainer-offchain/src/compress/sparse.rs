@@ -1,17 +1,23 @@
 //! Sparse few-bit blocks (`sparse:DENSITY:BITS`): the `k = ⌈DENSITY·len⌉` largest-magnitude
-//! values of a block, each sent as a bit-packed index and a `BITS`-bit code, in the spirit of
-//! SparseLoCo's top-k with 2-bit values. With error feedback (the caller's
-//! [`super::ErrorFeedback`]) what a block drops is carried into the next round.
+//! values of a block, each sent as a Rice-coded gap to the previous index and a `BITS`-bit
+//! code, in the spirit of SparseLoCo's top-k with 2-bit values. With error feedback (the
+//! caller's [`super::ErrorFeedback`]) what a block drops is carried into the next round.
 //!
 //! # Layout of one block of `len` values
 //!
-//! | field | bytes |
+//! | field | size |
 //! | --- | --- |
-//! | `count` (values kept) | 2 (u16 LE) if `len ≤ 65 536`, else 4 (u32 LE) |
-//! | `bits` (1..=8) | 1 |
-//! | `scale` (f32 LE): the largest kept magnitude | 4 |
-//! | `count` indices, strictly increasing, `w = ⌈log2 len⌉` bits each | |
+//! | `bits` (1..=8) | 1 byte |
+//! | `count` (values kept, ≤ `len`) | LEB128, shortest form: 1 byte below 128 |
+//! | `scale` (f32 LE): the largest kept magnitude | 4 bytes |
+//! | `count` gaps between kept indices, Rice-coded with `r = ⌊log2(len / count)⌋` | |
 //! | `count` codes, `bits` bits each: sign in the top bit, level `q − 1` below | |
+//!
+//! The gap of the first index is the index itself, the gap of the next is `i − previous − 1`.
+//! A gap `g` is `g >> r` one-bits, a zero-bit, then the low `r` bits of `g`. For `k` values
+//! spread over `len` that is about `r + 2` bits an index (`len = 513`, `k = 11`: 7.4 bits),
+//! where a fixed-width index takes `⌈log2 len⌉` (10 bits), so the same bytes carry more
+//! values; at most `k·(r + 1) + len / 2^r` bits in all, which is below `k·(r + 3)`.
 //!
 //! Bits are packed least significant first; the last byte's unused bits are zero, so every
 //! block has exactly one encoding. A code decodes to `± q / L · scale` with `L = 2^(bits−1)`
@@ -28,42 +34,54 @@ pub fn kept(len: usize, density: f32) -> usize {
 	((len as f64 * f64::from(density)).ceil() as usize).clamp(1, len.max(1))
 }
 
-/// Bits of one index into a block of `len` values.
-fn index_width(len: usize) -> u32 {
-	(usize::BITS - len.saturating_sub(1).leading_zeros()).max(1)
+/// The Rice parameter of `count` gaps over `len` values: `⌊log2(len / count)⌋`.
+fn rice_param(len: usize, count: usize) -> u32 {
+	(len / count.max(1)).max(1).ilog2()
 }
 
-fn count_width(len: usize) -> usize {
-	if len > 1 << 16 {
-		4
-	} else {
-		2
-	}
+/// Bytes of the LEB128 form of `n`.
+fn varint_len(n: usize) -> usize {
+	(usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize
 }
 
-/// Header bytes of a block of `len` values.
-pub fn header_len(len: usize) -> usize {
-	count_width(len) + 1 + 4
-}
-
-/// Encoded size of a block of `len` values at `density` and `bits`.
-pub fn block_bytes(len: usize, density: f32, bits: u8) -> usize {
-	let k = kept(len, density);
-	header_len(len) + (k * (index_width(len) as usize + usize::from(bits))).div_ceil(8)
+/// Most bytes a block of `len` values can take at `density` and `bits`.
+pub fn max_block_bytes(len: usize, density: f32, bits: u8) -> usize {
+	let k = if len == 0 { 0 } else { kept(len, density) };
+	let r = rice_param(len, k) as usize;
+	let body = k * (r + 1 + usize::from(bits)) + (len >> r);
+	1 + varint_len(k) + 4 + body.div_ceil(8)
 }
 
 /// The `(density, bits)` a block of `len` values was encoded with, read from its header
 /// (a density that keeps the same count in blocks of this length); `None` if malformed.
 pub fn params_of(block: &[u8], len: usize) -> Option<(f32, u8)> {
-	let cw = count_width(len);
-	let count = match block {
-		[a, b, ..] if cw == 2 => usize::from(u16::from_le_bytes([*a, *b])),
-		[a, b, c, d, ..] if cw == 4 => u32::from_le_bytes([*a, *b, *c, *d]) as usize,
-		_ => return None,
-	};
-	let bits = *block.get(cw)?;
+	let (&bits, rest) = block.split_first()?;
+	let (count, _) = read_varint(rest).ok()?;
 	let density = ((count.max(1) as f64 - 0.5) / len.max(1) as f64) as f32;
 	(len > 0 && (1..=8).contains(&bits) && density > 0.0).then_some((density, bits))
+}
+
+/// `n` as LEB128 (seven bits a byte, low first, the top bit set on all but the last byte).
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+	while n >= 0x80 {
+		out.push((n as u8 & 0x7f) | 0x80);
+		n >>= 7;
+	}
+	out.push(n as u8);
+}
+
+/// A LEB128 number of at most 32 bits in its shortest form, and the bytes after it.
+fn read_varint(bytes: &[u8]) -> Result<(usize, &[u8])> {
+	let mut n = 0u64;
+	for (i, b) in bytes.iter().enumerate().take(5) {
+		n |= u64::from(b & 0x7f) << (7 * i);
+		if b & 0x80 == 0 {
+			ensure!(i == 0 || *b != 0, "sparse block: count not in its shortest form");
+			ensure!(n <= u64::from(u32::MAX), "sparse block: count too large");
+			return Ok((n as usize, bytes.get(i + 1..).unwrap_or_default()));
+		}
+	}
+	bail!("sparse block: unterminated count")
 }
 
 struct BitWriter {
@@ -73,14 +91,27 @@ struct BitWriter {
 }
 
 impl BitWriter {
+	/// The low `width` (≤ 32) bits of `value`.
 	fn put(&mut self, value: u32, width: u32) {
-		self.acc |= u64::from(value) << self.used;
+		self.acc |= (u64::from(value) & ((1u64 << width) - 1)) << self.used;
 		self.used += width;
 		while self.used >= 8 {
 			self.out.push(self.acc as u8);
 			self.acc >>= 8;
 			self.used -= 8;
 		}
+	}
+
+	/// `gap` Rice-coded with parameter `r`.
+	fn put_rice(&mut self, gap: usize, r: u32) {
+		let mut ones = gap >> r;
+		while ones > 0 {
+			let n = ones.min(24);
+			self.put((1u32 << n) - 1, n as u32);
+			ones -= n;
+		}
+		self.put(0, 1);
+		self.put((gap & ((1usize << r) - 1)) as u32, r);
 	}
 
 	fn finish(mut self) -> Vec<u8> {
@@ -99,6 +130,7 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
+	/// `width` (≤ 32) bits.
 	fn take(&mut self, width: u32) -> Result<u32> {
 		while self.have < width {
 			let Some(b) = self.bytes.get(self.pos) else { bail!("sparse block: bits run out") };
@@ -110,6 +142,18 @@ impl BitReader<'_> {
 		self.acc >>= width;
 		self.have -= width;
 		Ok(v)
+	}
+
+	/// A Rice-coded gap with parameter `r`, refused above `max`.
+	fn take_rice(&mut self, r: u32, max: usize) -> Result<usize> {
+		let mut q = 0usize;
+		while self.take(1)? == 1 {
+			q += 1;
+			ensure!(q <= max >> r, "sparse block: index gap beyond the block");
+		}
+		let gap = (q << r) | self.take(r)? as usize;
+		ensure!(gap <= max, "sparse block: index gap beyond the block");
+		Ok(gap)
 	}
 }
 
@@ -148,18 +192,19 @@ pub fn encode(xs: &[f32], density: f32, bits: u8) -> Vec<u8> {
 	};
 	// An all-zero block keeps nothing.
 	let idx = if scale == 0.0 { Vec::new() } else { idx };
-	let mut w =
-		BitWriter { out: Vec::with_capacity(block_bytes(len, density, bits)), acc: 0, used: 0 };
-	if count_width(len) == 2 {
-		w.out.extend_from_slice(&(idx.len() as u16).to_le_bytes());
-	} else {
-		w.out.extend_from_slice(&(idx.len() as u32).to_le_bytes());
-	}
+	let mut w = BitWriter {
+		out: Vec::with_capacity(max_block_bytes(len, density, bits)),
+		acc: 0,
+		used: 0,
+	};
 	w.out.push(bits);
+	put_varint(&mut w.out, idx.len());
 	w.out.extend_from_slice(&scale.to_le_bytes());
-	let iw = index_width(len);
+	let r = rice_param(len, idx.len());
+	let mut next = 0usize;
 	for i in &idx {
-		w.put(*i, iw);
+		w.put_rice(*i as usize - next, r);
+		next = *i as usize + 1;
 	}
 	let levels = 1u32 << (bits - 1);
 	for i in &idx {
@@ -178,46 +223,37 @@ pub fn encode(xs: &[f32], density: f32, bits: u8) -> Vec<u8> {
 /// Decode one block of `len` values. Errors on any malformed byte string (never panics):
 /// wrong length, non-canonical padding, indices not strictly increasing or out of range.
 pub fn decode(bytes: &[u8], len: usize) -> Result<Vec<f32>> {
-	let h = header_len(len);
-	ensure!(bytes.len() >= h, "sparse block: {} bytes, header needs {h}", bytes.len());
-	let (head, body) = bytes.split_at(h);
-	let cw = count_width(len);
-	let count = match head {
-		[a, b, ..] if cw == 2 => usize::from(u16::from_le_bytes([*a, *b])),
-		[a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]) as usize,
-		_ => bail!("sparse block: short header"),
-	};
-	let bits = head.get(cw).copied().unwrap_or(0);
+	let Some((&bits, rest)) = bytes.split_first() else { bail!("sparse block: empty") };
 	ensure!((1..=8).contains(&bits), "sparse block: {bits} bits per value");
-	let s = head.get(cw + 1..cw + 5).unwrap_or_default();
-	let scale = f32::from_le_bytes(s.try_into()?);
+	let (count, rest) = read_varint(rest)?;
 	ensure!(count <= len, "sparse block: {count} values kept of {len}");
-	let iw = index_width(len);
-	let total_bits = count * (iw as usize + usize::from(bits));
-	ensure!(
-		body.len() == total_bits.div_ceil(8),
-		"sparse block: {} body bytes for {count} values",
-		body.len()
-	);
-	let mut r = BitReader { bytes: body, pos: 0, acc: 0, have: 0 };
+	ensure!(rest.len() >= 4, "sparse block: no scale");
+	let (s, body) = rest.split_at(4);
+	let scale = f32::from_le_bytes(s.try_into()?);
+	let rice = rice_param(len, count);
+	let mut reader = BitReader { bytes: body, pos: 0, acc: 0, have: 0 };
 	let mut idx = Vec::with_capacity(count);
+	let mut next = 0usize;
 	for _ in 0..count {
-		let i = r.take(iw)? as usize;
-		ensure!(i < len, "sparse block: index {i} out of range {len}");
-		ensure!(idx.last().is_none_or(|l| i > *l), "sparse block: indices not increasing");
+		ensure!(next < len, "sparse block: more indices than values");
+		let i = next + reader.take_rice(rice, len - 1 - next)?;
 		idx.push(i);
+		next = i + 1;
 	}
 	let levels = 1u32 << (bits - 1);
 	let mut out = vec![0f32; len];
 	for i in idx {
-		let code = r.take(u32::from(bits))?;
+		let code = reader.take(u32::from(bits))?;
 		let q = (code & (levels - 1)) + 1;
 		let v = q as f32 / levels as f32 * scale;
 		if let Some(slot) = out.get_mut(i) {
 			*slot = if code >> (bits - 1) == 1 { -v } else { v };
 		}
 	}
-	ensure!(r.acc == 0, "sparse block: padding bits are not zero");
+	ensure!(
+		reader.acc == 0 && reader.pos == reader.bytes.len(),
+		"sparse block: trailing bytes or padding bits that are not zero"
+	);
 	Ok(out)
 }
 
@@ -234,7 +270,7 @@ mod tests {
 		xs[500] = 2.1;
 		xs[999] = 3.9;
 		let b = encode(&xs, 0.0025, 2);
-		assert_eq!(b.len(), block_bytes(1000, 0.0025, 2));
+		assert!(b.len() <= max_block_bytes(1000, 0.0025, 2));
 		let back = decode(&b, 1000).unwrap();
 		// Levels ±2 and ±4 (scale 4, two levels per sign).
 		assert_eq!(back[3], -4.0);
@@ -263,26 +299,60 @@ mod tests {
 	}
 
 	#[test]
+	fn the_layout_is_the_documented_one() {
+		// Density 0.25 of 8 values keeps 2 (indices 2 and 7), r = ⌊log2(8 / 2)⌋ = 2.
+		let xs = [0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, -1.5];
+		let b = encode(&xs, 0.25, 2);
+		// bits, count, scale 3.0, then LSB first: gap 2 = `0` + `01`; gap 7 − 3 = 4 = `1 0` +
+		// `00`; codes `10` (+, level 2) and `01` (−, level 1): 0b1000_1100, 0b100.
+		assert_eq!(b, [2, 2, 0x00, 0x00, 0x40, 0x40, 0x8c, 0x04]);
+		assert_eq!(decode(&b, 8).unwrap(), [0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, -1.5]);
+	}
+
+	#[test]
 	fn malformed_blocks_are_errors() {
 		let xs = vec(2000);
 		let b = encode(&xs, 0.02, 2);
+		assert!(decode(&b, 2000).is_ok());
 		assert!(decode(&b[..b.len() - 1], 2000).is_err());
 		let mut padded = b.clone();
 		padded.push(0);
 		assert!(decode(&padded, 2000).is_err());
 		let mut bad_bits = b.clone();
-		bad_bits[2] = 9;
+		bad_bits[0] = 9;
 		assert!(decode(&bad_bits, 2000).is_err());
+		// A count above the block's length, and a count in a longer form than needed.
 		let mut too_many = b.clone();
-		too_many[0] = 0xff;
-		too_many[1] = 0xff;
+		too_many.splice(1..2, [0xff, 0x7f]);
 		assert!(decode(&too_many, 2000).is_err());
-		// Swapping the first two indices breaks the strict order.
-		let mut swapped = encode(&[0.0, 1.0, 2.0, 0.0], 0.5, 8);
-		swapped[7] = (swapped[7] & 0xf0) | 0b0010 | 0b0001 << 2;
-		assert!(decode(&swapped, 4).is_err());
+		let mut long_count = b.clone();
+		long_count.splice(1..2, [b[1] | 0x80, 0x00]);
+		assert!(decode(&long_count, 2000).is_err());
+		// One gap of all ones runs past the end of the block.
+		let mut past_end = vec![2u8, 1, 0, 0, 0x80, 0x3f];
+		past_end.extend([0xff; 40]);
+		assert!(decode(&past_end, 8).is_err());
+		// Two values in a block of one.
+		assert!(decode(&[2, 2, 0, 0, 0x80, 0x3f, 0, 0], 1).is_err());
 		for n in 0..b.len() {
 			let _ = decode(&b[..n], 2000);
+		}
+	}
+
+	#[test]
+	fn no_block_is_larger_than_its_bound() {
+		// Kept values spread out, packed at the start, packed at the end, and every other one.
+		let len = 1000;
+		let spread = vec(len);
+		let start: Vec<f32> = (0..len).map(|i| if i < 30 { 1.0 + i as f32 } else { 0.01 }).collect();
+		let end: Vec<f32> = start.iter().rev().copied().collect();
+		let alternate: Vec<f32> = (0..len).map(|i| (i % 2) as f32).collect();
+		for xs in [&spread, &start, &end, &alternate] {
+			for (d, bits) in [(0.001f32, 1u8), (0.021, 2), (0.03, 2), (0.25, 4), (1.0, 8)] {
+				let b = encode(xs, d, bits);
+				assert!(b.len() <= max_block_bytes(len, d, bits), "{d} {bits}: {}", b.len());
+				assert_eq!(encode(&decode(&b, len).unwrap(), d, bits), b);
+			}
 		}
 	}
 
@@ -306,11 +376,15 @@ mod tests {
 	}
 
 	#[test]
-	fn compresses_a_block_over_100_times_at_1_56_percent_and_2_bits() {
-		for len in [512usize, 533, 4096, 50_000] {
-			let ratio = (4 * len) as f64 / block_bytes(len, 0.0156, 2) as f64;
+	fn compresses_a_block_over_100_times_at_2_1_percent_and_2_bits() {
+		// The bound, so whatever the kept indices: 11 values of the 513 in a block of a
+		// 120,576-value update take at most 19 bytes (108×); with fixed 10-bit indices 8 did.
+		for len in [512usize, 513, 4096, 50_000] {
+			let ratio = (4 * len) as f64 / max_block_bytes(len, 0.021, 2) as f64;
 			assert!(ratio > 100.0, "{len}: {ratio}");
-			assert_eq!(encode(&vec(len), 0.0156, 2).len(), block_bytes(len, 0.0156, 2));
+			assert!(encode(&vec(len), 0.021, 2).len() <= max_block_bytes(len, 0.021, 2));
 		}
+		assert_eq!(kept(513, 0.021), 11);
+		assert_eq!(max_block_bytes(513, 0.021, 2), 19);
 	}
 }
