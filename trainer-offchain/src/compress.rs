@@ -1,6 +1,6 @@
 //! Update compression, selectable per job: none, fp16, int8 quantisation, top-k
 //! sparsification, and sparse few-bit blocks ([`sparse`]: top-k with Rice-coded indices and
-//! 1–8-bit values, ≥ 100× at 2.1% and 2 bits), with error feedback kept by the caller in an
+//! 1–8-bit values, ≥ 100× at 2.7% and 2 bits), with error feedback kept by the caller in an
 //! [`ErrorFeedback`].
 //!
 //! An update of `len` values is cut into [`block_count`]`(len)` contiguous blocks (at least

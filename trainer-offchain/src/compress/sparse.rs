@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | `bits` (1..=8) | 1 byte |
 //! | `count` (values kept, ≤ `len`) | LEB128, shortest form: 1 byte below 128 |
-//! | `scale` (f32 LE): the largest kept magnitude | 4 bytes |
+//! | `scale` (bfloat16 LE): the largest kept magnitude, rounded to nearest | 2 bytes |
 //! | `count` gaps between kept indices, Rice-coded with `r = ⌊log2(len / count)⌋` | |
 //! | `count` codes, `bits` bits each: sign in the top bit, level `q − 1` below | |
 //!
@@ -17,7 +17,9 @@
 //! A gap `g` is `g >> r` one-bits, a zero-bit, then the low `r` bits of `g`. For `k` values
 //! spread over `len` that is about `r + 2` bits an index (`len = 513`, `k = 11`: 7.4 bits),
 //! where a fixed-width index takes `⌈log2 len⌉` (10 bits), so the same bytes carry more
-//! values; at most `k·(r + 1) + len / 2^r` bits in all, which is below `k·(r + 3)`.
+//! values; at most `k·(r + 1) + len / 2^r` bits in all, which is below `k·(r + 3)`. The
+//! scale is a bfloat16 (f32's exponent range, 8 significant bits): the codes are levels of
+//! the scale the receivers decode, so its rounding is part of what error feedback carries.
 //!
 //! Bits are packed least significant first; the last byte's unused bits are zero, so every
 //! block has exactly one encoding. A code decodes to `± q / L · scale` with `L = 2^(bits−1)`
@@ -28,6 +30,7 @@
 //! step is integer arithmetic or a single IEEE operation, so every peer gets the same bits.
 
 use anyhow::{bail, ensure, Result};
+use half::bf16;
 
 /// Values kept of a block of `len` at `density`: `⌈density·len⌉`, at least one.
 pub fn kept(len: usize, density: f32) -> usize {
@@ -49,7 +52,7 @@ pub fn max_block_bytes(len: usize, density: f32, bits: u8) -> usize {
 	let k = if len == 0 { 0 } else { kept(len, density) };
 	let r = rice_param(len, k) as usize;
 	let body = k * (r + 1 + usize::from(bits)) + (len >> r);
-	1 + varint_len(k) + 4 + body.div_ceil(8)
+	1 + varint_len(k) + 2 + body.div_ceil(8)
 }
 
 /// The `(density, bits)` a block of `len` values was encoded with, read from its header
@@ -186,12 +189,13 @@ pub fn encode(xs: &[f32], density: f32, bits: u8) -> Vec<u8> {
 	let idx = if len == 0 { Vec::new() } else { top_indices(xs, kept(len, density)) };
 	let value = |i: &u32| xs.get(*i as usize).copied().unwrap_or(0.0);
 	let scale = if idx.iter().any(|i| !value(i).is_finite()) {
-		f32::NAN
+		bf16::NAN
 	} else {
-		idx.iter().map(value).fold(0f32, |m, x| m.max(x.abs()))
+		bf16::from_f32(idx.iter().map(value).fold(0f32, |m, x| m.max(x.abs())))
 	};
-	// An all-zero block keeps nothing.
-	let idx = if scale == 0.0 { Vec::new() } else { idx };
+	// An all-zero block keeps nothing (nor does one whose values round to a zero scale).
+	let idx = if scale == bf16::ZERO { Vec::new() } else { idx };
+	let (scale_bytes, scale) = (scale.to_le_bytes(), scale.to_f32());
 	let mut w = BitWriter {
 		out: Vec::with_capacity(max_block_bytes(len, density, bits)),
 		acc: 0,
@@ -199,7 +203,7 @@ pub fn encode(xs: &[f32], density: f32, bits: u8) -> Vec<u8> {
 	};
 	w.out.push(bits);
 	put_varint(&mut w.out, idx.len());
-	w.out.extend_from_slice(&scale.to_le_bytes());
+	w.out.extend_from_slice(&scale_bytes);
 	let r = rice_param(len, idx.len());
 	let mut next = 0usize;
 	for i in &idx {
@@ -227,9 +231,9 @@ pub fn decode(bytes: &[u8], len: usize) -> Result<Vec<f32>> {
 	ensure!((1..=8).contains(&bits), "sparse block: {bits} bits per value");
 	let (count, rest) = read_varint(rest)?;
 	ensure!(count <= len, "sparse block: {count} values kept of {len}");
-	ensure!(rest.len() >= 4, "sparse block: no scale");
-	let (s, body) = rest.split_at(4);
-	let scale = f32::from_le_bytes(s.try_into()?);
+	ensure!(rest.len() >= 2, "sparse block: no scale");
+	let (s, body) = rest.split_at(2);
+	let scale = bf16::from_le_bytes(s.try_into()?).to_f32();
 	let rice = rice_param(len, count);
 	let mut reader = BitReader { bytes: body, pos: 0, acc: 0, have: 0 };
 	let mut idx = Vec::with_capacity(count);
@@ -303,9 +307,10 @@ mod tests {
 		// Density 0.25 of 8 values keeps 2 (indices 2 and 7), r = ⌊log2(8 / 2)⌋ = 2.
 		let xs = [0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, -1.5];
 		let b = encode(&xs, 0.25, 2);
-		// bits, count, scale 3.0, then LSB first: gap 2 = `0` + `01`; gap 7 − 3 = 4 = `1 0` +
-		// `00`; codes `10` (+, level 2) and `01` (−, level 1): 0b1000_1100, 0b100.
-		assert_eq!(b, [2, 2, 0x00, 0x00, 0x40, 0x40, 0x8c, 0x04]);
+		// bits, count, scale 3.0 (bfloat16 0x4040), then LSB first: gap 2 = `0` + `01`; gap
+		// 7 − 3 = 4 = `1 0` + `00`; codes `10` (+, level 2) and `01` (−, level 1):
+		// 0b1000_1100, 0b100.
+		assert_eq!(b, [2, 2, 0x40, 0x40, 0x8c, 0x04]);
 		assert_eq!(decode(&b, 8).unwrap(), [0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, -1.5]);
 	}
 
@@ -329,11 +334,11 @@ mod tests {
 		long_count.splice(1..2, [b[1] | 0x80, 0x00]);
 		assert!(decode(&long_count, 2000).is_err());
 		// One gap of all ones runs past the end of the block.
-		let mut past_end = vec![2u8, 1, 0, 0, 0x80, 0x3f];
+		let mut past_end = vec![2u8, 1, 0x80, 0x3f];
 		past_end.extend([0xff; 40]);
 		assert!(decode(&past_end, 8).is_err());
 		// Two values in a block of one.
-		assert!(decode(&[2, 2, 0, 0, 0x80, 0x3f, 0, 0], 1).is_err());
+		assert!(decode(&[2, 2, 0x80, 0x3f, 0, 0], 1).is_err());
 		for n in 0..b.len() {
 			let _ = decode(&b[..n], 2000);
 		}
@@ -376,15 +381,18 @@ mod tests {
 	}
 
 	#[test]
-	fn compresses_a_block_over_100_times_at_2_1_percent_and_2_bits() {
-		// The bound, so whatever the kept indices: 11 values of the 513 in a block of a
-		// 120,576-value update take at most 19 bytes (108×); with fixed 10-bit indices 8 did.
-		for len in [512usize, 513, 4096, 50_000] {
-			let ratio = (4 * len) as f64 / max_block_bytes(len, 0.021, 2) as f64;
-			assert!(ratio > 100.0, "{len}: {ratio}");
-			assert!(encode(&vec(len), 0.021, 2).len() <= max_block_bytes(len, 0.021, 2));
+	fn compresses_a_block_over_100_times_at_2_7_percent_and_2_bits() {
+		// The bound, so whatever the kept indices: 14 values of the 513 in a block of a
+		// 120,576-value update at 2 bits, or 16 at 1 bit, take at most 20 bytes (102.6×);
+		// with fixed 10-bit indices and an f32 scale, 8 values at 2 bits took 19.
+		for (d, bits) in [(0.027f32, 2u8), (0.031, 1)] {
+			for len in [512usize, 513, 4096, 50_000] {
+				let ratio = (4 * len) as f64 / max_block_bytes(len, d, bits) as f64;
+				assert!(ratio > 100.0, "{len} at {d}, {bits} bits: {ratio}");
+				assert!(encode(&vec(len), d, bits).len() <= max_block_bytes(len, d, bits));
+			}
 		}
-		assert_eq!(kept(513, 0.021), 11);
-		assert_eq!(max_block_bytes(513, 0.021, 2), 19);
+		assert_eq!((kept(513, 0.027), kept(513, 0.031)), (14, 16));
+		assert_eq!((max_block_bytes(513, 0.027, 2), max_block_bytes(513, 0.031, 1)), (20, 20));
 	}
 }
