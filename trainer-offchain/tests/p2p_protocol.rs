@@ -88,7 +88,7 @@ async fn lossy_compression_keeps_peers_in_agreement() {
 async fn sparse_compression_shrinks_both_halves_of_the_exchange_over_100_times() {
 	init_tracing();
 	let runs =
-		honest_run(&SURIS, 2, |cfg| cfg.compression = "sparse:0.021:2".parse().unwrap()).await;
+		honest_run(&SURIS, 2, |cfg| cfg.compression = "sparse:0.027:1".parse().unwrap()).await;
 	agree(&runs);
 	let n = SURIS.len() as f64;
 	let dense = (LEN * 4) as f64;

@@ -111,7 +111,7 @@ pub struct PeerArgs {
 	/// Clip updates to this L2 norm.
 	#[arg(long)]
 	pub clip_norm: Option<f32>,
-	/// none | fp16 | int8 | topk:FRACTION | sparse:DENSITY:BITS (e.g. sparse:0.0156:2).
+	/// none | fp16 | int8 | topk:FRACTION | sparse:DENSITY:BITS (e.g. sparse:0.027:1).
 	#[arg(long, default_value = "none")]
 	pub compression: Compression,
 	/// Residual kept per round by error feedback, in (0, 1]: 1 is classic error feedback,
