@@ -57,10 +57,11 @@ impl CustomOp2 for BatchedMatMul {
 		}
 		let a = contiguous(s1, l1, "batched matmul lhs")?;
 		let b = contiguous(s2, l2, "batched matmul rhs")?;
+		let mut dst = vec![0f32; items * m * n];
 		if items == 1 {
 			// One product (the language model's output head): split by rows instead.
 			let (va, vb) = (item_view(a, 0, m, k, self.ta)?, item_view(b, 0, k, n, self.tb)?);
-			let mut dst = matmul::matmul(va, vb)?;
+			matmul::matmul_into(&mut dst, va, vb, false)?;
 			if self.scale != 1.0 {
 				dst.iter_mut().for_each(|x| *x *= self.scale);
 			}
@@ -68,7 +69,6 @@ impl CustomOp2 for BatchedMatMul {
 			dims.extend([m, n]);
 			return Ok((CpuStorage::F32(dst), Shape::from(dims)));
 		}
-		let mut dst = vec![0f32; items * m * n];
 		matmul::batched(&mut dst, items, m * n, m * n * k, |i, out| {
 			let va = item_view(a, i, m, k, self.ta)?;
 			let vb = item_view(b, i, k, n, self.tb)?;

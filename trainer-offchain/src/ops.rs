@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Shape, Tensor};
 
-use crate::matmul::{matmul, matmul_into, View};
+use crate::matmul::{matmul_into, View};
 
 /// The f32 data of a contiguous tensor's storage (an error for any other layout).
 pub(crate) fn contiguous<'a>(
@@ -200,7 +200,9 @@ impl CustomOp2 for DenseGrad {
 			Self::Input => (p, s),
 			Self::Weight => (q, t),
 		};
-		Ok((CpuStorage::F32(matmul(a, b)?), Shape::from((m, n))))
+		let mut dst = vec![0f32; m * n];
+		matmul_into(&mut dst, a, b, false)?;
+		Ok((CpuStorage::F32(dst), Shape::from((m, n))))
 	}
 }
 
