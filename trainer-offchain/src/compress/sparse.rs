@@ -196,11 +196,8 @@ pub fn encode(xs: &[f32], density: f32, bits: u8) -> Vec<u8> {
 	// An all-zero block keeps nothing (nor does one whose values round to a zero scale).
 	let idx = if scale == bf16::ZERO { Vec::new() } else { idx };
 	let (scale_bytes, scale) = (scale.to_le_bytes(), scale.to_f32());
-	let mut w = BitWriter {
-		out: Vec::with_capacity(max_block_bytes(len, density, bits)),
-		acc: 0,
-		used: 0,
-	};
+	let mut w =
+		BitWriter { out: Vec::with_capacity(max_block_bytes(len, density, bits)), acc: 0, used: 0 };
 	w.out.push(bits);
 	put_varint(&mut w.out, idx.len());
 	w.out.extend_from_slice(&scale_bytes);
@@ -349,7 +346,8 @@ mod tests {
 		// Kept values spread out, packed at the start, packed at the end, and every other one.
 		let len = 1000;
 		let spread = vec(len);
-		let start: Vec<f32> = (0..len).map(|i| if i < 30 { 1.0 + i as f32 } else { 0.01 }).collect();
+		let start: Vec<f32> =
+			(0..len).map(|i| if i < 30 { 1.0 + i as f32 } else { 0.01 }).collect();
 		let end: Vec<f32> = start.iter().rev().copied().collect();
 		let alternate: Vec<f32> = (0..len).map(|i| (i % 2) as f32).collect();
 		for xs in [&spread, &start, &end, &alternate] {
