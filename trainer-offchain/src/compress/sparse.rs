@@ -334,6 +334,10 @@ mod tests {
 		let mut past_end = vec![2u8, 1, 0x80, 0x3f];
 		past_end.extend([0xff; 40]);
 		assert!(decode(&past_end, 8).is_err());
+		// One gap of 8 (`1 0` + `000`) in a block of 8: an index past the end, which a decoder
+		// without the bound would drop silently and accept.
+		assert!(decode(&[2, 1, 0x80, 0x3f, 0x01], 8).is_err());
+		assert!(decode(&[2, 1, 0x80, 0x3f, 0x00], 8).is_ok());
 		// Two values in a block of one.
 		assert!(decode(&[2, 2, 0x80, 0x3f, 0, 0], 1).is_err());
 		for n in 0..b.len() {
