@@ -398,3 +398,46 @@ fn set_flat_params_rejects_bad_vectors() {
 	m.set_flat_params(&vec![1.0; n]).unwrap();
 	assert_ne!(c.flat_params().unwrap(), m.flat_params().unwrap(), "try_clone is a deep copy");
 }
+
+/// The vendored candle-core (`vendor/candle-core/PATCHED.md`) answers a float-only unary op on
+/// an integer tensor, and a device that is not compiled in, with a named error instead of
+/// upstream's placeholder panics.
+#[test]
+fn vendored_candle_refuses_what_it_cannot_do_with_errors() {
+	use candle_core::{DType, Device, Error};
+	let dev = Device::Cpu;
+	for dtype in [DType::U8, DType::U32, DType::I16, DType::I32, DType::I64] {
+		let t = Tensor::new(&[1f32, 4.0, 9.0], &dev).unwrap().to_dtype(dtype).unwrap();
+		type Op = fn(&Tensor) -> candle_core::Result<Tensor>;
+		let ops: [(&str, Op); 9] = [
+			("exp", Tensor::exp),
+			("log", Tensor::log),
+			("sin", Tensor::sin),
+			("cos", Tensor::cos),
+			("tanh", Tensor::tanh),
+			("neg", Tensor::neg),
+			("recip", Tensor::recip),
+			("sqr", Tensor::sqr),
+			("sqrt", Tensor::sqrt),
+		];
+		for (name, op) in ops {
+			let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&t)))
+				.unwrap_or_else(|_| panic!("{name} on {dtype:?} panicked"))
+				.expect_err(name);
+			let msg = err.to_string();
+			assert!(
+				msg.contains(&format!("unsupported dtype {dtype:?} for op {name}")),
+				"{name} on {dtype:?}: {msg}"
+			);
+		}
+		// Ops that are defined on integers still work.
+		assert_eq!(
+			t.abs().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap(),
+			[1.0, 4.0, 9.0]
+		);
+	}
+	let sqrt = Tensor::new(&[1f32, 4.0, 9.0], &dev).unwrap().sqrt().unwrap();
+	assert_eq!(sqrt.to_vec1::<f32>().unwrap(), [1.0, 2.0, 3.0]);
+	assert!(matches!(Device::new_cuda(0), Err(Error::NotCompiledWithCudaSupport)));
+	assert!(matches!(Device::new_metal(0), Err(Error::NotCompiledWithMetalSupport)));
+}

@@ -5,10 +5,10 @@ use crate::op::{BinaryOpT, CmpOp, ReduceOp, UnaryOpT};
 use crate::{CpuStorage, DType, Error, Layout, Result, Shape};
 
 #[derive(Debug, Clone)]
-pub struct CudaDevice;
+pub enum CudaDevice {}
 
 #[derive(Debug)]
-pub struct CudaStorage;
+pub enum CudaStorage {}
 
 impl CudaStorage {
     pub fn transfer_to_device(&self, _dst: &CudaDevice) -> Result<Self> {
@@ -16,11 +16,6 @@ impl CudaStorage {
     }
 }
 
-macro_rules! fail {
-    () => {
-        unimplemented!("cuda support has not been enabled, add `cuda` feature to enable.")
-    };
-}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DeviceId(usize);
 
@@ -41,11 +36,11 @@ impl crate::backend::BackendStorage for CudaStorage {
     }
 
     fn dtype(&self) -> DType {
-        fail!()
+        match *self {}
     }
 
     fn device(&self) -> &Self::Device {
-        fail!()
+        match *self {}
     }
 
     fn const_set(&mut self, _: crate::scalar::Scalar, _: &Layout) -> Result<()> {
@@ -246,11 +241,11 @@ impl crate::backend::BackendDevice for CudaDevice {
     }
 
     fn location(&self) -> crate::DeviceLocation {
-        fail!()
+        match *self {}
     }
 
     fn same_device(&self, _: &Self) -> bool {
-        fail!()
+        match *self {}
     }
 
     fn zeros_impl(&self, _shape: &Shape, _dtype: DType) -> Result<Self::Storage> {

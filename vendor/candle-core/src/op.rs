@@ -193,6 +193,9 @@ pub trait UnaryOpT {
     const NAME: &'static str;
     const KERNEL: &'static str;
     const V: Self;
+    /// Whether the op is defined on integer tensors. The CPU backend refuses an integer tensor
+    /// with `Error::UnsupportedDTypeForOp` when it is not (patched for trainchain).
+    const INTEGER: bool = true;
     fn bf16(v1: bf16) -> bf16;
     fn f16(v1: f16) -> f16;
     fn f32(v1: f32) -> f32;
@@ -467,6 +470,7 @@ macro_rules! unary_op {
             const NAME: &'static str = $name;
             const KERNEL: &'static str = concat!("u", $name);
             const V: Self = $op;
+            const INTEGER: bool = false;
             #[inline(always)]
             fn bf16($a: bf16) -> bf16 {
                 $e
@@ -484,24 +488,34 @@ macro_rules! unary_op {
                 $e
             }
             #[inline(always)]
-            fn u8(_: u8) -> u8 {
-                todo!("no unary function for u8")
+            fn u8(v: u8) -> u8 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as u8
             }
             #[inline(always)]
-            fn u32(_: u32) -> u32 {
-                todo!("no unary function for u32")
+            fn u32(v: u32) -> u32 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as u32
             }
             #[inline(always)]
-            fn i16(_: i16) -> i16 {
-                todo!("no unary function for i16")
+            fn i16(v: i16) -> i16 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as i16
             }
             #[inline(always)]
-            fn i32(_: i32) -> i32 {
-                todo!("no unary function for i32")
+            fn i32(v: i32) -> i32 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as i32
             }
             #[inline(always)]
-            fn i64(_: i64) -> i64 {
-                todo!("no unary function for i64")
+            fn i64(v: i64) -> i64 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as i64
             }
             #[inline(always)]
             fn f8e4m3($a: f8e4m3) -> f8e4m3 {
@@ -515,6 +529,7 @@ macro_rules! unary_op {
             const NAME: &'static str = $name;
             const KERNEL: &'static str = concat!("u", $name);
             const V: Self = $op;
+            const INTEGER: bool = false;
             #[inline(always)]
             fn bf16($a: bf16) -> bf16 {
                 $e
@@ -532,24 +547,34 @@ macro_rules! unary_op {
                 $e
             }
             #[inline(always)]
-            fn u8(_: u8) -> u8 {
-                todo!("no unary function for u8")
+            fn u8(v: u8) -> u8 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as u8
             }
             #[inline(always)]
-            fn u32(_: u32) -> u32 {
-                todo!("no unary function for u32")
+            fn u32(v: u32) -> u32 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as u32
             }
             #[inline(always)]
-            fn i16(_: i16) -> i16 {
-                todo!("no unary function for i16")
+            fn i16(v: i16) -> i16 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as i16
             }
             #[inline(always)]
-            fn i32(_: i32) -> i32 {
-                todo!("no unary function for i32")
+            fn i32(v: i32) -> i32 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as i32
             }
             #[inline(always)]
-            fn i64(_: i64) -> i64 {
-                todo!("no unary function for i64")
+            fn i64(v: i64) -> i64 {
+                // The float op through f64, truncated and saturated (`as`); never reached
+                // through a tensor, whose backend refuses integer dtypes (`INTEGER` is false).
+                Self::f64(v as f64) as i64
             }
             #[inline(always)]
             fn f8e4m3($a: f8e4m3) -> f8e4m3 {

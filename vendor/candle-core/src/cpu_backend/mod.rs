@@ -2540,6 +2540,9 @@ impl BackendStorage for CpuStorage {
     }
 
     fn unary_impl<B: UnaryOpT>(&self, layout: &Layout) -> Result<Self> {
+        if !B::INTEGER && !self.dtype().is_float() {
+            return Err(Error::UnsupportedDTypeForOp(self.dtype(), B::NAME).bt());
+        }
         match self {
             Self::BF16(storage) => {
                 let data = unary_map_vec_par(storage, layout, B::bf16, B::bf16_vec);

@@ -152,6 +152,9 @@ impl QStorage {
         }
     }
 
+    // Without the `cuda`/`metal` features their devices are empty enums, so these arms are
+    // unreachable (patched for trainchain).
+    #[cfg_attr(not(all(feature = "cuda", feature = "metal")), allow(unreachable_code))]
     fn device(&self) -> Device {
         match self {
             QStorage::Cpu(_storage) => Device::Cpu,
