@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Training-step benchmark: candle (trainchain-trainer, release) vs PyTorch CPU.
 #
-# For each model (digits MLP 64-128-10, MNIST-sized MLP 784-256-10), batch (64, 256) and
-# thread count (1, 2) it times forward + backward + SGD-momentum step, median over STEPS
-# steps after WARMUP warm-up steps, in both frameworks, and prints
-#   bench-train model=... batch=... threads=... candle_ms=... torch_ms=... ratio=...
-# (ratio = candle_ms / torch_ms; > 1 means candle is slower), then the peak RSS of a
+# For each model (digits MLP 64-128-10, MNIST-sized MLP 784-256-10, wide MLP
+# 784-1024-1024-10), batch (64, 256) and thread count (1, 2) it times forward + backward +
+# SGD-momentum step, median over STEPS steps after WARMUP warm-up steps, in both frameworks,
+# REPEATS times in alternation (candle, torch, candle, torch, ...), and prints
+#   bench-train model=... batch=... threads=... candle_ms=... torch_ms=... ratio=... pairs=R ratio_range=LO-HI
+# (candle_ms and torch_ms: the fastest of the R runs; ratio = candle_ms / torch_ms, > 1 means
+# candle is slower; ratio_range: the lowest and highest ratio of a single pair), then the peak RSS of a
 # 784-256-10 batch-64 training run of each.
 #
 # Then the same for each decoder-only transformer of GPT_MODELS (gpt:V-D-L-H-T, the model of
@@ -13,22 +15,23 @@
 # tanh GELU; byte tokens of the generated corpus in candle, random ids in torch; loss over
 # every position) at GPT_BATCHES, GPT_STEPS steps after GPT_WARMUP.
 #
-# Env: STEPS (300), WARMUP (30), MODELS ("64-128-10 784-256-10"), BATCHES ("64 256"),
+# Env: STEPS (300), WARMUP (30), MODELS ("64-128-10 784-256-10 784-1024-1024-10"), BATCHES ("64 256"),
 # THREADS ("1 2"), GPT_MODELS ("gpt:256-64-2-4-64"; "" to skip), GPT_BATCHES ("16"),
-# GPT_STEPS (50), GPT_WARMUP (5), CARGO_TARGET_DIR, TRAINCHAIN_VENV (/var/tmp/trainchain-venv),
+# GPT_STEPS (50), GPT_WARMUP (5), REPEATS (3), CARGO_TARGET_DIR, TRAINCHAIN_VENV (/var/tmp/trainchain-venv),
 # SKIP_TORCH=1 to run candle only.
 # The venv gets `pip install torch` from PyPI on first use (a large download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-300}
 WARMUP=${WARMUP:-30}
-MODELS=${MODELS:-"64-128-10 784-256-10"}
+MODELS=${MODELS:-"64-128-10 784-256-10 784-1024-1024-10"}
 BATCHES=${BATCHES:-"64 256"}
 THREADS=${THREADS:-"1 2"}
 GPT_MODELS=${GPT_MODELS-"gpt:256-64-2-4-64"}
 GPT_BATCHES=${GPT_BATCHES:-"16"}
 GPT_STEPS=${GPT_STEPS:-50}
 GPT_WARMUP=${GPT_WARMUP:-5}
+REPEATS=${REPEATS:-3}
 VENV=${TRAINCHAIN_VENV:-/var/tmp/trainchain-venv}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/trainchain-target-trainer}
 export SKIP_WASM_BUILD=1
@@ -60,21 +63,36 @@ run_torch() { # model batch threads [extra]
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 
+fastest() { python3 -c "import sys; print(f'{min(float(x) for x in sys.argv[1:]):.4f}')" "$@"; }
+
 results=()
 bench_one() { # model batch threads
-  local model=$1 batch=$2 threads=$3 c t cms tms ratio
-  c=$(run_candle "$model" "$batch" "$threads")
-  echo "$c"
-  cms=$(echo "$c" | field median_ms)
+  # REPEATS pairs, candle then torch, back to back. Each framework's figure is its fastest
+  # run (the least disturbed one: load from outside, on a shared machine, only adds time),
+  # so a burst that hits one framework's half of one pair does not decide the row;
+  # ratio_range (the ratio of each pair) shows how much the pairs moved.
+  local model=$1 batch=$2 threads=$3 c t cms tms ratio r
+  local -a cl=() tl=() rl=()
+  for ((r = 0; r < REPEATS; r++)); do
+    c=$(run_candle "$model" "$batch" "$threads")
+    echo "$c"
+    cl+=("$(echo "$c" | field median_ms)")
+    if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+      t=$(run_torch "$model" "$batch" "$threads")
+      echo "$t"
+      tl+=("$(echo "$t" | field median_ms)")
+      rl+=("$(python3 -c "print(${cl[-1]}/${tl[-1]})")")
+    fi
+  done
+  cms=$(fastest "${cl[@]}")
   if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
-    t=$(run_torch "$model" "$batch" "$threads")
-    echo "$t"
-    tms=$(echo "$t" | field median_ms)
+    tms=$(fastest "${tl[@]}")
     ratio=$(python3 -c "print(f'{$cms/$tms:.2f}')")
+    range=$(python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print(f'{min(v):.2f}-{max(v):.2f}')" "${rl[@]}")
   else
-    tms=NA; ratio=NA
+    tms=NA; ratio=NA; range=NA
   fi
-  results+=("bench-train model=$model batch=$batch threads=$threads candle_ms=$cms torch_ms=$tms ratio=$ratio")
+  results+=("bench-train model=$model batch=$batch threads=$threads candle_ms=$cms torch_ms=$tms ratio=$ratio pairs=$REPEATS ratio_range=$range")
 }
 for model in $MODELS; do
   for batch in $BATCHES; do

@@ -33,8 +33,11 @@ pub fn exp(x: f32) -> f32 {
 	const LN2_LO: f32 = -2.121_944_4e-4;
 	// 1.5·2²³: adding and subtracting it rounds to the nearest integer.
 	const ROUND: f32 = 12_582_912.0;
+	const ROUND_BITS: i32 = 0x4B40_0000;
 	let x = x.clamp(-88.0, 88.0);
-	let n = (x * LOG2_E + ROUND) - ROUND;
+	// `shifted` = ROUND + n exactly, n the nearest integer to x·log₂e (|n| ≤ 127).
+	let shifted = x * LOG2_E + ROUND;
+	let n = shifted - ROUND;
 	let r = (x - n * LN2_HI) - n * LN2_LO;
 	let p = 1.0
 		+ r * (1.0
@@ -42,14 +45,50 @@ pub fn exp(x: f32) -> f32 {
 				+ r * (1.0 / 6.0
 					+ r * (1.0 / 24.0
 						+ r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-	// 2^n for n in [−127, 127]; n = −127 gives the bits of +0.
-	let two_n = f32::from_bits(((n as i32 + 127).max(0) as u32) << 23);
+	// 2^n for n in [−127, 127]; n = −127 gives the bits of +0. n is read from the low bits of
+	// `shifted` (all of [ROUND − 127, ROUND + 127] share ROUND's exponent, one unit per step)
+	// rather than by `n as i32`: Rust's saturating float-to-int conversion is done one lane
+	// at a time, which kept the kernels' loops from vectorising.
+	let n_bits = (shifted.to_bits() as i32).wrapping_sub(ROUND_BITS);
+	let two_n = f32::from_bits((n_bits.wrapping_add(127).max(0) as u32) << 23);
 	p * two_n
 }
 
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	/// The previous formulation (`n as i32`), kept to check that reading `n` from the bits
+	/// changes no result.
+	fn exp_with_a_cast(x: f32) -> f32 {
+		const ROUND: f32 = 12_582_912.0;
+		let x = x.clamp(-88.0, 88.0);
+		let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+		let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
+		let p = 1.0
+			+ r * (1.0
+				+ r * (0.5
+					+ r * (1.0 / 6.0
+						+ r * (1.0 / 24.0
+							+ r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+		p * f32::from_bits(((n as i32 + 127).max(0) as u32) << 23)
+	}
+
+	#[test]
+	fn reading_n_from_the_bits_gives_the_cast_s_results() {
+		assert_eq!(f32::to_bits(12_582_912.0), 0x4B40_0000);
+		let mut xs = vec![-1e30, -100.0, -88.0, -87.999, 87.999, 88.0, 100.0, 1e30, 0.0, -0.0];
+		xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, -f32::MIN_POSITIVE]);
+		let mut x = -90.0f32;
+		while x < 90.0 {
+			xs.push(x);
+			x += 0.000_37;
+		}
+		for x in xs {
+			assert_eq!(exp(x).to_bits(), exp_with_a_cast(x).to_bits(), "e^{x}");
+		}
+		assert!(exp(f32::NAN).is_nan());
+	}
 
 	#[test]
 	fn exp_is_within_a_few_ulp_of_libm_and_handles_the_edges() {
