@@ -138,6 +138,48 @@ impl InplaceOp2 for StepOp<'_> {
 	}
 }
 
+impl AdamW {
+	/// Parameter tensors it updates.
+	pub(crate) fn len(&self) -> usize {
+		self.vars.len()
+	}
+
+	/// Step count and the first and second moments, flat in parameter order.
+	pub(crate) fn moments(&self) -> (u32, Vec<f32>, Vec<f32>) {
+		let m = self.vars.iter().flat_map(|p| p.m.iter().copied()).collect();
+		let v = self.vars.iter().flat_map(|p| p.v.iter().copied()).collect();
+		(u32::try_from(self.step_t).unwrap_or(0), m, v)
+	}
+
+	/// Continue from [`AdamW::moments`]'s output.
+	pub(crate) fn set_moments(
+		&mut self,
+		step: u32,
+		m: &[f32],
+		v: &[f32],
+	) -> std::result::Result<(), String> {
+		let total: usize = self.vars.iter().map(|p| p.m.len()).sum();
+		if m.len() != total || v.len() != total {
+			return Err(format!(
+				"{} and {} moments, the model has {total} values",
+				m.len(),
+				v.len()
+			));
+		}
+		self.step_t = i32::try_from(step).map_err(|_| format!("step count {step} too large"))?;
+		let (mut m, mut v) = (m, v);
+		for p in &mut self.vars {
+			let n = p.m.len();
+			let (mine_m, next_m) = m.split_at(n);
+			let (mine_v, next_v) = v.split_at(n);
+			p.m.copy_from_slice(mine_m);
+			p.v.copy_from_slice(mine_v);
+			(m, v) = (next_m, next_v);
+		}
+		Ok(())
+	}
+}
+
 impl Optimizer for AdamW {
 	type Config = ParamsAdamW;
 

@@ -14,7 +14,10 @@
 //! A checkpoint written by `run` holds the job's whole model state: the parameters, and the
 //! outer optimiser's state (DiLoCo's momentum, [`crate::outer`]) as the f32 tensor
 //! [`OUTER_TENSOR`], so that `run --resume` continues with exactly the state the chain
-//! finalised ([`load_all`]). Files are written to a temporary name and renamed, so a trainer
+//! finalised ([`load_all`]). When the job keeps each contributor's inner optimiser state
+//! (`inner_state=kept`), `run --out` and `peer --out` store that too ([`save_resumable`],
+//! [`INNER_META_TENSOR`]), so that `--resume` continues the contributor's own rounds exactly
+//! ([`load_inner`]). Files are written to a temporary name and renamed, so a trainer
 //! killed while saving leaves the previous file whole.
 
 use std::collections::HashMap;
@@ -25,6 +28,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::{Result, TrainerError};
 use crate::model::{Model, ModelSpec};
 use crate::standardize::Standardizer;
+use crate::train::{InnerKind, InnerSnapshot};
 
 /// Name of the tensor that stores the spec's canonical bytes.
 pub const SPEC_TENSOR: &str = "__trainchain_spec__";
@@ -37,6 +41,17 @@ pub const STD_TENSOR: &str = "__trainchain_input_std__";
 
 /// Name of the tensor with the outer optimiser's state (see the module docs).
 pub const OUTER_TENSOR: &str = "__trainchain_outer_state__";
+
+/// Names of the tensors with a contributor's inner optimiser state (see the module docs):
+/// `[kind (0 SGD, 1 AdamW), step, one 0/1 per parameter tensor]` as u32, then the first and
+/// (AdamW) second moments as f32.
+pub const INNER_META_TENSOR: &str = "__trainchain_inner_meta__";
+/// See [`INNER_META_TENSOR`].
+pub const INNER_FIRST_TENSOR: &str = "__trainchain_inner_first__";
+/// See [`INNER_META_TENSOR`].
+pub const INNER_SECOND_TENSOR: &str = "__trainchain_inner_second__";
+
+const INNER_TENSORS: [&str; 3] = [INNER_META_TENSOR, INNER_FIRST_TENSOR, INNER_SECOND_TENSOR];
 
 /// Save the model's parameters (and spec) to `path`.
 pub fn save(model: &Model, path: impl AsRef<Path>) -> Result<()> {
@@ -57,6 +72,18 @@ pub fn save_all(
 	model: &Model,
 	standardizer: Option<&Standardizer>,
 	outer_state: &[f32],
+	path: impl AsRef<Path>,
+) -> Result<()> {
+	save_resumable(model, standardizer, outer_state, None, path)
+}
+
+/// [`save_all`], plus a contributor's inner optimiser state when its job keeps one
+/// (`inner_state=kept`; read back with [`load_inner`]).
+pub fn save_resumable(
+	model: &Model,
+	standardizer: Option<&Standardizer>,
+	outer_state: &[f32],
+	inner: Option<&InnerSnapshot>,
 	path: impl AsRef<Path>,
 ) -> Result<()> {
 	let path = path.as_ref();
@@ -82,6 +109,9 @@ pub fn save_all(
 	if !outer_state.is_empty() {
 		let t = Tensor::from_slice(outer_state, outer_state.len(), &Device::Cpu)?;
 		map.insert(OUTER_TENSOR.into(), t);
+	}
+	if let Some(inner) = inner {
+		insert_inner(&mut map, inner)?;
 	}
 	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
 	let mut tmp = path.as_os_str().to_owned();
@@ -210,6 +240,7 @@ pub fn load_all(
 		flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
 	}
 	let known = [SPEC_TENSOR, MEAN_TENSOR, STD_TENSOR, OUTER_TENSOR];
+	let known: Vec<&str> = known.into_iter().chain(INNER_TENSORS).collect();
 	if let Some(extra) = map
 		.keys()
 		.find(|k| !known.contains(&k.as_str()) && !infos.iter().any(|p| &p.name == *k))
@@ -230,4 +261,74 @@ pub fn load_all(
 	};
 	let model = Model::from_flat(&spec, &flat).map_err(|e| err(e.to_string()))?;
 	Ok((model, standardizer, outer))
+}
+
+fn insert_inner(map: &mut HashMap<String, Tensor>, inner: &InnerSnapshot) -> Result<()> {
+	let kind = match inner.kind {
+		InnerKind::Sgd => 0u32,
+		InnerKind::Adam => 1,
+	};
+	let meta: Vec<u32> = [kind, inner.step]
+		.into_iter()
+		.chain(inner.present.iter().map(|&p| u32::from(p)))
+		.collect();
+	let vec_u32 = |v: Vec<u32>| {
+		let n = v.len();
+		Tensor::from_vec(v, n, &Device::Cpu)
+	};
+	let vec_f32 = |v: &[f32]| Tensor::from_slice(v, v.len(), &Device::Cpu);
+	map.insert(INNER_META_TENSOR.into(), vec_u32(meta)?);
+	map.insert(INNER_FIRST_TENSOR.into(), vec_f32(&inner.first)?);
+	if inner.kind == InnerKind::Adam {
+		map.insert(INNER_SECOND_TENSOR.into(), vec_f32(&inner.second)?);
+	}
+	Ok(())
+}
+
+/// The inner optimiser state stored by [`save_resumable`], if the checkpoint has one. Its
+/// sizes are checked against a model by [`crate::train::InnerState::restore`].
+pub fn load_inner(path: impl AsRef<Path>) -> Result<Option<InnerSnapshot>> {
+	let path = path.as_ref();
+	let map = read_map(path)?;
+	let err = |msg: String| TrainerError::Checkpoint { path: path.to_path_buf(), msg };
+	let Some(meta) = map.get(INNER_META_TENSOR) else {
+		return Ok(None);
+	};
+	let f32s = |name: &str| -> Result<Vec<f32>> {
+		match map.get(name) {
+			Some(t) if t.dtype() == DType::F32 && t.rank() == 1 => Ok(t.to_vec1::<f32>()?),
+			Some(t) => Err(err(format!(
+				"tensor {name:?} is {:?} {:?}, expected f32 [n]",
+				t.dtype(),
+				t.dims()
+			))),
+			None => Err(err(format!("has {INNER_META_TENSOR:?} but no {name:?}"))),
+		}
+	};
+	if meta.dtype() != DType::U32 || meta.rank() != 1 {
+		return Err(err(format!("tensor {INNER_META_TENSOR:?} is not u32 [n]")));
+	}
+	let meta = meta.to_vec1::<u32>()?;
+	let (kind, step, present) = match meta.as_slice() {
+		[0, step, present @ ..] => (InnerKind::Sgd, *step, present),
+		[1, step, present @ ..] => (InnerKind::Adam, *step, present),
+		_ => return Err(err(format!("tensor {INNER_META_TENSOR:?} names no known optimizer"))),
+	};
+	if present.iter().any(|&p| p > 1) {
+		return Err(err(format!("tensor {INNER_META_TENSOR:?} has a flag that is not 0 or 1")));
+	}
+	let second = match kind {
+		InnerKind::Adam => f32s(INNER_SECOND_TENSOR)?,
+		InnerKind::Sgd if map.contains_key(INNER_SECOND_TENSOR) => {
+			return Err(err(format!("an SGD state with {INNER_SECOND_TENSOR:?}")))
+		},
+		InnerKind::Sgd => Vec::new(),
+	};
+	Ok(Some(InnerSnapshot {
+		kind,
+		step,
+		first: f32s(INNER_FIRST_TENSOR)?,
+		second,
+		present: present.iter().map(|&p| p == 1).collect(),
+	}))
 }

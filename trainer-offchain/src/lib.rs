@@ -12,7 +12,7 @@
 //! | training | [`train::local_round`]`(&mut Model, &Dataset, &TrainConfig, seed) -> Result<RoundOutput { update, loss, samples, steps }>`, [`train::fit`], [`train::Schedule`] (warm-up + cosine) |
 //! | evaluation | [`eval::evaluate`]`(&Model, &Dataset) -> Result<Metrics { loss, accuracy, samples }>`, `Metrics::perplexity()` (per token for a gpt) |
 //! | data | [`data::load_csv`], [`data::load_idx`], [`data::load_text`], [`data::load_text_split`], [`data::text_dataset`], [`shard::load_data`], [`data::gaussian_blobs`], [`data::shard_iid`], [`data::shard_label_skew`] |
-//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors); [`checkpoint::save_with`] / [`checkpoint::load_with`] also carry the input standardisation, [`checkpoint::save_all`] / [`checkpoint::load_all`] the outer optimiser state too (`run --out` / `--resume`) |
+//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::read_spec`] (safetensors); [`checkpoint::save_with`] / [`checkpoint::load_with`] also carry the input standardisation, [`checkpoint::save_all`] / [`checkpoint::load_all`] the outer optimiser state too (`run --out` / `--resume`), [`checkpoint::save_resumable`] / [`checkpoint::load_inner`] a contributor's kept inner optimiser state ([`train::InnerSnapshot`]) |
 //! | inputs | [`standardize::Standardizer`]`::fit(&Dataset, Scope)`, `apply(&Dataset)`; a job's fixed transform [`standardize::InputTransform`] (`input=` in its metadata); [`convergence::check_learned`] (did `train` learn?) |
 //! | simulation | [`fedavg::simulate`] |
 //!

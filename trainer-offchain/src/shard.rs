@@ -9,7 +9,7 @@ use crate::model::{Model, ModelSpec};
 use crate::p2p::round::{LocalTrainer, LocalUpdate};
 use crate::public_data::PublicShards;
 use crate::rng::SplitMix64;
-use crate::train::{self, InnerState, TrainConfig};
+use crate::train::{self, InnerSnapshot, InnerState, TrainConfig};
 use anyhow::{bail, Context, Result};
 use trainchain_primitives::{public_data::assign_shard, JobId, RoundIndex};
 
@@ -77,6 +77,22 @@ impl ShardTrainer {
 		self.inner = Some(InnerState::default());
 		Ok(self)
 	}
+
+	/// Whether this trainer carries its inner optimizer state from round to round.
+	pub fn keeps_inner_state(&self) -> bool {
+		self.inner.is_some()
+	}
+
+	/// Continue from a saved inner optimizer state (`--resume` of a checkpoint that has one).
+	/// Refused unless this trainer keeps its state, and when the state belongs to another
+	/// optimizer or model.
+	pub fn restore_inner(&mut self, snapshot: &InnerSnapshot) -> Result<()> {
+		let Some(inner) = &mut self.inner else {
+			bail!("this trainer does not keep an inner optimizer state (inner_state=fresh)");
+		};
+		*inner = InnerState::restore(&self.worker, &self.cfg.optimizer, snapshot)?;
+		Ok(())
+	}
 }
 
 impl LocalTrainer for ShardTrainer {
@@ -103,6 +119,10 @@ impl LocalTrainer for ShardTrainer {
 			None => train::local_round(&mut self.worker, data, &cfg, s)?,
 		};
 		Ok(LocalUpdate { delta: out.update, samples: out.samples, train_loss: out.loss })
+	}
+
+	fn inner_snapshot(&self) -> Option<InnerSnapshot> {
+		self.inner.as_ref()?.snapshot()
 	}
 
 	fn evaluate(&mut self, model: &[f32]) -> Option<(f32, f32)> {

@@ -70,6 +70,47 @@ impl Optimizer for SgdMomentum {
 	}
 }
 
+impl SgdMomentum {
+	/// The velocities, flat in parameter order (zeros for a tensor without one), and which
+	/// tensors have one.
+	fn velocities(&self) -> (Vec<f32>, Vec<bool>) {
+		let mut flat = Vec::new();
+		let mut present = Vec::with_capacity(self.vars.len());
+		for (var, velocity) in &self.vars {
+			match velocity {
+				Some(v) => flat.extend_from_slice(v),
+				None => flat.resize(flat.len() + var.elem_count(), 0.0),
+			}
+			present.push(velocity.is_some());
+		}
+		(flat, present)
+	}
+
+	/// Set the velocities from [`SgdMomentum::velocities`]'s output.
+	fn set_velocities(
+		&mut self,
+		flat: &[f32],
+		present: &[bool],
+	) -> std::result::Result<(), String> {
+		let total: usize = self.vars.iter().map(|(v, _)| v.elem_count()).sum();
+		if flat.len() != total || present.len() != self.vars.len() {
+			return Err(format!(
+				"{} values for {} tensors, the model has {total} in {}",
+				flat.len(),
+				present.len(),
+				self.vars.len()
+			));
+		}
+		let mut rest = flat;
+		for ((var, velocity), &has) in self.vars.iter_mut().zip(present) {
+			let (mine, next) = rest.split_at(var.elem_count());
+			*velocity = has.then(|| mine.to_vec());
+			rest = next;
+		}
+		Ok(())
+	}
+}
+
 /// Which optimizer a round uses.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -149,6 +190,72 @@ impl InnerState {
 	pub fn is_kept(&self) -> bool {
 		self.0.is_some()
 	}
+
+	/// The state as plain numbers (for a checkpoint), if a round has left one.
+	pub fn snapshot(&self) -> Option<InnerSnapshot> {
+		Some(match self.0.as_ref()? {
+			AnyOptimizer::Sgd(o) => {
+				let (first, present) = o.velocities();
+				InnerSnapshot { kind: InnerKind::Sgd, step: 0, first, second: Vec::new(), present }
+			},
+			AnyOptimizer::Adam(o) => {
+				let (step, first, second) = o.moments();
+				let present = vec![true; o.len()];
+				InnerSnapshot { kind: InnerKind::Adam, step, first, second, present }
+			},
+		})
+	}
+
+	/// The state `snapshot` holds, for `model` trained with `optimizer` (a checkpoint's
+	/// [`InnerSnapshot`] back into a trainer). Refused when it belongs to another optimizer or
+	/// another model's sizes.
+	pub fn restore(
+		model: &Model,
+		optimizer: &OptimizerConfig,
+		snapshot: &InnerSnapshot,
+	) -> Result<Self> {
+		let mut opt = optimizer.build(model.vars().to_vec())?;
+		let bad = |msg: String| TrainerError::Config(format!("inner optimizer state: {msg}"));
+		match (&mut opt, snapshot.kind) {
+			(AnyOptimizer::Sgd(o), InnerKind::Sgd) => {
+				o.set_velocities(&snapshot.first, &snapshot.present).map_err(bad)?
+			},
+			(AnyOptimizer::Adam(o), InnerKind::Adam) => {
+				o.set_moments(snapshot.step, &snapshot.first, &snapshot.second).map_err(bad)?
+			},
+			(_, kind) => {
+				return Err(bad(format!("saved for {kind:?}, the plan names another optimizer")))
+			},
+		}
+		Ok(Self(Some(opt)))
+	}
+}
+
+/// Which optimizer an [`InnerSnapshot`] belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InnerKind {
+	/// SGD with momentum.
+	Sgd,
+	/// AdamW.
+	Adam,
+}
+
+/// An inner optimizer's state as plain numbers, in the model's parameter order: what
+/// `peer`/`run --out` save so that `--resume` continues a job that keeps it
+/// (`inner_state=kept`) exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InnerSnapshot {
+	/// The optimizer it belongs to.
+	pub kind: InnerKind,
+	/// AdamW's step count (0 for SGD).
+	pub step: u32,
+	/// SGD: the velocities (0 for a tensor without one yet); AdamW: the first moments.
+	pub first: Vec<f32>,
+	/// AdamW: the second moments; SGD: empty.
+	pub second: Vec<f32>,
+	/// Per parameter tensor, whether it has a state yet (SGD starts a velocity at a tensor's
+	/// first gradient; AdamW's are all present).
+	pub present: Vec<bool>,
 }
 
 impl AnyOptimizer {

@@ -441,3 +441,85 @@ fn vendored_candle_refuses_what_it_cannot_do_with_errors() {
 	assert!(matches!(Device::new_cuda(0), Err(Error::NotCompiledWithCudaSupport)));
 	assert!(matches!(Device::new_metal(0), Err(Error::NotCompiledWithMetalSupport)));
 }
+
+/// A contributor that keeps its inner optimizer state (`inner_state=kept`) and restarts
+/// from a checkpoint written with that state trains its next round exactly as if it had not
+/// stopped; without the state the round differs (so the check can fail).
+#[test]
+fn a_kept_inner_state_survives_a_checkpoint() {
+	use trainchain_trainer::p2p::round::LocalTrainer;
+	use trainchain_trainer::shard::ShardTrainer;
+	let dir = tempfile::tempdir().unwrap();
+	let data = gaussian_blobs(96, 8, 3, 2.0, 0.5, 3).unwrap();
+	let spec = ModelSpec::parse("mlp:8-16-3@4").unwrap();
+	for opt in [OptimizerConfig::sgd(0.05, 0.9), OptimizerConfig::adam(0.01)] {
+		let cfg = TrainConfig { max_steps: Some(7), ..blobs_cfg(opt) };
+		let trainer = || {
+			ShardTrainer::new(&spec, data.clone(), 0, None, cfg, 11)
+				.unwrap()
+				.keep_inner_state()
+				.unwrap()
+		};
+		let model0 = spec.initial_params().unwrap();
+		let mut straight = trainer();
+		let d0 = straight.train(&model0, 0).unwrap().delta;
+		let model1: Vec<f32> = model0.iter().zip(&d0).map(|(m, d)| m + d).collect();
+		let want = straight.train(&model1, 1).unwrap().delta;
+
+		let mut first = trainer();
+		first.train(&model0, 0).unwrap();
+		let inner = first.inner_snapshot().expect("a kept state after a round");
+		let path = dir.path().join("resume.safetensors");
+		let m1 = Model::from_flat(&spec, &model1).unwrap();
+		checkpoint::save_resumable(&m1, None, &[], Some(&inner), &path).unwrap();
+		assert_eq!(checkpoint::load(&path, Some(&spec)).unwrap().flat_params().unwrap(), model1);
+		let back = checkpoint::load_inner(&path).unwrap().expect("stored");
+		assert_eq!(back, inner);
+		let mut resumed = trainer();
+		resumed.restore_inner(&back).unwrap();
+		assert_eq!(resumed.train(&model1, 1).unwrap().delta, want, "{opt:?}");
+		assert_ne!(trainer().train(&model1, 1).unwrap().delta, want, "a fresh state differs");
+
+		// Refused: the other optimizer's state, a state of other sizes, a trainer that
+		// starts every round afresh.
+		let other = if matches!(opt, OptimizerConfig::Sgd(_)) {
+			OptimizerConfig::adam(0.01)
+		} else {
+			OptimizerConfig::sgd(0.05, 0.9)
+		};
+		let mut wrong = ShardTrainer::new(&spec, data.clone(), 0, None, blobs_cfg(other), 11)
+			.unwrap()
+			.keep_inner_state()
+			.unwrap();
+		assert!(wrong.restore_inner(&back).is_err());
+		let mut short = back.clone();
+		short.first.pop();
+		assert!(trainer().restore_inner(&short).is_err());
+		let mut fresh = ShardTrainer::new(&spec, data.clone(), 0, None, cfg, 11).unwrap();
+		assert!(fresh.restore_inner(&back).is_err());
+	}
+	// A checkpoint without the state has none.
+	let m = Model::new(&spec).unwrap();
+	let path = dir.path().join("plain.safetensors");
+	checkpoint::save(&m, &path).unwrap();
+	assert_eq!(checkpoint::load_inner(&path).unwrap(), None);
+	// Malformed state tensors are errors: an unknown optimizer, a flag that is not 0/1, no
+	// moments.
+	let dev = candle_core::Device::Cpu;
+	let meta = |v: Vec<u32>| Tensor::from_vec(v, 4, &dev).unwrap();
+	let first = Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap();
+	for (meta, with_first) in [
+		(meta(vec![7, 0, 1, 1]), true),
+		(meta(vec![0, 0, 1, 2]), true),
+		(meta(vec![0, 0, 1, 1]), false),
+	] {
+		let mut map = std::collections::HashMap::new();
+		map.insert(checkpoint::INNER_META_TENSOR.to_string(), meta);
+		if with_first {
+			map.insert(checkpoint::INNER_FIRST_TENSOR.to_string(), first.clone());
+		}
+		let bad = dir.path().join("bad.safetensors");
+		candle_core::safetensors::save(&map, &bad).unwrap();
+		assert!(checkpoint::load_inner(&bad).is_err());
+	}
+}

@@ -6,7 +6,7 @@
 //!     --model mlp --rounds 5 --min-peers 3 --initial-peers 4 --aggregator mean --json
 //! ```
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 use trainchain_primitives::RoundIndex;
@@ -22,7 +22,7 @@ use trainchain_trainer::p2p::round::{
 use trainchain_trainer::plan::{InnerOptimizer, PlanSchedule};
 use trainchain_trainer::shard::{load_shard, ShardTrainer};
 use trainchain_trainer::signing::Keys;
-use trainchain_trainer::train::{Schedule, TrainConfig};
+use trainchain_trainer::train::{InnerSnapshot, Schedule, TrainConfig};
 use trainchain_trainer::update::model_state_hash;
 use trainchain_trainer::{checkpoint, Model};
 
@@ -80,7 +80,8 @@ pub struct PeerArgs {
 	#[arg(long, default_value = "constant")]
 	pub schedule: PlanSchedule,
 	/// Carry the inner optimiser's state (momentum, Adam's moments) from each round into the
-	/// next, as DiLoCo's workers do, instead of starting it afresh every round.
+	/// next, as DiLoCo's workers do, instead of starting it afresh every round. `--out` saves
+	/// it and `--resume` continues it.
 	#[arg(long)]
 	pub keep_inner_state: bool,
 	/// Job id.
@@ -191,7 +192,14 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	};
 	let trainer =
 		ShardTrainer::new(&spec, shard, shard_i as u64, test, train_config(&args), args.seed)?;
-	let trainer = if args.keep_inner_state { trainer.keep_inner_state()? } else { trainer };
+	let mut trainer = if args.keep_inner_state { trainer.keep_inner_state()? } else { trainer };
+	if let (Some(path), true) = (&args.resume, trainer.keeps_inner_state()) {
+		if let Some(inner) = checkpoint::load_inner(path)? {
+			trainer
+				.restore_inner(&inner)
+				.with_context(|| format!("--resume {}", path.display()))?;
+		}
+	}
 	let pcfg = peer_config(&args, keys)?;
 	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs()?);
 	ncfg.max_message = args.max_message_bytes;
@@ -220,7 +228,7 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	}
 	run_rounds(&mut peer, &args).await?;
 	if let Some(path) = &args.out {
-		save_final(&spec, peer.model(), path, args.json)?;
+		save_final(&spec, peer.model(), peer.inner_snapshot().as_ref(), path, args.json)?;
 	}
 	// Stay a little so slower peers can fetch signatures / state.
 	tokio::time::sleep(Duration::from_secs(2)).await;
@@ -303,10 +311,17 @@ async fn run_rounds<T: LocalTrainer>(peer: &mut Peer<T>, args: &PeerArgs) -> Res
 	Ok(())
 }
 
-/// Write the final model (`--out`) and report its hash.
-fn save_final(spec: &ModelSpec, params: &[f32], path: &std::path::Path, json: bool) -> Result<()> {
+/// Write the final model (`--out`, with the inner optimizer state when the trainer keeps
+/// one) and report its hash.
+fn save_final(
+	spec: &ModelSpec,
+	params: &[f32],
+	inner: Option<&InnerSnapshot>,
+	path: &std::path::Path,
+	json: bool,
+) -> Result<()> {
 	let model = Model::from_flat(spec, params)?;
-	checkpoint::save(&model, path)?;
+	checkpoint::save_resumable(&model, None, &[], inner, path)?;
 	let model_hash = hex::encode(model_state_hash(&model)?);
 	tracing::info!(file = %path.display(), %model_hash, "saved the final model");
 	if json {

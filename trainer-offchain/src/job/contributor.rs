@@ -267,7 +267,8 @@ impl Contributor {
 		// The model takes standardised inputs in a job that names them: `eval` must too.
 		let input = plan_of(job)?.input.standardizer(self.spec.in_features())?;
 		let outer = self.peer.state().get(model.num_params()..).unwrap_or_default();
-		crate::checkpoint::save_all(&model, input.as_ref(), outer, file)?;
+		let inner = self.peer.inner_snapshot();
+		crate::checkpoint::save_resumable(&model, input.as_ref(), outer, inner.as_ref(), file)?;
 		(self.args.events)(JobEvent::Saved { file: file.clone(), model_hash });
 		Ok(())
 	}

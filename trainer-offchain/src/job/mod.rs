@@ -242,10 +242,13 @@ pub async fn run(args: RunOptions) -> Result<()> {
 	let (keys, pair) = load_keys(&args)?;
 	let chain = connect(&args).await?;
 	let me = keys.public();
-	let (job, spec, trainer) = prepare_job(&args, &chain, me).await?;
+	let (job, spec, mut trainer) = prepare_job(&args, &chain, me).await?;
 	join_once(&args, &chain, &pair, &job).await?;
 	let resume = match &args.resume {
-		Some(path) => Some(resume_state(path, &spec, &plan_of(&job)?)?),
+		Some(path) => {
+			resume_inner(path, &mut trainer)?;
+			Some(resume_state(path, &spec, &plan_of(&job)?)?)
+		},
 		None => None,
 	};
 	let peer = start_peer(&args, &chain, &job, keys, &spec, trainer).await?;

@@ -97,6 +97,11 @@ pub trait LocalTrainer: Send + 'static {
 	fn model_hash(&self, model: &[f32]) -> Hash32 {
 		crate::update::state_hash(model)
 	}
+	/// The inner optimiser state this trainer carries between rounds, if it keeps one (saved
+	/// with `--out` so that `--resume` continues it).
+	fn inner_snapshot(&self) -> Option<crate::train::InnerSnapshot> {
+		None
+	}
 }
 
 /// The outcome of one round, for logs, JSON output and the chain integration.
@@ -394,6 +399,12 @@ impl<T: LocalTrainer> Peer<T> {
 	/// The current model's parameters.
 	pub fn model(&self) -> &[f32] {
 		self.model.get(..self.params_len).unwrap_or_default()
+	}
+
+	/// The inner optimiser state of this peer's trainer, if it keeps one
+	/// ([`LocalTrainer::inner_snapshot`]).
+	pub fn inner_snapshot(&self) -> Option<crate::train::InnerSnapshot> {
+		self.trainer.as_ref()?.inner_snapshot()
 	}
 
 	/// The whole model state: the parameters, then the outer optimiser's state (what
