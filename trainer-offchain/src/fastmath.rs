@@ -24,18 +24,18 @@ pub fn has_avx2() -> bool {
 	}
 }
 
-/// `e^x` (see the module docs for the range).
+/// 1.5·2²³: adding and subtracting it rounds to the nearest integer.
+const ROUND: f32 = 12_582_912.0;
+
+/// `x` clamped to `[−88, 88]`, `ROUND + n` (n the nearest integer to x·log₂e, |n| ≤ 127),
+/// and `e^r` for `r = x − n·ln 2` (the Taylor polynomial of the module docs).
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
+fn reduced(x: f32) -> (f32, f32) {
 	const LOG2_E: f32 = std::f32::consts::LOG2_E;
 	// ln 2 split so that n·LN2_HI is exact for |n| ≤ 128.
 	const LN2_HI: f32 = 0.693_359_4;
 	const LN2_LO: f32 = -2.121_944_4e-4;
-	// 1.5·2²³: adding and subtracting it rounds to the nearest integer.
-	const ROUND: f32 = 12_582_912.0;
-	const ROUND_BITS: i32 = 0x4B40_0000;
 	let x = x.clamp(-88.0, 88.0);
-	// `shifted` = ROUND + n exactly, n the nearest integer to x·log₂e (|n| ≤ 127).
 	let shifted = x * LOG2_E + ROUND;
 	let n = shifted - ROUND;
 	let r = (x - n * LN2_HI) - n * LN2_LO;
@@ -45,6 +45,14 @@ pub fn exp(x: f32) -> f32 {
 				+ r * (1.0 / 6.0
 					+ r * (1.0 / 24.0
 						+ r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+	(shifted, p)
+}
+
+/// `e^x` (see the module docs for the range).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+	const ROUND_BITS: i32 = 0x4B40_0000;
+	let (shifted, p) = reduced(x);
 	// 2^n for n in [−127, 127]; n = −127 gives the bits of +0. n is read from the low bits of
 	// `shifted` (all of [ROUND − 127, ROUND + 127] share ROUND's exponent, one unit per step)
 	// rather than by `n as i32`: Rust's saturating float-to-int conversion is done one lane
@@ -61,16 +69,8 @@ mod tests {
 	/// The previous formulation (`n as i32`), kept to check that reading `n` from the bits
 	/// changes no result.
 	fn exp_with_a_cast(x: f32) -> f32 {
-		const ROUND: f32 = 12_582_912.0;
-		let x = x.clamp(-88.0, 88.0);
-		let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-		let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
-		let p = 1.0
-			+ r * (1.0
-				+ r * (0.5
-					+ r * (1.0 / 6.0
-						+ r * (1.0 / 24.0
-							+ r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+		let (shifted, p) = reduced(x);
+		let n = shifted - ROUND;
 		p * f32::from_bits(((n as i32 + 127).max(0) as u32) << 23)
 	}
 

@@ -83,7 +83,7 @@ impl NetClient {
 
 	/// Send without waiting; if the request fails on the way (connection closed, dial
 	/// failure, I/O error) send it again, with backoff, until `until` (see
-	/// [`super::outbox`]). `data` may be shared with other recipients.
+	/// [`crate::p2p::outbox`]). `data` may be shared with other recipients.
 	pub fn send_retrying(&self, peer: PeerId, data: Arc<Vec<u8>>, until: Instant) -> Result<()> {
 		self.cmd(Command::Send { peer, data, reply: None, retry_until: Some(until) })
 	}
@@ -108,7 +108,7 @@ impl NetClient {
 		rx.await.map_err(|_| anyhow!("network task stopped"))?
 	}
 
-	/// Serve `bytes` to `GetBlob(hash)` requests (see [`super::blobs`]).
+	/// Serve `bytes` to `GetBlob(hash)` requests (see [`crate::p2p::blobs`]).
 	pub fn put_blob(&self, hash: [u8; 32], bytes: Vec<u8>) -> Result<()> {
 		self.cmd(Command::PutBlob(hash, Arc::new(bytes)))
 	}
