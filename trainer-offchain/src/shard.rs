@@ -83,6 +83,20 @@ impl ShardTrainer {
 		self.inner.is_some()
 	}
 
+	/// `--resume path`: continue the inner optimizer state stored in the checkpoint, if it has
+	/// one. A trainer that starts every round afresh ignores it, with a warning.
+	pub fn resume_inner(&mut self, path: &Path) -> Result<()> {
+		let resume = || format!("--resume {}", path.display());
+		let Some(snapshot) = crate::checkpoint::load_inner(path).with_context(resume)? else {
+			return Ok(());
+		};
+		if !self.keeps_inner_state() {
+			tracing::warn!(file = %path.display(), "this trainer starts each round afresh (inner_state=fresh): not using the saved inner optimizer state");
+			return Ok(());
+		}
+		self.restore_inner(&snapshot).with_context(resume)
+	}
+
 	/// Continue from a saved inner optimizer state (`--resume` of a checkpoint that has one).
 	/// Refused unless this trainer keeps its state, and when the state belongs to another
 	/// optimizer or model.

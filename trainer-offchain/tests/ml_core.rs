@@ -479,6 +479,10 @@ fn a_kept_inner_state_survives_a_checkpoint() {
 		resumed.restore_inner(&back).unwrap();
 		assert_eq!(resumed.train(&model1, 1).unwrap().delta, want, "{opt:?}");
 		assert_ne!(trainer().train(&model1, 1).unwrap().delta, want, "a fresh state differs");
+		// `--resume` reads the same state from the file.
+		let mut from_file = trainer();
+		from_file.resume_inner(&path).unwrap();
+		assert_eq!(from_file.train(&model1, 1).unwrap().delta, want, "{opt:?} via --resume");
 
 		// Refused: the other optimizer's state, a state of other sizes, a trainer that
 		// starts every round afresh.
@@ -497,6 +501,8 @@ fn a_kept_inner_state_survives_a_checkpoint() {
 		assert!(trainer().restore_inner(&short).is_err());
 		let mut fresh = ShardTrainer::new(&spec, data.clone(), 0, None, cfg, 11).unwrap();
 		assert!(fresh.restore_inner(&back).is_err());
+		fresh.resume_inner(&path).unwrap(); // ignored, with a warning
+		assert!(fresh.inner_snapshot().is_none());
 	}
 	// A checkpoint without the state has none.
 	let m = Model::new(&spec).unwrap();

@@ -6,7 +6,7 @@
 //!     --model mlp --rounds 5 --min-peers 3 --initial-peers 4 --aggregator mean --json
 //! ```
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
 use trainchain_primitives::RoundIndex;
@@ -193,12 +193,8 @@ async fn run_async(args: PeerArgs) -> Result<()> {
 	let trainer =
 		ShardTrainer::new(&spec, shard, shard_i as u64, test, train_config(&args), args.seed)?;
 	let mut trainer = if args.keep_inner_state { trainer.keep_inner_state()? } else { trainer };
-	if let (Some(path), true) = (&args.resume, trainer.keeps_inner_state()) {
-		if let Some(inner) = checkpoint::load_inner(path)? {
-			trainer
-				.restore_inner(&inner)
-				.with_context(|| format!("--resume {}", path.display()))?;
-		}
+	if let Some(path) = &args.resume {
+		trainer.resume_inner(path)?;
 	}
 	let pcfg = peer_config(&args, keys)?;
 	let mut ncfg = NetConfig::for_job(args.job_id).with_addrs(&args.net.addrs()?);

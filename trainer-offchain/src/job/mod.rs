@@ -246,7 +246,7 @@ pub async fn run(args: RunOptions) -> Result<()> {
 	join_once(&args, &chain, &pair, &job).await?;
 	let resume = match &args.resume {
 		Some(path) => {
-			resume_inner(path, &mut trainer)?;
+			trainer.resume_inner(path)?;
 			Some(resume_state(path, &spec, &plan_of(&job)?)?)
 		},
 		None => None,

@@ -142,23 +142,6 @@ pub(super) async fn start_peer(
 	Ok(peer)
 }
 
-/// Give `trainer` the inner optimiser state stored by `--out` in `path`, if the file has one
-/// and the job keeps it (a job that starts each round afresh ignores it).
-pub(super) fn resume_inner(path: &std::path::Path, trainer: &mut ShardTrainer) -> Result<()> {
-	let Some(snapshot) = crate::checkpoint::load_inner(path)
-		.with_context(|| format!("--resume {}", path.display()))?
-	else {
-		return Ok(());
-	};
-	if !trainer.keeps_inner_state() {
-		tracing::warn!(file = %path.display(), "the job starts each round afresh (inner_state=fresh): not using the saved inner optimizer state");
-		return Ok(());
-	}
-	trainer
-		.restore_inner(&snapshot)
-		.with_context(|| format!("--resume {}", path.display()))
-}
-
 /// The model state stored by `--out` in `path`: the job's spec, its parameters followed by
 /// the outer optimiser state the job's plan keeps (zeros if the file has none and the plan
 /// keeps none).
