@@ -46,6 +46,14 @@ pub struct NetArgs {
 	/// its peer id survives restarts: what a relay or bootstrap peer others name by id needs.
 	#[arg(long, value_name = "FILE")]
 	pub node_key_file: Option<PathBuf>,
+	/// TCP port of the direct path (0: an ephemeral one): peers connected to this trainer
+	/// without a relay send it update chunks over a TCP connection of their own, sealed with
+	/// AES-256-GCM under a key given over libp2p. Open it in a firewall next to the libp2p port.
+	#[arg(long, default_value_t = 0, value_name = "PORT")]
+	pub direct_port: u16,
+	/// No direct path: every message goes through libp2p (noise + yamux, or QUIC).
+	#[arg(long)]
+	pub no_direct: bool,
 }
 
 impl NetArgs {
@@ -58,6 +66,8 @@ impl NetArgs {
 			relays: self.relay.clone(),
 			relay_server: self.relay_server,
 			node_key: self.node_key_file.as_deref().map(node_key_from_file).transpose()?,
+			no_direct: self.no_direct,
+			direct_port: self.direct_port,
 		})
 	}
 }

@@ -19,6 +19,14 @@ pub enum Request {
 	GetState,
 	/// Ask for a blob by its hash (see [`super::blobs`]).
 	GetBlob([u8; 32]),
+	/// "Send me large messages directly at this port (at the IP of this connection), sealed
+	/// under this key" (see [`super::net::direct`]).
+	DirectOffer {
+		/// TCP port of the direct listener.
+		port: u16,
+		/// Secret the sender's direct connections derive their keys from.
+		key: [u8; 32],
+	},
 }
 
 /// A response on the wire.
@@ -120,6 +128,12 @@ impl request_response::Codec for WireCodec {
 			(1, b) => Ok(Request::Msg(Arc::new(b))),
 			(2, b) if b.is_empty() => Ok(Request::GetState),
 			(3, b) => b.try_into().map(Request::GetBlob).map_err(|_| self.bad("blob request")),
+			(4, b) => match <[u8; 34]>::try_from(b) {
+				Ok([p0, p1, key @ ..]) => {
+					Ok(Request::DirectOffer { port: u16::from_be_bytes([p0, p1]), key })
+				},
+				Err(_) => Err(self.bad("direct offer")),
+			},
 			_ => Err(self.bad("request")),
 		}
 	}
@@ -150,6 +164,9 @@ impl request_response::Codec for WireCodec {
 			Request::Msg(b) => self.write_frame(io, 1, &b).await,
 			Request::GetState => self.write_frame(io, 2, &[]).await,
 			Request::GetBlob(h) => self.write_frame(io, 3, &h).await,
+			Request::DirectOffer { port, key } => {
+				self.write_frame(io, 4, &[&port.to_be_bytes()[..], &key[..]].concat()).await
+			},
 		}
 	}
 

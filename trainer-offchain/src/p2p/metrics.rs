@@ -43,6 +43,9 @@ counters! {
 	impersonations: "Messages whose libp2p sender is not the claimed key's peer.",
 	exchange_rejected: "Exchange messages (chunk, norms, reduced) from a peer that is not a participant / the chunk's owner in the agreed proposal, or bound to another proposal.",
 	state_syncs: "Model states fetched from peers.",
+	direct_bytes_sent: "Application bytes sent on the direct path (also counted in bytes_sent).",
+	direct_bytes_received: "Application bytes received on the direct path (also counted in bytes_received).",
+	direct_fallbacks: "Times the direct path to a peer failed and its messages went by libp2p.",
 }
 
 impl Metrics {

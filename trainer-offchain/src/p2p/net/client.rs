@@ -32,6 +32,11 @@ pub(super) enum Command {
 	SetHello(Arc<Vec<u8>>),
 	Dial(Multiaddr),
 	Peers(oneshot::Sender<Vec<PeerId>>),
+	/// A peer's direct sender task failed: send these by libp2p (from its task).
+	DirectFailed {
+		peer: PeerId,
+		unsent: Vec<super::direct::Outgoing>,
+	},
 	ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
 	Shutdown,
 }
@@ -42,12 +47,18 @@ pub struct NetClient {
 	pub(super) tx: mpsc::UnboundedSender<Command>,
 	pub(super) local_peer_id: PeerId,
 	pub(super) metrics: Arc<Metrics>,
+	pub(super) direct_port: Option<u16>,
 }
 
 impl NetClient {
 	/// This node's libp2p id.
 	pub fn local_peer_id(&self) -> PeerId {
 		self.local_peer_id
+	}
+
+	/// The port of this node's direct-path listener (`None`: no direct path here).
+	pub fn direct_port(&self) -> Option<u16> {
+		self.direct_port
 	}
 
 	/// Shared counters.

@@ -18,6 +18,11 @@ pub struct NetConfig {
 	/// Test-only misbehaviour: acknowledge every received message this much later (a
 	/// recipient that would hold back senders waiting for it).
 	pub ack_delay: Option<Duration>,
+	/// Messages at least this large take the direct path where there is one.
+	pub direct_min_bytes: usize,
+	/// Test-only: offer this port for the direct path instead of the listener's (a path that
+	/// fails, so that senders fall back to libp2p).
+	pub direct_offer_port: Option<u16>,
 }
 
 /// Where a node listens, whom it dials first and how others reach it.
@@ -37,6 +42,11 @@ pub struct NetAddrs {
 	/// This node's libp2p identity (`None`: a new one each start). A relay or bootstrap peer
 	/// that others name by peer id needs a stable one (see [`node_key_from_file`]).
 	pub node_key: Option<libp2p::identity::Keypair>,
+	/// No direct path (see [`super::direct`]): every message goes through libp2p.
+	pub no_direct: bool,
+	/// TCP port of the direct path's listener (0: an ephemeral one), at the IP of the first
+	/// listen address.
+	pub direct_port: u16,
 }
 
 /// The node key kept in `path`: the hex of a 32-byte ed25519 secret, created (readable by
@@ -77,6 +87,8 @@ impl NetConfig {
 			max_message: 256 << 20,
 			request_timeout: Duration::from_secs(120),
 			ack_delay: None,
+			direct_min_bytes: super::direct::DIRECT_MIN_BYTES,
+			direct_offer_port: None,
 		}
 	}
 

@@ -32,6 +32,7 @@ impl NetTask {
 			},
 			SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
 				tracing::debug!(%peer_id, "disconnected");
+				self.direct.on_disconnected(&peer_id);
 				self.emit(NetEvent::Disconnected(peer_id));
 			},
 			SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
@@ -58,8 +59,12 @@ impl NetTask {
 		if self.relays.iter().any(|r| r.peer == peer_id) {
 			self.reserve();
 		}
+		self.direct.on_connection(peer_id, endpoint);
 		if connections == 1 {
 			tracing::debug!(%peer_id, "connected");
+			if let Some(offer) = self.direct.new_offer(peer_id) {
+				self.swarm.behaviour_mut().rr.send_request(&peer_id, offer);
+			}
 			if let Some(h) = self.hello.clone() {
 				self.send_msg(peer_id, h, None, None);
 			}
@@ -142,6 +147,10 @@ impl NetTask {
 					None => Response::Refused,
 				};
 				self.respond(channel, r);
+			},
+			Request::DirectOffer { port, key } => {
+				self.respond(channel, Response::Ack);
+				self.direct.on_offer(peer, port, key);
 			},
 			Request::GetBlob(hash) => {
 				let r = match self.blobs.get(&hash) {

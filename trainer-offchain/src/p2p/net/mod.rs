@@ -8,12 +8,17 @@
 //! [`NetEvent`]s from an unbounded receiver. The network layer only moves bytes: decoding,
 //! signature checks and the round protocol live in `p2p::wire` / `p2p::round`.
 //!
+//! Large messages take a direct, AES-256-GCM sealed TCP connection where there is one
+//! (`direct/`), and libp2p otherwise.
+//!
 //! Files: `config.rs` (what a node is told), `behaviour.rs` (the swarm), `client.rs` (the
-//! handle), `task.rs` (the task and its commands), `events.rs` (swarm events).
+//! handle), `task.rs` (the task and its commands), `events.rs` (swarm events), `direct/`
+//! (the direct path).
 
 mod behaviour;
 mod client;
 mod config;
+pub mod direct;
 mod events;
 mod task;
 
@@ -85,6 +90,21 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 	let (tx, rx) = mpsc::unbounded_channel();
 	let (etx, erx) = mpsc::unbounded_channel();
 	let early = first_listen_addr(&mut swarm, &cfg.addrs, &etx).await;
+	let listener = match direct::bind_addr(&cfg.addrs.listen, cfg.addrs.direct_port) {
+		Some(addr) if !cfg.addrs.no_direct => {
+			let l = direct::Listener::start(addr, cfg.max_message, etx.clone(), metrics.clone());
+			Some(l.await.with_context(|| format!("direct path: listen on {addr}"))?)
+		},
+		_ => None,
+	};
+	let direct = direct::DirectPath::new(
+		local_peer_id,
+		listener.as_ref(),
+		cfg.direct_offer_port,
+		cfg.direct_min_bytes,
+		tx.clone(),
+		metrics.clone(),
+	);
 	let task = NetTask {
 		swarm,
 		topic,
@@ -99,9 +119,11 @@ pub async fn start(cfg: NetConfig) -> Result<(NetClient, mpsc::UnboundedReceiver
 		metrics: metrics.clone(),
 		bootstrap: cfg.addrs.bootstrap.clone(),
 		relays,
+		direct,
 	};
 	tokio::spawn(task.run(rx, early));
-	Ok((NetClient { tx, local_peer_id, metrics }, erx))
+	let direct_port = listener.as_ref().map(|l| l.port());
+	Ok((NetClient { tx, local_peer_id, metrics, direct_port }, erx))
 }
 
 /// Dial every relay (unless it is a bootstrap peer, dialled already) and return their slots.

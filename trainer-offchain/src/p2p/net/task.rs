@@ -9,6 +9,7 @@ use super::super::metrics::Metrics;
 use super::super::outbox::{Outbox, Resend};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::Command;
+use super::direct::Outgoing;
 use super::NetEvent;
 use anyhow::Result;
 use futures::StreamExt;
@@ -48,6 +49,7 @@ pub(super) struct NetTask {
 	pub(super) metrics: Arc<Metrics>,
 	pub(super) bootstrap: Vec<Multiaddr>,
 	pub(super) relays: Vec<RelaySlot>,
+	pub(super) direct: super::direct::DirectPath,
 }
 
 /// A relay this node is reachable through, and its circuit listener once reserved.
@@ -127,6 +129,13 @@ impl NetTask {
 		self.pending.insert(id, Pending::Send(reply, resend));
 	}
 
+	/// Send by request-response, re-sent on failure until the message's deadline (if any).
+	fn send_by_libp2p(&mut self, peer: PeerId, out: Outgoing) {
+		let Outgoing { data, retry_until } = out;
+		let resend = retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
+		self.send_msg(peer, data, None, resend)
+	}
+
 	/// Schedule another try of a failed message, or give it up at its deadline.
 	pub(super) fn retry_later(
 		&mut self,
@@ -178,10 +187,24 @@ impl NetTask {
 					Err(e) => tracing::debug!("gossip publish: {e}"),
 				}
 			},
+			Command::Send { peer, data, reply: None, retry_until } => {
+				match self.direct.try_send(peer, Outgoing { data, retry_until }) {
+					Ok(()) => {
+						self.metrics.messages_sent.fetch_add(1, Relaxed);
+					},
+					Err(out) => self.send_by_libp2p(peer, out),
+				}
+			},
 			Command::Send { peer, data, reply, retry_until } => {
 				let resend =
 					retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
 				self.send_msg(peer, data, reply, resend)
+			},
+			Command::DirectFailed { peer, unsent } => {
+				self.direct.on_failed(&peer);
+				for out in unsent {
+					self.send_by_libp2p(peer, out);
+				}
 			},
 			Command::FetchState { peer, reply } => {
 				let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::GetState);

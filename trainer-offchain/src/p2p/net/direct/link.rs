@@ -1,0 +1,89 @@
+//! A sender task: one per peer with a direct path, holding one connection to it.
+
+use super::seal::{self, DirectError, Session};
+use super::Outgoing;
+use crate::p2p::metrics::Metrics;
+use crate::p2p::net::client::Command;
+use libp2p::PeerId;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// How long a dial and its preface may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a sender task needs.
+pub(super) struct Link {
+	pub(super) peer: PeerId,
+	pub(super) addr: SocketAddr,
+	pub(super) key: [u8; 32],
+	pub(super) local: PeerId,
+	pub(super) commands: mpsc::UnboundedSender<Command>,
+	pub(super) metrics: Arc<Metrics>,
+}
+
+impl Link {
+	/// Send every queued message in order over one connection (dialled on the first). On a
+	/// failure, hand the failed message and every queued one back to the network task, which
+	/// sends them by libp2p, and stop.
+	pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+		let mut conn: Option<(TcpStream, Session)> = None;
+		let mut buf = Vec::new();
+		while let Some(out) = rx.recv().await {
+			let sent = match conn.as_mut() {
+				Some((stream, session)) => {
+					seal::write_message(stream, session, &out.data, &mut buf).await
+				},
+				None => match self.connect().await {
+					Ok((mut stream, mut session)) => {
+						let r = seal::write_message(&mut stream, &mut session, &out.data, &mut buf)
+							.await;
+						conn = Some((stream, session));
+						r
+					},
+					Err(e) => Err(e),
+				},
+			};
+			match sent {
+				Ok(()) => {
+					let len = out.data.len() as u64;
+					self.metrics.bytes_sent.fetch_add(len, Relaxed);
+					self.metrics.direct_bytes_sent.fetch_add(len, Relaxed);
+				},
+				Err(e) => return self.give_back(out, rx, &e),
+			}
+		}
+	}
+
+	async fn connect(&self) -> Result<(TcpStream, Session), DirectError> {
+		let dial = async {
+			let mut stream = TcpStream::connect(self.addr).await?;
+			stream.set_nodelay(true)?;
+			let session =
+				seal::dial_preface(&mut stream, &self.local.to_bytes(), &self.key).await?;
+			Ok::<_, DirectError>((stream, session))
+		};
+		tokio::time::timeout(CONNECT_TIMEOUT, dial)
+			.await
+			.map_err(|_| DirectError::Io(std::io::ErrorKind::TimedOut.into()))?
+	}
+
+	fn give_back(
+		&self,
+		failed: Outgoing,
+		mut rx: mpsc::UnboundedReceiver<Outgoing>,
+		e: &DirectError,
+	) {
+		tracing::warn!(peer = %self.peer, addr = %self.addr, "direct path failed, using libp2p: {e}");
+		self.metrics.direct_fallbacks.fetch_add(1, Relaxed);
+		rx.close();
+		let mut unsent = vec![failed];
+		while let Ok(out) = rx.try_recv() {
+			unsent.push(out);
+		}
+		let _ = self.commands.send(Command::DirectFailed { peer: self.peer, unsent });
+	}
+}
