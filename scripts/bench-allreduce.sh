@@ -12,14 +12,18 @@
 # median over the rounds after the first; bytes_ratio = mean bytes sent per peer per round /
 # (2·S·(N−1)/N).
 #
+# The line gains transport=X: `direct` (the trainer's default: large messages on the
+# AES-256-GCM direct path) and `tcp` (libp2p alone: TCP + noise + yamux, `--no-direct`).
+#
 # Env: BENCH_SIZES="75000 10000000" (floats), BENCH_NS="2 3 4", BENCH_ROUNDS=4,
-#      BENCH_SCHEMES="chunked", VENV=/var/tmp/trainchain-venv.
+#      BENCH_SCHEMES="chunked", BENCH_TRANSPORTS="direct tcp", VENV=/var/tmp/trainchain-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench-env.sh
 SIZES=${BENCH_SIZES:-"75000 10000000"}
 NS=${BENCH_NS:-"2 3 4"}
 SCHEMES=${BENCH_SCHEMES:-"chunked"}
+TRANSPORTS=${BENCH_TRANSPORTS:-"direct tcp"}
 need_torch
 NET_BENCH=$(bench_binary net_bench)
 
@@ -28,11 +32,13 @@ for n in $NS; do
     g=$("$VENV/bin/python" scripts/bench_allreduce_gloo.py "$n" "$f" 5 \
       | "$VENV/bin/python" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["ms"])')
     for scheme in $SCHEMES; do
-      line=$(nice -n 5 "$NET_BENCH" allreduce "$n" "$f" "$scheme" | grep '^net-allreduce ')
-      declare -A v=()
-      for kv in ${line#net-allreduce }; do v[${kv%%=*}]=${kv#*=}; done
-      tr=$(python3 -c "print('%.2f' % (${v[exchange_ms]} / $g))")
-      echo "bench-allreduce n=$n bytes=${v[bytes]} scheme=$scheme bytes_ratio=${v[bytes_ratio]} ms=${v[exchange_ms]} round_ms=${v[round_ms]} gloo_ms=$g time_ratio=$tr"
+      for t in $TRANSPORTS; do
+        line=$(nice -n 5 "$NET_BENCH" allreduce "$n" "$f" "$scheme" "$t" | grep '^net-allreduce ')
+        declare -A v=()
+        for kv in ${line#net-allreduce }; do v[${kv%%=*}]=${kv#*=}; done
+        tr=$(python3 -c "print('%.2f' % (${v[exchange_ms]} / $g))")
+        echo "bench-allreduce n=$n bytes=${v[bytes]} scheme=$scheme transport=$t bytes_ratio=${v[bytes_ratio]} ms=${v[exchange_ms]} round_ms=${v[round_ms]} gloo_ms=$g time_ratio=$tr"
+      done
     done
   done
 done

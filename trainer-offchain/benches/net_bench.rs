@@ -1,17 +1,21 @@
 //! Network benchmarks with one `trainchain-trainer peer` process per peer (issue #13); run by
 //! `scripts/bench-network.sh`, which names what each line means. Modes (first argument):
 //!
-//! - `allreduce N FLOATS [SCHEME]`: N peers on loopback, an MLP of FLOATS parameters, no
-//!   compression, the `chunked` (default) or `all-to-all` scheme; prints
-//!   `net-allreduce n=N floats=F bytes=S scheme=X bytes_ratio=R exchange_ms=E round_ms=T`.
-//! - `bandwidth N FLOATS MBIT [tcp|quic] [no-idle-restart]`: N peers, each in its own network
-//!   namespace, every link shaped to MBIT Mbit/s each way with `tc tbf`, over TCP (+ noise +
-//!   yamux, default) or QUIC; prints `bench-bandwidth n=N bytes=S link_mbit=M transport=T
-//!   goodput_ratio=G exchange_ms=E bytes_ratio=R`. `no-idle-restart` sets the hosts'
-//!   `net.ipv4.tcp_slow_start_after_idle=0` (adds `host=no-idle-restart` to the line).
+//! - `allreduce N FLOATS [SCHEME [TRANSPORT]]`: N peers on loopback, an MLP of FLOATS
+//!   parameters, no compression, the `chunked` (default) or `all-to-all` scheme; prints
+//!   `net-allreduce n=N floats=F bytes=S scheme=X transport=T bytes_ratio=R exchange_ms=E
+//!   round_ms=T`.
+//! - `bandwidth N FLOATS MBIT [TRANSPORT] [no-idle-restart]`: N peers, each in its own network
+//!   namespace, every link shaped to MBIT Mbit/s each way with `tc tbf`; prints
+//!   `bench-bandwidth n=N bytes=S link_mbit=M transport=T goodput_ratio=G exchange_ms=E
+//!   bytes_ratio=R`. `no-idle-restart` sets the hosts' `net.ipv4.tcp_slow_start_after_idle=0`
+//!   (adds `host=no-idle-restart` to the line).
+//!
+//! TRANSPORT: `direct` (default: the trainer's defaults, TCP with large messages on the
+//! AES-256-GCM direct path), `tcp` (libp2p alone: TCP + noise + yamux) or `quic` (libp2p QUIC).
 //! - `peers N`: N peers on loopback training the digits MLP; prints
 //!   `bench-peers n=N round_ms=T bytes_per_peer=B messages_per_peer=M`.
-//! - `floor N FLOATS [tcp|quic]`: the transport alone moving the exchange's bytes (see
+//! - `floor N FLOATS [TRANSPORT]`: the transport alone moving the exchange's bytes (see
 //!   `net_floor`); prints `bench-floor n=N bytes=S transport=T ms=E`.
 //!
 //! Definitions: `S` is one update's size in bytes; the ring-optimal bytes a peer sends in a
@@ -40,17 +44,17 @@ fn main() {
 	match args.first().map(String::as_str) {
 		Some("allreduce") => {
 			let scheme = args.get(3).map_or("chunked", String::as_str);
-			let transport = args.get(4).map_or("tcp", String::as_str);
+			let transport = args.get(4).map_or("direct", String::as_str);
 			allreduce(num(1) as usize, num(2), scheme, transport)
 		},
 		Some("bandwidth") => {
-			let transport = args.get(4).map_or("tcp", String::as_str);
+			let transport = args.get(4).map_or("direct", String::as_str);
 			let idle_restart = args.get(5).map(String::as_str) != Some("no-idle-restart");
 			bandwidth(num(1) as usize, num(2), num(3), transport, idle_restart)
 		},
 		Some("peers") => peers(num(1) as usize),
 		Some("floor") => {
-			let transport = args.get(3).map_or("tcp", String::as_str);
+			let transport = args.get(3).map_or("direct", String::as_str);
 			net_floor::floor(num(1) as usize, num(2), transport, bench_rounds())
 		},
 		Some("floor-peer") => {
@@ -58,7 +62,7 @@ fn main() {
 			net_floor::floor_peer(num(1) as usize, num(2) as usize, num(3) as usize, transport)
 		},
 		_ => eprintln!(
-			"usage: net_bench allreduce N FLOATS [SCHEME] | bandwidth N FLOATS MBIT [tcp|quic] | peers N | floor N FLOATS [tcp|quic]"
+			"usage: net_bench allreduce N FLOATS [SCHEME [direct|tcp|quic]] | bandwidth N FLOATS MBIT [direct|tcp|quic] | peers N | floor N FLOATS [direct|tcp|quic]"
 		),
 	}
 }
@@ -130,8 +134,9 @@ fn value(r: &Value, key: &str) -> f64 {
 fn loopback(n: usize, name: &str, extra: &[String], transport: &str) -> Vec<PeerProc> {
 	let logs = log_dir(name);
 	let mut args = common(n, extra);
-	let port = if transport == "quic" { "udp/0/quic-v1" } else { "tcp/0" };
+	let (port, direct) = transport_args(transport);
 	args.extend(["--listen".to_string(), format!("/ip4/127.0.0.1/{port}")]);
+	args.extend(direct.iter().map(|s| s.to_string()));
 	let first = PeerProc::start(Command::new(trainer_bin()), 0, n, &args, &logs);
 	let (id, addrs) = first.wait_listening(Duration::from_secs(60));
 	let boot = format!("{}/p2p/{id}", addrs[0]);
@@ -142,6 +147,17 @@ fn loopback(n: usize, name: &str, extra: &[String], transport: &str) -> Vec<Peer
 		peers.push(PeerProc::start(Command::new(trainer_bin()), i, n, &a, &logs));
 	}
 	peers
+}
+
+/// The listen protocol of a transport and the flags it needs: `direct` is the default (TCP,
+/// large messages on the direct path), `tcp` and `quic` are libp2p alone (`--no-direct`).
+fn transport_args(transport: &str) -> (&'static str, &'static [&'static str]) {
+	match transport {
+		"direct" => ("tcp/0", &[]),
+		"tcp" => ("tcp/0", &["--no-direct"]),
+		"quic" => ("udp/0/quic-v1", &["--no-direct"]),
+		t => panic!("unknown transport {t}: direct, tcp or quic"),
+	}
 }
 
 fn ring_bytes(n: usize, update: f64) -> f64 {
@@ -172,8 +188,10 @@ fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str, idle_restart: bo
 	}
 	let logs = log_dir("net-bandwidth");
 	let mut args = common(n, &["--model".into(), model_of(floats)]);
-	let port = if transport == "quic" { "udp/30400/quic-v1" } else { "tcp/30400" };
+	let (proto, direct) = transport_args(transport);
+	let port = proto.replacen("/0", "/30400", 1);
 	args.extend(["--listen".to_string(), format!("/ip4/0.0.0.0/{port}")]);
+	args.extend(direct.iter().map(|s| s.to_string()));
 	let boot = format!("/ip4/{}/{port}", lab.host_ip(0));
 	let peers: Vec<PeerProc> = (0..n)
 		.map(|i| {
@@ -196,7 +214,7 @@ fn bandwidth(n: usize, floats: u64, mbit: u64, transport: &str, idle_restart: bo
 }
 
 fn peers(n: usize) {
-	let events = finish(loopback(n, "net-peers", &[], "tcp"));
+	let events = finish(loopback(n, "net-peers", &[], "direct"));
 	println!(
 		"bench-peers n={n} round_ms={:.0} bytes_per_peer={:.0} messages_per_peer={:.0}",
 		per_round(&events, "round_ms", true),

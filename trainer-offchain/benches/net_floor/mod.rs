@@ -1,8 +1,8 @@
-//! `floor N FLOATS [tcp|quic]`: the transport alone, for comparison with the exchange.
+//! `floor N FLOATS [direct|tcp|quic]`: the transport alone, for comparison with the exchange.
 //!
 //! N processes (this benchmark binary again, mode `floor-peer`) on loopback, each with the
-//! trainer's own network stack (`p2p::net`: TCP + noise + yamux or QUIC, and its
-//! request-response framing), move the bytes of the chunked exchange and nothing else: each
+//! trainer's own network stack (`p2p::net`: the direct path, or libp2p alone with TCP + noise +
+//! yamux or QUIC and its request-response framing), move the bytes of the chunked exchange and nothing else: each
 //! sends a piece of S/N bytes to every other peer and waits for the N−1 pieces sent to it, then
 //! does it again (the all-gather). No signatures, hashing, decoding or reduction. Prints
 //! `bench-floor n=N bytes=S transport=T ms=E`: the slowest peer's time from the start signal to
@@ -81,6 +81,7 @@ pub fn floor_peer(i: usize, n: usize, bytes: usize, transport: &str) {
 	let listen =
 		if transport == "quic" { "/ip4/127.0.0.1/udp/0/quic-v1" } else { "/ip4/127.0.0.1/tcp/0" };
 	cfg.addrs.listen = vec![listen.parse().unwrap()];
+	cfg.addrs.no_direct = transport != "direct";
 	let (client, mut events) = rt.block_on(net::start(cfg)).unwrap();
 	let me = client.local_peer_id();
 	let addr = rt.block_on(async {
