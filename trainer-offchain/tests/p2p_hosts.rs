@@ -14,6 +14,18 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// A digits MLP with 75,010 parameters (300 KB updates, 100 KB chunks among three).
+const WIDE_MODEL: &str = "mlp:64-1000-10";
+
+/// Bytes a peer's rounds sent on the direct path.
+fn direct_bytes(events: &[Value]) -> u64 {
+	events
+		.iter()
+		.filter(|v| v["event"] == "round")
+		.map(|r| r["direct_bytes_sent"].as_u64().unwrap())
+		.sum()
+}
+
 /// Peer `i` of `n`, in namespace `ns` of `lab`.
 fn start_in(lab: &Lab, ns: &str, i: usize, n: usize, args: &[String], logs: &Path) -> PeerProc {
 	PeerProc::start(lab.command(ns, peer_procs::trainer_bin()), i, n, args, logs)
@@ -41,6 +53,8 @@ fn three_hosts_agree(transport: &str) {
 			// All three must be there before round 0 (`peer` starts with 2 by default).
 			let mut args =
 				vec!["--listen".to_string(), listen.clone(), "--min-peers".into(), "3".into()];
+			// Updates of 300 KB: chunks large enough for the direct path.
+			args.extend(["--model".to_string(), WIDE_MODEL.to_string()]);
 			if i > 0 {
 				args.extend(["--bootstrap".to_string(), boot.clone()]);
 			}
@@ -52,6 +66,11 @@ fn three_hosts_agree(transport: &str) {
 	let hashes: Vec<BTreeMap<u64, String>> = events.iter().map(|e| model_hashes(e)).collect();
 	assert_eq!(hashes[0].len(), 2, "peer 0 rounds: {:?}", events[0]);
 	assert!(hashes.iter().all(|h| *h == hashes[0]), "model hashes differ: {hashes:?}");
+	// Chunks crossed between the hosts on the direct path (a TCP connection of its own, also
+	// next to a QUIC libp2p connection).
+	for (i, e) in events.iter().enumerate() {
+		assert!(direct_bytes(e) > 0, "peer {i} sent nothing on the direct path");
+	}
 	// Each peer listened on its own host only: no other host's address among its own.
 	for (i, e) in events.iter().enumerate() {
 		let listening = e.iter().find(|v| v["event"] == "listening").unwrap().to_string();
@@ -123,10 +142,11 @@ fn relay_pair(external_address: bool) {
 	let logs = std::env::temp_dir().join(format!("trainchain-relay-{}", lab.public));
 	std::fs::create_dir_all(&logs).unwrap();
 	let common = |extra: &[&str]| {
-		let mut a: Vec<String> = ["--listen", "/ip4/0.0.0.0/tcp/30400", "--min-peers", "3"]
-			.iter()
-			.map(|s| s.to_string())
-			.collect();
+		let mut a: Vec<String> =
+			["--listen", "/ip4/0.0.0.0/tcp/30400", "--min-peers", "3", "--model", WIDE_MODEL]
+				.iter()
+				.map(|s| s.to_string())
+				.collect();
 		a.extend(extra.iter().map(|s| s.to_string()));
 		a
 	};

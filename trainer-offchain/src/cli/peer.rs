@@ -159,6 +159,7 @@ fn report_json(r: &RoundReport) -> serde_json::Value {
 		"bytes_sent": r.bytes_sent,
 		"bytes_received": r.bytes_received,
 		"messages_sent": r.messages_sent,
+		"direct_bytes_sent": r.direct_bytes_sent,
 		"update_bytes": r.update_bytes,
 		"reduced_bytes": r.reduced_bytes,
 		"compute_ms": r.compute_ms,

@@ -133,6 +133,8 @@ pub struct RoundReport {
 	pub bytes_received: u64,
 	/// Messages this peer sent during the round (requests and gossip publishes).
 	pub messages_sent: u64,
+	/// Of `bytes_sent`, the bytes sent on the direct path.
+	pub direct_bytes_sent: u64,
 	/// Size of this peer's compressed update.
 	pub update_bytes: u64,
 	/// Size of the reduced chunk this peer owned and sent to every other participant (one

@@ -11,6 +11,7 @@ impl<T: LocalTrainer> Peer<T> {
 			sent0: self.metrics().bytes_sent.load(Relaxed),
 			recv0: self.metrics().bytes_received.load(Relaxed),
 			msgs0: self.metrics().messages_sent.load(Relaxed),
+			direct0: self.metrics().direct_bytes_sent.load(Relaxed),
 		};
 		let future = std::mem::take(&mut self.future);
 		for (from, gossip, env) in future {
@@ -249,6 +250,7 @@ impl<T: LocalTrainer> Peer<T> {
 			bytes_sent: self.metrics().bytes_sent.load(Relaxed) - start.sent0,
 			bytes_received: self.metrics().bytes_received.load(Relaxed) - start.recv0,
 			messages_sent: self.metrics().messages_sent.load(Relaxed) - start.msgs0,
+			direct_bytes_sent: self.metrics().direct_bytes_sent.load(Relaxed) - start.direct0,
 			update_bytes: mine.update.byte_len() as u64,
 			reduced_bytes,
 			compute_ms: done.compute_ms,
@@ -340,6 +342,7 @@ pub(super) struct RoundStart {
 	pub(super) sent0: u64,
 	pub(super) recv0: u64,
 	pub(super) msgs0: u64,
+	pub(super) direct0: u64,
 }
 
 /// This peer's compressed update and what its `Ready` announces with it.

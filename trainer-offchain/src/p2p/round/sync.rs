@@ -162,6 +162,7 @@ impl<T: LocalTrainer> Peer<T> {
 			bytes_sent: self.metrics().bytes_sent.load(Relaxed) - start.sent0,
 			bytes_received: self.metrics().bytes_received.load(Relaxed) - start.recv0,
 			messages_sent: self.metrics().messages_sent.load(Relaxed) - start.msgs0,
+			direct_bytes_sent: self.metrics().direct_bytes_sent.load(Relaxed) - start.direct0,
 			update_bytes: 0,
 			reduced_bytes: 0,
 			compute_ms,
