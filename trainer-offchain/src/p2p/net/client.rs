@@ -35,6 +35,7 @@ pub(super) enum Command {
 	/// A peer's direct sender task failed: send these by libp2p (from its task).
 	DirectFailed {
 		peer: PeerId,
+		generation: u64,
 		unsent: Vec<super::direct::Outgoing>,
 	},
 	ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),

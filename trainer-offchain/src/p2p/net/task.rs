@@ -200,8 +200,8 @@ impl NetTask {
 					retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
 				self.send_msg(peer, data, reply, resend)
 			},
-			Command::DirectFailed { peer, unsent } => {
-				self.direct.on_failed(&peer);
+			Command::DirectFailed { peer, generation, unsent } => {
+				self.direct.on_failed(&peer, generation);
 				for out in unsent {
 					self.send_by_libp2p(peer, out);
 				}

@@ -25,6 +25,8 @@ const CONGESTION_CONTROL: &[u8] = b"cubic\0";
 /// What a sender task needs.
 pub(super) struct Link {
 	pub(super) peer: PeerId,
+	/// Which of the sender tasks to `peer` this is (a newer offer starts a new one).
+	pub(super) generation: u64,
 	pub(super) addr: SocketAddr,
 	pub(super) key: [u8; 32],
 	pub(super) local: PeerId,
@@ -40,21 +42,7 @@ impl Link {
 		let mut conn: Option<(TcpStream, Session)> = None;
 		let mut buf = Vec::new();
 		while let Some(out) = rx.recv().await {
-			let sent = match conn.as_mut() {
-				Some((stream, session)) => {
-					seal::write_message(stream, session, &out.data, &mut buf).await
-				},
-				None => match self.connect().await {
-					Ok((mut stream, mut session)) => {
-						let r = seal::write_message(&mut stream, &mut session, &out.data, &mut buf)
-							.await;
-						conn = Some((stream, session));
-						r
-					},
-					Err(e) => Err(e),
-				},
-			};
-			match sent {
+			match self.send_one(&mut conn, &out, &mut buf).await {
 				Ok(()) => {
 					let len = out.data.len() as u64;
 					self.metrics.bytes_sent.fetch_add(len, Relaxed);
@@ -62,6 +50,33 @@ impl Link {
 				},
 				Err(e) => return self.give_back(out, rx, &e),
 			}
+		}
+	}
+
+	/// Write one message, dialling first if there is no connection yet. A message with a
+	/// deadline gives up at it (a receiver that stops reading holds only its own messages).
+	async fn send_one(
+		&self,
+		conn: &mut Option<(TcpStream, Session)>,
+		out: &Outgoing,
+		buf: &mut Vec<u8>,
+	) -> Result<(), DirectError> {
+		let write = async {
+			if conn.is_none() {
+				*conn = Some(self.connect().await?);
+			}
+			match conn.as_mut() {
+				Some((stream, session)) => {
+					seal::write_message(stream, session, &out.data, buf).await
+				},
+				None => Err(DirectError::Preface),
+			}
+		};
+		match out.retry_until {
+			Some(until) => tokio::time::timeout_at(until.into(), write)
+				.await
+				.map_err(|_| DirectError::Io(std::io::ErrorKind::TimedOut.into()))?,
+			None => write.await,
 		}
 	}
 
@@ -92,7 +107,8 @@ impl Link {
 		while let Ok(out) = rx.try_recv() {
 			unsent.push(out);
 		}
-		let _ = self.commands.send(Command::DirectFailed { peer: self.peer, unsent });
+		let (peer, generation) = (self.peer, self.generation);
+		let _ = self.commands.send(Command::DirectFailed { peer, generation, unsent });
 	}
 }
 

@@ -54,8 +54,10 @@ pub(super) struct DirectPath {
 	offers: HashMap<PeerId, (u16, [u8; 32])>,
 	/// Each peer's IP on a connection without a relay.
 	ips: HashMap<PeerId, IpAddr>,
-	/// Sender tasks by peer.
-	links: HashMap<PeerId, mpsc::UnboundedSender<Outgoing>>,
+	/// Sender tasks by peer, with their generation.
+	links: HashMap<PeerId, (u64, mpsc::UnboundedSender<Outgoing>)>,
+	/// The generation of the next sender task.
+	next_generation: u64,
 	local: PeerId,
 	commands: mpsc::UnboundedSender<Command>,
 	metrics: Arc<Metrics>,
@@ -80,6 +82,7 @@ impl DirectPath {
 			offers: HashMap::new(),
 			ips: HashMap::new(),
 			links: HashMap::new(),
+			next_generation: 0,
 			local,
 			commands,
 			metrics,
@@ -116,18 +119,25 @@ impl DirectPath {
 		}
 	}
 
-	/// Every connection to `peer` closed: forget its offer (it offers again when it is back,
-	/// perhaps as a restarted process with a new key).
+	/// Every connection to `peer` closed: forget its offer and ours (each side offers again
+	/// when they meet again, perhaps as a restarted process), so that peers who come and go
+	/// leave nothing behind.
 	pub(super) fn on_disconnected(&mut self, peer: &PeerId) {
 		self.offers.remove(peer);
 		self.ips.remove(peer);
 		self.links.remove(peer);
+		if let Ok(mut offered) = self.offered.lock() {
+			offered.remove(&peer.to_bytes());
+		}
 	}
 
-	/// `peer`'s sender task gave up: send what it could not by libp2p from now on.
-	pub(super) fn on_failed(&mut self, peer: &PeerId) {
-		self.offers.remove(peer);
-		self.links.remove(peer);
+	/// Sender task `generation` to `peer` gave up: until `peer` offers again, send by libp2p.
+	/// A task from an older offer failing late changes nothing.
+	pub(super) fn on_failed(&mut self, peer: &PeerId, generation: u64) {
+		if self.links.get(peer).is_some_and(|(g, _)| *g == generation) {
+			self.offers.remove(peer);
+			self.links.remove(peer);
+		}
 	}
 
 	/// Hand `data` to `peer`'s sender task if the direct path to it is there and the message
@@ -136,20 +146,23 @@ impl DirectPath {
 		if out.data.len() < self.min_bytes {
 			return Err(out);
 		}
-		let Some(link) = self.link(peer) else { return Err(out) };
+		let Some((_, link)) = self.link(peer) else { return Err(out) };
 		link.send(out).map_err(|e| {
 			self.links.remove(&peer);
 			e.0
 		})
 	}
 
-	fn link(&mut self, peer: PeerId) -> Option<&mpsc::UnboundedSender<Outgoing>> {
+	fn link(&mut self, peer: PeerId) -> Option<&(u64, mpsc::UnboundedSender<Outgoing>)> {
 		if !self.links.contains_key(&peer) {
 			let (port, key) = *self.offers.get(&peer)?;
 			let ip = *self.ips.get(&peer)?;
 			let (tx, rx) = mpsc::unbounded_channel();
+			let generation = self.next_generation;
+			self.next_generation += 1;
 			let task = link::Link {
 				peer,
+				generation,
 				addr: SocketAddr::new(ip, port),
 				key,
 				local: self.local,
@@ -157,7 +170,7 @@ impl DirectPath {
 				metrics: self.metrics.clone(),
 			};
 			tokio::spawn(task.run(rx));
-			self.links.insert(peer, tx);
+			self.links.insert(peer, (generation, tx));
 		}
 		self.links.get(&peer)
 	}
