@@ -52,6 +52,21 @@ fn message(len: usize, tag: u8) -> Vec<u8> {
 	(0..len).map(|i| (i as u8).wrapping_mul(31) ^ tag).collect()
 }
 
+/// Send `data` from `a` to `b` (retrying until 10 s) and check that it arrives intact, from
+/// `a`'s peer id.
+async fn deliver(
+	a: &NetClient,
+	b: &NetClient,
+	b_events: &mut UnboundedReceiver<NetEvent>,
+	data: &[u8],
+) {
+	let until = Instant::now() + Duration::from_secs(10);
+	a.send_retrying(b.local_peer_id(), data.to_vec().into(), until).unwrap();
+	let (from, got) = next_message(b_events, Duration::from_secs(15)).await.expect("arrives");
+	assert_eq!(from, a.local_peer_id());
+	assert!(got == data, "a message of {} bytes altered on the way", data.len());
+}
+
 /// Send large messages until one goes directly (the offer crosses the connection just after
 /// it opens); every message must arrive intact, from the sender's peer id.
 async fn send_until_direct(
@@ -61,15 +76,7 @@ async fn send_until_direct(
 ) -> Vec<u8> {
 	for tag in 0..50u8 {
 		let data = message(3 << 20, tag);
-		a.send_retrying(
-			b.local_peer_id(),
-			data.clone().into(),
-			Instant::now() + Duration::from_secs(10),
-		)
-		.unwrap();
-		let (from, got) = next_message(b_events, Duration::from_secs(10)).await.expect("arrives");
-		assert_eq!(from, a.local_peer_id());
-		assert!(got == data, "message {tag} altered on the way");
+		deliver(a, b, b_events, &data).await;
 		if b.metrics().direct_bytes_received.load(Relaxed) > 0 {
 			return data;
 		}
@@ -89,26 +96,10 @@ async fn large_messages_go_directly_small_ones_by_libp2p() {
 	assert_eq!(direct, data.len() as u64);
 	assert_eq!(a.metrics().direct_bytes_sent.load(Relaxed), direct);
 	// A small message takes libp2p.
-	a.send_retrying(
-		b.local_peer_id(),
-		b"small".to_vec().into(),
-		Instant::now() + Duration::from_secs(5),
-	)
-	.unwrap();
-	let (from, got) = next_message(&mut b_events, Duration::from_secs(5)).await.unwrap();
-	assert_eq!((from, got.as_slice()), (a.local_peer_id(), &b"small"[..]));
+	deliver(&a, &b, &mut b_events, b"small").await;
 	assert_eq!(b.metrics().direct_bytes_received.load(Relaxed), direct);
 	// Back the other way too: B has A's offer.
-	let back = message(1 << 20, 9);
-	b.send_retrying(
-		a.local_peer_id(),
-		back.clone().into(),
-		Instant::now() + Duration::from_secs(5),
-	)
-	.unwrap();
-	let (from, got) = next_message(&mut a_events, Duration::from_secs(10)).await.unwrap();
-	assert_eq!(from, b.local_peer_id());
-	assert!(got == back);
+	deliver(&b, &a, &mut a_events, &message(1 << 20, 9)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,17 +112,7 @@ async fn a_direct_path_that_fails_falls_back_to_libp2p() {
 	connected(&a, &b).await;
 	tokio::time::sleep(Duration::from_millis(500)).await;
 	for tag in 0..3u8 {
-		let data = message(2 << 20, tag);
-		a.send_retrying(
-			b.local_peer_id(),
-			data.clone().into(),
-			Instant::now() + Duration::from_secs(10),
-		)
-		.unwrap();
-		let (from, got) =
-			next_message(&mut b_events, Duration::from_secs(15)).await.expect("arrives");
-		assert_eq!(from, a.local_peer_id());
-		assert!(got == data);
+		deliver(&a, &b, &mut b_events, &message(2 << 20, tag)).await;
 	}
 	assert_eq!(b.metrics().direct_bytes_received.load(Relaxed), 0);
 	assert!(a.metrics().direct_fallbacks.load(Relaxed) >= 1, "the failed dial was not counted");
@@ -178,17 +159,8 @@ async fn a_connection_without_the_offered_key_cannot_inject() {
 		tokio::time::sleep(Duration::from_millis(20)).await;
 	}
 	// The honest sender's direct path still works.
-	let data = message(1 << 20, 3);
 	let before = b.metrics().direct_bytes_received.load(Relaxed);
-	a.send_retrying(
-		b.local_peer_id(),
-		data.clone().into(),
-		Instant::now() + Duration::from_secs(5),
-	)
-	.unwrap();
-	let (from, got) = next_message(&mut b_events, Duration::from_secs(10)).await.unwrap();
-	assert_eq!(from, a.local_peer_id());
-	assert!(got == data);
+	deliver(&a, &b, &mut b_events, &message(1 << 20, 3)).await;
 	assert!(b.metrics().direct_bytes_received.load(Relaxed) > before);
 }
 
@@ -228,4 +200,49 @@ async fn rounds_over_the_direct_path_match_rounds_over_libp2p() {
 	assert!(direct_bytes > 0, "no chunk took the direct path");
 	assert_eq!(libp2p_direct_bytes, 0);
 	assert_eq!(direct_hashes, libp2p_hashes);
+}
+
+/// B offers a direct port where something accepts, answers the preface and then never reads
+/// (a recipient that stalls its senders). A's message to B blocks in the socket; A's message
+/// to C, sent right after, still arrives, and at the deadline A gives up on the direct write
+/// and B gets its message by libp2p. Without the deadline, B never got it (seen failing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_that_stops_reading_holds_back_only_its_own_messages() {
+	init_tracing();
+	let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+	let stall_port = stall.local_addr().unwrap().port();
+	let held = tokio::spawn(async move {
+		let (mut sock, _) = stall.accept().await.unwrap();
+		let mut preface = [0u8; 9];
+		tokio::io::AsyncReadExt::read_exact(&mut sock, &mut preface).await.unwrap();
+		let mut id = vec![0u8; usize::from(preface[8])];
+		tokio::io::AsyncReadExt::read_exact(&mut sock, &mut id).await.unwrap();
+		tokio::io::AsyncWriteExt::write_all(&mut sock, &[7; 32]).await.unwrap();
+		tokio::time::sleep(Duration::from_secs(60)).await;
+		drop(sock);
+	});
+	let (b, mut b_events, b_addr) = node(None, |c| {
+		c.direct_offer_port = Some(stall_port);
+		c.max_message = 64 << 20;
+	})
+	.await;
+	let (a, _a_events, a_addr) = node(Some(&b_addr), |c| c.max_message = 64 << 20).await;
+	let (c, mut c_events, _) = node(Some(&a_addr), |_| {}).await;
+	connected(&a, &b).await;
+	connected(&a, &c).await;
+	send_until_direct(&a, &mut c_events, &c).await;
+
+	let big = message(24 << 20, 1);
+	let until = Instant::now() + Duration::from_secs(4);
+	a.send_retrying(b.local_peer_id(), big.clone().into(), until).unwrap();
+	let to_c = message(1 << 20, 2);
+	deliver(&a, &c, &mut c_events, &to_c).await;
+	assert!(Instant::now() < until, "C's message waited for B's stalled one");
+	assert!(b.metrics().direct_bytes_received.load(Relaxed) == 0);
+	let (from, got) =
+		next_message(&mut b_events, Duration::from_secs(40)).await.expect("B gets it");
+	assert_eq!(from, a.local_peer_id());
+	assert!(got == big);
+	assert!(a.metrics().direct_fallbacks.load(Relaxed) >= 1);
+	held.abort();
 }
