@@ -246,3 +246,25 @@ async fn a_recipient_that_stops_reading_holds_back_only_its_own_messages() {
 	assert!(a.metrics().direct_fallbacks.load(Relaxed) >= 1);
 	held.abort();
 }
+
+/// Someone holds every connection slot of B's direct listener with connections that never
+/// send a preface. A's first direct dial to B then gets no challenge; A gives up after its
+/// connect timeout and B gets the message by libp2p: the flood costs the direct path, not the
+/// message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_costs_the_direct_path_not_the_message() {
+	init_tracing();
+	let (b, mut b_events, b_addr) = node(None, |_| {}).await;
+	let port = b.direct_port().unwrap();
+	let mut idle = Vec::new();
+	for _ in 0..300 {
+		idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+	}
+	let (a, _a_events, _) = node(Some(&b_addr), |_| {}).await;
+	connected(&a, &b).await;
+	tokio::time::sleep(Duration::from_millis(500)).await;
+	deliver(&a, &b, &mut b_events, &message(2 << 20, 4)).await;
+	assert_eq!(b.metrics().direct_bytes_received.load(Relaxed), 0);
+	assert!(a.metrics().direct_fallbacks.load(Relaxed) >= 1);
+	drop(idle);
+}
