@@ -280,8 +280,8 @@ fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, digest: Hash32) 
 }
 
 /// The blocks' leaf hashes: `given` if there are any, else computed (empty without blocks).
-fn leaves_of(body: &Body, given: Option<&[Hash32]>) -> Vec<Hash32> {
-	match (given, body.blocks()) {
+fn leaves_of<B: Sealable>(body: &B, given: Option<&[Hash32]>) -> Vec<Hash32> {
+	match (given, body.block_list()) {
 		(Some(l), _) => l.to_vec(),
 		(None, Some(blocks)) => compress::leaf_hashes(blocks),
 		(None, None) => Vec::new(),
@@ -309,20 +309,37 @@ impl Envelope {
 	}
 
 	/// Sign and encode.
-	pub fn seal_bytes(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Vec<u8> {
+	pub fn seal_bytes<B: Sealable>(
+		keys: &Keys,
+		job: JobId,
+		round: RoundIndex,
+		body: &B,
+	) -> Vec<u8> {
 		Self::seal_bytes_with(keys, job, round, body, None)
 	}
 
 	/// Sign and encode: the bytes of [`Envelope::seal`]`(…).encode()`, with the body encoded
 	/// once, straight into the envelope, and the blocks' leaf hashes taken from `leaves` when
 	/// the sender has them (its own update's), so its chunks are not hashed again.
-	pub fn seal_bytes_with(
+	pub fn seal_bytes_with<B: Sealable>(
 		keys: &Keys,
 		job: JobId,
 		round: RoundIndex,
-		body: &Body,
+		body: &B,
 		leaves: Option<&[Hash32]>,
 	) -> Vec<u8> {
+		Self::seal_bytes_signed(keys, job, round, body, leaves).0
+	}
+
+	/// [`Envelope::seal_bytes_with`], also returning the signature and the digest it covers
+	/// (what a sender keeps of its own message).
+	pub fn seal_bytes_signed<B: Sealable>(
+		keys: &Keys,
+		job: JobId,
+		round: RoundIndex,
+		body: &B,
+		leaves: Option<&[Hash32]>,
+	) -> (Vec<u8>, SignatureBytes, Hash32) {
 		let who = keys.public();
 		let len = body.encoded_size();
 		let mut out = Vec::with_capacity(len + 128);
@@ -333,23 +350,28 @@ impl Envelope {
 		let start = out.len();
 		body.encode_to(&mut out);
 		let leaves = leaves_of(body, leaves);
-		let digest = body.digest(out.get(start..).unwrap_or_default(), &leaves);
-		keys.sign(&signed_bytes(job, round, &who, digest)).encode_to(&mut out);
-		out
+		let digest = body.sealed_digest(out.get(start..).unwrap_or_default(), &leaves);
+		let sig = keys.sign(&signed_bytes(job, round, &who, digest));
+		sig.encode_to(&mut out);
+		(out, sig, digest)
 	}
 
 	/// Decode without checking anything.
 	pub fn decode_bytes(bytes: &[u8]) -> Result<Self> {
-		let mut input = bytes;
-		let e = Envelope::decode(&mut input)
-			.map_err(|e| anyhow::anyhow!("undecodable envelope: {e}"))?;
-		if !input.is_empty() {
-			bail!("{} trailing bytes after envelope", input.len());
-		}
-		Ok(e)
+		EnvelopeView::parse(bytes).map(|v| v.to_envelope())
 	}
 
-	/// Check the signature and decode the body.
+	/// This envelope read in place.
+	pub fn view(&self) -> EnvelopeView<'_> {
+		EnvelopeView {
+			job: self.job,
+			round: self.round,
+			who: self.who,
+			body: &self.body,
+			sig: self.sig,
+		}
+	}
+
 	pub fn open(&self) -> Result<Body> {
 		self.open_checked().map(|(body, _)| body)
 	}
@@ -357,13 +379,124 @@ impl Envelope {
 	/// Decode the body and check the signature over its digest; returns the body with what the
 	/// check computed (the blocks' leaf hashes, for the Merkle checks that follow).
 	pub fn open_checked(&self) -> Result<(Body, Opened)> {
-		let mut input = &self.body[..];
+		self.view().open_checked()
+	}
+}
+
+/// A body as it is sealed: its encoding, the digest its signature covers and its blocks.
+pub trait Sealable: Encode {
+	/// See [`Body::digest`].
+	fn sealed_digest(&self, bytes: &[u8], leaves: &[Hash32]) -> Hash32;
+	/// See [`Body::blocks`].
+	fn block_list(&self) -> Option<&[Vec<u8>]>;
+}
+
+impl Sealable for Body {
+	fn sealed_digest(&self, bytes: &[u8], leaves: &[Hash32]) -> Hash32 {
+		self.digest(bytes, leaves)
+	}
+
+	fn block_list(&self) -> Option<&[Vec<u8>]> {
+		self.blocks()
+	}
+}
+
+/// [`Body::Chunk`] with borrowed blocks and proof: it encodes to the owned body's bytes and
+/// seals to the same digest, so a sender need not copy its blocks into each message first.
+pub struct ChunkRef<'a> {
+	/// See [`Body::Chunk`].
+	pub attempt: u32,
+	/// See [`Body::Chunk`].
+	pub proposal: Hash32,
+	/// See [`Body::Chunk`].
+	pub first_block: u32,
+	/// See [`Body::Chunk`].
+	pub blocks: &'a [Vec<u8>],
+	/// See [`Body::Chunk`].
+	pub proof: &'a [Hash32],
+}
+
+/// `Body::Chunk`'s variant index in the SCALE encoding (the fourth variant; the test checks
+/// that the bytes are the owned body's).
+const CHUNK_VARIANT: u8 = 3;
+
+impl Encode for ChunkRef<'_> {
+	fn size_hint(&self) -> usize {
+		1 + 4 + 32 + 4 + self.blocks.size_hint() + self.proof.size_hint()
+	}
+
+	fn encode_to<T: codec::Output + ?Sized>(&self, dest: &mut T) {
+		CHUNK_VARIANT.encode_to(dest);
+		(self.attempt, self.proposal, self.first_block).encode_to(dest);
+		self.blocks.encode_to(dest);
+		self.proof.encode_to(dest);
+	}
+}
+
+impl Sealable for ChunkRef<'_> {
+	fn sealed_digest(&self, _: &[u8], leaves: &[Hash32]) -> Hash32 {
+		let Self { attempt, proposal, first_block, proof, .. } = self;
+		blake2_256_scale(&(b"chunk", attempt, proposal, first_block, leaves, proof))
+	}
+
+	fn block_list(&self) -> Option<&[Vec<u8>]> {
+		Some(self.blocks)
+	}
+}
+
+/// An [`Envelope`] read in place from a message's bytes: the body is a slice of them, so a
+/// 10 MB chunk is not copied before its blocks are decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvelopeView<'a> {
+	/// See [`Envelope::job`].
+	pub job: JobId,
+	/// See [`Envelope::round`].
+	pub round: RoundIndex,
+	/// See [`Envelope::who`].
+	pub who: PublicKey,
+	/// The body's bytes.
+	pub body: &'a [u8],
+	/// See [`Envelope::sig`].
+	pub sig: SignatureBytes,
+}
+
+impl<'a> EnvelopeView<'a> {
+	/// Read an envelope's SCALE encoding (the same bytes [`Envelope::decode`] reads, no bytes
+	/// after it).
+	pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+		let undecodable = |e: codec::Error| anyhow::anyhow!("undecodable envelope: {e}");
+		let mut input = bytes;
+		let job = JobId::decode(&mut input).map_err(undecodable)?;
+		let round = RoundIndex::decode(&mut input).map_err(undecodable)?;
+		let who = PublicKey::decode(&mut input).map_err(undecodable)?;
+		let len = codec::Compact::<u32>::decode(&mut input).map_err(undecodable)?.0 as usize;
+		if input.len() < len {
+			bail!("undecodable envelope: a body of {len} bytes in {} bytes", input.len());
+		}
+		let (body, mut rest) = input.split_at(len);
+		let sig = SignatureBytes::decode(&mut rest).map_err(undecodable)?;
+		if !rest.is_empty() {
+			bail!("{} trailing bytes after envelope", rest.len());
+		}
+		Ok(Self { job, round, who, body, sig })
+	}
+
+	/// The owned envelope (copies the body).
+	pub fn to_envelope(&self) -> Envelope {
+		let Self { job, round, who, body, sig } = *self;
+		Envelope { job, round, who, body: body.to_vec(), sig }
+	}
+
+	/// Decode the body and check the signature; also returns what was checked (signature,
+	/// digest, leaf hashes).
+	pub fn open_checked(&self) -> Result<(Body, Opened)> {
+		let mut input = self.body;
 		let b = Body::decode(&mut input).map_err(|e| anyhow::anyhow!("undecodable body: {e}"))?;
 		if !input.is_empty() {
 			bail!("trailing bytes after body");
 		}
 		let leaves = leaves_of(&b, None);
-		let digest = b.digest(&self.body, &leaves);
+		let digest = b.digest(self.body, &leaves);
 		if !verify(&self.who, &signed_bytes(self.job, self.round, &self.who, digest), &self.sig) {
 			bail!("bad signature");
 		}
@@ -397,6 +530,13 @@ mod tests {
 		assert_eq!(bytes.len(), reference.len());
 		assert_eq!(bytes[..bytes.len() - 64], reference[..reference.len() - 64]);
 		assert_eq!(Envelope::decode_bytes(&bytes).unwrap().open().unwrap(), chunk);
+		// The borrowed chunk seals to the same bytes (but the randomised signature), and
+		// its signature verifies as the owned body's.
+		let Body::Chunk { blocks, proof, .. } = &chunk else { unreachable!() };
+		let borrowed = ChunkRef { attempt: 1, proposal: [9; 32], first_block: 3, blocks, proof };
+		let by_ref = Envelope::seal_bytes(&alice, 1, 2, &borrowed);
+		assert_eq!(by_ref[..by_ref.len() - 64], bytes[..bytes.len() - 64]);
+		assert_eq!(Envelope::decode_bytes(&by_ref).unwrap().open().unwrap(), chunk);
 		// The signature covers the blocks through their leaf hashes, which the receiver
 		// computes itself: one changed byte of a block, or leaves passed by a sender that do
 		// not match its blocks, fail the check.
@@ -417,6 +557,15 @@ mod tests {
 		claim.who = alice.public();
 		assert!(claim.open().is_err());
 		assert!(Envelope::decode_bytes(b"garbage").is_err());
+		// Read in place: the same envelope as SCALE's decode; a truncated or extended
+		// encoding is refused.
+		let owned = Envelope::decode(&mut &bytes[..]).unwrap();
+		assert_eq!(EnvelopeView::parse(&bytes).unwrap().to_envelope(), owned);
+		assert_eq!(EnvelopeView::parse(&bytes).unwrap().body, &owned.body[..]);
+		for cut in [0, 10, 44, 45, bytes.len() - 65, bytes.len() - 1] {
+			assert!(EnvelopeView::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+		}
+		assert!(EnvelopeView::parse(&[&bytes[..], &[0]].concat()).is_err());
 	}
 
 	#[test]

@@ -15,7 +15,7 @@ impl<T: LocalTrainer> Peer<T> {
 				self.connected.remove(&p);
 			},
 			NetEvent::Listening(_) => {},
-			NetEvent::Message { from, data, gossip } => match Envelope::decode_bytes(&data) {
+			NetEvent::Message { from, data, gossip } => match EnvelopeView::parse(&data) {
 				Ok(env) => self.ingest_envelope(from, gossip, env),
 				Err(e) => {
 					Metrics::inc(&self.metrics().malformed);
@@ -25,12 +25,14 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 	}
 
-	pub(super) fn reject(&self, from: &PeerId, env: &Envelope, why: &str) {
+	pub(super) fn reject(&self, from: &PeerId, env: &EnvelopeView<'_>, why: &str) {
 		Metrics::inc(&self.metrics().messages_rejected);
 		tracing::warn!(%from, who = %short(&env.who), round = env.round, "rejected message: {why}");
 	}
 
-	pub(super) fn ingest_envelope(&mut self, from: PeerId, gossip: bool, env: Envelope) {
+	/// Check and file one message, read in place (`env.body` borrows the message's bytes;
+	/// only a message for a later round is copied, to keep it).
+	pub(super) fn ingest_envelope(&mut self, from: PeerId, gossip: bool, env: EnvelopeView<'_>) {
 		if env.job != self.cfg.job_id {
 			return self.reject(&from, &env, "wrong job");
 		}
@@ -90,7 +92,7 @@ impl<T: LocalTrainer> Peer<T> {
 		}
 		if env.round > self.round {
 			if self.future.len() < 10_000 {
-				self.future.push((from, gossip, env));
+				self.future.push((from, gossip, env.to_envelope()));
 			}
 			return;
 		}

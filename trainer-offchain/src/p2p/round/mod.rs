@@ -48,7 +48,9 @@ mod sync;
 use super::metrics::Metrics;
 use super::net::{NetClient, NetEvent};
 use super::roles::{self, Role};
-use super::wire::{proposal_hash, Body, ChunkStat, Envelope, Opened, Participant};
+use super::wire::{
+	proposal_hash, Body, ChunkRef, ChunkStat, Envelope, EnvelopeView, Opened, Participant,
+};
 use crate::aggregate::{self, Accepted, Stat};
 use crate::compress::{self, Compressed, Compression, ErrorFeedback};
 use crate::signing::{short, Endorsement, PublicKey, QuorumCertificate, SignatureBytes};
@@ -487,7 +489,7 @@ impl<T: LocalTrainer> Peer<T> {
 
 	/// Seal a body carrying this peer's own update blocks with their leaf hashes, which it
 	/// already has: the blocks are not hashed again.
-	fn seal_own_blocks(&self, body: &Body, leaves: &[Hash32]) -> Vec<u8> {
+	fn seal_own_blocks<B: super::wire::Sealable>(&self, body: &B, leaves: &[Hash32]) -> Vec<u8> {
 		let (keys, job, round) = (&self.cfg.keys, self.cfg.job_id, self.round);
 		Envelope::seal_bytes_with(keys, job, round, body, Some(leaves))
 	}

@@ -15,7 +15,7 @@ impl<T: LocalTrainer> Peer<T> {
 		};
 		let future = std::mem::take(&mut self.future);
 		for (from, gossip, env) in future {
-			self.ingest_envelope(from, gossip, env);
+			self.ingest_envelope(from, gossip, env.view());
 		}
 		let round = self.round;
 		let base_model = self.prepare_round().await?;

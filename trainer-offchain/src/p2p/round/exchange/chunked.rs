@@ -75,16 +75,16 @@ impl<T: LocalTrainer> Peer<T> {
 		let order = std::iter::once(my_idx).chain(crate::p2p::roles::shift_order(my_idx, n));
 		for (c, p) in order.filter_map(|c| parts.get(c).map(|p| (c, p))) {
 			let b = compress::chunk_blocks(nb, n, c);
-			let blocks = mine.blocks.get(b.clone()).unwrap_or_default().to_vec();
+			let blocks = mine.blocks.get(b.clone()).unwrap_or_default();
 			let proof = compress::range_proof(&ctx.leaves, b.start, b.end);
 			let first_block = b.start as u32;
 			let leaves = ctx.leaves.get(b.clone()).unwrap_or_default();
 			if p.who == me {
-				self.st
-					.chunks
-					.insert((attempt, me), (first_block, blocks, proof, leaves.to_vec()));
+				let own = (first_block, blocks.to_vec(), proof, leaves.to_vec());
+				self.st.chunks.insert((attempt, me), own);
 			} else {
-				let body = Body::Chunk { attempt, proposal, first_block, blocks, proof };
+				// Sealed from the update's own blocks: no copy of them first.
+				let body = ChunkRef { attempt, proposal, first_block, blocks, proof: &proof };
 				let sealed = self.seal_own_blocks(&body, leaves);
 				self.send_sealed(&p.who, std::sync::Arc::new(sealed));
 			}
@@ -204,10 +204,11 @@ impl<T: LocalTrainer> Peer<T> {
 		};
 		let chunk = my_idx as u32;
 		let body = Body::Reduced { attempt, proposal, chunk, blocks };
-		let (env, digest) =
-			Envelope::seal_with_digest(&self.cfg.keys, self.cfg.job_id, self.round, &body);
+		let (keys, job, round) = (&self.cfg.keys, self.cfg.job_id, self.round);
+		// Encoded once, straight into the bytes every other participant gets.
+		let (sealed, sig, digest) = Envelope::seal_bytes_signed(keys, job, round, &body, None);
 		if let Body::Reduced { blocks, .. } = body {
-			self.st.reduced.insert((attempt, chunk), (blocks, env.sig, digest));
+			self.st.reduced.insert((attempt, chunk), (blocks, sig, digest));
 		}
 		if self.cfg.byzantine == Some(Byzantine::SplitReduced) {
 			// Test-only: every other peer gets a differently scaled reduction.
@@ -218,7 +219,7 @@ impl<T: LocalTrainer> Peer<T> {
 			}
 			return Ok(());
 		}
-		self.send_to_others(parts, env.encode());
+		self.send_to_others(parts, sealed);
 		Ok(())
 	}
 
