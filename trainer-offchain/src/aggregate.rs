@@ -105,15 +105,25 @@ impl Stat {
 
 /// `(sum of squares, all finite)` of a slice.
 pub fn partial_stat(xs: &[f32]) -> (f64, bool) {
-	let mut s = 0f64;
+	// Eight running sums, one per lane (they vectorise; one sum is a chain of dependent
+	// additions), added up at the end. The order of the additions is fixed, so every peer
+	// gets the same bits for the same values.
+	const LANES: usize = 8;
+	let mut sums = [0f64; LANES];
 	let mut finite = true;
-	for x in xs {
-		if !x.is_finite() {
-			finite = false;
+	let rows = xs.chunks_exact(LANES);
+	let rest = rows.remainder();
+	for row in rows {
+		for (s, x) in sums.iter_mut().zip(row) {
+			finite &= x.is_finite();
+			*s += f64::from(*x) * f64::from(*x);
 		}
-		s += (*x as f64) * (*x as f64);
 	}
-	(s, finite)
+	for x in rest {
+		finite &= x.is_finite();
+		sums[0] += f64::from(*x) * f64::from(*x);
+	}
+	(sums.iter().sum(), finite)
 }
 
 /// Why a contribution was rejected.
@@ -318,6 +328,24 @@ mod tests {
 		let (agg, s) = aggregate(&[(k(1), 1, &a), (k(2), 3, &b)], 2, &cfg).unwrap();
 		assert_eq!(agg.unwrap(), vec![2.5, 5.0]);
 		assert!(s.rejected.is_empty());
+	}
+
+	#[test]
+	fn partial_stat_sums_squares_and_finds_non_finite_values_in_every_lane() {
+		for n in [0usize, 1, 7, 8, 9, 1000, 1003] {
+			let xs: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
+			let naive: f64 = xs.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+			let (s, finite) = partial_stat(&xs);
+			assert!(finite);
+			assert!((s - naive).abs() <= 1e-12 * naive.max(1.0), "n={n}: {s} vs {naive}");
+			for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+				for at in (0..n).step_by(5).chain(n.checked_sub(1)) {
+					let mut ys = xs.clone();
+					ys[at] = bad;
+					assert!(!partial_stat(&ys).1, "n={n}: {bad} at {at} missed");
+				}
+			}
+		}
 	}
 
 	#[test]

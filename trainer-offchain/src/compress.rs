@@ -191,15 +191,9 @@ impl Compression {
 	pub fn decode_block(&self, bytes: &[u8], len: usize) -> Result<Vec<f32>> {
 		match *self {
 			Compression::None => {
-				ensure!(
-					bytes.len() == len * 4,
-					"raw block: {} bytes for {len} values",
-					bytes.len()
-				);
-				Ok(bytes
-					.chunks_exact(4)
-					.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-					.collect())
+				let mut out = Vec::with_capacity(len);
+				decode_raw_into(bytes, len, &mut out)?;
+				Ok(out)
 			},
 			Compression::Fp16 => {
 				ensure!(
@@ -360,12 +354,24 @@ pub fn decode_blocks(
 ) -> Result<Vec<f32>> {
 	let nb = block_count(len);
 	ensure!(first + blocks.len() <= nb, "block range {first}+{} beyond {nb}", blocks.len());
-	let mut out = Vec::new();
+	let total = (first..first + blocks.len()).map(|b| block_range(len, nb, b).len()).sum();
+	let mut out = Vec::with_capacity(total);
 	for (j, b) in blocks.iter().enumerate() {
 		let r = block_range(len, nb, first + j);
-		out.extend(compression.decode_block(b, r.len())?);
+		match compression {
+			// Raw values go straight into the output, without a vector per block.
+			Compression::None => decode_raw_into(b, r.len(), &mut out)?,
+			_ => out.extend(compression.decode_block(b, r.len())?),
+		}
 	}
 	Ok(out)
+}
+
+/// Append the `len` little-endian f32 values of a raw block to `out`.
+fn decode_raw_into(bytes: &[u8], len: usize, out: &mut Vec<f32>) -> Result<()> {
+	ensure!(bytes.len() == len * 4, "raw block: {} bytes for {len} values", bytes.len());
+	out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+	Ok(())
 }
 
 #[cfg(test)]
