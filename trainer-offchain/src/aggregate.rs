@@ -253,13 +253,21 @@ pub fn aggregate_columns(
 			} else {
 				accepted.iter().map(|a| a.scale as f64 / n as f64).collect()
 			};
-			let mut acc = vec![0f64; len];
-			for (col, w) in columns.iter().zip(&weights) {
-				for (a, x) in acc.iter_mut().zip(col.iter()) {
-					*a += *x as f64 * w;
+			// A tile at a time, so that the running sums stay in cache: each value gets the
+			// same additions in the same order as over whole columns.
+			const TILE: usize = 2048;
+			let mut acc = [0f64; TILE];
+			for start in (0..len).step_by(TILE) {
+				let end = (start + TILE).min(len);
+				let acc = acc.get_mut(..end - start).unwrap_or_default();
+				acc.fill(0.0);
+				for (col, w) in columns.iter().zip(&weights) {
+					for (a, x) in acc.iter_mut().zip(col.get(start..end).unwrap_or_default()) {
+						*a += *x as f64 * w;
+					}
 				}
+				out.extend(acc.iter().map(|a| *a as f32));
 			}
-			out.extend(acc.into_iter().map(|a| a as f32));
 		},
 		Aggregator::Median | Aggregator::Trimmed { .. } => {
 			let trim = match aggregator {

@@ -143,8 +143,7 @@ pub async fn read_message<R: AsyncRead + Unpin>(
 		if start + len > max {
 			return Err(DirectError::TooLarge(start + len, max));
 		}
-		msg.resize(start + len + TAG_LEN, 0);
-		io.read_exact(&mut msg[start..]).await?;
+		read_appending(io, &mut msg, len + TAG_LEN).await?;
 		let nonce = session.nonce()?;
 		session
 			.key
@@ -167,6 +166,24 @@ pub async fn read_message<R: AsyncRead + Unpin>(
 			};
 		}
 	}
+}
+
+/// Read exactly `n` more bytes onto the end of `buf`, into its spare capacity (not zeroed
+/// first, as `resize` would).
+async fn read_appending<R: AsyncRead + Unpin>(
+	io: &mut R,
+	buf: &mut Vec<u8>,
+	n: usize,
+) -> std::io::Result<()> {
+	let end = buf.len() + n;
+	buf.reserve(n);
+	let mut limited = io.take(n as u64);
+	while buf.len() < end {
+		if limited.read_buf(buf).await? == 0 {
+			return Err(std::io::ErrorKind::UnexpectedEof.into());
+		}
+	}
+	Ok(())
 }
 
 /// The dialer's side of the preface: announce `peer_id`, read the challenge, derive the key.
