@@ -280,6 +280,20 @@ fn signed_bytes(job: JobId, round: RoundIndex, who: &PublicKey, digest: Hash32) 
 }
 
 /// The blocks' leaf hashes: `given` if there are any, else computed (empty without blocks).
+/// The signature of `body` (encoded as `bytes`; its blocks' leaf hashes `leaves`, computed
+/// here if `None`) by `keys`, and the digest it covers: the one place a body is signed.
+fn sign_body<B: Sealable>(
+	keys: &Keys,
+	job: JobId,
+	round: RoundIndex,
+	body: &B,
+	bytes: &[u8],
+	leaves: Option<&[Hash32]>,
+) -> (SignatureBytes, Hash32) {
+	let digest = body.sealed_digest(bytes, &leaves_of(body, leaves));
+	(keys.sign(&signed_bytes(job, round, &keys.public(), digest)), digest)
+}
+
 fn leaves_of<B: Sealable>(body: &B, given: Option<&[Hash32]>) -> Vec<Hash32> {
 	match (given, body.block_list()) {
 		(Some(l), _) => l.to_vec(),
@@ -289,23 +303,11 @@ fn leaves_of<B: Sealable>(body: &B, given: Option<&[Hash32]>) -> Vec<Hash32> {
 }
 
 impl Envelope {
-	/// Sign a body; also returns the digest signed.
-	pub fn seal_with_digest(
-		keys: &Keys,
-		job: JobId,
-		round: RoundIndex,
-		body: &Body,
-	) -> (Self, Hash32) {
-		let bytes = body.encode();
-		let who = keys.public();
-		let digest = body.digest(&bytes, &leaves_of(body, None));
-		let sig = keys.sign(&signed_bytes(job, round, &who, digest));
-		(Self { job, round, who, body: bytes, sig }, digest)
-	}
-
 	/// Sign a body.
 	pub fn seal(keys: &Keys, job: JobId, round: RoundIndex, body: &Body) -> Self {
-		Self::seal_with_digest(keys, job, round, body).0
+		let bytes = body.encode();
+		let (sig, _) = sign_body(keys, job, round, body, &bytes, None);
+		Self { job, round, who: keys.public(), body: bytes, sig }
 	}
 
 	/// Sign and encode.
@@ -349,9 +351,8 @@ impl Envelope {
 		codec::Compact(compact_len).encode_to(&mut out);
 		let start = out.len();
 		body.encode_to(&mut out);
-		let leaves = leaves_of(body, leaves);
-		let digest = body.sealed_digest(out.get(start..).unwrap_or_default(), &leaves);
-		let sig = keys.sign(&signed_bytes(job, round, &who, digest));
+		let (sig, digest) =
+			sign_body(keys, job, round, body, out.get(start..).unwrap_or_default(), leaves);
 		sig.encode_to(&mut out);
 		(out, sig, digest)
 	}

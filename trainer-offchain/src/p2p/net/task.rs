@@ -132,7 +132,7 @@ impl NetTask {
 	/// Send by request-response, re-sent on failure until the message's deadline (if any).
 	fn send_by_libp2p(&mut self, peer: PeerId, out: Outgoing) {
 		let Outgoing { data, retry_until } = out;
-		let resend = retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
+		let resend = resend_until(peer, &data, retry_until);
 		self.send_msg(peer, data, None, resend)
 	}
 
@@ -196,8 +196,7 @@ impl NetTask {
 				}
 			},
 			Command::Send { peer, data, reply, retry_until } => {
-				let resend =
-					retry_until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 });
+				let resend = resend_until(peer, &data, retry_until);
 				self.send_msg(peer, data, reply, resend)
 			},
 			Command::DirectFailed { peer, generation, unsent } => {
@@ -243,4 +242,9 @@ impl NetTask {
 			tracing::debug!("response channel closed");
 		}
 	}
+}
+
+/// What to send again if a request of `data` to `peer` fails, if it has a deadline.
+fn resend_until(peer: PeerId, data: &Arc<Vec<u8>>, until: Option<Instant>) -> Option<Resend> {
+	until.map(|until| Resend { peer, data: data.clone(), until, tries: 0 })
 }

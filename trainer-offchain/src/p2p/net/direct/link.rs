@@ -62,15 +62,11 @@ impl Link {
 		buf: &mut Vec<u8>,
 	) -> Result<(), DirectError> {
 		let write = async {
-			if conn.is_none() {
-				*conn = Some(self.connect().await?);
-			}
-			match conn.as_mut() {
-				Some((stream, session)) => {
-					seal::write_message(stream, session, &out.data, buf).await
-				},
-				None => Err(DirectError::Preface),
-			}
+			let (stream, session) = match conn {
+				Some(c) => c,
+				None => conn.insert(self.connect().await?),
+			};
+			seal::write_message(stream, session, &out.data, buf).await
 		};
 		match out.retry_until {
 			Some(until) => tokio::time::timeout_at(until.into(), write)
